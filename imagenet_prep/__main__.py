@@ -1,0 +1,3 @@
+from imagenet_prep.cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""The `imagenet-prep` command: a thin Typer layer over the library.
+
+Each command module registers its commands on ``app`` and imports the library lazily inside the command, so
+``imagenet-prep --help`` stays fast and never loads WordNet.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+from ..errors import ImagenetPrepError
+from . import archives_cmd, build_cmd, sample_cmd, synsets_cmd
+
+app = typer.Typer(
+    name="imagenet-prep",
+    help=(
+        "Get ImageNet (ILSVRC2012) ready to train on.\n\n"
+        "Example: imagenet-prep sample ./mini && imagenet-prep build --source ./mini --out ./imagenet-mini"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"imagenet-prep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Get ImageNet (ILSVRC2012) ready to train on."""
+
+
+for _module in (archives_cmd, sample_cmd, build_cmd, synsets_cmd):
+    _module.register(app)
+
+
+def main() -> None:
+    """Console entry point: domain errors become one line on stderr and the documented exit code."""
+    try:
+        app()
+    except ImagenetPrepError as exc:
+        typer.echo(f"imagenet-prep: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
