@@ -1,9 +1,78 @@
-"""CLI commands (placeholder until the owning module lands)."""
+"""`imagenet-prep sample`: write the built-in miniature ILSVRC2012 release."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Register this module's commands on the root app."""
+    app.command(name="sample")(sample)
+
+
+def sample(
+    dest: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Folder to write the release into (created if needed).")
+    ],
+    classes: Annotated[
+        int,
+        typer.Option("--classes", min=1, max=1000, help="Number of classes (10+ start with Imagenette's)."),
+    ] = 10,
+    train_per_class: Annotated[
+        int, typer.Option("--train-per-class", min=1, help="Train images per class.")
+    ] = 10,
+    val_per_class: Annotated[
+        int, typer.Option("--val-per-class", min=0, max=50, help="Validation images per class (real names).")
+    ] = 5,
+    realistic: Annotated[
+        bool,
+        typer.Option(
+            "--realistic", help="ImageNet-like images: ~500 px, JPEG quality 96, no chroma subsampling."
+        ),
+    ] = False,
+    quirks: Annotated[
+        bool,
+        typer.Option(
+            "--quirks", help="Add the real odd files: a CMYK JPEG, a PNG named .JPEG, grayscale, progressive."
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 0,
+    wnids: Annotated[
+        str | None, typer.Option("--wnids", help="Comma-separated wnids to use instead of --classes.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace release files already in DEST.")
+    ] = False,
+) -> None:
+    """Write a miniature ILSVRC2012 release (the exact real archive format, generated images, MD5SUMS).
+
+    Example: imagenet-prep sample ./mini --classes 20 --quirks
+    """
+    from tqdm import tqdm
+
+    from ..sample import SampleSpec, choose_wnids, write_sample
+
+    wnid_list = tuple(w.strip() for w in wnids.split(",") if w.strip()) if wnids is not None else None
+    spec = SampleSpec(
+        classes=classes,
+        train_per_class=train_per_class,
+        val_per_class=val_per_class,
+        realistic=realistic,
+        quirks=quirks,
+        seed=seed,
+        wnids=wnid_list,
+    )
+    total_images = len(choose_wnids(spec)) * (train_per_class + val_per_class)
+    with tqdm(total=total_images, desc="sample", unit="img", leave=False, disable=None) as bar:
+        release = write_sample(dest, spec, progress=bar.update, overwrite=overwrite)
+    n_train = sum(len(names) for names in release.train_files.values())
+    total = sum(p.stat().st_size for p in (release.train_tar, release.val_tar, release.devkit))
+    extra = f", {len(release.quirk_files)} quirk files" if release.quirk_files else ""
+    typer.echo(
+        f"Wrote a miniature ILSVRC2012 release to {release.root}: {len(release.wnids)} classes, "
+        f"{n_train} train + {len(release.val_files)} val images{extra}, {total / 1e6:.1f} MB "
+        f"(checksums in MD5SUMS). Next: imagenet-prep build --source {release.root} --out OUT"
+    )
