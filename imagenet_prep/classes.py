@@ -119,14 +119,14 @@ def _looks_like_wnid(token: str) -> bool:
 
 def _unknown_message(token: str) -> str:
     keys = list(_by_wnid()) if _looks_like_wnid(token) else list(_by_lower_name())
-    close = difflib.get_close_matches(token if _looks_like_wnid(token) else token.lower(), keys, n=5, cutoff=0.6)
+    close = difflib.get_close_matches(
+        token if _looks_like_wnid(token) else token.lower(), keys, n=5, cutoff=0.6
+    )
     hint = ""
     if close:
         described = [f"{key} ({_by_wnid()[key].name})" if key in _by_wnid() else key for key in close]
         hint = f" Close matches: {', '.join(described)}."
-    return (
-        f"'{token}' is not an ImageNet-1K class.{hint} `imagenet-prep synsets search TEXT` finds classes by name."
-    )
+    return f"'{token}' is not an ImageNet-1K class.{hint} `imagenet-prep synsets search TEXT` finds classes by name."
 
 
 def resolve(tokens: Iterable[str]) -> tuple[str, ...]:
@@ -180,7 +180,9 @@ def val_file_name(number: int) -> str:
 def subset_names() -> tuple[str, ...]:
     """Named subsets bundled with the tool (imagenette, imagewoof, imagenet-100, ...)."""
     folder = resources.files("imagenet_prep").joinpath("data", "subsets")
-    return tuple(sorted(entry.name[: -len(".txt")] for entry in folder.iterdir() if entry.name.endswith(".txt")))
+    return tuple(
+        sorted(entry.name[: -len(".txt")] for entry in folder.iterdir() if entry.name.endswith(".txt"))
+    )
 
 
 @functools.cache

@@ -16,7 +16,16 @@ from . import classes
 from .atomic import write_text_atomic
 
 LABEL_FILES = ("labels.txt", "class_index.json", "classes.csv")
-CLASSES_CSV_FIELDS = ("index", "wnid", "imagenet1k_index", "ilsvrc2012_id", "tf_index", "name", "lemmas", "gloss")
+CLASSES_CSV_FIELDS = (
+    "index",
+    "wnid",
+    "imagenet1k_index",
+    "ilsvrc2012_id",
+    "tf_index",
+    "name",
+    "lemmas",
+    "gloss",
+)
 
 
 def ordered_wnids(wnids: Iterable[str]) -> tuple[str, ...]:
@@ -41,7 +50,9 @@ def classes_csv(wnids: Iterable[str]) -> str:
     for i, wnid in enumerate(ordered_wnids(wnids)):
         info = classes.by_wnid(wnid)
         lemmas = ", ".join(lemma.replace("_", " ") for lemma in info.lemmas)
-        writer.writerow([i, wnid, info.index, info.ilsvrc2012_id, info.tf_index, info.name, lemmas, info.gloss])
+        writer.writerow(
+            [i, wnid, info.index, info.ilsvrc2012_id, info.tf_index, info.name, lemmas, info.gloss]
+        )
     return buffer.getvalue()
 
 

@@ -33,7 +33,11 @@ if TYPE_CHECKING:  # pragma: no cover
 REQUIRED_VERSION = "3.0"
 ENV_WORDNET_DIR = "IMAGENET_PREP_WORDNET"
 ENV_CACHE_DIR = "IMAGENET_PREP_CACHE"
-SYSTEM_DICT_DIRS = (Path("/usr/share/wordnet"), Path("/usr/local/share/wordnet"), Path("/usr/share/wordnet/dict"))
+SYSTEM_DICT_DIRS = (
+    Path("/usr/share/wordnet"),
+    Path("/usr/local/share/wordnet"),
+    Path("/usr/share/wordnet/dict"),
+)
 
 # The files nltk's WordNetCorpusReader opens (index.sense for sense keys; lexnames is written by us if absent).
 _DICT_FILES = (
@@ -54,15 +58,53 @@ _DICT_FILES = (
 _REQUIRED_FILES = ("data.noun", "index.noun", "data.adj", "index.sense")
 
 # lexnames(5WN): file number, lexicographer file name, syntactic category.
-_LEXNAMES = (
-    "adj.all 3|adj.pert 3|adv.all 4|noun.Tops 1|noun.act 1|noun.animal 1|noun.artifact 1|noun.attribute 1|"
-    "noun.body 1|noun.cognition 1|noun.communication 1|noun.event 1|noun.feeling 1|noun.food 1|noun.group 1|"
-    "noun.location 1|noun.motive 1|noun.object 1|noun.person 1|noun.phenomenon 1|noun.plant 1|"
-    "noun.possession 1|noun.process 1|noun.quantity 1|noun.relation 1|noun.shape 1|noun.state 1|"
-    "noun.substance 1|noun.time 1|verb.body 2|verb.change 2|verb.cognition 2|verb.communication 2|"
-    "verb.competition 2|verb.consumption 2|verb.contact 2|verb.creation 2|verb.emotion 2|verb.motion 2|"
-    "verb.perception 2|verb.possession 2|verb.social 2|verb.stative 2|verb.weather 2|adj.ppl 3"
-).split("|")
+_LEXNAMES = [
+    "adj.all 3",
+    "adj.pert 3",
+    "adv.all 4",
+    "noun.Tops 1",
+    "noun.act 1",
+    "noun.animal 1",
+    "noun.artifact 1",
+    "noun.attribute 1",
+    "noun.body 1",
+    "noun.cognition 1",
+    "noun.communication 1",
+    "noun.event 1",
+    "noun.feeling 1",
+    "noun.food 1",
+    "noun.group 1",
+    "noun.location 1",
+    "noun.motive 1",
+    "noun.object 1",
+    "noun.person 1",
+    "noun.phenomenon 1",
+    "noun.plant 1",
+    "noun.possession 1",
+    "noun.process 1",
+    "noun.quantity 1",
+    "noun.relation 1",
+    "noun.shape 1",
+    "noun.state 1",
+    "noun.substance 1",
+    "noun.time 1",
+    "verb.body 2",
+    "verb.change 2",
+    "verb.cognition 2",
+    "verb.communication 2",
+    "verb.competition 2",
+    "verb.consumption 2",
+    "verb.contact 2",
+    "verb.creation 2",
+    "verb.emotion 2",
+    "verb.motion 2",
+    "verb.perception 2",
+    "verb.possession 2",
+    "verb.social 2",
+    "verb.stative 2",
+    "verb.weather 2",
+    "adj.ppl 3",
+]
 
 _INSTALL_HINT = (
     "Install WordNet 3.0: `python -m nltk.downloader wordnet` where the internet is reachable, or offline "
@@ -146,17 +188,24 @@ def prepare(dict_dir: Path) -> WordNetLocation:
                 "".join(f"{i:02d}\t{entry.replace(' ', chr(9))}\n" for i, entry in enumerate(_LEXNAMES))
             )
         (staging / "SOURCE").write_text(f"{dict_dir}\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
+        # Another process may have finished first: keep its copy (it may be reading it); only a broken
+        # leftover is replaced.
+        if target.exists() and not _check_prepared(target):
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not _check_prepared(target):
+                raise
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return WordNetLocation(root, "cache", dict_dir, version)
 
 
 def _check_prepared(corpus_dir: Path) -> bool:
-    return corpus_dir.is_dir() and (corpus_dir / "lexnames").is_file() and dict_version(corpus_dir) is not None
+    return (
+        corpus_dir.is_dir() and (corpus_dir / "lexnames").is_file() and dict_version(corpus_dir) is not None
+    )
 
 
 def _nltk_corpus_dir() -> Path | None:

@@ -1,9 +1,239 @@
-"""CLI commands (placeholder until the owning module lands)."""
+"""CLI commands `fetch` and `verify` (release archives). The library does the work; this renders it."""
 
 from __future__ import annotations
 
+import json
+import threading
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+DEFAULT_BASE_URL = (
+    "https://image-net.org/data/ILSVRC/2012/"  # repeated from catalog: keeps --help import-free
+)
+
+
+def _parse_headers(values: list[str] | None) -> dict[str, str]:
+    from ..errors import UsageError
+
+    headers: dict[str, str] = {}
+    for value in values or []:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+            raise UsageError(
+                f"--header wants 'Name: value', e.g. --header 'Authorization: Bearer TOKEN' (got {name!r})"
+            )
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+class _Bars:
+    """tqdm byte bars, one per file (bytes/s and ETA), shown only on a terminal."""
+
+    def __init__(self, stacked: bool) -> None:
+        self._stacked = stacked
+        self._bars: list = []
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str, total: int | None, initial: int):
+        from tqdm import tqdm
+
+        with self._lock:
+            bar = tqdm(
+                total=total,
+                initial=initial,
+                desc=name,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                position=len(self._bars) if self._stacked else None,
+                leave=True,
+                dynamic_ncols=True,
+                disable=None,  # None: no bar when stderr is not a terminal (CI logs stay clean)
+            )
+            self._bars.append(bar)
+        return bar.update
+
+    def close(self) -> None:
+        for bar in self._bars:
+            bar.close()
 
 
 def register(app: typer.Typer) -> None:
-    """Register this module's commands on the root app."""
+    """Register `fetch` and `verify` on the root app."""
+
+    @app.command("fetch")
+    def fetch_cmd(
+        dest: Annotated[Path, typer.Option("--dest", help="Folder to download into (created if missing).")],
+        only: Annotated[
+            str | None,
+            typer.Option(
+                "--only",
+                help="Comma-separated archives: train, val, devkit, test, bbox_train, bbox_val, devkit_t3, "
+                "train_t3, or file names from --checksums. Default: train,val,devkit.",
+            ),
+        ] = None,
+        base_url: Annotated[
+            str | None,
+            typer.Option(
+                "--base-url",
+                help="Where the files are: an http(s) URL, a local folder or file:// URL. "
+                f"Default: {DEFAULT_BASE_URL} (needs an image-net.org account).",
+            ),
+        ] = None,
+        checksums: Annotated[
+            Path | None,
+            typer.Option(
+                "--checksums", help="MD5SUMS file that overrides the built-in checksums (mirrors, samples)."
+            ),
+        ] = None,
+        jobs: Annotated[int, typer.Option("--jobs", min=1, help="Files downloaded at once.")] = 1,
+        header: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--header",
+                help="Extra request header 'Name: value' (repeatable); sent to the base host only.",
+            ),
+        ] = None,
+        cookie: Annotated[
+            list[str] | None,
+            typer.Option("--cookie", help="Cookie 'name=value' (repeatable); sent to the base host only."),
+        ] = None,
+        timeout: Annotated[
+            float, typer.Option("--timeout", min=0.1, help="Seconds without data before resuming.")
+        ] = 60.0,
+        retries: Annotated[
+            int, typer.Option("--retries", min=0, help="Retries per request (connect, 5xx).")
+        ] = 5,
+    ) -> None:
+        """Download ILSVRC2012 archives: resumable, MD5-verified, atomic.
+
+        Credentials come from ~/.netrc, IMAGENET_PREP_USER / IMAGENET_PREP_PASSWORD, --header or --cookie and
+        are never printed.
+
+        Example: imagenet-prep fetch --dest ./ilsvrc --only val,devkit --base-url /mnt/mirror
+        """
+        from ..errors import UsageError
+        from ..fetch import credentials_available, fetch
+
+        headers = _parse_headers(header)
+        cookies = "; ".join(c.strip() for c in cookie or [] if c.strip()) or None
+        if base_url is None and not credentials_available(DEFAULT_BASE_URL, headers=headers, cookies=cookies):
+            raise UsageError(
+                f"{DEFAULT_BASE_URL} serves ILSVRC2012 only to signed-in image-net.org accounts and no "
+                "credentials were found: add 'machine image-net.org login USER password PASS' to ~/.netrc, "
+                "or set IMAGENET_PREP_USER and IMAGENET_PREP_PASSWORD, or pass --header / --cookie; or fetch "
+                "from a mirror with --base-url URL-or-FOLDER "
+                "(e.g. imagenet-prep fetch --dest ./ilsvrc --base-url /mnt/ILSVRC2012)"
+            )
+        keys = [k.strip() for k in only.split(",") if k.strip()] if only else None
+        bars = _Bars(stacked=jobs > 1)
+        try:
+            results = fetch(
+                dest,
+                keys,
+                base_url or DEFAULT_BASE_URL,
+                checksums=checksums,
+                jobs=jobs,
+                headers=headers or None,
+                cookies=cookies,
+                progress=bars,
+                timeout=(min(30.0, timeout), timeout),
+                retries=retries,
+            )
+        finally:
+            bars.close()
+        for r in results:
+            if r.ok:
+                md5 = f"  md5 {r.md5}" if r.md5 else ""
+                typer.echo(f"{r.status:<18} {r.file}  {_human(r.size)}{md5}")
+        failed = [r for r in results if not r.ok]
+        for r in failed:
+            typer.echo(f"imagenet-prep: error: {r.error}", err=True)
+        if failed:
+            raise typer.Exit(1)
+
+    @app.command("verify")
+    def verify_cmd(
+        folder: Annotated[Path, typer.Argument(help="Folder holding the archives.")],
+        checksums: Annotated[
+            Path | None,
+            typer.Option(
+                "--checksums", help="MD5SUMS file that overrides the built-in checksums (mirrors, samples)."
+            ),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    ) -> None:
+        """Check the size and MD5 of every known archive in FOLDER (MD5s are cached: a re-check is instant).
+
+        Exit 0 when all present archives match, 1 when one does not, 2 when none is present.
+
+        Example: imagenet-prep verify ./ilsvrc
+        """
+        from ..errors import InputError
+        from ..verify import missing, verify
+
+        bars = _Bars(stacked=False)
+        try:
+            results = verify(folder, checksums=checksums, progress=None if as_json else bars)
+        finally:
+            bars.close()
+        absent = missing(folder, checksums)
+        if not any(r.status in ("ok", "mismatch") for r in results):
+            unverified = (
+                f" ({', '.join(r.file for r in results)} present but no MD5 is known)" if results else ""
+            )
+            raise InputError(
+                f"no known archive to verify in {folder}{unverified}; expected any of: {', '.join(absent)}; "
+                f"download them with `imagenet-prep fetch --dest {folder}`"
+            )
+        bad = [r for r in results if r.status == "mismatch"]
+        if as_json:
+            doc = {
+                "folder": str(folder),
+                "ok": not bad,
+                "results": [r.to_dict() for r in results],
+                "missing": absent,
+            }
+            typer.echo(json.dumps(doc, indent=2))
+        else:
+            for r in results:
+                if r.status == "ok":
+                    note = " (cached)" if r.cached else ""
+                    typer.echo(f"OK          {r.file}  {_human(r.actual_size)}  md5 {r.actual_md5}{note}")
+                elif r.status == "unverified":
+                    typer.echo(
+                        f"UNVERIFIED  {r.file}  {_human(r.actual_size)}  no MD5 known (pass --checksums)"
+                    )
+                elif r.size_ok is False:
+                    typer.echo(f"MISMATCH    {r.file}  size {r.actual_size}, expected {r.expected_size}")
+                else:
+                    typer.echo(f"MISMATCH    {r.file}  md5 {r.actual_md5}, expected {r.expected_md5}")
+            summary = f"{sum(r.ok for r in results)} ok, {len(bad)} mismatched"
+            typer.echo(summary + (f"; not present: {', '.join(absent)}" if absent else ""))
+        if bad:
+            names = ", ".join(r.file for r in bad)
+            hint = ""
+            if checksums is None and (folder / "MD5SUMS").is_file():
+                hint = (
+                    f"; {folder / 'MD5SUMS'} exists: for a mirror or sample release, "
+                    f"pass --checksums {folder / 'MD5SUMS'}"
+                )
+            typer.echo(
+                f"imagenet-prep: error: {len(bad)} archive(s) do not match: {names}; delete them and run "
+                f"`imagenet-prep fetch --dest {folder}` again{hint}",
+                err=True,
+            )
+            raise typer.Exit(1)

@@ -1,0 +1,233 @@
+"""Check release archives on disk against their known size and MD5, with a cache so a re-check is instant.
+
+The MD5 of a file is cached in ``<dir>/.imagenet-prep-verify.json`` keyed by (name, size, mtime_ns): a file
+whose size and modification time are unchanged is not read again. When ``<dir>`` is not writable the cache
+goes to ``$IMAGENET_PREP_CACHE/verify/`` (default ``$XDG_CACHE_HOME/imagenet-prep`` or
+``~/.cache/imagenet-prep``), one JSON file per folder. The cache stores facts about bytes (their MD5), never
+verdicts, so an MD5SUMS file given later is checked against the cached hash too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .catalog import Expected, expected_for, known_filenames, parse_md5sums
+from .errors import InputError
+
+SIDECAR_NAME = ".imagenet-prep-verify.json"
+CHUNK_SIZE = 4 << 20  # large reads: hashing a 148 GB tar is disk-bound, not call-bound
+
+Progress = Callable[[int], None]
+#: Called as ``factory(file_name, total_bytes_or_None, initial_bytes)`` when work on a file starts; returns
+#: the callback that then receives byte increments (negative when a download restarts), or None for no
+#: progress.
+ProgressFactory = Callable[[str, "int | None", int], "Progress | None"]
+
+_CACHE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The check of one file. ``size_ok``/``md5_ok`` are None when there was nothing to compare against (or,
+    for the MD5, when the size already failed). ``bytes_read`` counts bytes hashed (0 when the cache
+    answered)."""
+
+    file: str
+    path: str
+    size_ok: bool | None
+    md5_ok: bool | None
+    expected_size: int | None
+    actual_size: int
+    expected_md5: str | None
+    actual_md5: str | None
+    cached: bool
+    bytes_read: int
+
+    @property
+    def status(self) -> str:
+        """``ok`` (MD5 matches), ``mismatch`` (size or MD5 differs), ``unverified`` (no MD5 known to
+        check)."""
+        if self.size_ok is False or self.md5_ok is False:
+            return "mismatch"
+        return "ok" if self.md5_ok else "unverified"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "status": self.status}
+
+
+def cache_dir() -> Path:
+    """The tool's cache folder for data about read-only folders (see module doc)."""
+    env = os.environ.get("IMAGENET_PREP_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "imagenet-prep"
+
+
+def _hash(path: Path, progress: Progress | None = None) -> tuple[str, int]:
+    digest = hashlib.md5(usedforsecurity=False)
+    nbytes = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(CHUNK_SIZE):
+            digest.update(chunk)
+            nbytes += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return digest.hexdigest(), nbytes
+
+
+def md5_file(path: str | Path, progress: Progress | None = None) -> str:
+    """Hex MD5 of a file, read in 4 MiB chunks; ``progress`` receives the bytes of each chunk."""
+    return _hash(Path(path), progress)[0]
+
+
+def _cache_paths(folder: Path) -> tuple[Path, Path]:
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:24]
+    return folder / SIDECAR_NAME, cache_dir() / "verify" / f"{key}.json"
+
+
+def _read_entries(path: Path) -> dict[str, dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # absent or damaged: the cost is a re-hash, never a wrong answer
+    entries = data.get("entries") if isinstance(data, dict) else None
+    return entries if isinstance(entries, dict) else {}
+
+
+def _write_entries(path: Path, entries: dict[str, dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(
+            json.dumps({"version": 1, "entries": entries}, indent=1, sort_keys=True), encoding="utf-8"
+        )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def cached_md5(path: str | Path) -> str | None:
+    """The cached MD5 of ``path`` if its size and mtime are those recorded, else None."""
+    path = Path(path)
+    st = path.stat()
+    with _CACHE_LOCK:
+        for cache in _cache_paths(path.parent):
+            entry = _read_entries(cache).get(path.name)
+            if (
+                isinstance(entry, dict)
+                and entry.get("size") == st.st_size
+                and entry.get("mtime_ns") == st.st_mtime_ns
+                and isinstance(entry.get("md5"), str)
+            ):
+                return entry["md5"]
+    return None
+
+
+def record_md5(path: str | Path, md5: str) -> None:
+    """Remember ``md5`` for ``path`` as it is now (size, mtime). Falls back to the cache dir when the folder
+    is read-only; silently gives up when neither is writable (the only cost is a later re-hash)."""
+    path = Path(path)
+    st = path.stat()
+    entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "md5": md5}
+    with _CACHE_LOCK:
+        for cache in _cache_paths(path.parent):
+            # Re-read before writing so that entries another process added meanwhile are kept.
+            entries = _read_entries(cache)
+            entries[path.name] = entry
+            try:
+                _write_entries(cache, entries)
+                return
+            except OSError:
+                continue
+
+
+def check_file(
+    path: str | Path,
+    expected: Expected,
+    *,
+    use_cache: bool = True,
+    progress: ProgressFactory | None = None,
+) -> VerifyResult:
+    """Compare one file with ``expected``: size first (instant), then MD5 (cached, or hashed with
+    progress)."""
+    path = Path(path)
+    size = path.stat().st_size
+    size_ok = None if expected.size is None else size == expected.size
+    actual_md5: str | None = None
+    cached = False
+    nread = 0
+    if expected.md5 is not None and size_ok is not False:
+        if use_cache:
+            actual_md5 = cached_md5(path)
+            cached = actual_md5 is not None
+        if actual_md5 is None:
+            callback = progress(expected.filename, size, 0) if progress else None
+            actual_md5, nread = _hash(path, callback)
+            if use_cache:
+                record_md5(path, actual_md5)
+    return VerifyResult(
+        file=expected.filename,
+        path=str(path),
+        size_ok=size_ok,
+        md5_ok=None if actual_md5 is None else actual_md5 == expected.md5,
+        expected_size=expected.size,
+        actual_size=size,
+        expected_md5=expected.md5,
+        actual_md5=actual_md5,
+        cached=cached,
+        bytes_read=nread,
+    )
+
+
+def load_checksums(checksums: Mapping[str, str] | str | Path | None) -> dict[str, str] | None:
+    """Accept an MD5SUMS path or an already parsed mapping."""
+    if checksums is None:
+        return None
+    if isinstance(checksums, Mapping):
+        return {name: md5.lower() for name, md5 in checksums.items()}
+    return parse_md5sums(checksums)
+
+
+def verify(
+    folder: str | Path,
+    *,
+    checksums: Mapping[str, str] | str | Path | None = None,
+    progress: ProgressFactory | None = None,
+    use_cache: bool = True,
+) -> list[VerifyResult]:
+    """Check every known archive present in ``folder`` (catalog names plus names in ``checksums``).
+
+    Missing archives are not reported (see ``missing``). Raises InputError when ``folder`` is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder; pass the folder that holds the ILSVRC2012 archives")
+    overrides = load_checksums(checksums)
+    results = []
+    for name in known_filenames(overrides):
+        path = folder / name
+        if path.is_file():
+            results.append(
+                check_file(path, expected_for(name, overrides), use_cache=use_cache, progress=progress)
+            )
+    return results
+
+
+def missing(folder: str | Path, checksums: Mapping[str, str] | str | Path | None = None) -> list[str]:
+    """Known archive names absent from ``folder`` (all of the MD5SUMS names when one is given, else the
+    catalog's)."""
+    folder = Path(folder)
+    overrides = load_checksums(checksums)
+    names = list(overrides) if overrides else known_filenames()
+    return [name for name in names if not (folder / name).is_file()]

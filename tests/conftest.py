@@ -1,0 +1,41 @@
+"""Shared fixtures. Every test run gets its own cache folder, so nothing is written to the user's ~/.cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_CACHE = Path(tempfile.mkdtemp(prefix="imagenet-prep-test-cache-"))
+os.environ["IMAGENET_PREP_CACHE"] = str(_SESSION_CACHE)
+os.environ["XDG_CACHE_HOME"] = str(_SESSION_CACHE / "xdg")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def quirky_release(tmp_path_factory: pytest.TempPathFactory):
+    """A miniature release in the real format: 12 classes (Imagenette + dogs + quirk classes), quirk files."""
+    from imagenet_prep.sample import SampleSpec, write_sample
+
+    return write_sample(
+        tmp_path_factory.mktemp("quirky-release"),
+        SampleSpec(classes=12, train_per_class=6, val_per_class=3, quirks=True, seed=1),
+    )
+
+
+@pytest.fixture(scope="session")
+def dog_release(tmp_path_factory: pytest.TempPathFactory):
+    """A miniature release whose classes mix dogs (ImageNet-1K indices 151..268) and others."""
+    from imagenet_prep.sample import SampleSpec, write_sample
+
+    wnids = ("n01440764", "n02085620", "n02099601", "n02106662", "n02110185", "n02123045", "n03000684")
+    return write_sample(
+        tmp_path_factory.mktemp("dog-release"),
+        SampleSpec(train_per_class=5, val_per_class=2, seed=3, wnids=wnids, classes=len(wnids)),
+    )

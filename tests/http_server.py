@@ -1,0 +1,255 @@
+"""A real HTTP/1.1 file server on 127.0.0.1 (port 0) with switchable faults, for download tests.
+
+Usage::
+
+    with ArchiveServer({"a.tar": data}) as server:
+        server.faults.drop_after = 1000          # close the connection after 1000 body bytes ...
+        server.faults.drop_requests = 1          # ... for the first request only
+        fetch(dest, ["a.tar"], server.url, ...)
+        assert server.bytes_served < 1.2 * len(data)
+
+Faults (all off by default; the ``*_requests`` counters say for how many body requests a fault applies):
+``honor_range`` (False: answer 200 with the whole file to a Range request), ``drop_after`` (close the
+connection after K body bytes; with ``drop_reset`` by a TCP reset), ``stall_after`` (send K bytes then go
+silent for ``stall_seconds``), ``fail_status`` (answer e.g. 503 for the first N requests), ``length_delta``
+(announce Content-Length + delta; a positive delta sends the real bytes then closes, a negative one sends only
+the announced bytes), ``corrupt_at`` (flip the byte at that offset in every reply), ``redirect_to`` (302 from
+``/data/<name>`` to that URL prefix + ``<name>``; other paths are served). A range that starts at or past the
+end gets 416 with ``Content-Range: bytes */N``. Every request is recorded (method, path, headers, status, body
+bytes sent); ``bytes_served`` totals the body bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import re
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+LAST_MODIFIED = email.utils.formatdate(1_700_000_000, usegmt=True)
+
+
+@dataclass
+class Faults:
+    honor_range: bool = True
+    send_validators: bool = True
+    drop_after: int | None = None
+    drop_requests: int = 0
+    drop_reset: bool = False
+    stall_after: int | None = None
+    stall_requests: int = 0
+    stall_seconds: float = 3.0
+    fail_status: int | None = None
+    fail_requests: int = 0
+    length_delta: int = 0
+    length_requests: int = 0
+    corrupt_at: int | None = None
+    redirect_to: str | None = None
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    status: int = 0
+    body_bytes: int = 0
+
+
+@dataclass
+class _State:
+    files: dict[str, bytes]
+    faults: Faults = field(default_factory=Faults)
+    seen: list[Seen] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    body_requests: int = 0
+
+
+def etag_of(data: bytes) -> str:
+    return '"' + hashlib.md5(data).hexdigest() + '"'
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: _State  # set on the subclass made per server
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def _record(self) -> Seen:
+        seen = Seen(self.command, self.path, {k: v for k, v in self.headers.items()})
+        with self.state.lock:
+            self.state.seen.append(seen)
+        return seen
+
+    def _send_body(self, seen: Seen, body: bytes, drop_after: int | None, stall_after: int | None) -> None:
+        sent = 0
+        for i in range(0, len(body), 64 * 1024):
+            piece = body[i : i + 64 * 1024]
+            for limit, action in ((drop_after, "drop"), (stall_after, "stall")):
+                if limit is not None and sent + len(piece) > limit:
+                    piece = piece[: limit - sent]
+                    self._write(seen, piece)
+                    if action == "stall":
+                        self.state.stop.wait(self.state.faults.stall_seconds)
+                    self._abort(reset=action == "drop" and self.state.faults.drop_reset)
+                    return
+            self._write(seen, piece)
+            sent += len(piece)
+
+    def _write(self, seen: Seen, piece: bytes) -> None:
+        if not piece:
+            return
+        try:
+            self.wfile.write(piece)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+            return
+        with self.state.lock:
+            seen.body_bytes += len(piece)
+
+    def _abort(self, reset: bool) -> None:
+        if reset:
+            # SO_LINGER 0: close() sends a TCP reset, the way a dying proxy or a network fault ends a
+            # transfer. A reset makes the client's kernel discard bytes not yet read, so give it a moment to
+            # read them first (else a test could not tell "resumed from where it stopped" from "lost the
+            # tail").
+            self.state.stop.wait(0.1)
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+    def _simple(self, seen: Seen, status: int, headers: dict[str, str] | None = None) -> None:
+        seen.status = status
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_HEAD(self) -> None:
+        self.do_GET(head=True)
+
+    def do_GET(self, head: bool = False) -> None:
+        seen = self._record()
+        state = self.state
+        faults = state.faults
+        name = unquote(self.path.lstrip("/").split("?")[0]).split("/")[-1]
+        if faults.redirect_to and self.path.startswith("/data/"):
+            self._simple(
+                seen, 302, {"Location": faults.redirect_to.rstrip("/") + "/" + self.path[len("/data/") :]}
+            )
+            return
+        data = state.files.get(name)
+        if data is None:
+            self._simple(seen, 404)
+            return
+        with state.lock:
+            n = state.body_requests
+            state.body_requests += 1
+        if faults.fail_status and n < faults.fail_requests:
+            self._simple(seen, faults.fail_status)
+            return
+        if faults.corrupt_at is not None and faults.corrupt_at < len(data):
+            data = (
+                data[: faults.corrupt_at]
+                + bytes([data[faults.corrupt_at] ^ 0xFF])
+                + data[faults.corrupt_at + 1 :]
+            )
+        etag = etag_of(state.files[name])
+        validators = {"ETag": etag, "Last-Modified": LAST_MODIFIED} if faults.send_validators else {}
+        start = 0
+        status = 200
+        range_header = self.headers.get("Range")
+        if range_header and faults.honor_range:
+            if_range = self.headers.get("If-Range")
+            if if_range is None or if_range in (etag, LAST_MODIFIED):
+                m = re.match(r"^bytes=(\d+)-$", range_header.strip())
+                if m:
+                    start = int(m.group(1))
+                    if start >= len(data):
+                        self._simple(seen, 416, {"Content-Range": f"bytes */{len(data)}", **validators})
+                        return
+                    status = 206
+        body = data[start:]
+        announced = len(body)
+        lie = faults.length_delta and n < faults.length_requests
+        if lie:
+            announced = max(0, len(body) + faults.length_delta)
+            if faults.length_delta < 0:
+                body = body[:announced]
+        seen.status = status
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-tar")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(announced))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        for key, value in validators.items():
+            self.send_header(key, value)
+        if lie:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if head:
+            return
+        drop = faults.drop_after if n < faults.drop_requests else None
+        stall = faults.stall_after if n < faults.stall_requests else None
+        self._send_body(seen, body, drop, stall)
+
+
+class ArchiveServer:
+    """A threaded HTTP server in the background; use as a context manager."""
+
+    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        self.state = _State(files=dict(files or {}))
+        handler = type("Handler", (_Handler,), {"state": self.state})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/data/"
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def faults(self) -> Faults:
+        return self.state.faults
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        return self.state.files
+
+    @property
+    def seen(self) -> list[Seen]:
+        with self.state.lock:
+            return list(self.state.seen)
+
+    @property
+    def bytes_served(self) -> int:
+        with self.state.lock:
+            return sum(s.body_bytes for s in self.state.seen)
+
+    def start(self) -> ArchiveServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.state.stop.set()  # wakes stalled handlers
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ArchiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
