@@ -2,13 +2,15 @@
 """Regenerate the bundled ImageNet-1K metadata in imagenet_prep/data/ from the shared facts and WordNet 3.0.
 
     python scripts/make_metadata.py [--facts ../shared/data/ilsvrc2012] [--wordnet /usr/share/wordnet]
+                                    [--out DIR]
 
 Inputs: ilsvrc2012_id_order.txt (ILSVRC2012_ID, wnid, sorted index, devkit words), val_labels.txt (the 50,000
 validation labels), subsets/*.txt. WordNet 3.0 gives each class's lemmas and gloss. Outputs:
 - imagenet1k_classes.tsv: index, ilsvrc2012_id, wnid, name (unique), words, lemmas ('|'-joined), gloss
+- imagenet1k_synset_names.txt: wnid, WordNet sense name ("tench.n.01"): 1K lookups need no WordNet load
 - val_labels.txt.gz: line k = sorted class index of ILSVRC2012_val_{k:08d}.JPEG (50,000 lines)
 - subsets/<name>.txt: one wnid per line, with the source file named in a comment
-The output is deterministic: running it twice gives the same bytes.
+The output (into imagenet_prep/data/, or --out DIR) is deterministic: running it twice gives the same bytes.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ SUBSETS = {
 
 
 def unique_names(rows: list[dict], wn) -> dict[str, str]:
-    """First devkit word per class; a repeated word gets its WordNet hypernym in brackets ("crane (wading bird)")."""
+    """First devkit word per class; a repeated word gets its hypernym in brackets ("crane (wading bird)")."""
     first = {row["wnid"]: row["words"].split(", ")[0] for row in rows}
     counts: dict[str, int] = {}
     for word in first.values():
@@ -51,11 +53,16 @@ def unique_names(rows: list[dict], wn) -> dict[str, str]:
     return names
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--facts", type=Path, default=REPO.parent / "shared" / "data" / "ilsvrc2012")
-    parser.add_argument("--wordnet", type=Path, default=None, help="WordNet 3.0 dict folder (default: discover)")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--wordnet", type=Path, default=None, help="WordNet 3.0 dict folder (default: discover)"
+    )
+    parser.add_argument("--out", type=Path, default=DATA, help="output folder (default: imagenet_prep/data)")
+    args = parser.parse_args(argv)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
 
     from imagenet_prep import wordnet
 
@@ -75,7 +82,13 @@ def main() -> None:
         lemmas = "|".join(synset.lemma_names())
         fields = [row["index"], row["ilsvrc2012_id"], row["wnid"], names[row["wnid"]], row["words"], lemmas]
         lines.append("\t".join(str(field) for field in fields) + "\t" + synset.definition())
-    (DATA / "imagenet1k_classes.tsv").write_text("\n".join(lines) + "\n")
+    (out / "imagenet1k_classes.tsv").write_text("\n".join(lines) + "\n")
+
+    name_lines = ["# wnid\tsynset"]
+    for row in rows:
+        synset = wn.synset_from_pos_and_offset("n", int(row["wnid"][1:]))
+        name_lines.append(f"{row['wnid']}\t{synset.name()}")
+    (out / "imagenet1k_synset_names.txt").write_text("\n".join(name_lines) + "\n")
 
     index_of = {row["wnid"]: row["index"] for row in rows}
     val_lines = (args.facts / "val_labels.txt").read_text().splitlines()
@@ -85,16 +98,16 @@ def main() -> None:
         assert name == f"ILSVRC2012_val_{number:08d}.JPEG" and index_of[wnid] == int(index)
         labels.append(index)
     assert len(labels) == 50_000
-    with gzip.GzipFile(DATA / "val_labels.txt.gz", "wb", mtime=0) as handle:
+    with gzip.GzipFile(out / "val_labels.txt.gz", "wb", mtime=0) as handle:
         handle.write(("\n".join(labels) + "\n").encode())
 
-    (DATA / "subsets").mkdir(exist_ok=True)
+    (out / "subsets").mkdir(exist_ok=True)
     for name, source in SUBSETS.items():
         wnids = WNID_RE.findall((args.facts / "subsets" / source).read_text())
         unknown = [wnid for wnid in wnids if wnid not in index_of]
         assert not unknown and len(set(wnids)) == len(wnids), (name, unknown)
         text = f"# {name}: {len(wnids)} classes (from shared/data/ilsvrc2012/subsets/{source})\n"
-        (DATA / "subsets" / f"{name}.txt").write_text(text + "\n".join(wnids) + "\n")
+        (out / "subsets" / f"{name}.txt").write_text(text + "\n".join(wnids) + "\n")
 
 
 if __name__ == "__main__":
