@@ -83,8 +83,8 @@ class BuildConfig:
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, as written into build.json."""
         return {
-            "source": str(self.source),
-            "out": str(self.out),
+            "source": str(self.source.resolve()),
+            "out": str(self.out.resolve()),
             "splits": list(self.splits),
             "subset": self.subset,
             "classes": list(self.classes) if self.classes else None,
