@@ -3,10 +3,22 @@
     >>> from imagenet_prep import synsets
     >>> synsets.get("n01440764").name                     # answered from bundled data, no WordNet load
     'tench.n.01'
-    >>> synsets.imagenet_leaves("dog.n.01")[:2]           # loads WordNet once (a few seconds)
+    >>> synsets.imagenet_leaves("dog.n.01")[:2]           # bundled hierarchy, no WordNet load
     ('n02085620', 'n02085782')
     >>> synsets.lowest_common_ancestor("tabby", "tiger").name
     'feline.n.01'
+    >>> len(synsets.imagenet_leaves("canine"))            # a plain word, no 1K name: WordNet picks the sense
+    130
+
+What the bundled data answers (no WordNet load): the "ImageNet-1K hierarchy" is the 1000 classes and every
+synset above them (1860 synsets, data/imagenet1k_hierarchy.tsv, made from WordNet 3.0 by
+scripts/make_metadata.py). Wnids and canonical sense names ("dog.n.01", the name :attr:`Synset.name` shows) of
+those synsets resolve from it, and so do their ``imagenet_leaves``, ``hypernyms``, ``hypernym_paths``,
+``is_a`` (from such a synset), ``lowest_common_ancestor`` (of two such synsets), ``tree`` and
+``children(imagenet_only=True)``. Everything else loads WordNet: other synsets, other sense names of the same
+synset ("domestic_dog.n.01"), plain words that are no 1K class name ("dog": WordNet's senses decide), all
+``children``, ``senses`` and ``search(all_wordnet=True)``. Both ways give identical answers (a test checks every
+bundled synset against WordNet).
 
 A query is a wnid ("n02084071"), a WordNet sense name ("dog.n.01"), a :class:`Synset`, or a plain name
 ("dog"). A plain name resolves like this, and anything still open is an :class:`AmbiguousQueryError` listing
@@ -32,11 +44,11 @@ import functools
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import classes, wordnet
 from .errors import AmbiguousSynsetError, UnknownClassError, UsageError, WordNetError
@@ -50,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _WNID_RE = re.compile(r"^[nN]\d{8}$")
 _NEAR_WNID_RE = re.compile(r"^[nN]\d+$")
 _SENSE_RE = re.compile(r"^(.+)\.([nvasr])\.(\d+)$")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -162,15 +175,123 @@ def _imagenet1k(wnid: str) -> ClassInfo | None:
     return classes.by_wnid(wnid) if classes.is_imagenet1k(wnid) else None
 
 
-# --- WordNet-derived tables (built once per WordNet) ---------------------------------------------
+HIERARCHY_FILE = "imagenet1k_hierarchy.tsv"
+_VERSION_PREFIX = "# WordNet version: "
+
+
+@dataclass(frozen=True, eq=False)
+class _Hierarchy:
+    """The bundled ImageNet-1K hierarchy: every synset at or above a 1K class, with its is-a links."""
+
+    version: str  # the WordNet it was made from
+    nodes: dict[str, Synset]  # wnid -> record (a 1K class's record comes from classes, as everywhere)
+    by_name: dict[str, str]  # canonical sense name ("dog.n.01") -> wnid
+    parents: dict[str, tuple[str, ...]]  # hypernyms, then instance hypernyms, each by sense name
+    children: dict[str, tuple[str, ...]]  # the bundled hyponyms, sorted by sense name (as the WordNet path)
+    ancestors: dict[str, frozenset[str]]  # ancestors and the synset itself
+    leaves: dict[str, tuple[str, ...]]  # the sorted 1K wnids at or below; every node has at least one
+    depth: dict[str, int]  # longest path from the root, as nltk's Synset.max_depth()
+
+
+def _parse_hierarchy(text: str, source: str = HIERARCHY_FILE) -> _Hierarchy:
+    version = ""
+    nodes: dict[str, Synset] = {}
+    parents: dict[str, tuple[str, ...]] = {}
+    for line in text.splitlines():
+        if line.startswith(_VERSION_PREFIX):
+            version = line[len(_VERSION_PREFIX) :].strip()
+        if not line or line.startswith("#"):
+            continue
+        wnid, name, lemmas, definition, ups = line.split("\t")
+        info = _imagenet1k(wnid)
+        if info is not None:  # lemmas and gloss live in imagenet1k_classes.tsv
+            nodes[wnid] = _from_class(info)
+        else:
+            nodes[wnid] = Synset(wnid, name, tuple(lemmas.split("|")), definition, None)
+        parents[wnid] = tuple(ups.split(",")) if ups else ()
+    # The answers are only right for the WordNet that wnids are offsets of: refuse anything else.
+    if version != wordnet.REQUIRED_VERSION:
+        raise WordNetError(
+            f"The bundled {source} was made from WordNet {version or '(unstated)'}, but wnids are WordNet "
+            f"{wordnet.REQUIRED_VERSION} offsets: regenerate it with scripts/make_metadata.py and WordNet "
+            f"{wordnet.REQUIRED_VERSION}, or reinstall imagenet-prep."
+        )
+
+    kids: dict[str, list[str]] = {wnid: [] for wnid in nodes}
+    for wnid, ups in parents.items():
+        for up in ups:
+            kids[up].append(wnid)
+    children = {wnid: tuple(sorted(found, key=lambda kid: nodes[kid].name)) for wnid, found in kids.items()}
+
+    ancestors: dict[str, frozenset[str]] = {}
+    depth: dict[str, int] = {}
+
+    def visit(wnid: str) -> None:  # parents before children; the hierarchy is ~18 levels deep at most
+        if wnid not in ancestors:
+            for up in parents[wnid]:
+                visit(up)
+            ancestors[wnid] = frozenset({wnid}.union(*(ancestors[up] for up in parents[wnid])))
+            depth[wnid] = 1 + max((depth[up] for up in parents[wnid]), default=-1)
+
+    leaves: dict[str, list[str]] = {}
+    for info in classes.all_classes():  # sorted, so every list comes out sorted
+        visit(info.wnid)
+        for wnid in ancestors[info.wnid]:
+            leaves.setdefault(wnid, []).append(info.wnid)
+    return _Hierarchy(
+        version=version,
+        nodes=nodes,
+        by_name={synset.name: wnid for wnid, synset in nodes.items()},
+        parents=parents,
+        children=children,
+        ancestors=ancestors,
+        leaves={wnid: tuple(found) for wnid, found in leaves.items()},
+        depth=depth,
+    )
+
+
+@functools.cache
+def _hierarchy() -> _Hierarchy:
+    """The bundled hierarchy, parsed once (a few milliseconds; no WordNet)."""
+    text = resources.files("imagenet_prep").joinpath("data", HIERARCHY_FILE).read_text("utf-8")
+    return _parse_hierarchy(text)
+
+
+def _bundled(synset: Synset) -> bool:
+    return synset.wnid in _hierarchy().nodes
+
+
+def _bundled_query(text: str) -> Synset | None:
+    """The synset a wnid or sense-name query means, when the bundled hierarchy decides it exactly as WordNet
+    would; None when only WordNet can tell (other synsets, other sense names, plain words)."""
+    hierarchy = _hierarchy()
+    if _WNID_RE.match(text):
+        return hierarchy.nodes.get(text.lower())
+    sense = _SENSE_RE.match(text)
+    # nltk's synset() lower-cases the name and reads the number as an int ("Dog.n.1" is dog.n.01); a
+    # synset's canonical name always resolves to itself. Number 0 means the last sense to nltk: left to it.
+    if sense and sense.group(2) == "n" and int(sense.group(3)) > 0:
+        name = f"{sense.group(1).lower().replace(' ', '_')}.n.{int(sense.group(3)):02d}"
+        wnid = hierarchy.by_name.get(name)
+        return hierarchy.nodes[wnid] if wnid else None
+    return None
+
+
+# --- WordNet through nltk (for what the bundled hierarchy does not answer) ---------------------
 
 
 def _wnid_of(synset: NltkSynset) -> str:
     return f"n{synset.offset():08d}"
 
 
+def _sorted_by_name(found: list[NltkSynset]) -> list[NltkSynset]:
+    return sorted(found, key=lambda s: s.name())
+
+
 def _parents(synset: NltkSynset) -> list[NltkSynset]:
-    return synset.hypernyms() + synset.instance_hypernyms()
+    # nltk (3.9+) keeps pointers in a set, so hypernyms() comes out in an order that changes with the hash
+    # seed from run to run; sorting by sense name makes paths and the bundled file deterministic.
+    return _sorted_by_name(synset.hypernyms()) + _sorted_by_name(synset.instance_hypernyms())
 
 
 def _kids(synset: NltkSynset) -> list[NltkSynset]:
@@ -185,27 +306,16 @@ def _record(synset: NltkSynset) -> Synset:
     return Synset(wnid, synset.name(), tuple(synset.lemma_names()), synset.definition(), None)
 
 
-@functools.cache
-def _leaves_below(key: str) -> dict[str, tuple[str, ...]]:
-    """Every synset at or above an ImageNet-1K class -> the sorted 1K wnids at or below it (~1860 entries)."""
-    wn = _wn()
-    below: dict[str, list[str]] = {}
-    for info in classes.all_classes():  # sorted, so every list comes out sorted
-        synset = wn.synset_from_pos_and_offset("n", int(info.wnid[1:]))
-        for wnid in {info.wnid} | {_wnid_of(s) for s in synset.closure(_parents)}:
-            below.setdefault(wnid, []).append(info.wnid)
-    return {wnid: tuple(found) for wnid, found in below.items()}
-
-
 def _below() -> dict[str, tuple[str, ...]]:
-    return _leaves_below(_wordnet_key())
+    """Every synset at or above an ImageNet-1K class -> the sorted 1K wnids at or below it (1860 entries)."""
+    return _hierarchy().leaves
 
 
 # --- resolving queries ----------------------------------------------------------------------------
 
 
-def _nltk(query: Query) -> NltkSynset:
-    return _wn().synset_from_pos_and_offset("n", int(get(query).wnid[1:]))
+def _nltk(synset: Synset) -> NltkSynset:
+    return _wn().synset_from_pos_and_offset("n", int(synset.wnid[1:]))
 
 
 def _by_wnid(wnid: str) -> Synset:
@@ -309,7 +419,8 @@ def _get(text: str, key: str) -> Synset:
 def get(query: Query) -> Synset:
     """Resolve a wnid, "dog.n.01", a plain name (see the module doc) or a Synset to a :class:`Synset`.
 
-    1K wnids and unambiguous 1K names are answered from bundled data; anything else loads WordNet (once).
+    Wnids and sense names of the bundled hierarchy's synsets and unambiguous 1K names are answered from
+    bundled data; anything else loads WordNet (once).
     Raises AmbiguousQueryError (an errors.AmbiguousSynsetError) or UnknownSynsetError (with close matches).
     """
     if isinstance(query, Synset):
@@ -319,8 +430,8 @@ def get(query: Query) -> Synset:
         raise UsageError(
             "An empty synset query: give a wnid (n02084071), a sense (dog.n.01) or a name (dog)."
         )
-    key = _wordnet_key() if not (_WNID_RE.match(text) and classes.is_imagenet1k(text.lower())) else ""
-    return _get(text, key)
+    found = _bundled_query(text)
+    return found if found is not None else _get(text, _wordnet_key())
 
 
 def senses(word: str) -> tuple[Synset, ...]:
@@ -337,21 +448,44 @@ def definition(query: Query) -> str:
 
 
 def hypernyms(query: Query) -> tuple[Synset, ...]:
-    """The direct parents (hypernyms and instance hypernyms)."""
-    return tuple(_record(s) for s in _parents(_nltk(query)))
+    """The direct parents: hypernyms, then instance hypernyms, each by sense name."""
+    synset = get(query)
+    if _bundled(synset):
+        hierarchy = _hierarchy()
+        return tuple(hierarchy.nodes[up] for up in hierarchy.parents[synset.wnid])
+    return tuple(_record(s) for s in _parents(_nltk(synset)))
 
 
 def children(query: Query, *, imagenet_only: bool = False) -> tuple[Synset, ...]:
     """Direct hyponyms (and instance hyponyms) by name; ``imagenet_only``: those with 1K classes below."""
-    found = sorted(_kids(_nltk(query)), key=lambda s: s.name())
-    if imagenet_only:
-        found = [s for s in found if _wnid_of(s) in _below()]
-    return tuple(_record(s) for s in found)
+    synset = get(query)
+    if imagenet_only:  # exactly the bundled children; a synset outside the hierarchy has none
+        hierarchy = _hierarchy()
+        return tuple(hierarchy.nodes[kid] for kid in hierarchy.children.get(synset.wnid, ()))
+    return tuple(_record(s) for s in _sorted_by_name(_kids(_nltk(synset))))
 
 
 def hypernym_paths(query: Query) -> tuple[tuple[Synset, ...], ...]:
-    """Every is-a path from the root (entity.n.01) down to the synset, itself included last."""
-    return tuple(tuple(_record(s) for s in path) for path in _nltk(query).hypernym_paths())
+    """Every is-a path from the root (entity.n.01) down to the synset, itself included last.
+
+    Ordered by the sense names from the synset upward (its parents by name, then theirs ...), the same order
+    on every run (nltk's own ``hypernym_paths`` order changes with the hash seed).
+    """
+    synset = get(query)
+    if _bundled(synset):
+        hierarchy = _hierarchy()
+        return tuple(
+            tuple(hierarchy.nodes[w] for w in path)
+            for path in _paths(synset.wnid, hierarchy.parents.__getitem__)
+        )
+    return tuple(tuple(_record(s) for s in path) for path in _paths(_nltk(synset), _parents))
+
+
+def _paths(node: _T, parents_of: Callable[[_T], Sequence[_T]]) -> list[tuple[_T, ...]]:
+    """Root-to-node paths, walked as nltk's hypernym_paths() does: parent by parent (in ``parents_of``'s
+    order, by name), then each parent's paths."""
+    ups = parents_of(node)
+    return [path + (node,) for up in ups for path in _paths(up, parents_of)] if ups else [(node,)]
 
 
 def _ancestors_or_self(synset: NltkSynset) -> set[NltkSynset]:
@@ -360,18 +494,23 @@ def _ancestors_or_self(synset: NltkSynset) -> set[NltkSynset]:
 
 def is_a(a: Query, b: Query) -> bool:
     """True when ``a`` is ``b`` or a kind (or instance) of it: is_a("tabby", "cat.n.01")."""
-    child, target = get(a).wnid, get(b).wnid
-    if classes.is_imagenet1k(child):  # every ancestor of a 1K class is in the table
-        return child in _below().get(target, ())
-    return any(_wnid_of(s) == target for s in _ancestors_or_self(_nltk(a)))
+    child, target = get(a), get(b)
+    if _bundled(child):  # every ancestor of a bundled synset is bundled
+        return target.wnid in _hierarchy().ancestors[child.wnid]
+    return any(_wnid_of(s) == target.wnid for s in _ancestors_or_self(_nltk(child)))
 
 
 def lowest_common_ancestor(a: Query, b: Query) -> Synset:
     """The deepest synset that both are (longest path from the root; ties go to the smaller wnid)."""
-    common = _ancestors_or_self(_nltk(a)) & _ancestors_or_self(_nltk(b))
+    first, second = get(a), get(b)
+    if _bundled(first) and _bundled(second):
+        hierarchy = _hierarchy()
+        common = hierarchy.ancestors[first.wnid] & hierarchy.ancestors[second.wnid]
+        best = max(common, key=lambda wnid: (hierarchy.depth[wnid], -int(wnid[1:])))
+        return hierarchy.nodes[best]
+    common = _ancestors_or_self(_nltk(first)) & _ancestors_or_self(_nltk(second))
     # Nouns all share entity.n.01, so common is never empty.
-    best = max(common, key=lambda s: (s.max_depth(), -s.offset()))
-    return _record(best)
+    return _record(max(common, key=lambda s: (s.max_depth(), -s.offset())))
 
 
 def imagenet_leaves(query: Query) -> tuple[str, ...]:
@@ -384,17 +523,17 @@ def imagenet_leaves(query: Query) -> tuple[str, ...]:
 
 def tree(query: Query, depth: int | None = None) -> SynsetTree:
     """The ImageNet-1K part of the hierarchy below ``query``, ``depth`` levels deep (None: all)."""
-    below = _below()
+    hierarchy = _hierarchy()
 
-    def build(synset: NltkSynset, level: int) -> SynsetTree:
-        wnid = _wnid_of(synset)
+    def build(wnid: str, level: int) -> SynsetTree:
         kids: tuple[SynsetTree, ...] = ()
         if depth is None or level < depth:
-            chosen = sorted((s for s in _kids(synset) if _wnid_of(s) in below), key=lambda s: s.name())
-            kids = tuple(build(s, level + 1) for s in chosen)
-        return SynsetTree(_record(synset), len(below.get(wnid, ())), kids)
+            kids = tuple(build(kid, level + 1) for kid in hierarchy.children[wnid])
+        return SynsetTree(hierarchy.nodes[wnid], len(hierarchy.leaves[wnid]), kids)
 
-    return build(_nltk(query), 0)
+    synset = get(query)
+    # Outside the hierarchy no branch leads to a 1K class (else the synset would be in it).
+    return build(synset.wnid, 0) if _bundled(synset) else SynsetTree(synset, 0, ())
 
 
 @functools.cache

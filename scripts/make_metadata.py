@@ -8,6 +8,8 @@ Inputs: ilsvrc2012_id_order.txt (ILSVRC2012_ID, wnid, sorted index, devkit words
 validation labels), subsets/*.txt. WordNet 3.0 gives each class's lemmas and gloss. Outputs:
 - imagenet1k_classes.tsv: index, ilsvrc2012_id, wnid, name (unique), words, lemmas ('|'-joined), gloss
 - imagenet1k_synset_names.txt: wnid, WordNet sense name ("tench.n.01"): 1K lookups need no WordNet load
+- imagenet1k_hierarchy.tsv: the 1000 classes and every synset above them (hypernyms and instance hypernyms):
+  wnid, sense name, lemmas, definition, parent wnids; hierarchy queries about them need no WordNet load
 - val_labels.txt.gz: line k = sorted class index of ILSVRC2012_val_{k:08d}.JPEG (50,000 lines)
 - subsets/<name>.txt: one wnid per line, with the source file named in a comment
 The output (into imagenet_prep/data/, or --out DIR) is deterministic: running it twice gives the same bytes.
@@ -45,12 +47,55 @@ def unique_names(rows: list[dict], wn) -> dict[str, str]:
     for wnid, word in first.items():
         if counts[word] > 1:
             synset = wn.synset_from_pos_and_offset("n", int(wnid[1:]))
-            hypernym = synset.hypernyms()[0].lemma_names()[0].replace("_", " ")
+            first = min(synset.hypernyms(), key=lambda s: s.name())  # nltk's order is not stable
+            hypernym = first.lemma_names()[0].replace("_", " ")
             word = f"{word} ({hypernym})"
         names[wnid] = word
     if len(set(names.values())) != len(names):
         raise SystemExit("display names are still not unique")
     return names
+
+
+HIERARCHY_HEADER = """\
+# The ImageNet-1K part of the WordNet noun hierarchy: the 1000 classes and every synset above them.
+# WordNet version: {version}
+# Written by scripts/make_metadata.py. parents: wnids of the hypernyms, then of the instance hypernyms, each
+# sorted by sense name (imagenet_prep.synsets walks them in this order). lemmas ('|'-joined) and definition are
+# left empty for the 1000 classes: imagenet1k_classes.tsv holds them.
+# wnid\tname\tlemmas\tdefinition\tparents
+"""
+
+
+def hierarchy_text(rows: list[dict], wn) -> str:
+    """imagenet1k_hierarchy.tsv: rows sorted by wnid, so the bytes depend only on WordNet and the 1000 wnids."""
+
+    def parents(synset):  # the same is-a links, in the same order, as imagenet_prep.synsets
+        # nltk's hypernyms() order changes with the hash seed: sort, or the bytes would change run to run.
+        return sorted(synset.hypernyms(), key=name) + sorted(synset.instance_hypernyms(), key=name)
+
+    def name(synset) -> str:
+        return synset.name()
+
+    def wnid_of(synset) -> str:
+        return f"n{synset.offset():08d}"
+
+    one_k = {row["wnid"] for row in rows}
+    found = {}
+    for row in rows:
+        synset = wn.synset_from_pos_and_offset("n", int(row["wnid"][1:]))
+        for node in (synset, *synset.closure(parents)):
+            found[wnid_of(node)] = node
+    lines = []
+    for wnid in sorted(found):
+        synset = found[wnid]
+        lemmas, definition = (
+            ("", "") if wnid in one_k else ("|".join(synset.lemma_names()), synset.definition())
+        )
+        fields = [wnid, synset.name(), lemmas, definition, ",".join(wnid_of(p) for p in parents(synset))]
+        assert not any(ch in field for field in fields for ch in "\t\n"), wnid
+        assert "|" not in "".join(synset.lemma_names()) and (lemmas or wnid in one_k), wnid
+        lines.append("\t".join(fields))
+    return HIERARCHY_HEADER.format(version=wn.get_version()) + "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         synset = wn.synset_from_pos_and_offset("n", int(row["wnid"][1:]))
         name_lines.append(f"{row['wnid']}\t{synset.name()}")
     (out / "imagenet1k_synset_names.txt").write_text("\n".join(name_lines) + "\n")
+    (out / "imagenet1k_hierarchy.tsv").write_text(hierarchy_text(rows, wn), encoding="utf-8")
 
     index_of = {row["wnid"]: row["index"] for row in rows}
     val_lines = (args.facts / "val_labels.txt").read_text().splitlines()

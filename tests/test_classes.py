@@ -155,14 +155,19 @@ def test_make_metadata_reproduces_the_bundled_files(tmp_path: Path, source: str)
     out = tmp_path / "out"
     _load_script().main(["--facts", str(facts), "--out", str(out)])
     produced = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
-    generated = {"imagenet1k_classes.tsv", "imagenet1k_synset_names.txt", "val_labels.txt.gz"}
+    generated = {
+        "imagenet1k_classes.tsv",
+        "imagenet1k_synset_names.txt",
+        "imagenet1k_hierarchy.tsv",
+        "val_labels.txt.gz",
+    }
     committed = sorted(
         p.relative_to(DATA)
         for p in DATA.rglob("*")
         if p.is_file() and (p.name in generated or p.parent.name == "subsets")
     )
     assert produced == committed
-    assert len(produced) == 3 + len(classes.subset_names())
+    assert len(produced) == len(generated) + len(classes.subset_names())
     for relative in produced:
         assert (out / relative).read_bytes() == (DATA / relative).read_bytes(), relative
     assert len(gzip.decompress((out / "val_labels.txt.gz").read_bytes()).split()) == 50_000

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from imagenet_prep import classes
+
 PROBE = """
 import json, sys
 from imagenet_prep.cli import main
@@ -43,7 +45,7 @@ def probe(*args: str, env: dict[str, str] | None = None) -> tuple[str, dict]:
     )
     assert "@@PROBE@@" in result.stdout, result.stderr
     output, report = result.stdout.rsplit("\n@@PROBE@@", 1)
-    return output, json.loads(report)
+    return output, {**json.loads(report), "stderr": result.stderr}
 
 
 @pytest.mark.parametrize(
@@ -56,6 +58,11 @@ def probe(*args: str, env: dict[str, str] | None = None) -> tuple[str, dict]:
         (["synsets", "show", "goldfish"], "n01443537"),
         (["synsets", "search", "terrier"], "n02093256"),
         (["synsets", "leaves", "n02123045", "--json"], '["n02123045"]'),
+        # Synsets above the 1K classes: the bundled hierarchy answers.
+        (["synsets", "leaves", "bird.n.01", "--long"], "n01530575"),
+        (["synsets", "show", "dog.n.01", "--json"], '"imagenet1k_leaves": 118'),
+        (["synsets", "tree", "tabby", "--depth", "0"], "domestic_animal.n.01 > domestic_cat.n.01"),
+        (["synsets", "tree", "Dog.n.1", "--depth", "1"], "corgi.n.01"),
     ],
 )
 def test_bundled_lookups_do_not_import_nltk(args: list[str], expected: str) -> None:
@@ -63,6 +70,54 @@ def test_bundled_lookups_do_not_import_nltk(args: list[str], expected: str) -> N
     assert report["code"] == 0, output
     assert expected in output
     assert report["nltk"] == []  # no 'nltk.corpus.reader.wordnet', and no nltk at all
+
+
+def test_leaves_under_dog_come_from_the_bundled_hierarchy() -> None:
+    output, report = probe("synsets", "leaves", "dog.n.01", "--json")
+    assert report["code"] == 0, report["stderr"]
+    assert report["nltk"] == []
+    # The dogs are the 118 classes with sorted indices 151..268 (checked against WordNet in test_synsets.py).
+    assert json.loads(output) == [classes.by_index(i).wnid for i in range(151, 269)]
+
+
+SELECT_PROBE = """
+import json, sys
+from pathlib import Path
+from imagenet_prep import classes
+from imagenet_prep.config import BuildConfig
+from imagenet_prep.plan import select_classes
+config = BuildConfig(source=Path("src"), out=Path("out"), under=sys.argv[1])
+chosen = select_classes(config, [c.wnid for c in classes.all_classes()][::2])
+print(json.dumps({"chosen": list(chosen), "nltk": sorted(m for m in sys.modules if m.split(".")[0] == "nltk")}))
+"""
+
+
+def test_select_classes_under_a_synset_does_not_import_nltk() -> None:
+    """A CI build of `--under dog.n.01` picks its classes in milliseconds: no WordNet (pointed nowhere here)."""
+    result = subprocess.run(
+        [sys.executable, "-c", SELECT_PROBE, "dog.n.01"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "IMAGENET_PREP_WORDNET": "/nonexistent/wordnet"},
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["nltk"] == []
+    even = {c.wnid for c in classes.all_classes()[::2]}
+    assert report["chosen"] == [
+        classes.by_index(i).wnid for i in range(151, 269) if classes.by_index(i).wnid in even
+    ]
+
+
+@pytest.mark.parametrize("query", ["feeling.n.01", "dog", "domestic_dog.n.01"])
+def test_queries_beyond_the_bundle_still_need_wordnet(query: str) -> None:
+    """Negative control: outside the bundled hierarchy (or a plain word WordNet's senses decide) the lookup
+    needs WordNet, which points nowhere here: one clear error line, exit code 2."""
+    output, report = probe("synsets", "leaves", query)
+    assert report["code"] == 2 and output == ""
+    assert report["stderr"].startswith("imagenet-prep: error:") and "WordNet" in report["stderr"]
+    assert len(report["stderr"].strip().splitlines()) == 1
 
 
 def test_help_imports_no_library_modules() -> None:

@@ -171,14 +171,34 @@ def test_senses_lemmas_definition(wn) -> None:
 # --- hierarchy ------------------------------------------------------------------------------------
 
 
+def canonical_paths(synset) -> list[list[str]]:
+    """nltk's hypernym_paths() as wnids, in the documented order: by sense names from the synset upward
+    (nltk's own order changes with the hash seed)."""
+    paths = sorted(synset.hypernym_paths(), key=lambda path: [s.name() for s in reversed(path)])
+    return [[nltk_wnid(s) for s in path] for path in paths]
+
+
 def test_hypernym_paths(wn) -> None:
     paths = synsets.hypernym_paths("tabby")
-    expected = [[s.name() for s in path] for path in wn.synset("tabby.n.01").hypernym_paths()]
-    assert [[s.name for s in path] for path in paths] == expected
+    assert [[s.wnid for s in path] for path in paths] == canonical_paths(wn.synset("tabby.n.01"))
     assert len(paths) == 2
     for path in paths:
         assert path[0].name == "entity.n.01" and path[-1].wnid == "n02123045"
     assert [s.name for s in synsets.hypernyms("tabby")] == ["domestic_cat.n.01"]
+    assert [path[-3].name for path in paths] == ["cat.n.01", "domestic_animal.n.01"]
+    assert [s.name for s in synsets.hypernyms("domestic_cat.n.01")] == ["cat.n.01", "domestic_animal.n.01"]
+
+
+def test_hypernym_paths_outside_the_bundle_follow_the_same_order(wn) -> None:
+    # Synsets that are no 1K class and have none below, with several parents: answered by WordNet.
+    for name in ("puppy.n.01", "einstein.n.01", "kitten.n.01", "leash.n.01"):
+        assert not synsets.imagenet_leaves(name)
+        found = synsets.hypernym_paths(name)
+        assert [[s.wnid for s in path] for path in found] == canonical_paths(wn.synset(name)), name
+        assert [s.name for s in synsets.hypernyms(name)] == sorted(
+            s.name() for s in wn.synset(name).hypernyms() + wn.synset(name).instance_hypernyms()
+        )
+    assert len(synsets.hypernym_paths("puppy.n.01")) > 1
 
 
 def test_is_a() -> None:
@@ -262,12 +282,140 @@ def test_search_all_wordnet() -> None:
 def test_wrong_wordnet_is_refused_but_bundled_lookups_still_work(tmp_path: Path) -> None:
     synsets.use_wordnet(tmp_path)
     try:
-        with pytest.raises(WordNetError, match="install"):
-            synsets.imagenet_leaves("bird.n.01")
         assert synsets.get("n01440764").name == "tench.n.01"
+        assert len(synsets.imagenet_leaves("bird.n.01")) == 59  # the bundled hierarchy answers
+        with pytest.raises(WordNetError, match="install"):
+            synsets.imagenet_leaves("feeling.n.01")  # outside it: WordNet is needed, and refused
+        with pytest.raises(WordNetError, match="install"):
+            synsets.imagenet_leaves("dog")  # a plain word: WordNet's senses decide
     finally:
         synsets.use_wordnet(None)
-    assert len(synsets.imagenet_leaves("bird.n.01")) == 59
+    assert len(synsets.imagenet_leaves("dog")) == 118
+
+
+# --- the bundled ImageNet-1K hierarchy against the real WordNet -------------------------------------
+
+
+def nltk_parents(synset) -> list:
+    return synset.hypernyms() + synset.instance_hypernyms()
+
+
+@pytest.fixture(scope="module")
+def real(wn) -> dict:
+    """Straight from nltk: every synset at or above a 1K class, with its ancestors (itself included)."""
+    ancestors: dict[str, set[str]] = {}
+    nodes: dict[str, object] = {}
+    for info in classes.all_classes():
+        synset = wn.synset_from_pos_and_offset("n", int(info.wnid[1:]))
+        for node in (synset, *synset.closure(nltk_parents)):
+            if nltk_wnid(node) not in nodes:
+                nodes[nltk_wnid(node)] = node
+                ancestors[nltk_wnid(node)] = {nltk_wnid(node)} | {
+                    nltk_wnid(s) for s in node.closure(nltk_parents)
+                }
+    leaves = {
+        wnid: sorted(c.wnid for c in classes.all_classes() if wnid in ancestors[c.wnid]) for wnid in nodes
+    }
+    return {"nodes": nodes, "ancestors": ancestors, "leaves": leaves}
+
+
+def test_bundled_hierarchy_is_exactly_the_synsets_above_the_1000_classes(real) -> None:
+    bundled = synsets._hierarchy()
+    assert set(bundled.nodes) == set(real["nodes"])
+    assert len(bundled.nodes) == 1860  # the devkit's meta.mat has the same 1860 synsets
+    assert bundled.version == wordnet.REQUIRED_VERSION
+
+
+def test_bundled_answers_equal_wordnet_for_every_bundled_synset(wn, real, monkeypatch) -> None:
+    bundle = set(real["nodes"])
+    for wnid, node in real["nodes"].items():
+        expected = synsets.Synset(
+            wnid,
+            node.name(),
+            tuple(node.lemma_names()),
+            node.definition(),
+            classes.by_wnid(wnid).index if classes.is_imagenet1k(wnid) else None,
+        )
+        assert synsets.get(wnid) == expected == synsets._record(node), wnid
+        assert synsets.get(node.name()) == expected, wnid
+        lemma, pos, number = node.name().rsplit(".", 2)
+        assert synsets.get(f"{lemma.upper()}.{pos}.{int(number)}") == expected, wnid  # as nltk reads names
+        assert synsets.imagenet_leaves(wnid) == tuple(real["leaves"][wnid]), wnid
+        assert [[s.wnid for s in path] for path in synsets.hypernym_paths(wnid)] == canonical_paths(node), (
+            wnid
+        )
+        assert [s.name for s in synsets.hypernyms(wnid)] == sorted(s.name() for s in nltk_parents(node))
+        kids = sorted(node.hyponyms() + node.instance_hyponyms(), key=lambda s: s.name())
+        assert [s.wnid for s in synsets.children(wnid, imagenet_only=True)] == [
+            nltk_wnid(s) for s in kids if nltk_wnid(s) in bundle
+        ], wnid
+        top = synsets.tree(wnid, depth=1)
+        assert top.imagenet_leaves == len(real["leaves"][wnid])
+        assert [c.synset for c in top.children] == list(synsets.children(wnid, imagenet_only=True))
+
+    # is_a from every bundled synset: true for its real ancestors, false for a spread of other synsets.
+    sample = sorted(bundle)[::31]
+    for wnid in bundle:
+        for other in sorted(real["ancestors"][wnid] | set(sample)):
+            assert synsets.is_a(wnid, other) == (other in real["ancestors"][wnid]), (wnid, other)
+
+    # Lowest common ancestors of a spread of 1K classes (and the two cranes), by the WordNet rule.
+    picks = [c.wnid for c in classes.all_classes()[::9]] + ["n02012849", "n03126707", "n02084071"]
+    pairs = [(a, b) for i, a in enumerate(picks) for b in picks[i:]]
+    answers = {pair: synsets.lowest_common_ancestor(*pair).wnid for pair in pairs}
+    for a, b in pairs:
+        common = [real["nodes"][w] for w in real["ancestors"][a] & real["ancestors"][b]]
+        best = max(common, key=lambda s: (s.max_depth(), -s.offset()))
+        assert answers[a, b] == nltk_wnid(best), (a, b)
+    for a, b in pairs[:: len(pairs) // 100]:
+        lowest = real["nodes"][a].lowest_common_hypernyms(real["nodes"][b])
+        assert answers[a, b] in {nltk_wnid(s) for s in lowest}, (a, b)
+
+    # The module's own WordNet code gives the same answers when told that nothing is bundled.
+    monkeypatch.setattr(synsets, "_bundled", lambda synset: False)
+    for wnid in sorted(bundle)[::7]:
+        expected = canonical_paths(real["nodes"][wnid])
+        assert synsets.hypernym_paths(wnid) == tuple(tuple(synsets.get(w) for w in path) for path in expected)
+        assert synsets.is_a(wnid, sample[3]) == (sample[3] in real["ancestors"][wnid])
+    for a, b in pairs[::50]:
+        assert synsets.lowest_common_ancestor(a, b).wnid == answers[a, b]
+
+
+@pytest.mark.parametrize(
+    "text", ["Dog.n.1", "dog.n.001", "DOG.n.01", "domestic_dog.n.01", "hunting dog.n.01", "canine.n.02"]
+)
+def test_sense_name_spellings_resolve_as_wordnet_does(wn, text: str) -> None:
+    expected = wn.synset(text.replace(" ", "_"))
+    found = synsets.get(text)
+    assert found.wnid == nltk_wnid(expected) and found.name == expected.name()
+
+
+def test_which_sense_names_the_bundle_decides() -> None:
+    assert synsets._bundled_query("Dog.n.1").name == "dog.n.01"
+    assert synsets._bundled_query("n02084071").name == "dog.n.01"
+    # Left to WordNet: another lemma's sense number, nltk's "0 = last sense", other synsets, plain words.
+    for text in (
+        "domestic_dog.n.01",
+        "dog.n.00",
+        "feeling.n.01",
+        "n07553301",
+        "dog",
+        "n99999999",
+        "run.v.01",
+    ):
+        assert synsets._bundled_query(text) is None, text
+
+
+def test_the_bundled_hierarchy_states_wordnet_30_and_another_version_is_refused() -> None:
+    from importlib import resources
+
+    text = resources.files("imagenet_prep").joinpath("data", synsets.HIERARCHY_FILE).read_text("utf-8")
+    assert "# WordNet version: 3.0\n" in text
+    assert synsets._parse_hierarchy(text).leaves["n02084071"] == synsets.imagenet_leaves("dog.n.01")
+    with pytest.raises(WordNetError, match="made from WordNet 3.1"):
+        synsets._parse_hierarchy(text.replace("# WordNet version: 3.0", "# WordNet version: 3.1"))
+    with pytest.raises(WordNetError, match="unstated"):
+        synsets._parse_hierarchy(text.replace("# WordNet version: 3.0\n", ""))
 
 
 # --- CLI ------------------------------------------------------------------------------------------

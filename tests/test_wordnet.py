@@ -111,7 +111,7 @@ def test_env_var_selects_the_folder(monkeypatch: pytest.MonkeyPatch, wordnet_31:
     assert not wordnet.status().ok  # the explicit choice is used alone: no fallback to a good WordNet
 
 
-@pytest.mark.parametrize("command", [["synsets", "show", "dog.n.01"], ["synsets", "leaves", "bird"]])
+@pytest.mark.parametrize("command", [["synsets", "show", "feeling.n.01"], ["synsets", "leaves", "bird"]])
 def test_cli_wrong_version_one_line_exit_2(wordnet_31: Path, command: list[str]) -> None:
     result = run_cli(*command, env={wordnet.ENV_WORDNET_DIR: str(wordnet_31)})
     assert_one_line_error(result, "WordNet 3.1", str(wordnet_31))
@@ -119,10 +119,10 @@ def test_cli_wrong_version_one_line_exit_2(wordnet_31: Path, command: list[str])
 
 
 def test_cli_no_wordnet_one_line_exit_2(empty_dir: Path) -> None:
-    result = run_cli("synsets", "tree", "dog.n.01", env={wordnet.ENV_WORDNET_DIR: str(empty_dir)})
+    result = run_cli("synsets", "tree", "feeling.n.01", env={wordnet.ENV_WORDNET_DIR: str(empty_dir)})
     assert_one_line_error(result, str(empty_dir), "missing data.noun")
     # the --wordnet option does the same as the environment variable
-    result = run_cli("synsets", "show", "cat.n.01", "--wordnet", str(empty_dir))
+    result = run_cli("synsets", "show", "kitten.n.01", "--wordnet", str(empty_dir))
     assert_one_line_error(result, str(empty_dir))
 
 
