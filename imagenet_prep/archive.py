@@ -26,6 +26,7 @@ import json
 import os
 import re
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -46,7 +47,8 @@ __all__ = [
     "read_member",
 ]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: hidden names (._x.JPEG) and over-long names are refused
+MAX_NAME_BYTES = 200  # file systems allow 255; the build's temp names add ~20 (real names have <= 30)
 _CLASS_TAR_RE = re.compile(r"^n\d{8}\.tar$")
 _BLOCK = tarfile.BLOCKSIZE
 _FIX_HINT = "re-download it (`imagenet-prep fetch`) or check it with `imagenet-prep verify`"
@@ -67,8 +69,11 @@ class FileByteSource:
     """A local file read with ``os.pread`` (no shared file position: safe after fork and in threads).
 
     Pickles as its path only; the file is (re)opened lazily in whichever process uses it. ``bytes_read``
-    counts the bytes actually returned by reads in this process.
+    counts the bytes actually returned by reads in this process; the class attribute ``process_bytes_read``
+    counts those of every instance in this process (the build's accounting of index reads).
     """
+
+    process_bytes_read = 0
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -105,6 +110,7 @@ class FileByteSource:
                 break
             data += more
         self.bytes_read += len(data)
+        FileByteSource.process_bytes_read += len(data)
         return data
 
     def close(self) -> None:
@@ -235,6 +241,11 @@ def _name_problem(name: str, *, flat: bool) -> str | None:
         return "path with '..'"
     if flat and len(parts) > 1:
         return "name holds '/' (a folder) where a plain file name is expected"
+    if parts[-1].startswith("."):
+        # macOS '._x.JPEG' resource forks, and names that would collide with the build's own '.tmp-' files.
+        return "hidden file name (starts with '.')"
+    if len(parts[-1].encode("utf-8")) > MAX_NAME_BYTES:
+        return f"name longer than {MAX_NAME_BYTES} bytes (no room for the output's temporary name)"
     return None
 
 
@@ -542,6 +553,15 @@ class TrainArchive(_IndexedArchive):
         """Refused members (name, reason): outer ones by name, inner ones as ``<wnid>.tar/<name>``."""
         out = list(self._outer_refused)
         for wnid in sorted(self._inner_refused):
+            out.extend((f"{wnid}.tar/{name}", reason) for name, reason in self._inner_refused[wnid])
+        return out
+
+    def refused_for(self, wnids: Iterable[str]) -> list[tuple[str, str]]:
+        """Like :attr:`refused`, but only what concerns a build of ``wnids``: every outer refusal, and the
+        inner ones of those classes (the cache may hold refusals of classes indexed for another build)."""
+        chosen = set(wnids)
+        out = list(self._outer_refused)
+        for wnid in sorted(chosen & set(self._inner_refused)):
             out.extend((f"{wnid}.tar/{name}", reason) for name, reason in self._inner_refused[wnid])
         return out
 

@@ -13,14 +13,20 @@ Guarantees (see README "Guarantees"):
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
 import hashlib
+import io
+import itertools
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -30,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, archive, labels
-from .atomic import TMP_MARK, temp_path_for, write_text_atomic
+from .atomic import TMP_MARK, write_text_atomic
 from .config import BuildConfig
-from .errors import BuildError, OutputLockedError, UsageError
+from .errors import BuildError, InputError, OutputLockedError, UsageError
 from .imaging import ImageFailure, ImageOptions, process_image
 from .plan import BuildPlan, WorkUnit, make_plan
 
@@ -103,16 +109,34 @@ def _init_worker(counter: Any) -> None:
     _progress_counter = counter
 
 
+_TICK_EVERY = 0.1  # seconds between progress publications (the parent polls every 0.2 s)
+_unreported = 0
+_last_report = 0.0
+
+
 def _tick() -> None:
-    if _progress_counter is not None:
+    """Count a finished image. The shared counter is a cross-process lock: publish at most every
+    _TICK_EVERY seconds, and at the end of each unit (_flush_ticks), not once per image."""
+    global _unreported
+    _unreported += 1
+    if time.monotonic() - _last_report >= _TICK_EVERY:
+        _flush_ticks()
+
+
+def _flush_ticks() -> None:
+    global _unreported, _last_report
+    if _progress_counter is not None and _unreported:
         with _progress_counter.get_lock():
-            _progress_counter.value += 1
+            _progress_counter.value += _unreported
+    _unreported = 0
+    _last_report = time.monotonic()
 
 
 def run_unit(unit: WorkUnit, out_dir: str, options: ImageOptions) -> UnitResult:
     """Process one unit: read each image by offset, convert, write atomically; then write the done marker."""
     started = time.perf_counter()
     out = Path(out_dir)
+    out_prefix = f"{out_dir}/"  # plain strings on the per-image path: Path objects cost more than the write
     source = archive.FileByteSource(unit.archive_path)
     rows: list[ManifestRow] = []
     skipped: list[ImageIssue] = []
@@ -130,12 +154,13 @@ def run_unit(unit: WorkUnit, out_dir: str, options: ImageOptions) -> UnitResult:
                 _tick()
                 continue
             rel = task.dest_stem + result.extension
-            _write_atomic(out / rel, result.data, unit.unit_id)
+            _write_atomic(out_prefix + rel, result.data, unit.unit_id)
             rows.append(ManifestRow(rel, task.label, task.wnid, result.width, result.height))
             if result.repairs:
                 repaired.append(ImageIssue(file_label, ", ".join(result.repairs)))
             _tick()
     finally:
+        _flush_ticks()
         with contextlib.suppress(Exception):
             source.close()
     unit_result = UnitResult(
@@ -151,22 +176,40 @@ def run_unit(unit: WorkUnit, out_dir: str, options: ImageOptions) -> UnitResult:
     return unit_result
 
 
-def _write_atomic(path: Path, data: bytes, unit_id: str) -> None:
-    tmp = temp_path_for(path)
+def _call_counting_reads(function: Callable, *args: Any) -> tuple[Any, int]:
+    """Worker side of ``_Executor.map``: the result, and the archive bytes this call read in this process."""
+    before = archive.FileByteSource.process_bytes_read
+    result = function(*args)
+    return result, archive.FileByteSource.process_bytes_read - before
+
+
+def _write_atomic(path: str, data: bytes, unit_id: str) -> None:
+    """Write ``data`` under a temporary name in the same folder (named like ``atomic.temp_path_for``, which the
+    cleaners match), then os.replace it into place. Raw os calls: this runs once per image, and a buffered
+    file object plus Path arithmetic cost twice what the system calls do."""
+    folder, _, name = path.rpartition("/")
+    tmp = f"{folder}/{TMP_MARK}{os.getpid()}-{name}"
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise BuildError(
-                f"The disk holding {path.parent} is full (unit {unit_id}). Free space and run the same command "
+                f"The disk holding {folder} is full (unit {unit_id}). Free space and run the same command "
                 "again: finished units are kept."
             ) from None
         raise BuildError(f"Unit {unit_id}: cannot write {path}: {exc.strerror}.") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
 
 
@@ -187,6 +230,11 @@ def _write_marker(out: Path, unit: WorkUnit, result: UnitResult) -> None:
     try:
         write_text_atomic(_marker_path(out, unit.unit_id), json.dumps(payload, separators=(",", ":")))
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise BuildError(
+                f"The disk holding {out} is full (unit {unit.unit_id}). Free space and run the same command "
+                "again: finished units are kept."
+            ) from None
         raise BuildError(f"Unit {unit.unit_id}: cannot write its done marker: {exc.strerror}.") from None
 
 
@@ -211,7 +259,8 @@ def _read_marker(out: Path, unit: WorkUnit) -> UnitResult | None:
 # ---------------------------------------------------------------------------------------------- parent side
 @contextlib.contextmanager
 def output_lock(out: Path) -> Iterator[None]:
-    """One build per OUT: an flock (released by the kernel even on kill -9) on a file holding the pid."""
+    """One build per OUT: an flock (released by the kernel even on kill -9) on a file holding the pid and host
+    (several cluster nodes may share OUT on a network file system)."""
     state = out / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     handle = open(state / "lock", "a+")  # noqa: SIM115 - held for the whole build
@@ -219,19 +268,38 @@ def output_lock(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
             raise OutputLockedError(
-                f"Another imagenet-prep build (pid {holder}) is writing to {out}. Wait for it to finish, or "
-                "stop it and run this command again."
+                f"Another imagenet-prep build ({_lock_holder(handle)}) is writing to {out}. Wait for it to "
+                "finish, or stop it and run this command again."
+            ) from None
+        except OSError as exc:
+            # e.g. Lustre mounted without -o flock: refusing is safer than two builds racing in one OUT.
+            raise InputError(
+                f"Cannot lock {state / 'lock'}: {exc.strerror}. The file system holding {out} does not support "
+                "file locks; build into a folder on one that does (a local disk, NFSv4, Lustre with -o flock)."
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"{os.getpid()}\n")
+        handle.write(f"{os.getpid()} {socket.gethostname()}\n")
         handle.flush()
         yield
     finally:
         handle.close()
+
+
+def _lock_holder(handle: Any) -> str:
+    """'pid N' (plus 'on HOST' when another machine holds it), read from a lock file another build holds."""
+    text = ""
+    for _ in range(20):  # the holder writes its pid right after locking: give it a moment
+        handle.seek(0)
+        text = handle.read().strip()
+        if text:
+            break
+        time.sleep(0.01)
+    pid, _, host = text.partition(" ")
+    if not pid:
+        return "pid unknown"
+    return f"pid {pid} on {host}" if host and host != socket.gethostname() else f"pid {pid}"
 
 
 def _managed_entries(out: Path) -> list[Path]:
@@ -269,9 +337,10 @@ def _prepare_out(config: BuildConfig, fingerprint: str) -> None:
 
 
 def _remove_temp_files(out: Path, dirs: Sequence[str]) -> int:
-    """Delete temporary files a killed run left behind in the given folders."""
+    """Delete temporary files a killed run left behind in the given folders, and always in OUT itself (label
+    maps, manifests, build.json) and the state folders (state.json, done markers)."""
     removed = 0
-    for rel in dirs:
+    for rel in (".", STATE_DIR, f"{STATE_DIR}/done", *dirs):
         folder = out / rel
         if not folder.is_dir():
             continue
@@ -287,6 +356,30 @@ def _unit_dirs(units: Sequence[WorkUnit]) -> list[str]:
     return sorted({str(Path(task.dest_stem).parent) for unit in units for task in unit.tasks})
 
 
+def _exit_with_parent() -> None:
+    """Worker side: exit at once when the parent process dies (kill -9, the OOM killer).
+
+    Without this, the workers of a killed parent went on with the units already queued to them, writing into
+    OUT while the next run was cleaning and redoing those units, and then blocked forever on the dead pool's
+    queue (with the forkserver), holding their memory.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        # The sentinel becomes readable when the parent's end of it closes, i.e. when the parent is gone.
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)  # mid-write temp files are removed by the next run
+
+    threading.Thread(target=watch, name="imagenet-prep-parent-watch", daemon=True).start()
+
+
+def _init_pool_worker(counter: Any) -> None:
+    _init_worker(counter)
+    _exit_with_parent()
+
+
 class _Executor:
     """Runs callables over argument tuples: in-process for one worker, else a process pool.
 
@@ -296,13 +389,17 @@ class _Executor:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.counter: Any = None
+        self.remote_bytes_read = 0  # archive bytes read by map() calls in pool workers
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["imagenet_prep.build"])
             self.counter = context.Value("q", 0)
             self.pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(self.counter,)
+                max_workers=workers,
+                mp_context=context,
+                initializer=_init_pool_worker,
+                initargs=(self.counter,),
             )
         else:
             self.counter = multiprocessing.Value("q", 0, lock=True)
@@ -310,9 +407,16 @@ class _Executor:
             _progress_counter = self.counter
 
     def map(self, function: Callable, arguments: Sequence[tuple]) -> list:
+        """``[function(*args) for args in arguments]``, in the pool when there is one; archive bytes read by
+        pool workers are added to ``self.remote_bytes_read`` (in-process reads count in this process)."""
         if self.pool is None:
             return [function(*args) for args in arguments]
-        return list(self.pool.map(function, *zip(*arguments, strict=True))) if arguments else []
+        if not arguments:
+            return []
+        calls = zip(*arguments, strict=True)
+        outputs = list(self.pool.map(_call_counting_reads, itertools.repeat(function), *calls))
+        self.remote_bytes_read += sum(count for _, count in outputs)
+        return [result for result, _ in outputs]
 
     def run_units(
         self,
@@ -349,10 +453,11 @@ class _Executor:
     def close(self, *, cancel: bool = False) -> None:
         if self.pool is None:
             return
+        pool, self.pool = self.pool, None  # idempotent: a failure after a normal close closes again
         if cancel:
             # Stop now: workers may be mid-image; their temp files are cleaned by this run or the next.
-            processes = list(getattr(self.pool, "_processes", {}).values())
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
             for process in processes:
                 with contextlib.suppress(Exception):
                     process.terminate()
@@ -360,7 +465,7 @@ class _Executor:
                 with contextlib.suppress(Exception):
                     process.join(timeout=5)
         else:
-            self.pool.shutdown(wait=True)
+            pool.shutdown(wait=True)
 
 
 HASH_LIMIT = 1 << 30  # archives up to 1 GiB are hashed for build.json; larger ones use `verify`'s cache
@@ -396,11 +501,13 @@ def _sources_record(plan: BuildPlan) -> list[dict[str, Any]]:
 
 
 def _write_manifest(path: Path, rows: Sequence[ManifestRow]) -> None:
-    lines = [",".join(MANIFEST_FIELDS)]
-    lines.extend(
-        f"{r.path},{r.label},{r.wnid},{r.width},{r.height}" for r in sorted(rows, key=lambda r: r.path)
-    )
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    # The csv module quotes a path holding a comma or quote (member names come from the archive); plain
+    # ImageNet names come out unquoted.
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MANIFEST_FIELDS)
+    writer.writerows((r.path, r.label, r.wnid, r.width, r.height) for r in sorted(rows, key=lambda r: r.path))
+    write_text_atomic(path, buffer.getvalue())
 
 
 def build(
@@ -410,13 +517,46 @@ def build(
 ) -> BuildResult:
     """Build the tree described by ``config``. ``on_plan(plan, images_to_do)`` is called once planning is done
     (the CLI sizes its progress bar there); ``progress(n)`` is called as images finish."""
+    try:
+        return _build(config, progress, on_plan)
+    except OSError as exc:
+        # The parent's own writes (lock, state, folders, label maps, manifests, build.json): one clear line.
+        raise _write_error(exc, config.out) from None
+
+
+def _write_error(exc: OSError, out: Path) -> BuildError | InputError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BuildError(
+            f"The disk holding {out} is full ({exc.strerror}). Free space and run the same command again: "
+            "finished units are kept."
+        )
+    where = exc.filename or out
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return InputError(
+            f"Cannot access {where}: {exc.strerror}. The --out folder must be writable and the --source "
+            "archives readable."
+        )
+    return BuildError(
+        f"{where}: {exc.strerror or exc}. Fix that and run the same command again: finished units are kept."
+    )
+
+
+def _build(
+    config: BuildConfig,
+    progress: Callable[[int], None] | None,
+    on_plan: Callable[[BuildPlan, int], None] | None,
+) -> BuildResult:
     started = time.perf_counter()
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
-        executor = _Executor(config.worker_count)
+        executor: _Executor | None = None
+        work_dirs: list[str] = []  # the folders this run's workers write into (temp files are cleaned there)
         try:
+            executor = _Executor(config.worker_count)
+            read_before = archive.FileByteSource.process_bytes_read
             plan = make_plan(config, runner=executor.map)
+            index_bytes = archive.FileByteSource.process_bytes_read - read_before + executor.remote_bytes_read
             planned_at = time.perf_counter()
             fingerprint = config.output_fingerprint(
                 {"wnids": list(plan.wnids), "units": [unit.fingerprint for unit in plan.units]}
@@ -433,7 +573,8 @@ def build(
                     results[unit.unit_id] = previous
                 else:
                     todo.append(unit)
-            _remove_temp_files(out, _unit_dirs(todo))
+            work_dirs = _unit_dirs(todo)
+            _remove_temp_files(out, work_dirs)
             if on_plan is not None:
                 on_plan(plan, sum(len(unit.tasks) for unit in todo))
             try:
@@ -444,26 +585,44 @@ def build(
                     "A worker process died (out of memory, or killed). Finished units are kept: run the same "
                     "command again to resume, perhaps with fewer --workers."
                 ) from None
+            executor.close()
+            images_done = time.perf_counter()
+            return _finish(
+                config,
+                plan,
+                fingerprint,
+                results,
+                len(plan.units) - len(todo),
+                {"plan": planned_at - started, "images": images_done - planned_at},
+                started,
+                index_bytes=index_bytes,
+            )
         except KeyboardInterrupt:
-            executor.close(cancel=True)
-            _remove_temp_files(out, _unit_dirs(plan.units) if "plan" in locals() else [])
+            _stop(executor, out, work_dirs)
             raise BuildInterrupted(
                 f"Interrupted. Finished units are kept in {out}: run the same command again to resume."
             ) from None
         except BaseException:
-            executor.close(cancel=True)
+            _stop(executor, out, work_dirs)
             raise
-        executor.close()
-        images_done = time.perf_counter()
-        return _finish(
-            config,
-            plan,
-            fingerprint,
-            results,
-            len(plan.units) - len(todo),
-            {"plan": planned_at - started, "images": images_done - planned_at},
-            started,
-        )
+
+
+def _stop(executor: _Executor | None, out: Path, work_dirs: Sequence[str]) -> None:
+    """After a failure or an interrupt: stop the workers now, then remove the temp files they left."""
+    blocked: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        # A second Ctrl-C (or SIGTERM) must not cut this short: it takes well under a second.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            blocked[signum] = signal.signal(signum, signal.SIG_IGN)
+    try:
+        if executor is not None:
+            executor.close(cancel=True)
+        with contextlib.suppress(OSError):
+            _remove_temp_files(out, work_dirs)
+    finally:
+        for signum, handler in blocked.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def _finish(
@@ -474,6 +633,7 @@ def _finish(
     resumed: int,
     timings: dict[str, float],
     started: float,
+    index_bytes: int = 0,
 ) -> BuildResult:
     out = config.out
     ordered = [results[unit.unit_id] for unit in plan.units]
@@ -487,7 +647,10 @@ def _finish(
     for split, rows in rows_by_split.items():
         for row in rows:
             counts[split][row.wnid] += 1
-    skipped = tuple(issue for result in ordered for issue in result.skipped)
+    # A refused archive member (a link, an unsafe name, a cut-off image) is an image the tree lacks: it counts
+    # as skipped, so the build exits 1 unless --allow-skips (it is also listed under "refused_members").
+    refused = tuple(ImageIssue(name, f"refused archive member: {reason}") for name, reason in plan.refused)
+    skipped = tuple(issue for result in ordered for issue in result.skipped) + refused
     repaired = tuple(issue for result in ordered for issue in result.repaired)
     images_written = sum(len(rows) for rows in rows_by_split.values())
     seconds = time.perf_counter() - started
@@ -508,7 +671,8 @@ def _finish(
         "refused_members": [{"member": name, "reason": reason} for name, reason in plan.refused],
         "warnings": list(plan.warnings),
         "units": {"total": len(plan.units), "resumed": resumed},
-        "bytes_read": sum(result.bytes_read for result in ordered),
+        # Archive bytes read: by the index (headers; 0 from a warm index cache) and by the units (images).
+        "bytes_read": {"index": index_bytes, "images": sum(result.bytes_read for result in ordered)},
         "timings": {**{key: round(value, 3) for key, value in timings.items()}, "total": round(seconds, 3)},
     }
     write_text_atomic(out / "build.json", json.dumps(record, indent=2) + "\n")

@@ -78,7 +78,7 @@ class BuildPlan:
     counts: dict[str, dict[str, int]]  # split -> wnid -> images planned
     available: dict[str, int]  # split -> images the archive holds for the chosen classes
     warnings: tuple[str, ...] = ()
-    refused: tuple[tuple[str, str], ...] = ()  # (member, reason) refused by the archive reader
+    refused: tuple[tuple[str, str], ...] = ()  # ("<split>/<member>", reason) refused by the reader or planner
     class_dirs: tuple[str, ...] = field(default=())  # relative dirs to create
 
 
@@ -173,6 +173,24 @@ def _index_train(
     return result
 
 
+def _unique_outputs(
+    wnid: str, members: Sequence[archive.TarMember], refused: list[tuple[str, str]]
+) -> dict[str, archive.TarMember]:
+    """name -> member, refusing a member whose output file would be another's: names that differ only in
+    extension or letter case (``x.JPEG`` / ``x.png`` / ``X.JPEG``) map to one output path on some disks."""
+    kept: dict[str, archive.TarMember] = {}
+    owner: dict[str, str] = {}
+    for member in sorted(members, key=lambda m: natural_key(m.name)):
+        key = Path(member.name).stem.casefold()
+        if key in owner:
+            reason = f"its output name clashes with {owner[key]} (names differ only in extension or case)"
+            refused.append((f"train/{wnid}.tar/{member.name}", reason))
+            continue
+        owner[key] = member.name
+        kept[member.name] = member
+    return kept
+
+
 def make_plan(
     config: BuildConfig, runner: IndexRunner | None = None, cache_dir: Path | None = None
 ) -> BuildPlan:
@@ -196,7 +214,7 @@ def make_plan(
             warnings.extend(devkit.compare_with_bundled(kit))
         val_labels = devkit.val_wnids([member.name for member in val_archive.members()], kit)
         val_archive.save()
-        refused.extend(val_archive.refused)
+        refused.extend((f"val/{name}", reason) for name, reason in val_archive.refused)
 
     available = set(train_archive.classes()) if train_archive is not None else set(val_labels.values())
     wnids = select_classes(config, available)
@@ -216,11 +234,12 @@ def make_plan(
     available_counts: dict[str, int] = {}
     if train_archive is not None:
         members_by_class = _index_train(train_archive, wnids, runner)
-        refused.extend(train_archive.refused)
+        # Only what concerns this build: the outer archive's refusals, and those inside the chosen classes.
+        refused.extend((f"train/{name}", reason) for name, reason in train_archive.refused_for(wnids))
         counts["train"] = {}
         available_counts["train"] = 0
         for wnid in wnids:
-            by_name = {member.name: member for member in members_by_class[wnid]}
+            by_name = _unique_outputs(wnid, members_by_class[wnid], refused)
             available_counts["train"] += len(by_name)
             chosen = choose(by_name, config.train_per_class, config.seed, "train", wnid)
             tasks = tuple(
