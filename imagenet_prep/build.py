@@ -16,7 +16,6 @@ import contextlib
 import csv
 import errno
 import fcntl
-import hashlib
 import io
 import itertools
 import json
@@ -401,6 +400,9 @@ class _Executor:
                 initializer=_init_pool_worker,
                 initargs=(self.counter,),
             )
+            # Start the workers now, so their start-up overlaps planning instead of following it.
+            for _ in range(workers):
+                self.pool.submit(os.getpid)
         else:
             self.counter = multiprocessing.Value("q", 0, lock=True)
             global _progress_counter
@@ -468,24 +470,29 @@ class _Executor:
             pool.shutdown(wait=True)
 
 
-HASH_LIMIT = 1 << 30  # archives up to 1 GiB are hashed for build.json; larger ones use `verify`'s cache
+HASH_LIMIT = 1 << 30  # archives up to 1 GiB are hashed once for build.json; larger ones need `verify`
 
 
 def _known_md5(path: Path) -> str | None:
-    """MD5 of a source archive: hashed when small, else taken from `imagenet-prep verify`'s cache if present."""
+    """MD5 of a source archive for build.json, from `imagenet-prep verify`'s cache (keyed by size and mtime).
+
+    A small archive not yet in the cache is hashed once and recorded, so the next build costs nothing; a large
+    one (the real train tar is 148 GB) is left to `imagenet-prep verify`, and build.json says null until then.
+    """
+    from .verify import cached_md5, md5_file, record_md5
+
     if not path.is_file():
         return None
-    if path.stat().st_size <= HASH_LIMIT:
-        digest = hashlib.md5()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest()
-    with contextlib.suppress(Exception):
-        from .verify import cached_md5
-
-        return cached_md5(path)
-    return None
+    with contextlib.suppress(OSError, ValueError):
+        cached = cached_md5(path)
+        if cached:
+            return cached
+    if path.stat().st_size > HASH_LIMIT:
+        return None
+    digest = md5_file(path)
+    with contextlib.suppress(OSError):
+        record_md5(path, digest)
+    return digest
 
 
 def _sources_record(plan: BuildPlan) -> list[dict[str, Any]]:

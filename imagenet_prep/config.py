@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .imaging import ImageOptions, OutputFormat, ResampleFilter, ResizeMode
+from .imaging import ImageOptions, OutputFormat, ResampleFilter, ResizeMode, Resizer
 
 SPLITS = ("train", "val")
 
@@ -98,7 +98,7 @@ class BuildConfig:
         }
 
 
-_IMAGE_KEYS = {"resize", "size", "quality", "format", "filter", "upscale", "draft"}
+_IMAGE_KEYS = {"resize", "size", "quality", "format", "filter", "upscale", "draft", "resizer"}
 _TOP_KEYS = {f.name for f in fields(BuildConfig) if f.name != "image"}
 VALID_KEYS = tuple(sorted(_TOP_KEYS | _IMAGE_KEYS))
 
@@ -173,6 +173,8 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         image_kwargs["format"] = _enum(OutputFormat, merged["format"], "format")
     if "filter" in merged:
         image_kwargs["filter"] = _enum(ResampleFilter, merged["filter"], "filter")
+    if "resizer" in merged:
+        image_kwargs["resizer"] = _enum(Resizer, merged["resizer"], "resizer")
     if "size" in merged:
         image_kwargs["size"] = None if merged["size"] in (None, "none") else _int(merged["size"], "size")
     elif image_kwargs.get("resize") == ResizeMode.NONE:

@@ -69,6 +69,8 @@ __all__ = [
     "OutputFormat",
     "REPAIR_LABELS",
     "ResampleFilter",
+    "Resizer",
+    "fast_resizer_available",
     "ResizeMode",
     "floor_process",
     "output_extension",
@@ -108,6 +110,31 @@ class ResampleFilter(str, Enum):
     @property
     def pillow(self) -> Image.Resampling:
         return Image.Resampling[self.name]
+
+
+class Resizer(str, Enum):
+    """The implementation of the final resize. ``pillow`` (default): Pillow's ``resize``. ``fast``: the SIMD
+    (AVX2/SSE4.1/NEON) convolution of the optional ``cykooz-resizer`` package (Rust ``fast_image_resize``):
+    the same filter definitions as Pillow's (bicubic = Catmull-Rom, a = -0.5; the support widened when
+    shrinking), ~8x faster than Pillow's resize at 500x375 -> 341x256, and within ``FAST_MIN_PSNR_DB`` of
+    Pillow's pixels (rounding differences: ~54 dB measured). ``hamming`` and ``nearest`` have no equivalent
+    there and use Pillow's. Install with ``pip install 'imagenet-prep[fast]'``."""
+
+    PILLOW = "pillow"
+    FAST = "fast"
+
+
+FAST_MIN_PSNR_DB = 45.0  # stated bound: fast vs Pillow resize of the same decoded pixels (tests check it)
+_FAST_PACKAGE = "cykooz-resizer"
+
+
+def fast_resizer_available() -> bool:
+    """Whether the optional package behind ``Resizer.FAST`` is installed (and loads)."""
+    try:
+        import cykooz_resizer  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 DRAFT_GAP = 2.0  # JPEG draft decodes to >= this many times the output size (Pillow's thumbnail default gap)
@@ -160,12 +187,19 @@ class ImageOptions:
     filter: ResampleFilter = ResampleFilter.BICUBIC
     upscale: bool = False
     draft: bool = True
+    resizer: Resizer = Resizer.PILLOW
 
     def __post_init__(self) -> None:
         # frozen: coerce through object.__setattr__ so "shorter" from a config file becomes ResizeMode.SHORTER
         object.__setattr__(self, "resize", _coerce(ResizeMode, self.resize, "resize mode"))
         object.__setattr__(self, "format", _coerce(OutputFormat, self.format, "output format"))
         object.__setattr__(self, "filter", _coerce(ResampleFilter, self.filter, "resample filter"))
+        object.__setattr__(self, "resizer", _coerce(Resizer, self.resizer, "resizer"))
+        if self.resizer is Resizer.FAST and not fast_resizer_available():
+            raise UsageError(
+                f"The fast resizer needs the optional package {_FAST_PACKAGE}: run "
+                "`pip install 'imagenet-prep[fast]'`, or use the default resizer (pillow)."
+            )
         if self.resize is not ResizeMode.NONE:
             if self.size is None or isinstance(self.size, bool) or not isinstance(self.size, int):
                 raise UsageError(
@@ -368,10 +402,45 @@ def _decode_resized(im: Image.Image, out: tuple[int, int] | None, options: Image
         if out == (box[2] - box[0], box[3] - box[1]) and all(float(v).is_integer() for v in box):
             im = im.crop(tuple(int(v) for v in box))
         else:
-            im = im.resize(out, options.filter.pillow, box=box, reducing_gap=RESIZE_REDUCING_GAP)
+            im = _resize(im, out, box, options)
     if im.mode != "RGB":
         im = im.convert("RGB")
     return im
+
+
+def _resize(
+    im: Image.Image, out: tuple[int, int], box: tuple[float, ...], options: ImageOptions
+) -> Image.Image:
+    if options.resizer is Resizer.FAST and options.filter in _FAST_FILTERS:
+        return _fast_resize(im, out, box, options.filter)
+    return im.resize(out, options.filter.pillow, box=box, reducing_gap=RESIZE_REDUCING_GAP)
+
+
+# Pillow's filter -> fast_image_resize's filter of the same definition (by name: imported on first use).
+_FAST_FILTERS = {
+    ResampleFilter.BICUBIC: "catmull_rom",
+    ResampleFilter.BILINEAR: "bilinear",
+    ResampleFilter.LANCZOS: "lanczos3",
+    ResampleFilter.BOX: "box",
+}
+_fast_state: dict[str, object] = {}  # this process's resizer, made on first use
+
+
+def _fast_resize(
+    im: Image.Image, out: tuple[int, int], box: tuple[float, ...], filter: ResampleFilter
+) -> Image.Image:
+    """``im.resize(out, filter, box=box)`` through fast_image_resize (RGB or L in, same mode out)."""
+    import cykooz_resizer as fir
+
+    if not _fast_state:
+        _fast_state["resizer"] = fir.Resizer()
+    options = fir.ResizeOptions(
+        resize_alg=fir.ResizeAlg.convolution(fir.FilterType[_FAST_FILTERS[filter]]),
+        crop_box=fir.CropBox(box[0], box[1], box[2] - box[0], box[3] - box[1]),
+    )
+    dst = Image.new(im.mode, out)
+    _fast_state["resizer"].resize_pil(im, dst, options)  # type: ignore[attr-defined]
+    return dst
 
 
 def _encode(im: Image.Image, fmt: str, options: ImageOptions) -> bytes:

@@ -314,8 +314,10 @@ def test_nothing_is_written_outside_out_and_the_source(hostile):
     for empty in ("cwd", "home", "tmp"):
         assert list((root / empty).iterdir()) == [], empty
     assert list(root.rglob("*escape*")) == [root / "escape"]
-    # In the source folder only the documented index caches appear beside the archives.
+    # In the source folder only the documented caches appear beside the archives: the index caches and the
+    # MD5 cache that `imagenet-prep verify` shares (build.json records the archives' MD5 from it).
     assert sorted(p.name for p in hostile["src"].iterdir()) == [
+        ".imagenet-prep-verify.json",
         "ILSVRC2012_devkit_t12.tar.gz",
         "ILSVRC2012_img_train.tar",
         "ILSVRC2012_img_train.tar.index.json",

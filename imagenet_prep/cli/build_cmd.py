@@ -61,6 +61,12 @@ def build_command(
     filter: Annotated[
         str | None, typer.Option("--filter", help="Resampling filter (bicubic, bilinear, ...).")
     ] = None,
+    resizer: Annotated[
+        str | None,
+        typer.Option(
+            help="Resize engine: pillow (default) or fast (SIMD; pip install 'imagenet-prep[fast]')."
+        ),
+    ] = None,
     upscale: Annotated[
         bool | None, typer.Option("--upscale/--no-upscale", help="Enlarge small images.")
     ] = None,
@@ -83,7 +89,7 @@ def build_command(
     cli_values = {
         "source": source, "out": out, "splits": splits, "subset": subset, "classes": classes, "under": under,
         "train_per_class": train_per_class, "val_per_class": val_per_class, "seed": seed, "resize": resize,
-        "size": size, "quality": quality, "format": format, "filter": filter, "upscale": upscale,
+        "size": size, "quality": quality, "format": format, "filter": filter, "resizer": resizer, "upscale": upscale,
         "workers": workers, "allow_skips": allow_skips, "overwrite": overwrite, "wordnet": wordnet,
     }  # fmt: skip
     cfg = build_config(file_values, cli_values)
