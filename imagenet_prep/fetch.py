@@ -91,7 +91,10 @@ class FetchResult:
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-def _human(n: int) -> str:
+def human_bytes(n: int | None) -> str:
+    """1.5 MB style (powers of 1000); '?' when unknown."""
+    if n is None:
+        return "?"
     value = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if value < 1000 or unit == "TB":
@@ -237,7 +240,7 @@ def _check_space(dest: Path, needed: int | None, what: str) -> None:
     free = shutil.disk_usage(dest).free
     if needed > free:
         raise InsufficientSpaceError(
-            f"{what} needs {_human(needed)} but {dest} has {_human(free)} free; "
+            f"{what} needs {human_bytes(needed)} but {dest} has {human_bytes(free)} free; "
             "free some space or choose another --dest"
         )
 

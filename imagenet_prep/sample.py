@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw
 
 from . import classes
 from .atomic import temp_path_for
+from .devkit import SYNSET_FIELDS
 from .errors import UsageError
 
 __all__ = [
@@ -259,16 +260,7 @@ def _meta_mat(train: dict[str, tuple[str, ...]]) -> bytes:
     num_train_images = this sample's count). The 860 internal synsets (IDs 1001..1860) are not reproduced."""
     import scipy.io
 
-    fields = (
-        "ILSVRC2012_ID",
-        "WNID",
-        "words",
-        "gloss",
-        "num_children",
-        "children",
-        "wordnet_height",
-        "num_train_images",
-    )
+    fields = SYNSET_FIELDS
     leaves = sorted(classes.all_classes(), key=lambda c: c.ilsvrc2012_id)
     synsets = np.empty((len(leaves), 1), dtype=[(f, object) for f in fields])
     for row, info in enumerate(leaves):

@@ -28,17 +28,6 @@ def _parse_headers(values: list[str] | None) -> dict[str, str]:
     return headers
 
 
-def _human(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"  # pragma: no cover
-
-
 class _Bars:
     """tqdm byte bars, one per file (bytes/s and ETA), shown only on a terminal."""
 
@@ -126,7 +115,7 @@ def register(app: typer.Typer) -> None:
         Example: imagenet-prep fetch --dest ./ilsvrc --only val,devkit --base-url /mnt/mirror
         """
         from ..errors import UsageError
-        from ..fetch import credentials_available, fetch
+        from ..fetch import credentials_available, fetch, human_bytes
 
         headers = _parse_headers(header)
         cookies = "; ".join(c.strip() for c in cookie or [] if c.strip()) or None
@@ -158,7 +147,7 @@ def register(app: typer.Typer) -> None:
         for r in results:
             if r.ok:
                 md5 = f"  md5 {r.md5}" if r.md5 else ""
-                typer.echo(f"{r.status:<18} {r.file}  {_human(r.size)}{md5}")
+                typer.echo(f"{r.status:<18} {r.file}  {human_bytes(r.size)}{md5}")
         failed = [r for r in results if not r.ok]
         for r in failed:
             typer.echo(f"imagenet-prep: error: {r.error}", err=True)
@@ -183,6 +172,7 @@ def register(app: typer.Typer) -> None:
         Example: imagenet-prep verify ./ilsvrc
         """
         from ..errors import InputError
+        from ..fetch import human_bytes
         from ..verify import missing, verify
 
         bars = _Bars(stacked=False)
@@ -212,10 +202,12 @@ def register(app: typer.Typer) -> None:
             for r in results:
                 if r.status == "ok":
                     note = " (cached)" if r.cached else ""
-                    typer.echo(f"OK          {r.file}  {_human(r.actual_size)}  md5 {r.actual_md5}{note}")
+                    typer.echo(
+                        f"OK          {r.file}  {human_bytes(r.actual_size)}  md5 {r.actual_md5}{note}"
+                    )
                 elif r.status == "unverified":
                     typer.echo(
-                        f"UNVERIFIED  {r.file}  {_human(r.actual_size)}  no MD5 known (pass --checksums)"
+                        f"UNVERIFIED  {r.file}  {human_bytes(r.actual_size)}  no MD5 known (pass --checksums)"
                     )
                 elif r.size_ok is False:
                     typer.echo(f"MISMATCH    {r.file}  size {r.actual_size}, expected {r.expected_size}")
