@@ -27,6 +27,10 @@ Re-running the same command resumes an interrupted build.
 """
 
 
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -114,9 +118,10 @@ def build_command(
             bar[0].close()
     per_split = ", ".join(f"{split} {sum(c.values()):,}" for split, c in result.counts.items())
     rate = result.images_written / result.seconds if result.seconds else 0.0
+    built_classes = _plural(len(next(iter(result.counts.values()))), "class", "classes")
     typer.echo(
-        f"Built {result.images_written:,} images ({per_split}) in {len(next(iter(result.counts.values())))} "
-        f"classes into {result.out} in {result.seconds:.1f} s ({rate:.0f} img/s); "
+        f"Built {result.images_written:,} images ({per_split}) in {built_classes} "
+        f"into {result.out} in {result.seconds:.1f} s ({rate:.0f} img/s); "
         f"{len(result.repaired)} repaired, {len(result.skipped)} skipped"
         + (f"; resumed {result.units_resumed} of {result.units_total} units" if result.units_resumed else "")
         + "."
