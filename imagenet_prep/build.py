@@ -200,16 +200,24 @@ def _write_atomic(path: str, data: bytes, unit_id: str) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise BuildError(
-                f"The disk holding {folder} is full (unit {unit_id}). Free space and run the same command "
-                "again: finished units are kept."
-            ) from None
+        if exc.errno in _DISK_FULL:
+            raise _disk_full(folder, f"unit {unit_id}") from None
         raise BuildError(f"Unit {unit_id}: cannot write {path}: {exc.strerror}.") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(where: Path | str, detail: str) -> BuildError:
+    """The one message for a full disk or quota, in workers and in the parent alike."""
+    return BuildError(
+        f"The disk holding {where} is full ({detail}). Free space and run the same command again: "
+        "finished units are kept."
+    )
 
 
 def _marker_path(out: Path, unit_id: str) -> Path:
@@ -229,11 +237,8 @@ def _write_marker(out: Path, unit: WorkUnit, result: UnitResult) -> None:
     try:
         write_text_atomic(_marker_path(out, unit.unit_id), json.dumps(payload, separators=(",", ":")))
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise BuildError(
-                f"The disk holding {out} is full (unit {unit.unit_id}). Free space and run the same command "
-                "again: finished units are kept."
-            ) from None
+        if exc.errno in _DISK_FULL:
+            raise _disk_full(out, f"unit {unit.unit_id}") from None
         raise BuildError(f"Unit {unit.unit_id}: cannot write its done marker: {exc.strerror}.") from None
 
 
@@ -532,11 +537,8 @@ def build(
 
 
 def _write_error(exc: OSError, out: Path) -> BuildError | InputError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return BuildError(
-            f"The disk holding {out} is full ({exc.strerror}). Free space and run the same command again: "
-            "finished units are kept."
-        )
+    if exc.errno in _DISK_FULL:
+        return _disk_full(out, exc.strerror or "no space")
     where = exc.filename or out
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return InputError(
