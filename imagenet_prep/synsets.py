@@ -161,10 +161,10 @@ def _wn() -> WordNetCorpusReader:
 
 @functools.cache
 def _bundled_names() -> dict[str, str]:
-    """wnid -> WordNet sense name for the 1000 classes (made by scripts/make_metadata.py)."""
-    text = resources.files("imagenet_prep").joinpath("data", "imagenet1k_synset_names.txt").read_text("utf-8")
-    pairs = (line.split("\t") for line in text.splitlines() if line and not line.startswith("#"))
-    return dict(pairs)
+    """wnid -> WordNet sense name for the 1000 classes: the first two columns of the bundled hierarchy."""
+    text = resources.files("imagenet_prep").joinpath("data", HIERARCHY_FILE).read_text("utf-8")
+    pairs = (line.split("\t", 2)[:2] for line in text.splitlines() if line and not line.startswith("#"))
+    return {wnid: name for wnid, name in pairs if classes.is_imagenet1k(wnid)}
 
 
 def _from_class(info: ClassInfo) -> Synset:

@@ -7,7 +7,6 @@
 Inputs: ilsvrc2012_id_order.txt (ILSVRC2012_ID, wnid, sorted index, devkit words), val_labels.txt (the 50,000
 validation labels), subsets/*.txt. WordNet 3.0 gives each class's lemmas and gloss. Outputs:
 - imagenet1k_classes.tsv: index, ilsvrc2012_id, wnid, name (unique), words, lemmas ('|'-joined), gloss
-- imagenet1k_synset_names.txt: wnid, WordNet sense name ("tench.n.01"): 1K lookups need no WordNet load
 - imagenet1k_hierarchy.tsv: the 1000 classes and every synset above them (hypernyms and instance hypernyms):
   wnid, sense name, lemmas, definition, parent wnids; hierarchy queries about them need no WordNet load
 - val_labels.txt.gz: line k = sorted class index of ILSVRC2012_val_{k:08d}.JPEG (50,000 lines)
@@ -129,11 +128,6 @@ def main(argv: list[str] | None = None) -> None:
         lines.append("\t".join(str(field) for field in fields) + "\t" + synset.definition())
     (out / "imagenet1k_classes.tsv").write_text("\n".join(lines) + "\n")
 
-    name_lines = ["# wnid\tsynset"]
-    for row in rows:
-        synset = wn.synset_from_pos_and_offset("n", int(row["wnid"][1:]))
-        name_lines.append(f"{row['wnid']}\t{synset.name()}")
-    (out / "imagenet1k_synset_names.txt").write_text("\n".join(name_lines) + "\n")
     (out / "imagenet1k_hierarchy.tsv").write_text(hierarchy_text(rows, wn), encoding="utf-8")
 
     index_of = {row["wnid"]: row["index"] for row in rows}

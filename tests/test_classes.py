@@ -157,7 +157,6 @@ def test_make_metadata_reproduces_the_bundled_files(tmp_path: Path, source: str)
     produced = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     generated = {
         "imagenet1k_classes.tsv",
-        "imagenet1k_synset_names.txt",
         "imagenet1k_hierarchy.tsv",
         "val_labels.txt.gz",
     }
