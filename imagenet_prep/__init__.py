@@ -1,7 +1,8 @@
 """imagenet-prep: get ImageNet (ILSVRC2012) ready to train on.
 
-Importing the package is cheap: submodules (``synsets``, ``classes``, ``build`` ...) load on first use, and
-WordNet itself loads only when a WordNet query needs it.
+Importing the package is cheap: submodules load on first use, and WordNet itself loads only when a WordNet
+query needs it. ``from imagenet_prep import synsets`` (the notebook API) and ``classes`` are the class
+lookups; the pipeline's layout is described in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -11,31 +12,35 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# Public name -> module. Every entry exists (a test imports each one).
 _LAZY_SUBMODULES = {
-    "archive",
-    "build",
-    "catalog",
-    "classes",
-    "config",
-    "devkit",
-    "errors",
-    "fetch",
-    "imaging",
-    "labels",
-    "sample",
-    "subsets",
-    "synsets",
-    "verify",
-    "wordnet",
+    "build": "imagenet_prep.build",
+    "catalog": "imagenet_prep.fetch.catalog",
+    "classes": "imagenet_prep.taxonomy.classes",
+    "config": "imagenet_prep.config",
+    "errors": "imagenet_prep.errors",
+    "executors": "imagenet_prep.executors",
+    "fetch": "imagenet_prep.fetch",
+    "image": "imagenet_prep.image",
+    "labels": "imagenet_prep.outputs.labels",
+    "outputs": "imagenet_prep.outputs",
+    "plan": "imagenet_prep.plan",
+    "records": "imagenet_prep.records",
+    "sample": "imagenet_prep.sample",
+    "sources": "imagenet_prep.sources",
+    "synsets": "imagenet_prep.taxonomy.synsets",
+    "verify": "imagenet_prep.fetch.verify",
+    "wordnet": "imagenet_prep.taxonomy.wordnet",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import classes, errors, synsets  # noqa: F401
+    from . import errors  # noqa: F401
+    from .taxonomy import classes, synsets  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(_LAZY_SUBMODULES[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .imaging import ImageOptions, OutputFormat, ResampleFilter, ResizeMode, Resizer
+from .image import ImageOptions, OutputFormat, ResampleFilter, ResizeMode, Resizer, coerce_enum
 
 SPLITS = ("train", "val")
 
@@ -38,6 +38,8 @@ class BuildConfig:
     allow_skips: bool = False
     overwrite: bool = False
     wordnet: Path | None = None
+    output: str = "imagefolder"  # a name in outputs.WRITERS
+    executor: str = "local"  # a name in executors.EXECUTORS
 
     def __post_init__(self) -> None:
         if not self.splits or any(split not in SPLITS for split in self.splits):
@@ -71,6 +73,8 @@ class BuildConfig:
             "seed": self.seed,
             "image": self.image_dict(),
             **extra,
+            # The default output adds nothing, so trees built before outputs were pluggable still resume.
+            **({"output": self.output} if self.output != "imagefolder" else {}),
         }
         return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -95,6 +99,8 @@ class BuildConfig:
             **self.image_dict(),
             "workers": self.worker_count,
             "allow_skips": self.allow_skips,
+            "output": self.output,
+            "executor": self.executor,
         }
 
 
@@ -111,14 +117,6 @@ def _as_list(value: Any, key: str) -> tuple[str, ...]:
     else:
         raise UsageError(f"'{key}' must be a list or a comma-separated string (got {value!r}).")
     return tuple(item for item in items if item)
-
-
-def _enum(enum_type: type, value: Any, key: str) -> Any:
-    try:
-        return enum_type(str(value).lower())
-    except ValueError:
-        valid = ", ".join(member.value for member in enum_type)
-        raise UsageError(f"'{value}' is not a valid {key}: choose one of {valid}.") from None
 
 
 def _int(value: Any, key: str) -> int:
@@ -167,14 +165,14 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
             raise UsageError(f"--{required} is required (on the command line or in the --config file).")
 
     image_kwargs: dict[str, Any] = {}
-    if "resize" in merged:
-        image_kwargs["resize"] = _enum(ResizeMode, merged["resize"], "resize mode")
-    if "format" in merged:
-        image_kwargs["format"] = _enum(OutputFormat, merged["format"], "format")
-    if "filter" in merged:
-        image_kwargs["filter"] = _enum(ResampleFilter, merged["filter"], "filter")
-    if "resizer" in merged:
-        image_kwargs["resizer"] = _enum(Resizer, merged["resizer"], "resizer")
+    for key, enum_type, what in (
+        ("resize", ResizeMode, "resize mode"),
+        ("format", OutputFormat, "output format"),
+        ("filter", ResampleFilter, "resample filter"),
+        ("resizer", Resizer, "resizer"),
+    ):
+        if key in merged:  # coerced once, here; ImageOptions accepts the enum members as they are
+            image_kwargs[key] = coerce_enum(enum_type, merged[key], what)
     if "size" in merged:
         image_kwargs["size"] = None if merged["size"] in (None, "none") else _int(merged["size"], "size")
     elif image_kwargs.get("resize") == ResizeMode.NONE:
@@ -204,4 +202,6 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         allow_skips=bool(merged.get("allow_skips", False)),
         overwrite=bool(merged.get("overwrite", False)),
         wordnet=Path(merged["wordnet"]).expanduser() if merged.get("wordnet") else None,
+        output=str(merged.get("output") or "imagefolder"),
+        executor=str(merged.get("executor") or "local"),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class ImagenetPrepError(Exception):
-    """Base class. ``exit_code`` follows design.md: 1 = the work ran but failed, 2 = usage or input error."""
+    """Base class. ``exit_code`` (README, "Exit codes"): 1 = the work ran but failed, 2 = usage or input error."""
 
     exit_code = 2
 
@@ -33,10 +33,18 @@ class ArchiveError(InputError):
     """An archive is missing, truncated, not a tar, or holds a member that is refused."""
 
 
+class DevkitError(InputError):
+    """The devkit is missing a file or holds something that is not the ILSVRC2012 devkit format."""
+
+
 class DownloadError(ImagenetPrepError):
     """A download failed after its retries."""
 
     exit_code = 1
+
+
+class InsufficientSpaceError(DownloadError):
+    """The destination has less free space than the download needs."""
 
 
 class ChecksumError(DownloadError):
@@ -51,3 +59,9 @@ class BuildError(ImagenetPrepError):
 
 class OutputLockedError(UsageError):
     """Another build holds the output folder's lock."""
+
+
+class BuildInterrupted(BuildError):
+    """Ctrl-C or SIGTERM: finished units are kept, the next run resumes."""
+
+    exit_code = 130

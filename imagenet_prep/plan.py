@@ -1,108 +1,31 @@
-"""Plan a build: which archives, which classes, which images, written where, grouped into work units.
+"""Plan a build: which classes, which images, grouped into work units. Source-agnostic: the source (see
+sources/) answers which classes and files it holds and how its samples group into units; the writer (see
+outputs/) may regroup them (a shard writer shuffles); the plan chooses.
 
-Work units are small frozen picklable records identified by (split, unit id): ``train-<wnid>`` per class and
-``val-NNNN`` per chunk of the validation tar in archive order (contiguous reads). Each task carries its member's
-offset and size, so a worker reads its own bytes from the archive with one positioned read: pixels never travel
-through the pool.
+Work units are small frozen picklable records (records.WorkUnit) identified by a unit id unique across splits.
+Each sample carries where its bytes are, so a worker reads its own bytes: pixels never travel through the pool.
 
-Per-class sampling (``--train-per-class`` / ``--val-per-class``): the class's files are sorted by name
-(numerically), and N of them are drawn with ``random.Random(f"{seed}:{split}:{wnid}").sample``, then sorted again.
+Per-class sampling (``--train-per-class`` / ``--val-per-class``): the class's files are sorted by their canonical
+key (numerically), and N of them are drawn with ``random.Random(f"{seed}:{split}:{wnid}").sample``, then sorted again.
 Each class's choice depends only on the seed, split, class and its file list: the same seed gives the same files,
 and adding classes to a build does not change the files chosen for the others.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import archive, classes, devkit
 from .config import BuildConfig
-from .errors import InputError, UsageError
-
-TRAIN_TAR = "ILSVRC2012_img_train.tar"
-VAL_TAR = "ILSVRC2012_img_val.tar"
-DEVKIT_TAR = "ILSVRC2012_devkit_t12.tar.gz"
-DEVKIT_DIR = "ILSVRC2012_devkit_t12"
-VAL_CHUNK = 250  # images per val unit: big enough to amortise a task, small enough to balance 2+ workers
-
-IndexRunner = Callable[[Callable, Sequence[tuple]], list]
-
-
-@dataclass(frozen=True)
-class ImageTask:
-    """One image: where its bytes are in the archive, and where it goes (relative to OUT, no extension)."""
-
-    member: archive.TarMember
-    dest_stem: str
-    label: int
-    wnid: str
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    split: str
-    unit_id: str
-    archive_path: str
-    tasks: tuple[ImageTask, ...]
-
-    @property
-    def fingerprint(self) -> str:
-        digest = hashlib.sha256(f"{self.split}|{self.unit_id}|".encode())
-        for task in self.tasks:
-            digest.update(
-                f"{task.member.name}|{task.member.offset}|{task.member.size}|{task.dest_stem}\n".encode()
-            )
-        return digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Sources:
-    """The archives found in --source (None = absent)."""
-
-    folder: Path
-    train: Path | None
-    val: Path | None
-    devkit: Path | None
-
-
-@dataclass(frozen=True)
-class BuildPlan:
-    wnids: tuple[str, ...]
-    units: tuple[WorkUnit, ...]
-    sources: Sources
-    counts: dict[str, dict[str, int]]  # split -> wnid -> images planned
-    available: dict[str, int]  # split -> images the archive holds for the chosen classes
-    warnings: tuple[str, ...] = ()
-    refused: tuple[tuple[str, str], ...] = ()  # ("<split>/<member>", reason) refused by the reader or planner
-    class_dirs: tuple[str, ...] = field(default=())  # relative dirs to create
-
-
-def find_sources(folder: Path) -> Sources:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(
-            f"The source folder {folder} does not exist. Point --source at the folder holding the ILSVRC2012 "
-            f"archives (or make a miniature one with `imagenet-prep sample {folder}`)."
-        )
-
-    def present(name: str) -> Path | None:
-        path = folder / name
-        return path if path.exists() else None
-
-    return Sources(folder, present(TRAIN_TAR), present(VAL_TAR), present(DEVKIT_TAR) or present(DEVKIT_DIR))
-
-
-def _missing(name: str, folder: Path) -> InputError:
-    return InputError(
-        f"The archive {name} is missing from {folder}: run `imagenet-prep fetch --dest {folder}`, "
-        "or build only the splits you have with --splits."
-    )
-
+from .errors import UsageError
+from .outputs.base import Writer
+from .records import ClassSet, Sample, SourceFile, WorkUnit
+from .sources import Source, open_source
+from .sources.base import Runner
+from .taxonomy import classes
 
 _NUMBER_RE = re.compile(r"(\d+)")
 
@@ -132,7 +55,7 @@ def select_classes(config: BuildConfig, available: Iterable[str]) -> tuple[str, 
         else:
             wnids = classes.resolve(config.classes)
     elif config.under:
-        from . import synsets
+        from .taxonomy import synsets
 
         if config.wordnet:
             synsets.use_wordnet(config.wordnet)
@@ -155,71 +78,65 @@ def select_classes(config: BuildConfig, available: Iterable[str]) -> tuple[str, 
     return tuple(sorted(wnids))
 
 
-def _index_train(
-    train_archive: archive.TrainArchive, wnids: Sequence[str], runner: IndexRunner | None
-) -> dict[str, tuple[archive.TarMember, ...]]:
-    """Inner indexes of the chosen classes; uncached ones in parallel through ``runner`` when given."""
-    class_tars = train_archive.classes()
-    result: dict[str, tuple[archive.TarMember, ...]] = {}
-    uncached = [wnid for wnid in wnids if not train_archive.has_members(wnid)]
-    if runner is not None and len(uncached) > 1:
-        path = str(train_archive.path)
-        outputs = runner(archive.index_class_tar, [(path, class_tars[wnid]) for wnid in uncached])
-        for wnid, (members, refused) in zip(uncached, outputs, strict=True):
-            train_archive.add_members(wnid, members, refused)
-    for wnid in wnids:
-        result[wnid] = train_archive.members(wnid)
-    train_archive.save()
-    return result
+@dataclass(frozen=True)
+class BuildPlan:
+    class_set: ClassSet
+    units: tuple[WorkUnit, ...]
+    source: Source
+    counts: dict[str, dict[str, int]]  # split -> wnid -> images planned
+    available: dict[str, int]  # split -> images the source holds for the chosen classes
+    warnings: tuple[str, ...] = ()
+    refused: tuple[tuple[str, str], ...] = ()  # (member label, reason) refused by the reader or planner
+    index_bytes: int = 0  # source bytes read to index (0 from a warm cache)
+    splits: tuple[str, ...] = field(default=())
+
+    @property
+    def wnids(self) -> tuple[str, ...]:
+        return self.class_set.wnids
 
 
-def _unique_outputs(
-    wnid: str, members: Sequence[archive.TarMember], refused: list[tuple[str, str]]
-) -> dict[str, archive.TarMember]:
-    """name -> member, refusing a member whose output file would be another's: names that differ only in
-    extension or letter case (``x.JPEG`` / ``x.png`` / ``X.JPEG``) map to one output path on some disks."""
-    kept: dict[str, archive.TarMember] = {}
+def _unique_keys(
+    source: Source, split: str, wnid: str, files: Sequence[SourceFile], refused: list[tuple[str, str]]
+) -> dict[str, SourceFile]:
+    """key -> file, refusing a file whose output would be another's: keys that differ only in letter case
+    (``x.JPEG`` / ``x.png`` / ``X.JPEG``) map to one output path on some disks."""
+    kept: dict[str, SourceFile] = {}
     owner: dict[str, str] = {}
-    for member in sorted(members, key=lambda m: natural_key(m.name)):
-        key = Path(member.name).stem.casefold()
-        if key in owner:
-            reason = f"its output name clashes with {owner[key]} (names differ only in extension or case)"
-            refused.append((f"train/{wnid}.tar/{member.name}", reason))
+    for file in sorted(files, key=lambda f: natural_key(f.name)):
+        folded = file.key.casefold()
+        if folded in owner:
+            reason = f"its output name clashes with {owner[folded]} (names differ only in extension or case)"
+            refused.append((source.member_label(split, wnid, file.name), reason))
             continue
-        owner[key] = member.name
-        kept[member.name] = member
+        owner[folded] = file.name
+        kept[file.key] = file
     return kept
 
 
 def make_plan(
-    config: BuildConfig, runner: IndexRunner | None = None, cache_dir: Path | None = None
+    config: BuildConfig,
+    runner: Runner | None = None,
+    cache_dir: Path | None = None,
+    writer: Writer | None = None,
 ) -> BuildPlan:
-    """Index the archives (cached) and decide every image's destination."""
-    sources = find_sources(config.source)
+    """Index the source (cached) and decide every image's split, class, label and unit.
+
+    Units follow the source's grouping (its cheapest reads) unless the ``writer`` regroups them (shards).
+    """
+    source = open_source(config.source, cache_dir=cache_dir)
+    offered = source.splits()
+    for split in config.splits:
+        if split not in offered:
+            source.index(split, (), None)  # raises the source's own "missing" message
     warnings: list[str] = []
     refused: list[tuple[str, str]] = []
-    for split, path, name in (("train", sources.train, TRAIN_TAR), ("val", sources.val, VAL_TAR)):
-        if split in config.splits and path is None:
-            raise _missing(name, config.source)
-
-    train_archive = (
-        archive.TrainArchive(sources.train, cache_dir=cache_dir) if "train" in config.splits else None
-    )
-    val_labels: dict[str, str] = {}
-    val_archive = None
-    if "val" in config.splits:
-        val_archive = archive.ValArchive(sources.val, cache_dir=cache_dir)
-        kit = devkit.read_devkit(sources.devkit) if sources.devkit else None
-        if kit is not None:
-            warnings.extend(devkit.compare_with_bundled(kit))
-        val_labels = devkit.val_wnids([member.name for member in val_archive.members()], kit)
-        val_archive.save()
-        refused.extend((f"val/{name}", reason) for name, reason in val_archive.refused)
-
-    available = set(train_archive.classes()) if train_archive is not None else set(val_labels.values())
+    first = "train" if "train" in config.splits else config.splits[0]
+    available = set(source.classes(first))
+    if "val" in config.splits and first != "val":
+        source.classes("val")  # labels val now: a bad devkit fails before any work
     wnids = select_classes(config, available)
     if config.under:
-        from . import synsets
+        from .taxonomy import synsets
 
         absent = len(synsets.imagenet_leaves(config.under)) - len(wnids)
         if absent:
@@ -227,66 +144,49 @@ def make_plan(
                 f"{absent} of the ImageNet-1K classes under '{config.under}' are not in the source archives; "
                 f"building the {len(wnids)} that are."
             )
-    label_of = {wnid: i for i, wnid in enumerate(wnids)}
+    class_set = ClassSet("imagenet-1k", wnids, tuple(classes.by_wnid(w).name for w in wnids))
+    label_of = class_set.index_of()
+    per_class = {"train": config.train_per_class, "val": config.val_per_class}
+    where = {"train": "the archive", "val": "the validation archive"}
 
     units: list[WorkUnit] = []
     counts: dict[str, dict[str, int]] = {}
     available_counts: dict[str, int] = {}
-    if train_archive is not None:
-        members_by_class = _index_train(train_archive, wnids, runner)
-        # Only what concerns this build: the outer archive's refusals, and those inside the chosen classes.
-        refused.extend((f"train/{name}", reason) for name, reason in train_archive.refused_for(wnids))
-        counts["train"] = {}
-        available_counts["train"] = 0
+    index_bytes = 0
+    for split in config.splits:
+        index = source.index(split, wnids, runner)
+        index_bytes += index.bytes_read
+        warnings.extend(index.warnings)
+        refused.extend(index.refused)
+        samples: list[Sample] = []
+        counts[split] = {}
+        available_counts[split] = 0
         for wnid in wnids:
-            by_name = _unique_outputs(wnid, members_by_class[wnid], refused)
-            available_counts["train"] += len(by_name)
-            chosen = choose(by_name, config.train_per_class, config.seed, "train", wnid)
-            tasks = tuple(
-                ImageTask(by_name[name], f"train/{wnid}/{Path(name).stem}", label_of[wnid], wnid)
-                for name in chosen
-            )
-            counts["train"][wnid] = len(tasks)
-            if not tasks:
-                warnings.append(f"train: class {wnid} has no images in the archive.")
-            units.append(WorkUnit("train", f"train-{wnid}", str(sources.train), tasks))
+            by_key = _unique_keys(source, split, wnid, index.files.get(wnid, ()), refused)
+            available_counts[split] += len(by_key)
+            chosen = choose(by_key, per_class.get(split), config.seed, split, wnid)
+            counts[split][wnid] = len(chosen)
+            if not chosen:
+                warnings.append(f"{split}: class {wnid} has no images in {where.get(split, 'the source')}.")
+            label = label_of[wnid]
+            for key in chosen:
+                file = by_key[key]
+                samples.append(Sample(split, key, wnid, label, file.name, file.location))
+        layout = type(source).layout
+        groups = source.group(split, samples)
+        if writer is not None:
+            groups = writer.group(split, groups)
+        for unit_id, unit_samples in groups:
+            units.append(WorkUnit(split, unit_id, layout, unit_samples))
 
-    if val_archive is not None:
-        by_class: dict[str, list[str]] = {wnid: [] for wnid in wnids}
-        for name, wnid in val_labels.items():
-            if wnid in by_class:
-                by_class[wnid].append(name)
-        available_counts["val"] = sum(len(names) for names in by_class.values())
-        chosen_names = set()
-        counts["val"] = {}
-        for wnid in wnids:
-            picked = choose(by_class[wnid], config.val_per_class, config.seed, "val", wnid)
-            counts["val"][wnid] = len(picked)
-            chosen_names.update(picked)
-            if not picked:
-                warnings.append(f"val: class {wnid} has no images in the validation archive.")
-        tasks = [
-            ImageTask(
-                member,
-                f"val/{val_labels[member.name]}/{Path(member.name).stem}",
-                label_of[val_labels[member.name]],
-                val_labels[member.name],
-            )
-            for member in val_archive.members()
-            if member.name in chosen_names
-        ]
-        for start in range(0, len(tasks), VAL_CHUNK):
-            chunk = tuple(tasks[start : start + VAL_CHUNK])
-            units.append(WorkUnit("val", f"val-{start // VAL_CHUNK:04d}", str(sources.val), chunk))
-
-    class_dirs = tuple(f"{split}/{wnid}" for split in config.splits for wnid in wnids)
     return BuildPlan(
-        wnids=wnids,
+        class_set=class_set,
         units=tuple(units),
-        sources=sources,
+        source=source,
         counts=counts,
         available=available_counts,
         warnings=tuple(warnings),
         refused=tuple(refused),
-        class_dirs=class_dirs,
+        index_bytes=index_bytes,
+        splits=tuple(config.splits),
     )

@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import classes
-from .atomic import temp_path_for
-from .devkit import SYNSET_FIELDS
 from .errors import UsageError
+from .fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, GROUND_TRUTH_PATH, MD5SUMS, META_PATH, TRAIN_TAR, VAL_TAR
+from .io.atomic import atomic_file
+from .sources.devkit import SYNSET_FIELDS
+from .taxonomy import classes
 
 __all__ = [
     "DEVKIT_TAR",
@@ -48,10 +49,6 @@ __all__ = [
     "write_sample",
 ]
 
-TRAIN_TAR = "ILSVRC2012_img_train.tar"
-VAL_TAR = "ILSVRC2012_img_val.tar"
-DEVKIT_TAR = "ILSVRC2012_devkit_t12.tar.gz"
-MD5SUMS = "MD5SUMS"
 RELEASE_FILES = (TRAIN_TAR, VAL_TAR, DEVKIT_TAR, MD5SUMS)
 
 # Real odd files of ILSVRC2012 (data/quirks.txt), reproduced under their real names.
@@ -296,35 +293,16 @@ def _devkit_tar_gz(train: dict[str, tuple[str, ...]]) -> bytes:
     truth = "".join(f"{classes.by_wnid(w).ilsvrc2012_id}\n" for w in classes.val_labels()).encode()
     tar_buf = io.BytesIO()
     with tarfile.open(fileobj=tar_buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        tar.addfile(_tarinfo("ILSVRC2012_devkit_t12", directory=True))
-        _add(tar, "ILSVRC2012_devkit_t12/readme.txt", _DEVKIT_README.encode())
-        tar.addfile(_tarinfo("ILSVRC2012_devkit_t12/data", directory=True))
-        _add(tar, "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", truth)
-        _add(tar, "ILSVRC2012_devkit_t12/data/meta.mat", _meta_mat(train))
+        tar.addfile(_tarinfo(DEVKIT_DIR, directory=True))
+        _add(tar, f"{DEVKIT_DIR}/readme.txt", _DEVKIT_README.encode())
+        tar.addfile(_tarinfo(f"{DEVKIT_DIR}/data", directory=True))
+        _add(tar, GROUND_TRUTH_PATH, truth)
+        _add(tar, META_PATH, _meta_mat(train))
     gz_buf = io.BytesIO()
     # mtime=0 and an empty name: the gzip header then carries nothing that changes between runs.
     with gzip.GzipFile(filename="", mode="wb", fileobj=gz_buf, mtime=0) as gz:
         gz.write(tar_buf.getvalue())
     return gz_buf.getvalue()
-
-
-class _AtomicFile:
-    """Write to a temporary sibling, then os.replace into place; removed on failure."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.tmp = temp_path_for(path)
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        self.handle = open(self.tmp, "wb")  # noqa: SIM115 - closed in __exit__
-        return self.handle
-
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
-        self.handle.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
 
 
 def _md5(path: Path) -> str:
@@ -376,7 +354,7 @@ def write_sample(
         )
         train_path = root / TRAIN_TAR
         with (
-            _AtomicFile(train_path) as handle,
+            atomic_file(train_path) as handle,
             tarfile.open(fileobj=handle, mode="w", format=tarfile.GNU_FORMAT) as outer,
         ):
             for wnid in wnids:
@@ -389,7 +367,7 @@ def write_sample(
                 _add(outer, f"{wnid}.tar", inner_buf.getvalue())
         val_path = root / VAL_TAR
         with (
-            _AtomicFile(val_path) as handle,
+            atomic_file(val_path) as handle,
             tarfile.open(fileobj=handle, mode="w", format=tarfile.GNU_FORMAT) as flat,
         ):
             for name in val:
@@ -400,10 +378,10 @@ def write_sample(
         pool.shutdown(wait=True, cancel_futures=True)  # on an error, drop the images not yet rendered
 
     devkit_path = root / DEVKIT_TAR
-    with _AtomicFile(devkit_path) as handle:
+    with atomic_file(devkit_path) as handle:
         handle.write(_devkit_tar_gz(train))
     md5_path = root / MD5SUMS
-    with _AtomicFile(md5_path) as handle:
+    with atomic_file(md5_path) as handle:
         for path in sorted((train_path, val_path, devkit_path)):
             handle.write(f"{_md5(path)}  {path.name}\n".encode())
     return SampleRelease(

@@ -51,10 +51,12 @@ from typing import Any
 
 from PIL import Image, features
 
-from imagenet_prep import __version__, archive, classes, imaging
+from imagenet_prep import __version__, classes
 from imagenet_prep.build import build
 from imagenet_prep.config import BuildConfig
-from imagenet_prep.imaging import ImageOptions, floor_process, target_size
+from imagenet_prep.image import process as imaging
+from imagenet_prep.image.process import ImageOptions, floor_process, target_size
+from imagenet_prep.io import tar, tar_index
 from imagenet_prep.sample import SampleSpec, write_sample
 
 WORKLOADS: dict[str, dict[str, Any]] = {
@@ -98,13 +100,13 @@ def write_blob(release: Path, blob: Path) -> list[int]:
     one file; returns the offsets (n + 1). Streamed: this process must stay small, its pools fork from it."""
     offsets = [0]
     with open(blob, "wb") as handle:
-        with archive.TrainArchive(release / "ILSVRC2012_img_train.tar") as train:
+        with tar_index.TrainArchive(release / "ILSVRC2012_img_train.tar") as train:
             members = [(train.source, m) for wnid in train.classes() for m in train.members(wnid)]
             for source, member in members:
-                offsets.append(offsets[-1] + handle.write(archive.read_member(source, member)))
-        with archive.ValArchive(release / "ILSVRC2012_img_val.tar") as val:
+                offsets.append(offsets[-1] + handle.write(tar.read_member(source, member)))
+        with tar_index.ValArchive(release / "ILSVRC2012_img_val.tar") as val:
             for member in val.members():
-                offsets.append(offsets[-1] + handle.write(archive.read_member(val.source, member)))
+                offsets.append(offsets[-1] + handle.write(tar.read_member(val.source, member)))
     return offsets
 
 
@@ -418,7 +420,7 @@ def subset_cost(out: Path, work: Path) -> dict[str, Any]:
         SampleSpec(classes=SUBSET_CLASSES, train_per_class=10, val_per_class=VAL_PER_CLASS, realistic=True),
     )
     clear_index_caches(release)
-    wnid = sorted(archive.TrainArchive(release / "ILSVRC2012_img_train.tar").classes())[0]
+    wnid = sorted(tar_index.TrainArchive(release / "ILSVRC2012_img_train.tar").classes())[0]
     clear_index_caches(release)  # listing the classes above wrote nothing, but be sure the build starts cold
     dest = work / "subset"
     build(_build_config(release, dest, ImageOptions(), 1, classes=(wnid,)))

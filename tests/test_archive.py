@@ -13,18 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_prep.archive import (
-    ArchiveError,
-    ByteSource,
-    ClassTar,
-    FileByteSource,
-    TarMember,
-    TrainArchive,
-    ValArchive,
-    cache_path_candidates,
-    index_class_tar,
-    read_member,
-)
+from imagenet_prep.errors import ArchiveError
+from imagenet_prep.io.bytesource import ByteSource, FileByteSource
+from imagenet_prep.io.tar import ClassTar, TarMember, index_class_tar, read_member
+from imagenet_prep.io.tar_index import TrainArchive, ValArchive, cache_path_candidates
 from imagenet_prep.sample import SampleSpec, write_sample
 
 

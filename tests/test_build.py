@@ -16,8 +16,8 @@ from PIL import Image
 
 from imagenet_prep import classes
 from imagenet_prep.build import STATE_DIR, build
-from imagenet_prep.check import check_tree
 from imagenet_prep.config import build_config
+from imagenet_prep.outputs.imagefolder_check import check_tree
 
 IMAGE_SUFFIXES = {".JPEG", ".png", ".webp"}
 

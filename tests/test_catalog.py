@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
-from imagenet_prep import catalog
-from imagenet_prep.catalog import (
+from imagenet_prep.errors import InputError, UsageError
+from imagenet_prep.fetch import catalog
+from imagenet_prep.fetch.catalog import (
     DEFAULT_BASE_URL,
     ArchiveInfo,
     by_filename,
@@ -17,7 +18,6 @@ from imagenet_prep.catalog import (
     parse_md5sums,
     resolve,
 )
-from imagenet_prep.errors import InputError, UsageError
 
 REQUIRED = ("train", "val", "devkit", "test", "bbox_train", "bbox_val", "devkit_t3", "train_t3")
 

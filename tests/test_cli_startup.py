@@ -124,7 +124,11 @@ def test_help_imports_no_library_modules() -> None:
     _, report = probe("--help")
     assert report["code"] == 0
     loaded = set(report["imagenet_prep"])
-    assert not loaded & {"imagenet_prep.synsets", "imagenet_prep.wordnet", "imagenet_prep.classes"}
+    assert not loaded & {
+        "imagenet_prep.taxonomy.synsets",
+        "imagenet_prep.taxonomy.wordnet",
+        "imagenet_prep.taxonomy.classes",
+    }
 
 
 def test_the_probe_sees_nltk_when_it_is_imported(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from imagenet_prep.config import build_config, read_config_file
 from imagenet_prep.errors import UsageError
-from imagenet_prep.imaging import OutputFormat, ResampleFilter, ResizeMode
+from imagenet_prep.image.process import OutputFormat, ResampleFilter, ResizeMode
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
 

@@ -12,7 +12,9 @@ import pytest
 import scipy.io
 
 from imagenet_prep import classes
-from imagenet_prep.devkit import (
+from imagenet_prep.errors import InputError
+from imagenet_prep.sample import SampleSpec, write_sample
+from imagenet_prep.sources.devkit import (
     GROUND_TRUTH_PATH,
     META_PATH,
     Devkit,
@@ -21,8 +23,6 @@ from imagenet_prep.devkit import (
     read_devkit,
     val_wnids,
 )
-from imagenet_prep.errors import InputError
-from imagenet_prep.sample import SampleSpec, write_sample
 
 SHARED = Path("/work/shared/data/ilsvrc2012")
 FIELDS = (

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from imagenet_prep import imaging
 from imagenet_prep.errors import UsageError
-from imagenet_prep.imaging import (
+from imagenet_prep.image import process as imaging
+from imagenet_prep.image.process import (
     FAST_MIN_PSNR_DB,
     ImageOptions,
     ImageResult,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_prep import fetch as fetch_mod
 from imagenet_prep.errors import UsageError
-from imagenet_prep.fetch import FetchResult, InsufficientSpaceError, fetch
-from imagenet_prep.verify import cached_md5, verify
+from imagenet_prep.fetch import download as fetch_mod
+from imagenet_prep.fetch.download import FetchResult, InsufficientSpaceError, fetch
+from imagenet_prep.fetch.verify import cached_md5, verify
 
 try:
     from tests.http_server import ArchiveServer, etag_of

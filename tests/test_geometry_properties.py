@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imagenet_prep.imaging import ImageOptions, ImageResult, ResizeMode, process_image, target_size
+from imagenet_prep.image.process import ImageOptions, ImageResult, ResizeMode, process_image, target_size
 
 modes = st.sampled_from(list(ResizeMode))
 sizes = st.integers(1, 4096)

@@ -28,7 +28,10 @@ CASES: dict[str, tuple[str | None, dict]] = {
     "downsampled-64": ("downsampled-64.yaml", {}),
     "imagenet1k-full": ("imagenet1k-full.yaml", {}),
     "center-crop-webp": (None, {"resize": "center-crop", "size": 40, "format": "webp", "quality": 80}),
-    "longer-original-bilinear": (None, {"resize": "longer", "size": 56, "format": "original", "filter": "bilinear"}),
+    "longer-original-bilinear": (
+        None,
+        {"resize": "longer", "size": 56, "format": "original", "filter": "bilinear"},
+    ),
     "dogs-under-square-png": (None, {"under": "dog.n.01", "resize": "square", "size": 24, "format": "png"}),
 }
 

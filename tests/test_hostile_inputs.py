@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagenet_prep.check import check_tree
+from imagenet_prep.outputs.imagefolder_check import check_tree
 from imagenet_prep.sample import SampleSpec, write_sample
 
 GOOD, BROKEN = "n01440764", "n02102040"  # tench: the hostile class tar; English springer: cut short

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from imagenet_prep import imaging
 from imagenet_prep.errors import UsageError
-from imagenet_prep.imaging import (
+from imagenet_prep.image import process as imaging
+from imagenet_prep.image.process import (
     DRAFT_MIN_PSNR_DB,
     ImageFailure,
     ImageOptions,

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagenet_prep.atomic import TMP_MARK
 from imagenet_prep.build import STATE_DIR, output_lock
-from imagenet_prep.check import check_tree
 from imagenet_prep.errors import InputError
+from imagenet_prep.io.atomic import TMP_MARK
+from imagenet_prep.outputs.imagefolder_check import check_tree
 from imagenet_prep.sample import SampleSpec, write_sample
 
 # 6 classes x 50 train + 50 val = 600 small images; 8 work units (6 train classes, 2 val chunks of 250 + 50).

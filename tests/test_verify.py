@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_prep import verify as verify_mod
-from imagenet_prep.catalog import by_key
 from imagenet_prep.errors import InputError
-from imagenet_prep.verify import SIDECAR_NAME, md5_file, verify
+from imagenet_prep.fetch import verify as verify_mod
+from imagenet_prep.fetch.catalog import by_key
+from imagenet_prep.fetch.verify import SIDECAR_NAME, md5_file, verify
 
 VAL = "ILSVRC2012_img_val.tar"
 DEVKIT = "ILSVRC2012_devkit_t12.tar.gz"

@@ -16,6 +16,7 @@ import pytest
 
 from imagenet_prep import wordnet
 from imagenet_prep.errors import WordNetError
+from imagenet_prep.io import paths
 
 SYSTEM_WORDNET = Path("/usr/share/wordnet")
 CLI = shutil.which("imagenet-prep") or ""
@@ -136,7 +137,7 @@ def test_cli_status(wordnet_31: Path, empty_dir: Path) -> None:
 
 def test_cli_install_from_dir_into_a_fresh_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    env = {wordnet.ENV_CACHE_DIR: str(cache)}
+    env = {paths.ENV_CACHE_DIR: str(cache)}
     result = run_cli("wordnet", "install", "--from", str(SYSTEM_WORDNET), env=env)
     assert result.returncode == 0, result.stderr
     corpus = cache / "nltk_data" / "corpora" / "wordnet"
@@ -149,7 +150,7 @@ def test_cli_install_from_dir_into_a_fresh_cache(tmp_path: Path) -> None:
 
 def test_cli_install_refuses_wrong_version(wordnet_31: Path, tmp_path: Path) -> None:
     result = run_cli(
-        "wordnet", "install", "--from", str(wordnet_31), env={wordnet.ENV_CACHE_DIR: str(tmp_path)}
+        "wordnet", "install", "--from", str(wordnet_31), env={paths.ENV_CACHE_DIR: str(tmp_path)}
     )
     assert_one_line_error(result, "3.1")
     assert not (tmp_path / "nltk_data" / "corpora" / "wordnet").exists()
@@ -165,7 +166,7 @@ def test_python_m_entry_point_reports_errors_too(empty_dir: Path) -> None:
 
 def test_concurrent_installs_share_one_copy(tmp_path: Path) -> None:
     """Several processes preparing the same fresh cache at once: all succeed, one copy, no staging left."""
-    env = {**os.environ, wordnet.ENV_CACHE_DIR: str(tmp_path)}
+    env = {**os.environ, paths.ENV_CACHE_DIR: str(tmp_path)}
     command = [CLI, "wordnet", "install", "--from", str(SYSTEM_WORDNET)]
     running = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)

@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
         Example: imagenet-prep fetch --dest ./ilsvrc --only val,devkit --base-url /mnt/mirror
         """
         from ..errors import UsageError
-        from ..fetch import credentials_available, fetch, human_bytes
+        from ..fetch.download import credentials_available, fetch, human_bytes
 
         headers = _parse_headers(header)
         cookies = "; ".join(c.strip() for c in cookie or [] if c.strip()) or None
@@ -172,8 +172,8 @@ def register(app: typer.Typer) -> None:
         Example: imagenet-prep verify ./ilsvrc
         """
         from ..errors import InputError
-        from ..fetch import human_bytes
-        from ..verify import missing, verify
+        from ..fetch.download import human_bytes
+        from ..fetch.verify import missing, verify
 
         bars = _Bars(stacked=False)
         try:

@@ -9,8 +9,7 @@ from typing import Annotated
 
 import typer
 
-RESIZE_MODES = "none, shorter, longer, square, center-crop"
-FORMATS = "jpeg, png, webp, original"
+from . import options as opt
 
 BUILD_EXAMPLES = """
 Build an ImageFolder tree from the ILSVRC2012 archives in --source.
@@ -36,66 +35,40 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def build_command(
-    source: Annotated[Path | None, typer.Option(help="Folder holding the ILSVRC2012 archives.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder for the tree.")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML file of options; flags override it.")] = None,
-    splits: Annotated[str | None, typer.Option(help="Splits to build: train,val.")] = None,
-    subset: Annotated[
-        str | None, typer.Option(help="Named subset (imagenette, imagewoof, imagenet-100, ...).")
-    ] = None,
-    classes: Annotated[
-        str | None, typer.Option(help="Comma-separated wnids or names, or a file of them.")
-    ] = None,
-    under: Annotated[
-        str | None, typer.Option(help="The 1K classes under a WordNet synset (dog.n.01).")
-    ] = None,
-    train_per_class: Annotated[
-        int | None, typer.Option(help="Seeded sample of N train images per class.")
-    ] = None,
-    val_per_class: Annotated[
-        int | None, typer.Option(help="Seeded sample of N val images per class.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for the per-class samples (default 0).")] = None,
-    resize: Annotated[
-        str | None, typer.Option(help=f"Resize mode: {RESIZE_MODES} (default shorter).")
-    ] = None,
-    size: Annotated[int | None, typer.Option(help="Target size in pixels (default 256).")] = None,
-    quality: Annotated[int | None, typer.Option(help="JPEG/WebP quality 1-100 (default 90).")] = None,
-    format: Annotated[str | None, typer.Option("--format", help=f"Output format: {FORMATS}.")] = None,
-    filter: Annotated[
-        str | None, typer.Option("--filter", help="Resampling filter (bicubic, bilinear, ...).")
-    ] = None,
-    resizer: Annotated[
-        str | None,
-        typer.Option(
-            help="Resize engine: pillow (default) or fast (SIMD; pip install 'imagenet-prep[fast]')."
-        ),
-    ] = None,
-    upscale: Annotated[
-        bool | None, typer.Option("--upscale/--no-upscale", help="Enlarge small images.")
-    ] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
-    allow_skips: Annotated[
-        bool | None, typer.Option("--allow-skips", help="Exit 0 even when bad images were skipped.")
-    ] = None,
-    overwrite: Annotated[
-        bool | None, typer.Option("--overwrite", help="Replace a tree built with another config.")
-    ] = None,
-    wordnet: Annotated[Path | None, typer.Option(help="WordNet 3.0 dict folder (for --under).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    source: opt.Source = None,
+    out: opt.Out = None,
+    config: opt.ConfigFile = None,
+    splits: opt.Splits = None,
+    subset: opt.Subset = None,
+    classes: opt.Classes = None,
+    under: opt.Under = None,
+    train_per_class: opt.TrainPerClass = None,
+    val_per_class: opt.ValPerClass = None,
+    seed: opt.Seed = None,
+    resize: opt.Resize = None,
+    size: opt.Size = None,
+    quality: opt.Quality = None,
+    format: opt.Format = None,
+    filter: opt.Filter = None,
+    resizer: opt.Resizer = None,
+    upscale: opt.Upscale = None,
+    workers: opt.Workers = None,
+    allow_skips: opt.AllowSkips = None,
+    overwrite: opt.Overwrite = None,
+    wordnet: opt.WordNetDir = None,
+    output: opt.Output = None,
+    executor: opt.Executor = None,
+    quiet: opt.Quiet = False,
 ) -> None:
+    # Every parameter but config/quiet is a config key: pass them on by name (declared once, in cli/options.py).
+    from ..config import VALID_KEYS, build_config, read_config_file
+
+    cli_values = {name: value for name, value in locals().items() if name in VALID_KEYS}
     from tqdm import tqdm
 
     from ..build import build
-    from ..config import build_config, read_config_file
 
     file_values = read_config_file(config) if config else {}
-    cli_values = {
-        "source": source, "out": out, "splits": splits, "subset": subset, "classes": classes, "under": under,
-        "train_per_class": train_per_class, "val_per_class": val_per_class, "seed": seed, "resize": resize,
-        "size": size, "quality": quality, "format": format, "filter": filter, "resizer": resizer, "upscale": upscale,
-        "workers": workers, "allow_skips": allow_skips, "overwrite": overwrite, "wordnet": wordnet,
-    }  # fmt: skip
     cfg = build_config(file_values, cli_values)
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
@@ -140,15 +113,15 @@ def build_command(
 def check_command(
     out: Annotated[Path, typer.Argument(help="A tree written by `imagenet-prep build`.")],
     decode: Annotated[bool, typer.Option("--decode", help="Also decode every image fully.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: opt.Json = False,
 ) -> None:
     """Check a built tree against its manifests: exit 0 when it matches, 1 otherwise.
 
     Example: imagenet-prep check ./imagenet-256 --decode
     """
-    from ..check import check_tree
+    from ..outputs import check_output
 
-    report = check_tree(out, decode=decode)
+    report = check_output(out, decode=decode)
     if as_json:
         typer.echo(
             json.dumps(

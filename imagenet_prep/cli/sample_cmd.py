@@ -67,7 +67,9 @@ def sample(
     )
     total_images = len(choose_wnids(spec)) * (train_per_class + val_per_class)
     with tqdm(total=total_images, desc="sample", unit="img", leave=False, disable=None) as bar:
-        release = write_sample(dest, spec, progress=bar.update, overwrite=overwrite)
+        release = write_sample(
+            dest, spec, progress=lambda n: None if bar.update(n) else None, overwrite=overwrite
+        )
     n_train = sum(len(names) for names in release.train_files.values())
     total = sum(p.stat().st_size for p in (release.train_tar, release.val_tar, release.devkit))
     extra = f", {len(release.quirk_files)} quirk files" if release.quirk_files else ""

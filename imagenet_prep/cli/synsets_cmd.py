@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..synsets import Synset, SynsetTree
+    from ..taxonomy.synsets import Synset, SynsetTree
 
 synsets_app = typer.Typer(
     name="synsets",

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import InputError
+from ..io.atomic import write_text_atomic
+from ..io.hashing import md5_file
+from ..io.paths import cache_dir
 from .catalog import Expected, expected_for, known_filenames, parse_md5sums
-from .errors import InputError
 
 SIDECAR_NAME = ".imagenet-prep-verify.json"
-CHUNK_SIZE = 4 << 20  # large reads: hashing a 148 GB tar is disk-bound, not call-bound
 
 Progress = Callable[[int], None]
 #: Called as ``factory(file_name, total_bytes_or_None, initial_bytes)`` when work on a file starts; returns
@@ -65,32 +66,6 @@ class VerifyResult:
         return {**asdict(self), "status": self.status}
 
 
-def cache_dir() -> Path:
-    """The tool's cache folder for data about read-only folders (see module doc)."""
-    env = os.environ.get("IMAGENET_PREP_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "imagenet-prep"
-
-
-def _hash(path: Path, progress: Progress | None = None) -> tuple[str, int]:
-    digest = hashlib.md5(usedforsecurity=False)
-    nbytes = 0
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(CHUNK_SIZE):
-            digest.update(chunk)
-            nbytes += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
-    return digest.hexdigest(), nbytes
-
-
-def md5_file(path: str | Path, progress: Progress | None = None) -> str:
-    """Hex MD5 of a file, read in 4 MiB chunks; ``progress`` receives the bytes of each chunk."""
-    return _hash(Path(path), progress)[0]
-
-
 def _cache_paths(folder: Path) -> tuple[Path, Path]:
     key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:24]
     return folder / SIDECAR_NAME, cache_dir() / "verify" / f"{key}.json"
@@ -107,14 +82,7 @@ def _read_entries(path: Path) -> dict[str, dict]:
 
 def _write_entries(path: Path, entries: dict[str, dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(
-            json.dumps({"version": 1, "entries": entries}, indent=1, sort_keys=True), encoding="utf-8"
-        )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(path, json.dumps({"version": 1, "entries": entries}, indent=1, sort_keys=True))
 
 
 def cached_md5(path: str | Path) -> str | None:
@@ -173,7 +141,7 @@ def check_file(
             cached = actual_md5 is not None
         if actual_md5 is None:
             callback = progress(expected.filename, size, 0) if progress else None
-            actual_md5, nread = _hash(path, callback)
+            actual_md5, nread = md5_file(path, callback), size
             if use_cache:
                 record_md5(path, actual_md5)
     return VerifyResult(

@@ -50,8 +50,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from ..errors import AmbiguousSynsetError, UnknownClassError, UsageError, WordNetError
 from . import classes, wordnet
-from .errors import AmbiguousSynsetError, UnknownClassError, UsageError, WordNetError
 
 if TYPE_CHECKING:  # pragma: no cover
     from nltk.corpus.reader.wordnet import Synset as NltkSynset
@@ -162,7 +162,7 @@ def _wn() -> WordNetCorpusReader:
 @functools.cache
 def _bundled_names() -> dict[str, str]:
     """wnid -> WordNet sense name for the 1000 classes: the first two columns of the bundled hierarchy."""
-    text = resources.files("imagenet_prep").joinpath("data", HIERARCHY_FILE).read_text("utf-8")
+    text = resources.files("imagenet_prep").joinpath(f"data/{HIERARCHY_FILE}").read_text("utf-8")
     pairs = (line.split("\t", 2)[:2] for line in text.splitlines() if line and not line.startswith("#"))
     return {wnid: name for wnid, name in pairs if classes.is_imagenet1k(wnid)}
 
@@ -218,8 +218,8 @@ def _parse_hierarchy(text: str, source: str = HIERARCHY_FILE) -> _Hierarchy:
         )
 
     kids: dict[str, list[str]] = {wnid: [] for wnid in nodes}
-    for wnid, ups in parents.items():
-        for up in ups:
+    for wnid, up_wnids in parents.items():
+        for up in up_wnids:
             kids[up].append(wnid)
     children = {wnid: tuple(sorted(found, key=lambda kid: nodes[kid].name)) for wnid, found in kids.items()}
 
@@ -253,7 +253,7 @@ def _parse_hierarchy(text: str, source: str = HIERARCHY_FILE) -> _Hierarchy:
 @functools.cache
 def _hierarchy() -> _Hierarchy:
     """The bundled hierarchy, parsed once (a few milliseconds; no WordNet)."""
-    text = resources.files("imagenet_prep").joinpath("data", HIERARCHY_FILE).read_text("utf-8")
+    text = resources.files("imagenet_prep").joinpath(f"data/{HIERARCHY_FILE}").read_text("utf-8")
     return _parse_hierarchy(text)
 
 
@@ -508,9 +508,9 @@ def lowest_common_ancestor(a: Query, b: Query) -> Synset:
         common = hierarchy.ancestors[first.wnid] & hierarchy.ancestors[second.wnid]
         best = max(common, key=lambda wnid: (hierarchy.depth[wnid], -int(wnid[1:])))
         return hierarchy.nodes[best]
-    common = _ancestors_or_self(_nltk(first)) & _ancestors_or_self(_nltk(second))
+    shared = _ancestors_or_self(_nltk(first)) & _ancestors_or_self(_nltk(second))
     # Nouns all share entity.n.01, so common is never empty.
-    return _record(max(common, key=lambda s: (s.max_depth(), -s.offset())))
+    return _record(max(shared, key=lambda s: (s.max_depth(), -s.offset())))
 
 
 def imagenet_leaves(query: Query) -> tuple[str, ...]:

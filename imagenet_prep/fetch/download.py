@@ -37,9 +37,9 @@ from requests.auth import AuthBase
 from requests.utils import get_netrc_auth
 from urllib3.util.retry import Retry
 
-from . import __version__
+from .. import __version__
+from ..errors import ChecksumError, DownloadError, ImagenetPrepError, InputError, InsufficientSpaceError
 from .catalog import DEFAULT_BASE_URL, Expected, resolve
-from .errors import ChecksumError, DownloadError, ImagenetPrepError, InputError
 from .verify import ProgressFactory, check_file, load_checksums, record_md5
 
 CHUNK_SIZE = 256 << 10  # network reads: small enough that a dropped connection loses little
@@ -59,10 +59,6 @@ _BODY_ERRORS = (
     ConnectionError,
     TimeoutError,
 )
-
-
-class InsufficientSpaceError(DownloadError):
-    """The destination has less free space than the download needs."""
 
 
 class _Cancelled(DownloadError):

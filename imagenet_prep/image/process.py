@@ -54,15 +54,26 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from enum import Enum
 from math import ceil
 
 from PIL import Image, WebPImagePlugin  # noqa: F401  (WEBP is not among the plugins Pillow preloads)
 
-from .errors import UsageError
+from .geometry import source_box, target_size
+from .options import (
+    MAX_OUTPUT_SIDE,
+    WEBP_MAX_SIDE,
+    ImageOptions,
+    OutputFormat,
+    ResampleFilter,
+    ResizeMode,
+    Resizer,
+    fast_resizer_available,
+)
 
 __all__ = [
     "DRAFT_GAP",
+    "DRAFT_MIN_PSNR_DB",
+    "FAST_MIN_PSNR_DB",
     "ImageFailure",
     "ImageOptions",
     "ImageResult",
@@ -78,72 +89,12 @@ __all__ = [
     "target_size",
 ]
 
-
-class ResizeMode(str, Enum):
-    NONE = "none"
-    SHORTER = "shorter"
-    LONGER = "longer"
-    SQUARE = "square"
-    CENTER_CROP = "center-crop"
-
-
-class OutputFormat(str, Enum):
-    JPEG = "jpeg"
-    PNG = "png"
-    WEBP = "webp"
-    ORIGINAL = "original"  # the source's own format: JPEG, PNG or WEBP; GIF/BMP sources become (lossless) PNG
-
-
-class ResampleFilter(str, Enum):
-    """Resampling filter of the final resize. Default ``bicubic``: Pillow's own ``resize`` and
-    ``thumbnail`` default, sharper than bilinear. ``bilinear`` (torchvision's default) makes that
-    resize ~1.6x faster (~15% of a shorter-256 image's total time); ``box`` is Downsampled-ImageNet's
-    choice; ``lanczos`` is the sharpest and slowest."""
-
-    BICUBIC = "bicubic"
-    BILINEAR = "bilinear"
-    LANCZOS = "lanczos"
-    BOX = "box"
-    HAMMING = "hamming"
-    NEAREST = "nearest"
-
-    @property
-    def pillow(self) -> Image.Resampling:
-        return Image.Resampling[self.name]
-
-
-class Resizer(str, Enum):
-    """The implementation of the final resize. ``pillow`` (default): Pillow's ``resize``. ``fast``: the SIMD
-    (AVX2/SSE4.1/NEON) convolution of the optional ``cykooz-resizer`` package (Rust ``fast_image_resize``):
-    the same filter definitions as Pillow's (bicubic = Catmull-Rom, a = -0.5; the support widened when
-    shrinking), ~8x faster than Pillow's resize at 500x375 -> 341x256, and within ``FAST_MIN_PSNR_DB`` of
-    Pillow's pixels (rounding differences: ~54 dB measured). ``hamming`` and ``nearest`` have no equivalent
-    there and use Pillow's. Install with ``pip install 'imagenet-prep[fast]'``."""
-
-    PILLOW = "pillow"
-    FAST = "fast"
-
-
 FAST_MIN_PSNR_DB = 45.0  # stated bound: fast vs Pillow resize of the same decoded pixels (tests check it)
-_FAST_PACKAGE = "cykooz-resizer"
-
-
-def fast_resizer_available() -> bool:
-    """Whether the optional package behind ``Resizer.FAST`` is installed (and loads)."""
-    try:
-        import cykooz_resizer  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 DRAFT_GAP = 2.0  # JPEG draft decodes to >= this many times the output size (Pillow's thumbnail default gap)
 DRAFT_MIN_PSNR_DB = 33.0  # stated bound: draft vs full-decode output (tests/test_imaging.py checks it)
 RESIZE_REDUCING_GAP = 3.0  # Pillow: >= 3 is "indistinguishable from fair resampling" in most cases
 PNG_COMPRESS_LEVEL = 1
 WEBP_METHOD = 2
-MAX_OUTPUT_SIDE = 65_500  # libjpeg's limit; WEBP's is 16,383 (checked separately)
-_WEBP_MAX_SIDE = 16_383
 
 REPAIR_LABELS = (
     "png-bytes-as-jpeg",  # also "<gif|bmp|webp>-bytes-as-jpeg"
@@ -161,65 +112,6 @@ _EXTENSIONS = {"jpeg": ".JPEG", "png": ".png", "webp": ".webp"}  # ".JPEG": Imag
 _PIL_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 _SOURCE_FORMAT = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
 _ORIGINAL_TARGET = {"jpeg": "jpeg", "png": "png", "webp": "webp", "gif": "png", "bmp": "png"}
-
-
-def _valid(enum: type[Enum]) -> str:
-    return ", ".join(m.value for m in enum)
-
-
-def _coerce(enum: type[Enum], value: object, field: str) -> Enum:
-    if isinstance(value, enum):
-        return value
-    try:
-        return enum(str(value).lower() if isinstance(value, str) else value)
-    except ValueError:
-        raise UsageError(f"Invalid {field} {value!r}: use one of {_valid(enum)}.") from None
-
-
-@dataclass(frozen=True)
-class ImageOptions:
-    """How every image of a build is processed. Strings are accepted for the enum fields (from YAML/CLI)."""
-
-    resize: ResizeMode = ResizeMode.SHORTER
-    size: int | None = 256
-    quality: int = 90
-    format: OutputFormat = OutputFormat.JPEG
-    filter: ResampleFilter = ResampleFilter.BICUBIC
-    upscale: bool = False
-    draft: bool = True
-    resizer: Resizer = Resizer.PILLOW
-
-    def __post_init__(self) -> None:
-        # frozen: coerce through object.__setattr__ so "shorter" from a config file becomes ResizeMode.SHORTER
-        object.__setattr__(self, "resize", _coerce(ResizeMode, self.resize, "resize mode"))
-        object.__setattr__(self, "format", _coerce(OutputFormat, self.format, "output format"))
-        object.__setattr__(self, "filter", _coerce(ResampleFilter, self.filter, "resample filter"))
-        object.__setattr__(self, "resizer", _coerce(Resizer, self.resizer, "resizer"))
-        if self.resizer is Resizer.FAST and not fast_resizer_available():
-            raise UsageError(
-                f"The fast resizer needs the optional package {_FAST_PACKAGE}: run "
-                "`pip install 'imagenet-prep[fast]'`, or use the default resizer (pillow)."
-            )
-        if self.resize is not ResizeMode.NONE:
-            if self.size is None or isinstance(self.size, bool) or not isinstance(self.size, int):
-                raise UsageError(
-                    f"Resize mode {self.resize.value!r} needs an integer size (e.g. --size 256), got "
-                    f"{self.size!r}; or use --resize none to keep the original size."
-                )
-            limit = _WEBP_MAX_SIDE if self.format is OutputFormat.WEBP else MAX_OUTPUT_SIDE
-            if not 1 <= self.size <= limit:
-                raise UsageError(f"Invalid size {self.size}: it must be between 1 and {limit} pixels.")
-        elif self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int)):
-            raise UsageError(f"Invalid size {self.size!r}: give an integer number of pixels.")
-        if (
-            isinstance(self.quality, bool)
-            or not isinstance(self.quality, int)
-            or not 1 <= self.quality <= 100
-        ):
-            raise UsageError(f"Invalid quality {self.quality!r}: use an integer from 1 to 100 (default 90).")
-        for field in ("upscale", "draft"):
-            if not isinstance(getattr(self, field), bool):
-                raise UsageError(f"Invalid {field} {getattr(self, field)!r}: use true or false.")
 
 
 @dataclass(frozen=True)
@@ -241,50 +133,6 @@ class ImageFailure:
     reason: str
     # One of: "empty", "not-image", "bomb", "truncated", "corrupt", "unsupported", "too-large". For summaries.
     kind: str = "corrupt"
-
-
-# --------------------------------------------------------------------------------------------- geometry
-
-
-def _round_half_up(num: int, den: int) -> int:
-    """round(num / den) with halves rounded up, in exact integer arithmetic (no float error at 8000 px)."""
-    return (2 * num + den) // (2 * den)
-
-
-def target_size(width: int, height: int, options: ImageOptions) -> tuple[int, int] | None:
-    """The output (width, height) for a ``width x height`` source, or None when the size stays as it is."""
-    if width < 1 or height < 1:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    mode, size = options.resize, options.size
-    if mode is ResizeMode.NONE:
-        return None
-    assert size is not None  # validated by ImageOptions
-    if mode is ResizeMode.SHORTER or mode is ResizeMode.LONGER:
-        short, long_ = min(width, height), max(width, height)
-        ref = short if mode is ResizeMode.SHORTER else long_
-        if ref == size or (ref < size and not options.upscale):
-            return None
-        if mode is ResizeMode.SHORTER:
-            new_short, new_long = size, max(1, _round_half_up(long_ * size, short))
-        else:
-            new_short, new_long = max(1, _round_half_up(short * size, long_)), size
-        out = (new_short, new_long) if width <= height else (new_long, new_short)
-    else:  # SQUARE, CENTER_CROP
-        side = size if options.upscale else min(size, width, height)
-        out = (side, side)
-    return None if out == (width, height) else out
-
-
-def _source_box(width: int, height: int, out: tuple[int, int], options: ImageOptions) -> tuple[float, ...]:
-    """The source region (left, top, right, bottom) that maps onto the output."""
-    if options.resize is not ResizeMode.CENTER_CROP:
-        return (0, 0, width, height)
-    side = min(width, height)
-    if out[0] == side:  # a crop without scaling: keep it on whole pixels so no resampling blurs it
-        left, top = (width - side) // 2, (height - side) // 2
-        return (left, top, left + side, top + side)
-    left, top = (width - side) / 2, (height - side) / 2
-    return (left, top, left + side, top + side)
 
 
 def output_extension(fmt: OutputFormat | str, source_format: str = "jpeg") -> str:
@@ -385,9 +233,9 @@ def _to_rgb_or_l(im: Image.Image) -> Image.Image:
 def _decode_resized(im: Image.Image, out: tuple[int, int] | None, options: ImageOptions) -> Image.Image:
     """Decode ``im`` (draft-scaled when allowed) and bring it to ``out``; returns an RGB image."""
     width, height = im.size
-    box: tuple[float, ...] | None = None
+    box: tuple[float, float, float, float] | None = None
     if out is not None:
-        box = _source_box(width, height, out, options)
+        box = source_box(width, height, out, options)
         region_w, region_h = box[2] - box[0], box[3] - box[1]
         factor = max(out[0] / region_w, out[1] / region_h)  # < 1 when shrinking
         if options.draft and im.format in ("JPEG", "MPO") and factor * DRAFT_GAP * 2 <= 1:
@@ -395,12 +243,12 @@ def _decode_resized(im: Image.Image, out: tuple[int, int] | None, options: Image
             drafted = im.draft(im.mode, request)
             if drafted is not None:
                 scale = width / drafted[1][2]  # libjpeg's exact 1/2, 1/4 or 1/8
-                box = tuple(v / scale for v in box)
+                box = (box[0] / scale, box[1] / scale, box[2] / scale, box[3] / scale)
     im = _to_rgb_or_l(im)
     if out is not None:
         assert box is not None
         if out == (box[2] - box[0], box[3] - box[1]) and all(float(v).is_integer() for v in box):
-            im = im.crop(tuple(int(v) for v in box))
+            im = im.crop((int(box[0]), int(box[1]), int(box[2]), int(box[3])))
         else:
             im = _resize(im, out, box, options)
     if im.mode != "RGB":
@@ -409,7 +257,7 @@ def _decode_resized(im: Image.Image, out: tuple[int, int] | None, options: Image
 
 
 def _resize(
-    im: Image.Image, out: tuple[int, int], box: tuple[float, ...], options: ImageOptions
+    im: Image.Image, out: tuple[int, int], box: tuple[float, float, float, float], options: ImageOptions
 ) -> Image.Image:
     if options.resizer is Resizer.FAST and options.filter in _FAST_FILTERS:
         return _fast_resize(im, out, box, options.filter)
@@ -527,7 +375,7 @@ def _process(data: bytes, sniffed: str, options: ImageOptions, name: str) -> Ima
 
     if out is not None:
         pixels = out[0] * out[1]
-        side_limit = _WEBP_MAX_SIDE if fmt == "webp" else MAX_OUTPUT_SIDE
+        side_limit = WEBP_MAX_SIDE if fmt == "webp" else MAX_OUTPUT_SIDE
         if max(out) > side_limit or (limit is not None and pixels > limit):
             return ImageFailure(
                 f"output too large: {width}x{height} -> {out[0]}x{out[1]} exceeds the {fmt.upper()} "

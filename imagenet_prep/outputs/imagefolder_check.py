@@ -6,23 +6,12 @@ import csv
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
+from .base import CheckReport
 
 MAX_LISTED = 20
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    checked: int
-    problems: tuple[str, ...]
-    problem_count: int
-
-    @property
-    def ok(self) -> bool:
-        return self.problem_count == 0
 
 
 class _Problems:

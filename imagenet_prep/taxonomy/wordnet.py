@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import WordNetError
+from ..errors import WordNetError
+from ..io.paths import cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
 REQUIRED_VERSION = "3.0"
 ENV_WORDNET_DIR = "IMAGENET_PREP_WORDNET"
-ENV_CACHE_DIR = "IMAGENET_PREP_CACHE"
 SYSTEM_DICT_DIRS = (
     Path("/usr/share/wordnet"),
     Path("/usr/local/share/wordnet"),
@@ -122,15 +122,6 @@ class WordNetLocation:
     source: str  # "explicit", "cache", "nltk", "system"
     origin: Path  # the folder it came from (dict dir, or the nltk corpus folder)
     version: str
-
-
-def cache_dir() -> Path:
-    """The tool's cache folder: $IMAGENET_PREP_CACHE, else $XDG_CACHE_HOME/imagenet-prep, else ~/.cache/..."""
-    if os.environ.get(ENV_CACHE_DIR):
-        return Path(os.environ[ENV_CACHE_DIR]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "imagenet-prep"
 
 
 def _prepared_root() -> Path:

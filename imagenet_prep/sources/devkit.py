@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import classes
-from .errors import InputError
+from ..errors import DevkitError
+from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, GROUND_TRUTH_PATH, META_PATH
+from ..taxonomy import classes
 
 __all__ = [
-    "DEVKIT_FILE",
+    "DEVKIT_TAR",
     "META_PATH",
     "GROUND_TRUTH_PATH",
     "Devkit",
@@ -34,9 +35,6 @@ __all__ = [
     "val_wnids",
 ]
 
-DEVKIT_FILE = "ILSVRC2012_devkit_t12.tar.gz"
-META_PATH = "ILSVRC2012_devkit_t12/data/meta.mat"
-GROUND_TRUTH_PATH = "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"
 SYNSET_FIELDS = (
     "ILSVRC2012_ID",
     "WNID",
@@ -49,12 +47,8 @@ SYNSET_FIELDS = (
 )
 _VAL_NAME_RE = re.compile(r"^ILSVRC2012_val_(\d{8})\.JPEG$")
 _GET_DEVKIT = (
-    f"put {DEVKIT_FILE} in the source folder (`imagenet-prep fetch --dest DIR --only devkit` downloads it)"
+    f"put {DEVKIT_TAR} in the source folder (`imagenet-prep fetch --dest DIR --only devkit` downloads it)"
 )
-
-
-class DevkitError(InputError):
-    """The devkit is missing a file or holds something that is not the ILSVRC2012 devkit format."""
 
 
 @dataclass(frozen=True)
@@ -113,9 +107,9 @@ def read_devkit(path: str | os.PathLike[str]) -> Devkit:
 
 
 def _read_folder(folder: Path) -> tuple[bytes, bytes]:
-    for root in (folder, folder / "ILSVRC2012_devkit_t12"):
-        meta = root / "data" / "meta.mat"
-        truth = root / "data" / "ILSVRC2012_validation_ground_truth.txt"
+    for root in (folder, folder / DEVKIT_DIR):
+        meta = root / Path(META_PATH).relative_to(DEVKIT_DIR)
+        truth = root / Path(GROUND_TRUTH_PATH).relative_to(DEVKIT_DIR)
         if meta.is_file() and truth.is_file():
             return meta.read_bytes(), truth.read_bytes()
     raise DevkitError(
@@ -148,7 +142,7 @@ def _read_tar(path: Path) -> tuple[bytes, bytes]:
         ) from None
     missing = [target for key, target in wanted.items() if key not in found]
     if missing:
-        raise DevkitError(f"The devkit {path} does not hold {', '.join(missing)}: is it {DEVKIT_FILE}?")
+        raise DevkitError(f"The devkit {path} does not hold {', '.join(missing)}: is it {DEVKIT_TAR}?")
     return found["meta"], found["truth"]
 
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from .errors import InputError, UsageError
+from ..errors import InputError, UsageError
 
 DEFAULT_BASE_URL = "https://image-net.org/data/ILSVRC/2012/"
 
@@ -44,6 +44,15 @@ _KNOWN: dict[str, tuple[str, str, int | None]] = {
     "bbox_train_dogs": ("ILSVRC2012_bbox_train_dogs.tar.gz", "training bounding boxes, task 3 dogs", None),
     "bbox_test_dogs": ("ILSVRC2012_bbox_test_dogs.zip", "test bounding boxes, task 3 dogs", None),
 }
+
+# The one place the release's file names and inner paths are spelled (sources, sample, devkit, fetch use them).
+TRAIN_TAR = _KNOWN["train"][0]
+VAL_TAR = _KNOWN["val"][0]
+DEVKIT_TAR = _KNOWN["devkit"][0]
+DEVKIT_DIR = "ILSVRC2012_devkit_t12"  # the devkit tar's top folder (also accepted extracted, as a folder)
+META_PATH = f"{DEVKIT_DIR}/data/meta.mat"
+GROUND_TRUTH_PATH = f"{DEVKIT_DIR}/data/ILSVRC2012_validation_ground_truth.txt"
+MD5SUMS = "MD5SUMS"
 
 
 @dataclass(frozen=True)
@@ -89,17 +98,17 @@ def _catalog() -> tuple[ArchiveInfo, ...]:
         rows[fields[0]] = fields
     infos = []
     for key, (filename, description, images) in _KNOWN.items():
-        fields = rows.get(filename)
-        if fields is None:  # pragma: no cover - guards the bundled data file
+        row = rows.get(filename)
+        if row is None:  # pragma: no cover - guards the bundled data file
             raise RuntimeError(f"bundled checksums.tsv has no row for {filename}")
-        url = fields[4]
+        url = row[4]
         url_path = url[len(DEFAULT_BASE_URL) :] if url.startswith(DEFAULT_BASE_URL) else filename
         infos.append(
             ArchiveInfo(
                 key=key,
                 filename=filename,
-                size=_parse_size(fields[1]),
-                md5=_parse_md5(fields[2]),
+                size=_parse_size(row[1]),
+                md5=_parse_md5(row[2]),
                 url_path=url_path,
                 description=description,
                 images=images,

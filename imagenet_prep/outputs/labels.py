@@ -1,4 +1,4 @@
-"""Label-map writers for any list of ImageNet-1K wnids (a subset or all 1000), per design.md's contract.
+"""Label-map writers for any list of ImageNet-1K wnids (a subset or all 1000), per the README's output contract.
 
 Class index i = position of the wnid in the sorted list: the order torchvision's ImageFolder gives to sorted
 class folders, so a built tree and its label maps always agree.
@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import classes
-from .atomic import write_text_atomic
+from ..io.atomic import write_text_atomic
+from ..taxonomy import classes
 
 LABEL_FILES = ("labels.txt", "class_index.json", "classes.csv")
 CLASSES_CSV_FIELDS = (

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import UnknownClassError, UsageError
+from ..errors import UnknownClassError, UsageError
 
 WNID_RE = re.compile(r"^n\d{8}$")
 NUM_CLASSES = 1000
@@ -44,7 +44,7 @@ class ClassInfo:
 
 
 def _data_text(name: str) -> str:
-    return resources.files("imagenet_prep").joinpath("data", name).read_text(encoding="utf-8")
+    return resources.files("imagenet_prep").joinpath(f"data/{name}").read_text(encoding="utf-8")
 
 
 @functools.cache
@@ -166,7 +166,7 @@ def read_class_file(path: Path) -> tuple[str, ...]:
 @functools.cache
 def val_labels() -> tuple[str, ...]:
     """The 50,000 validation labels as wnids: entry k is ILSVRC2012_val_{k+1:08d}.JPEG."""
-    raw = resources.files("imagenet_prep").joinpath("data", "val_labels.txt.gz").read_bytes()
+    raw = resources.files("imagenet_prep").joinpath("data/val_labels.txt.gz").read_bytes()
     classes = all_classes()
     return tuple(classes[int(line)].wnid for line in gzip.decompress(raw).decode().split())
 
@@ -179,7 +179,7 @@ def val_file_name(number: int) -> str:
 @functools.cache
 def subset_names() -> tuple[str, ...]:
     """Named subsets bundled with the tool (imagenette, imagewoof, imagenet-100, ...)."""
-    folder = resources.files("imagenet_prep").joinpath("data", "subsets")
+    folder = resources.files("imagenet_prep").joinpath("data/subsets")
     return tuple(
         sorted(entry.name[: -len(".txt")] for entry in folder.iterdir() if entry.name.endswith(".txt"))
     )

@@ -1,0 +1,189 @@
+"""A build's state in ``OUT/.imagenet-prep/``: the lock, the config fingerprint, and the done markers.
+
+- one build at a time per OUT: an flock'ed lock file holding the pid and host;
+- ``state.json`` records the fingerprint of what decides the output bytes; a different config into an OUT
+  built before is refused unless ``overwrite``;
+- a unit's done marker (``done/<unit>.json``, holding its result) is written after its output is committed:
+  a unit with a marker whose fingerprint matches is finished, and a re-run skips it; anything else is redone;
+- temporary files a killed run left (``io.atomic.TMP_MARK``) are removed before units are redone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, Any
+
+from .. import __version__
+from ..errors import BuildError, InputError, OutputLockedError, UsageError
+from ..io.atomic import DISK_FULL_ERRNOS, TMP_MARK, write_text_atomic
+from ..records import ImageIssue, ManifestRow, UnitResult, WorkUnit
+
+STATE_DIR = ".imagenet-prep"
+
+
+def disk_full(where: Path | str, detail: str) -> BuildError:
+    """The one message for a full disk or quota, in workers and in the parent alike."""
+    return BuildError(
+        f"The disk holding {where} is full ({detail}). Free space and run the same command again: "
+        "finished units are kept."
+    )
+
+
+def write_error(exc: OSError, out: Path) -> BuildError | InputError:
+    """The one line for an OSError while writing OUT (the parent's writes, or a unit's)."""
+    if exc.errno in DISK_FULL_ERRNOS:
+        return disk_full(out, exc.strerror or "no space")
+    where = exc.filename or out
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return InputError(
+            f"Cannot access {where}: {exc.strerror}. The --out folder must be writable and the --source "
+            "archives readable."
+        )
+    return BuildError(
+        f"{where}: {exc.strerror or exc}. Fix that and run the same command again: finished units are kept."
+    )
+
+
+# ------------------------------------------------------------------------------------------------ markers
+def marker_path(out: Path | str, unit_id: str) -> Path:
+    return Path(out) / STATE_DIR / "done" / f"{unit_id}.json"
+
+
+def write_marker(out: Path | str, unit: WorkUnit, result: UnitResult) -> None:
+    payload = {
+        "unit": unit.unit_id,
+        "fingerprint": unit.fingerprint,
+        "rows": [asdict(row) for row in result.rows],
+        "skipped": [asdict(issue) for issue in result.skipped],
+        "repaired": [asdict(issue) for issue in result.repaired],
+        "bytes_read": result.bytes_read,
+        "seconds": result.seconds,
+    }
+    try:
+        write_text_atomic(marker_path(out, unit.unit_id), json.dumps(payload, separators=(",", ":")))
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full(out, f"unit {unit.unit_id}") from None
+        raise BuildError(f"Unit {unit.unit_id}: cannot write its done marker: {exc.strerror}.") from None
+
+
+def read_marker(out: Path, unit: WorkUnit) -> UnitResult | None:
+    """The finished unit's result, or None when the unit must be (re)done."""
+    try:
+        payload = json.loads(marker_path(out, unit.unit_id).read_text())
+    except (OSError, ValueError):
+        return None
+    if payload.get("fingerprint") != unit.fingerprint:
+        return None
+    return UnitResult(
+        unit.split,
+        unit.unit_id,
+        tuple(ManifestRow(**row) for row in payload["rows"]),
+        tuple(ImageIssue(**issue) for issue in payload["skipped"]),
+        tuple(ImageIssue(**issue) for issue in payload["repaired"]),
+        int(payload.get("bytes_read", 0)),
+        float(payload.get("seconds", 0.0)),
+    )
+
+
+# --------------------------------------------------------------------------------------------------- lock
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """One build per OUT: an flock (released by the kernel even on kill -9) on a file holding the pid and host
+    (several cluster nodes may share OUT on a network file system)."""
+    state = out / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    handle = open(state / "lock", "a+")  # noqa: SIM115 - held for the whole build
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputLockedError(
+                f"Another imagenet-prep build ({_lock_holder(handle)}) is writing to {out}. Wait for it to "
+                "finish, or stop it and run this command again."
+            ) from None
+        except OSError as exc:
+            # e.g. Lustre mounted without -o flock: refusing is safer than two builds racing in one OUT.
+            raise InputError(
+                f"Cannot lock {state / 'lock'}: {exc.strerror}. The file system holding {out} does not support "
+                "file locks; build into a folder on one that does (a local disk, NFSv4, Lustre with -o flock)."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()} {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _lock_holder(handle: IO[str]) -> str:
+    """'pid N' (plus 'on HOST' when another machine holds it), read from a lock file another build holds."""
+    text = ""
+    for _ in range(20):  # the holder writes its pid right after locking: give it a moment
+        handle.seek(0)
+        text = handle.read().strip()
+        if text:
+            break
+        time.sleep(0.01)
+    pid, _, host = text.partition(" ")
+    if not pid:
+        return "pid unknown"
+    return f"pid {pid} on {host}" if host and host != socket.gethostname() else f"pid {pid}"
+
+
+# ------------------------------------------------------------------------------------------ preparing OUT
+def prepare_out(out: Path, fingerprint: str, overwrite: bool, managed: Sequence[Path]) -> None:
+    """Refuse a different config into an OUT built before (unless ``overwrite``, which removes ``managed``:
+    what the writer creates); record this config's fingerprint."""
+    state_file = out / STATE_DIR / "state.json"
+    previous: Any = None
+    if state_file.exists():
+        with contextlib.suppress(OSError, ValueError):
+            previous = json.loads(state_file.read_text()).get("fingerprint")
+    foreign = [p.name for p in out.iterdir() if p.name != STATE_DIR] if previous is None else []
+    if previous is not None and previous != fingerprint or previous is None and foreign:
+        if not overwrite:
+            what = (
+                "was built with a different configuration"
+                if previous is not None
+                else f"is not empty ({', '.join(sorted(foreign)[:5])})"
+            )
+            raise UsageError(
+                f"The output folder {out} {what}. Use another --out, or pass --overwrite to replace "
+                "what imagenet-prep wrote there."
+            )
+        for entry in managed:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+        shutil.rmtree(out / STATE_DIR / "done", ignore_errors=True)
+    (out / STATE_DIR / "done").mkdir(parents=True, exist_ok=True)
+    write_text_atomic(state_file, json.dumps({"fingerprint": fingerprint, "version": __version__}) + "\n")
+
+
+def remove_temp_files(out: Path, dirs: Sequence[str]) -> int:
+    """Delete temporary files a killed run left behind in the given folders, and always in OUT itself (label
+    maps, manifests, build.json) and the state folders (state.json, done markers)."""
+    removed = 0
+    for rel in (".", STATE_DIR, f"{STATE_DIR}/done", *dirs):
+        folder = out / rel
+        if not folder.is_dir():
+            continue
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(TMP_MARK):
+                    Path(entry.path).unlink(missing_ok=True)
+                    removed += 1
+    return removed

@@ -1,0 +1,49 @@
+"""Shared Typer option definitions (``Annotated`` aliases): each option is declared once, here, and every
+command that takes it uses the same alias. The build options' names are the config keys (config.VALID_KEYS),
+so a command passes them to ``build_config`` without restating them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+RESIZE_MODES = "none, shorter, longer, square, center-crop"
+FORMATS = "jpeg, png, webp, original"
+
+# ---------------------------------------------------------------------------------------------- common
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+# ----------------------------------------------------------------------------------------------- build
+Source = Annotated[Path | None, typer.Option(help="Folder holding the ILSVRC2012 archives.")]
+Out = Annotated[Path | None, typer.Option(help="Output folder for the tree.")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML file of options; flags override it.")]
+Splits = Annotated[str | None, typer.Option(help="Splits to build: train,val.")]
+Subset = Annotated[str | None, typer.Option(help="Named subset (imagenette, imagewoof, imagenet-100, ...).")]
+Classes = Annotated[str | None, typer.Option(help="Comma-separated wnids or names, or a file of them.")]
+Under = Annotated[str | None, typer.Option(help="The 1K classes under a WordNet synset (dog.n.01).")]
+TrainPerClass = Annotated[int | None, typer.Option(help="Seeded sample of N train images per class.")]
+ValPerClass = Annotated[int | None, typer.Option(help="Seeded sample of N val images per class.")]
+Seed = Annotated[int | None, typer.Option(help="Seed for the per-class samples (default 0).")]
+Resize = Annotated[str | None, typer.Option(help=f"Resize mode: {RESIZE_MODES} (default shorter).")]
+Size = Annotated[int | None, typer.Option(help="Target size in pixels (default 256).")]
+Quality = Annotated[int | None, typer.Option(help="JPEG/WebP quality 1-100 (default 90).")]
+Format = Annotated[str | None, typer.Option("--format", help=f"Output format: {FORMATS}.")]
+Filter = Annotated[str | None, typer.Option("--filter", help="Resampling filter (bicubic, bilinear, ...).")]
+Resizer = Annotated[
+    str | None,
+    typer.Option(help="Resize engine: pillow (default) or fast (SIMD; pip install 'imagenet-prep[fast]')."),
+]
+Upscale = Annotated[bool | None, typer.Option("--upscale/--no-upscale", help="Enlarge small images.")]
+Workers = Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")]
+AllowSkips = Annotated[
+    bool | None, typer.Option("--allow-skips", help="Exit 0 even when bad images were skipped.")
+]
+Overwrite = Annotated[
+    bool | None, typer.Option("--overwrite", help="Replace a tree built with another config.")
+]
+WordNetDir = Annotated[Path | None, typer.Option(help="WordNet 3.0 dict folder (for --under).")]
+Output = Annotated[str | None, typer.Option("--output", help="Output format: imagefolder (default).")]
+Executor = Annotated[str | None, typer.Option("--executor", help="Where units run: local (default).")]

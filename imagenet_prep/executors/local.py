@@ -1,0 +1,159 @@
+"""The local executor: a process pool on this machine (in-process for one worker).
+
+Workers are started with the forkserver (preloaded with the worker module) while the parent plans, so their
+start-up overlaps planning. Progress: each worker counts finished images and publishes them to a shared
+counter at most every ``TICK_EVERY`` seconds (a cross-process lock per image would cost more than the write);
+the parent polls it. A worker exits at once when the parent dies, so a killed build leaves no writer behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from ..errors import BuildError
+from ..records import UnitResult, WorkUnit
+from ..worker import UnitJob, run_unit
+from .base import Progress
+
+TICK_EVERY = 0.1  # seconds between progress publications (the parent polls every 0.2 s)
+
+# ---------------------------------------------------------------------------------------- worker process
+_counter: Any = None
+_unreported = 0
+_last_report = 0.0
+
+
+def _tick() -> None:
+    global _unreported
+    _unreported += 1
+    if time.monotonic() - _last_report >= TICK_EVERY:
+        _flush_ticks()
+
+
+def _flush_ticks() -> None:
+    global _unreported, _last_report
+    if _counter is not None and _unreported:
+        with _counter.get_lock():
+            _counter.value += _unreported
+    _unreported = 0
+    _last_report = time.monotonic()
+
+
+def _run_unit_counting(unit: WorkUnit, job: UnitJob) -> UnitResult:
+    try:
+        return run_unit(unit, job, _tick)
+    finally:
+        _flush_ticks()
+
+
+def _exit_with_parent() -> None:
+    """Exit at once when the parent process dies (kill -9, the OOM killer).
+
+    Without this, the workers of a killed parent went on with the units already queued to them, writing into
+    OUT while the next run was cleaning and redoing those units, and then blocked forever on the dead pool's
+    queue (with the forkserver), holding their memory.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        # The sentinel becomes readable when the parent's end of it closes, i.e. when the parent is gone.
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)  # mid-write temp files are removed by the next run
+
+    threading.Thread(target=watch, name="imagenet-prep-parent-watch", daemon=True).start()
+
+
+def _init_worker(counter: Any) -> None:
+    # The parent owns Ctrl-C: it stops the pool itself, so workers must not die mid-write on SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _counter
+    _counter = counter
+    _exit_with_parent()
+
+
+# ------------------------------------------------------------------------------------------------ parent
+class LocalExecutor:
+    """Runs units in a process pool of ``workers`` processes, or in this process for one worker."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 1:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["imagenet_prep.executors.local"])
+            self.counter = context.Value("q", 0)
+            self.pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(self.counter,)
+            )
+            # Start the workers now, so their start-up overlaps planning instead of following it.
+            for _ in range(workers):
+                self.pool.submit(os.getpid)
+        else:
+            self.counter = multiprocessing.Value("q", 0, lock=True)
+
+    def map(self, function: Callable, arguments: Sequence[tuple]) -> list:
+        if self.pool is None or not arguments:
+            return [function(*args) for args in arguments]
+        return list(self.pool.map(function, *zip(*arguments, strict=True)))
+
+    def run_units(
+        self, units: Sequence[WorkUnit], job: UnitJob, progress: Progress | None
+    ) -> Iterator[UnitResult]:
+        if self.pool is None:
+            tick = (lambda: progress(1)) if progress is not None else None
+            for unit in units:
+                yield run_unit(unit, job, tick)
+            return
+        reported = 0
+
+        def report() -> None:
+            nonlocal reported
+            value = self.counter.value
+            if progress is not None and value > reported:
+                progress(value - reported)
+            reported = value
+
+        # Big units first, so the pool does not end waiting on one large class.
+        ordered = sorted(units, key=lambda unit: -len(unit.samples))
+        pending: set[Future] = {self.pool.submit(_run_unit_counting, unit, job) for unit in ordered}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                report()
+                for future in done:
+                    yield future.result()
+            report()
+        except BrokenProcessPool:
+            raise BuildError(
+                "A worker process died (out of memory, or killed). Finished units are kept: run the same "
+                "command again to resume, perhaps with fewer --workers."
+            ) from None
+
+    def close(self, *, cancel: bool = False) -> None:
+        if self.pool is None:
+            return
+        pool, self.pool = self.pool, None  # idempotent: a failure after a normal close closes again
+        if cancel:
+            # Stop now: workers may be mid-image; their temp files are cleaned by this run or the next.
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.terminate()
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.join(timeout=5)
+        else:
+            pool.shutdown(wait=True)

@@ -1,0 +1,1 @@
+"""Release files: the one table of archive facts (catalog), resumable verified downloads, and verify."""

@@ -1,0 +1,52 @@
+"""Output geometry of every resize mode: the output size and the source region that maps onto it.
+
+Shared by the image stage (what to decode and resize) and by anything that maps coordinates through a resize
+(bounding boxes). The conventions are documented in :mod:`imagenet_prep.image.process`.
+"""
+
+from __future__ import annotations
+
+from .options import ImageOptions, ResizeMode
+
+
+def _round_half_up(num: int, den: int) -> int:
+    """round(num / den) with halves rounded up, in exact integer arithmetic (no float error at 8000 px)."""
+    return (2 * num + den) // (2 * den)
+
+
+def target_size(width: int, height: int, options: ImageOptions) -> tuple[int, int] | None:
+    """The output (width, height) for a ``width x height`` source, or None when the size stays as it is."""
+    if width < 1 or height < 1:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    mode, size = options.resize, options.size
+    if mode is ResizeMode.NONE:
+        return None
+    assert size is not None  # validated by ImageOptions
+    if mode is ResizeMode.SHORTER or mode is ResizeMode.LONGER:
+        short, long_ = min(width, height), max(width, height)
+        ref = short if mode is ResizeMode.SHORTER else long_
+        if ref == size or (ref < size and not options.upscale):
+            return None
+        if mode is ResizeMode.SHORTER:
+            new_short, new_long = size, max(1, _round_half_up(long_ * size, short))
+        else:
+            new_short, new_long = max(1, _round_half_up(short * size, long_)), size
+        out = (new_short, new_long) if width <= height else (new_long, new_short)
+    else:  # SQUARE, CENTER_CROP
+        side = size if options.upscale else min(size, width, height)
+        out = (side, side)
+    return None if out == (width, height) else out
+
+
+def source_box(
+    width: int, height: int, out: tuple[int, int], options: ImageOptions
+) -> tuple[float, float, float, float]:
+    """The source region (left, top, right, bottom) that maps onto the output."""
+    if options.resize is not ResizeMode.CENTER_CROP:
+        return (0, 0, width, height)
+    side = min(width, height)
+    if out[0] == side:  # a crop without scaling: keep it on whole pixels so no resampling blurs it
+        left, top = (width - side) // 2, (height - side) // 2
+        return (left, top, left + side, top + side)
+    fleft, ftop = (width - side) / 2, (height - side) / 2
+    return (fleft, ftop, fleft + side, ftop + side)

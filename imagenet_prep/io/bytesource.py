@@ -1,0 +1,144 @@
+"""Random-access bytes: the ByteSource protocol every reader uses, and the local-file implementation.
+
+An HTTP Range or object-store source plugs in behind the same two members (``size``, ``read_at``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import ArchiveError
+
+
+@runtime_checkable
+class ByteSource(Protocol):
+    """Random-access bytes: a local file today, an HTTP Range reader later."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read_at(self, offset: int, size: int) -> bytes: ...
+
+
+class FileByteSource:
+    """A local file read with ``os.pread`` (no shared file position: safe after fork and in threads).
+
+    Pickles as its path only; the file is (re)opened lazily in whichever process uses it. ``bytes_read``
+    counts the bytes actually returned by reads in this process; the class attribute ``process_bytes_read``
+    counts those of every instance in this process (the build's accounting of index reads).
+    """
+
+    process_bytes_read = 0
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._size: int | None = None
+        self.bytes_read = 0
+
+    def _open(self) -> int:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                self._size = os.fstat(self._fd).st_size
+            except FileNotFoundError:
+                raise ArchiveError(f"The archive {self.path} does not exist.") from None
+            except IsADirectoryError:
+                raise ArchiveError(f"{self.path} is a folder, not an archive file.") from None
+            except OSError as exc:
+                raise ArchiveError(f"Cannot open the archive {self.path}: {exc.strerror}.") from None
+        return self._fd
+
+    @property
+    def size(self) -> int:
+        self._open()
+        assert self._size is not None
+        return self._size
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        fd = self._open()
+        data = os.pread(fd, size, offset)
+        # A regular file returns short only at EOF; loop just in case (very large reads on some systems).
+        while 0 < len(data) < size:
+            more = os.pread(fd, size - len(data), offset + len(data))
+            if not more:
+                break
+            data += more
+        self.bytes_read += len(data)
+        FileByteSource.process_bytes_read += len(data)
+        return data
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FileByteSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown: nothing useful to do
+            self.close()
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"FileByteSource({str(self.path)!r})"
+
+
+def as_byte_source(source: ByteSource | str | os.PathLike[str]) -> ByteSource:
+    if isinstance(source, (str, os.PathLike)):
+        return FileByteSource(source)
+    return source
+
+
+def describe_source(source: ByteSource) -> str:
+    return str(getattr(source, "path", source))
+
+
+class RangeView(io.RawIOBase):
+    """A seekable read-only file object over bytes [start, start+length) of a source (what tarfile needs)."""
+
+    def __init__(self, source: ByteSource, start: int, length: int) -> None:
+        self._source = source
+        self._start = start
+        self._length = length
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._length if size is None or size < 0 else min(self._length, self._pos + size)
+        if end <= self._pos:
+            return b""
+        data = self._source.read_at(self._start + self._pos, end - self._pos)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

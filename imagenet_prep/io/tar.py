@@ -1,0 +1,201 @@
+"""Tar index and readers: find every image's (offset, size) in the ILSVRC2012 archives, never extracting.
+
+The train archive is a tar of 1000 ``<wnid>.tar`` class tars, each a tar of ``<wnid>_<n>.JPEG`` images; the
+val archive is a flat tar of ``ILSVRC2012_val_<8 digits>.JPEG``. The stdlib ``tarfile`` parses the headers;
+the file object it gets is seekable, so it skips member data with a seek and indexing reads about one
+512-byte header per member. A :class:`TarMember` records the absolute offset of its data in the OUTER file,
+so reading an image (even one inside a class tar) is a single positioned read on the archive.
+
+Everything is read through a :class:`ByteSource` (``size`` + ``read_at``), so an HTTP Range source can plug
+in later. Member names are untrusted: a member whose name or type could escape a folder or alias another file
+is refused (recorded in ``.refused`` with a reason) and never returned; nothing here writes a member to disk.
+
+The index of the ILSVRC2012 archives and its cache are in :mod:`.tar_index`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+from dataclasses import dataclass
+
+from ..errors import ArchiveError
+from .bytesource import ByteSource, FileByteSource, RangeView, as_byte_source, describe_source
+
+MAX_NAME_BYTES = 200  # file systems allow 255; the build's temp names add ~20 (real names have <= 30)
+_BLOCK = tarfile.BLOCKSIZE
+FIX_HINT = "re-download it (`imagenet-prep fetch`) or check it with `imagenet-prep verify`"
+
+
+# ---------------------------------------------------------------------------------------------- records
+@dataclass(frozen=True, slots=True)  # slots: a full train index holds 1.28M of these
+class TarMember:
+    """An image in an archive: ``offset`` is where its data starts in the outer archive file."""
+
+    name: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClassTar:
+    """One ``<wnid>.tar`` inside the train archive: ``offset`` is where its data (a whole tar) starts."""
+
+    wnid: str
+    name: str
+    offset: int
+    size: int
+
+
+def read_member(source: ByteSource | str | os.PathLike[str], member: TarMember) -> bytes:
+    """The bytes of one member: one positioned read. A short read means the archive is truncated."""
+    src = as_byte_source(source)
+    try:
+        data = src.read_at(member.offset, member.size)
+    finally:
+        if src is not source and isinstance(src, FileByteSource):
+            src.close()
+    if len(data) != member.size:
+        raise ArchiveError(
+            f"{describe_source(src)} is truncated: member {member.name} needs {member.size} bytes at offset "
+            f"{member.offset} but only {len(data)} are there; {FIX_HINT}."
+        )
+    return data
+
+
+# ------------------------------------------------------------------------------------------ tar scanning
+def _name_problem(name: str, *, flat: bool) -> str | None:
+    """Why an untrusted member name is refused (None = fine). ``flat``: no folders allowed at all."""
+    if name in ("", "."):
+        return "not a file name"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "name is not valid UTF-8"
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in name):
+        return "name holds control characters"
+    if "\\" in name:
+        return "name holds a backslash"
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    parts = name.split("/")
+    if ".." in parts:
+        return "path with '..'"
+    if flat and len(parts) > 1:
+        return "name holds '/' (a folder) where a plain file name is expected"
+    if parts[-1].startswith("."):
+        # macOS '._x.JPEG' resource forks, and names that would collide with the build's own '.tmp-' files.
+        return "hidden file name (starts with '.')"
+    if len(parts[-1].encode("utf-8")) > MAX_NAME_BYTES:
+        return f"name longer than {MAX_NAME_BYTES} bytes (no room for the output's temporary name)"
+    return None
+
+
+def _type_problem(info: tarfile.TarInfo) -> str | None:
+    if info.issym():
+        return f"symbolic link (to {info.linkname!r})"
+    if info.islnk():
+        return f"hard link (to {info.linkname!r})"
+    if info.ischr() or info.isblk():
+        return "device file"
+    if info.isfifo():
+        return "FIFO"
+    if info.isdir():
+        return "folder"
+    if not info.isreg():
+        return "not a regular file"
+    if info.issparse():
+        return "sparse file (its data is not stored contiguously)"
+    # The stdlib's own extraction filter, as a second opinion (it never writes: it only inspects the member).
+    data_filter = getattr(tarfile, "data_filter", None)
+    if data_filter is not None:
+        try:
+            data_filter(info, "/nonexistent-imagenet-prep-dest")
+        except tarfile.FilterError as exc:
+            return f"refused by tarfile's data filter: {exc}"
+    return None
+
+
+def scan_tar(
+    source: ByteSource, start: int, length: int, label: str, *, tolerate_cut_last: bool
+) -> tuple[list[TarMember], list[tuple[str, str]]]:
+    """Regular members of the tar at [start, start+length) with absolute data offsets, plus refusals.
+
+    Raises ArchiveError for a non-tar, or a tar cut or garbled inside a header. A member whose data runs past
+    the end is refused; then the whole tar is an error unless ``tolerate_cut_last`` (a class tar: its other
+    images are still good data).
+    """
+    head = source.read_at(start, min(length, 2))
+    if head == b"\x1f\x8b":
+        raise ArchiveError(
+            f"{label} is gzip-compressed, but the ILSVRC2012 image archives are plain tars (images are read "
+            f"by offset). Use the original archive; {FIX_HINT}."
+        )
+    members: list[TarMember] = []
+    refused: list[tuple[str, str]] = []
+    names: set[str] = set()
+    try:
+        # 'r:' = plain tar: no compression sniffing, and tarfile seeks over member data.
+        tar = tarfile.open(fileobj=RangeView(source, start, length), mode="r:")  # noqa: SIM115
+    except tarfile.ReadError as exc:
+        raise ArchiveError(f"{label} is not a tar archive ({exc}); {FIX_HINT}.") from None
+    try:
+        while (info := tar.next()) is not None:
+            name = info.name[2:] if info.name.startswith("./") else info.name
+            if info.isreg() and info.offset_data + info.size > length:
+                refused.append((name, f"truncated: {info.size} bytes of data, the file ends before them"))
+                if tolerate_cut_last:
+                    return members, refused
+                raise ArchiveError(
+                    f"{label} is truncated: its last member {name} is cut short "
+                    f"({info.offset_data + info.size - length} bytes missing); {FIX_HINT}."
+                )
+            problem = _name_problem(name, flat=True) or _type_problem(info)
+            if problem is None and name in names:
+                problem = "duplicate name"
+            if problem is None:
+                names.add(name)
+                members.append(TarMember(name, start + info.offset_data, info.size))
+            elif name not in ("", ".", "./"):  # a '.' root entry is harmless noise, not worth reporting
+                refused.append((name, problem))
+        _check_end_marker(source, start, length, tar.offset, label)
+    except tarfile.TarError as exc:
+        raise ArchiveError(f"{label} is damaged ({exc}); {FIX_HINT}.") from None
+    finally:
+        tar.close()
+    return members, refused
+
+
+def _check_end_marker(source: ByteSource, start: int, length: int, offset: int, label: str) -> None:
+    """tarfile stops quietly at a cut or garbled header; a complete tar has a zero block where it stopped."""
+    if offset >= length:
+        raise ArchiveError(
+            f"{label} is truncated: it ends without the tar end-of-archive marker; {FIX_HINT}."
+        )
+    block = source.read_at(start + offset, min(_BLOCK, length - offset))
+    if len(block) < _BLOCK or block.count(0) != _BLOCK:
+        raise ArchiveError(
+            f"{label} is truncated or damaged at byte {offset}: expected another member or the "
+            f"end-of-archive marker; {FIX_HINT}."
+        )
+
+
+def index_class_tar(
+    path: ByteSource | str | os.PathLike[str], class_tar: ClassTar
+) -> tuple[tuple[TarMember, ...], list[tuple[str, str]]]:
+    """Index one class tar of the train archive by reading only its headers.
+
+    Module-level and picklable so the build can index several classes in a process pool (pass the archive
+    path; each worker opens its own file). Returns the images (absolute offsets in the outer archive) and the
+    refused inner members with reasons. A cut last image is refused, not fatal; a class tar that is not a tar
+    or is garbled raises ArchiveError naming it.
+    """
+    source = as_byte_source(path)
+    label = f"The class tar {class_tar.name} inside {describe_source(source)}"
+    try:
+        members, refused = scan_tar(source, class_tar.offset, class_tar.size, label, tolerate_cut_last=True)
+    finally:
+        if source is not path and isinstance(source, FileByteSource):
+            source.close()
+    return tuple(members), refused

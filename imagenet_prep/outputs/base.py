@@ -1,0 +1,67 @@
+"""The Writer protocol: what an output format must do, in the parent and in the workers. One module per
+format implements it; ``outputs/__init__.py`` registers it by name.
+
+Parent: ``group`` may regroup the source's units (a shard writer makes shards), ``prepare`` makes folders,
+``finalize`` writes label maps and manifests from the units' results, ``check`` verifies a built output,
+``managed_entries`` lists what ``--overwrite`` may remove (only what this writer creates).
+
+Worker: ``open_unit`` returns a :class:`UnitWriter`; each processed image is ``add``-ed, and ``commit`` makes
+the unit's output durable and visible BEFORE the build writes the unit's done marker (a unit with a marker is
+finished; anything else is redone from scratch, so a commit must be atomic or idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from ..image import ImageResult
+from ..records import ManifestRow, Sample, UnitResult, WorkUnit
+
+if TYPE_CHECKING:
+    from ..plan import BuildPlan
+
+Groups = list[tuple[str, tuple[Sample, ...]]]
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    checked: int
+    problems: tuple[str, ...]
+    problem_count: int
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+
+class UnitWriter(Protocol):
+    def add(self, sample: Sample, image: ImageResult) -> ManifestRow: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class Writer(Protocol):
+    """An output format. Instances are small frozen records: they travel to the workers with each unit."""
+
+    name: ClassVar[str]
+
+    def group(self, split: str, groups: Groups) -> Groups: ...
+
+    def prepare(self, out: Path, plan: BuildPlan) -> None: ...
+
+    def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
+        """Folders (relative to OUT) the units' workers write into: a killed run's temp files are there."""
+        ...
+
+    def managed_entries(self, out: Path) -> list[Path]: ...
+
+    def open_unit(self, out: str, unit: WorkUnit) -> UnitWriter: ...
+
+    def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None: ...
+
+    def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport: ...

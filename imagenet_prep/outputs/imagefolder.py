@@ -1,0 +1,75 @@
+"""The ImageFolder output: ``<split>/<wnid>/<key><ext>`` files, label maps, and ``<split>.csv`` manifests.
+
+Each image is written under a temporary name and moved into place (io/atomic.py), so no half-written file
+ever carries a final name; a unit's files are all in place before its done marker is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from ..image import ImageResult
+from ..io.atomic import write_bytes_atomic
+from ..records import ManifestRow, Sample, UnitResult, WorkUnit
+from . import labels
+from .base import CheckReport, Groups
+from .manifest import write_manifest
+
+if TYPE_CHECKING:
+    from ..plan import BuildPlan
+
+
+class ImageFolderUnit:
+    def __init__(self, out: str) -> None:
+        self._prefix = f"{out}/"  # plain strings on the per-image path: Path objects cost more than the write
+
+    def add(self, sample: Sample, image: ImageResult) -> ManifestRow:
+        rel = f"{sample.split}/{sample.wnid}/{sample.key}{image.extension}"
+        write_bytes_atomic(self._prefix + rel, image.data)
+        return ManifestRow(rel, sample.label, sample.wnid, image.width, image.height)
+
+    def commit(self) -> None:
+        """Nothing left to do: every file was moved into place as it was written."""
+
+    def abort(self) -> None:
+        """Nothing to undo: files already in place are rewritten identically by the re-run."""
+
+
+@dataclass(frozen=True)
+class ImageFolderWriter:
+    name: ClassVar[str] = "imagefolder"
+
+    def group(self, split: str, groups: Groups) -> Groups:
+        return groups  # the source's grouping (its cheapest reads) suits one-file-per-image output
+
+    def prepare(self, out: Path, plan: BuildPlan) -> None:
+        # Every class folder in every split, so train/ and val/ list the same classes (an empty one included).
+        for split in plan.splits:
+            for wnid in plan.wnids:
+                (out / split / wnid).mkdir(parents=True, exist_ok=True)
+
+    def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
+        return sorted({f"{sample.split}/{sample.wnid}" for unit in units for sample in unit.samples})
+
+    def managed_entries(self, out: Path) -> list[Path]:
+        names = ("train", "val", *labels.LABEL_FILES, "train.csv", "val.csv", "build.json")
+        return [out / name for name in names]
+
+    def open_unit(self, out: str, unit: WorkUnit) -> ImageFolderUnit:
+        return ImageFolderUnit(out)
+
+    def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
+        labels.write_label_maps(out, plan.wnids)
+        rows_by_split: dict[str, list[ManifestRow]] = {split: [] for split in plan.splits}
+        for result in results:
+            rows_by_split[result.split].extend(result.rows)
+        for split, rows in rows_by_split.items():
+            write_manifest(out / f"{split}.csv", rows)
+
+    def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport:
+        from .imagefolder_check import check_tree
+
+        return check_tree(out, decode=decode, progress=progress)

@@ -1,0 +1,95 @@
+"""The build record, ``OUT/build.json``: the resolved config, version, sources with checksums, counts,
+skipped/repaired files with reasons, warnings, bytes read and timings. Written last, by the parent."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..io.atomic import write_text_atomic
+from ..records import ImageIssue
+from ..sources.base import SourceRecord
+
+HASH_LIMIT = 1 << 30  # archives up to 1 GiB are hashed once for build.json; larger ones need `verify`
+
+
+def known_md5(path: Path) -> str | None:
+    """MD5 of a source archive for build.json, from `imagenet-prep verify`'s cache (keyed by size and mtime).
+
+    A small archive not yet in the cache is hashed once and recorded, so the next build costs nothing; a large
+    one (the real train tar is 148 GB) is left to `imagenet-prep verify`, and build.json says null until then.
+    """
+    from ..fetch.verify import cached_md5, record_md5
+    from ..io.hashing import md5_file
+
+    if not path.is_file():
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        cached = cached_md5(path)
+        if cached:
+            return cached
+    if path.stat().st_size > HASH_LIMIT:
+        return None
+    digest = md5_file(path)
+    with contextlib.suppress(OSError):
+        record_md5(path, digest)
+    return digest
+
+
+def sources_record(records: Sequence[SourceRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "file": record.path.name,
+            "bytes": record.path.stat().st_size if record.path.is_file() else None,
+            "md5": known_md5(record.path),
+        }
+        for record in records
+    ]
+
+
+def write_build_record(
+    out: Path,
+    *,
+    fingerprint: str,
+    config: Mapping[str, Any],
+    layout: str,
+    wnids: Sequence[str],
+    sources: Sequence[SourceRecord],
+    counts: Mapping[str, Mapping[str, int]],
+    available: Mapping[str, int],
+    skipped: Sequence[ImageIssue],
+    repaired: Sequence[ImageIssue],
+    refused: Sequence[tuple[str, str]],
+    warnings: Sequence[str],
+    units: Mapping[str, int],
+    bytes_read: Mapping[str, int],
+    timings: Mapping[str, float],
+) -> None:
+    record = {
+        "tool": "imagenet-prep",
+        "version": __version__,
+        "fingerprint": fingerprint,
+        "config": dict(config),
+        "layout": layout,
+        "classes": list(wnids),
+        "sources": sources_record(sources),
+        "counts": {
+            split: {"images": sum(per_class.values()), "per_class": dict(per_class)}
+            for split, per_class in counts.items()
+        },
+        "available": dict(available),
+        "skipped": [asdict(issue) for issue in skipped],
+        "repaired": [asdict(issue) for issue in repaired],
+        "refused_members": [{"member": name, "reason": reason} for name, reason in refused],
+        "warnings": list(warnings),
+        "units": dict(units),
+        # Source bytes read: by the index (headers; 0 from a warm index cache) and by the units (images).
+        "bytes_read": dict(bytes_read),
+        "timings": {key: round(value, 3) for key, value in timings.items()},
+    }
+    write_text_atomic(out / "build.json", json.dumps(record, indent=2) + "\n")

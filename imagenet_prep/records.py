@@ -1,0 +1,130 @@
+"""The small typed records that connect the stages (see docs/architecture.md).
+
+source --(SourceFile per image)--> plan --(WorkUnit of Samples)--> executor --> worker --(UnitResult)--> writer
+
+Every record is frozen and picklable: work units travel to worker processes (or Dask workers) and results
+travel back. Pixels never do: a worker reads a sample's bytes itself, from where its ``ByteLocation`` says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)  # slots: a full train plan holds 1.28M of these
+class ByteLocation:
+    """Where an image's bytes are: ``size`` bytes at ``offset`` in the file (or, later, URL) ``locator``.
+
+    ``compression`` is None for stored bytes; a reader that must inflate them (a deflated zip member) names
+    its method here, and the worker inflates after the read.
+    """
+
+    locator: str
+    offset: int
+    size: int
+    compression: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """An image a source holds, before any selection: its name in the source, its canonical key (the stem of
+    its ILSVRC2012 name, whatever the layout calls it), and where its bytes are."""
+
+    name: str
+    key: str
+    location: ByteLocation
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One image of a build: which split and class, its canonical key, its label, and where its bytes are.
+
+    ``key`` is the canonical stem whatever the source layout (``n01440764_10026``,
+    ``ILSVRC2012_val_00000001``): writers derive every output name from it, so the same image gives the same
+    output from any layout. ``name`` is the source's own name (for messages and the build record).
+    """
+
+    split: str
+    key: str
+    wnid: str
+    label: int
+    name: str
+    location: ByteLocation
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """An independent piece of a build, identified by ``unit_id`` (unique across splits).
+
+    ``source`` names the registered source layout whose reader the worker uses (see sources/__init__.py).
+    """
+
+    split: str
+    unit_id: str
+    source: str
+    samples: tuple[Sample, ...]
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies what the unit reads and writes: a done marker counts only for the same fingerprint."""
+        digest = hashlib.sha256(f"{self.split}|{self.unit_id}|".encode())
+        for sample in self.samples:
+            where = sample.location
+            stem = f"{sample.split}/{sample.wnid}/{sample.key}"
+            digest.update(f"{sample.name}|{where.offset}|{where.size}|{stem}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One written image as the manifests list it (``path`` relative to OUT)."""
+
+    path: str
+    label: int
+    wnid: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class ImageIssue:
+    """A skipped or repaired file and why (data, summarised at the end; never printed one by one)."""
+
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """What a finished unit reports: its manifest rows, issues, and the source bytes it read."""
+
+    split: str
+    unit_id: str
+    rows: tuple[ManifestRow, ...]
+    skipped: tuple[ImageIssue, ...]
+    repaired: tuple[ImageIssue, ...]
+    bytes_read: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    """A label space: ``wnids[i]`` is class index i, ``names[i]`` its unique display name.
+
+    The 1K classes are the first; a 21K label space is another instance of the same record.
+    """
+
+    name: str
+    wnids: tuple[str, ...]
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.wnids) != len(self.names):
+            raise ValueError(f"class set {self.name}: {len(self.wnids)} wnids but {len(self.names)} names")
+
+    def __len__(self) -> int:
+        return len(self.wnids)
+
+    def index_of(self) -> dict[str, int]:
+        return {wnid: i for i, wnid in enumerate(self.wnids)}

@@ -1,0 +1,174 @@
+"""The Source protocol: what a layout of ImageNet on disk (or elsewhere) must answer, in the parent and in
+the workers. One module per layout implements it; ``sources/__init__.py`` registers it by name.
+
+Parent side (planning): which splits and classes the source holds (cheap), then the files of the chosen
+classes (an index, possibly built in parallel through ``runner`` and cached), and how the chosen samples are
+best grouped into work units (by class, or in storage order, or by shard for a stream).
+
+Worker side: ``open_unit(unit)`` yields each sample of a unit with its bytes. The default reads each
+sample's ``ByteLocation`` with one positioned read; a layout that cannot seek (a gzip stream) overrides it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from ..errors import ArchiveError
+from ..io.bytesource import FileByteSource
+from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+
+#: Runs ``function(*args)`` for each argument tuple, maybe in worker processes (the executor's ``map``).
+Runner = Callable[[Callable, Sequence[tuple]], list]
+
+SEQUENCE_CHUNK = (
+    250  # samples per unit in storage order: big enough to amortise a task, small enough to balance
+)
+
+
+@dataclass(frozen=True)
+class SplitIndex:
+    """One split of a source, for the chosen classes: each class's files in storage order, what the reader
+    refused (``(label, reason)``), warnings, and the index bytes read to learn it (0 from a warm cache)."""
+
+    split: str
+    files: dict[str, tuple[SourceFile, ...]]
+    refused: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+    bytes_read: int = 0
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """A file the build read from, for build.json (its MD5 is looked up by the build record)."""
+
+    path: Path
+    role: str  # "train", "val", "labels", ...
+
+
+class Source(Protocol):
+    """A layout of ImageNet. Instances live in the parent; ``open_unit`` runs in workers (a classmethod: a
+    unit carries everything its reader needs)."""
+
+    layout: ClassVar[str]
+
+    def splits(self) -> tuple[str, ...]:
+        """The splits this source can offer."""
+        ...
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        """The wnids the split holds (cheap: no per-image index)."""
+        ...
+
+    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        """The files of the chosen classes."""
+        ...
+
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+        """(unit id, samples) pairs covering ``samples``; unit ids are unique across splits."""
+        ...
+
+    def records(self) -> list[SourceRecord]:
+        """The files this source reads, for the build record."""
+        ...
+
+    def member_label(self, split: str, wnid: str, name: str) -> str:
+        """How a member is named in messages and build.json (e.g. ``train/n01440764.tar/<name>``)."""
+        ...
+
+    @classmethod
+    def open_unit(cls, unit: WorkUnit) -> UnitReader:
+        """Worker side: the samples of ``unit`` with their bytes."""
+        ...
+
+
+class UnitReader(Protocol):
+    """Iterates (sample, bytes) in the unit's order; ``bytes_read`` counts source bytes read so far."""
+
+    bytes_read: int
+
+    def __iter__(self) -> Iterator[tuple[Sample, bytes]]: ...
+
+    def close(self) -> None: ...
+
+
+class LocationReader:
+    """The default unit reader: one positioned read per sample, files opened once per unit.
+
+    A short read means the archive changed or was cut after indexing: that fails the unit (ArchiveError).
+    """
+
+    def __init__(self, unit: WorkUnit) -> None:
+        self.unit = unit
+        self.bytes_read = 0
+        self._files: dict[str, FileByteSource] = {}
+
+    def read(self, location: ByteLocation) -> bytes:
+        source = self._files.get(location.locator)
+        if source is None:
+            source = self._files[location.locator] = FileByteSource(location.locator)
+        data = source.read_at(location.offset, location.size)
+        self.bytes_read += len(data)
+        if len(data) != location.size:
+            raise ArchiveError(
+                f"{location.locator} is truncated: {location.size} bytes expected at offset {location.offset} "
+                f"but only {len(data)} are there; re-download it (`imagenet-prep fetch`) or check it with "
+                "`imagenet-prep verify`."
+            )
+        if location.compression == "deflate":
+            return zlib.decompress(data, -zlib.MAX_WBITS)
+        return data
+
+    def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
+        for sample in self.unit.samples:
+            yield sample, self.read(sample.location)
+
+    def close(self) -> None:
+        for source in self._files.values():
+            with contextlib.suppress(OSError):
+                source.close()
+        self._files.clear()
+
+
+def group_by_class(split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    """One unit per class (``<split>-<wnid>``), samples in the given order."""
+    by_class: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_class.setdefault(sample.wnid, []).append(sample)
+    return [(f"{split}-{wnid}", tuple(chosen)) for wnid, chosen in by_class.items()]
+
+
+def group_in_storage_order(
+    split: str, samples: Sequence[Sample], chunk: int = SEQUENCE_CHUNK
+) -> list[tuple[str, tuple[Sample, ...]]]:
+    """Units of ``chunk`` samples in storage order (file, then offset): contiguous reads for a flat archive
+    (``<split>-0000``, ``<split>-0001``, ...)."""
+    ordered = sorted(samples, key=lambda s: (s.location.locator, s.location.offset))
+    return [
+        (f"{split}-{start // chunk:04d}", tuple(ordered[start : start + chunk]))
+        for start in range(0, len(ordered), chunk)
+    ]
+
+
+@dataclass
+class FolderProbe:
+    """What a folder holds at its top level, for layout detection (one listing, shared by every layout)."""
+
+    folder: Path
+    names: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, folder: Path) -> FolderProbe:
+        try:
+            names = frozenset(os.listdir(folder))
+        except OSError:
+            names = frozenset()
+        return cls(folder, names)
+
+    def has(self, name: str) -> bool:
+        return name in self.names

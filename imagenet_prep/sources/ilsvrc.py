@@ -1,0 +1,181 @@
+"""The official ILSVRC2012 release: a train tar of class tars, a flat val tar, and the devkit's labels.
+
+Both tars are indexed by their headers only (cached beside the archive, see io/tar_index.py); a worker reads
+each image with one positioned read. Val labels come from the devkit's ground truth, or from the bundled
+50,000 labels when the val tar holds exactly the real file names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from ..errors import InputError
+from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, TRAIN_TAR, VAL_TAR
+from ..io.bytesource import FileByteSource
+from ..io.tar import ClassTar, TarMember, index_class_tar
+from ..io.tar_index import TrainArchive, ValArchive
+from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from . import devkit
+from .base import (
+    FolderProbe,
+    LocationReader,
+    Runner,
+    SourceRecord,
+    SplitIndex,
+    group_by_class,
+    group_in_storage_order,
+)
+
+
+def index_class(path: str, class_tar: ClassTar) -> tuple[tuple[TarMember, ...], list[tuple[str, str]], int]:
+    """Worker side of indexing: one class tar's members, refusals, and the header bytes read."""
+    with FileByteSource(path) as source:
+        members, refused = index_class_tar(source, class_tar)
+        return members, refused, source.bytes_read
+
+
+def _files(path: str, members: Sequence[TarMember]) -> tuple[SourceFile, ...]:
+    return tuple(SourceFile(m.name, Path(m.name).stem, ByteLocation(path, m.offset, m.size)) for m in members)
+
+
+class IlsvrcSource:
+    """``ILSVRC2012_img_train.tar`` + ``ILSVRC2012_img_val.tar`` (+ ``ILSVRC2012_devkit_t12.tar.gz``)."""
+
+    layout: ClassVar[str] = "ilsvrc"
+    needs: ClassVar[str] = f"{TRAIN_TAR} and/or {VAL_TAR} (with {DEVKIT_TAR} to label val)"
+
+    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
+        self.folder = Path(folder)
+        self.cache_dir = cache_dir
+        self.train_path = self._present(TRAIN_TAR)
+        self.val_path = self._present(VAL_TAR)
+        self.devkit_path = self._present(DEVKIT_TAR) or self._present(DEVKIT_DIR)
+        self._train: TrainArchive | None = None
+        self._val: ValArchive | None = None
+        self._val_labels: dict[str, str] | None = None
+        self._val_warnings: list[str] = []
+
+    @classmethod
+    def detect(cls, probe: FolderProbe) -> bool:
+        return probe.has(TRAIN_TAR) or probe.has(VAL_TAR)
+
+    def _present(self, name: str) -> Path | None:
+        path = self.folder / name
+        return path if path.exists() else None
+
+    def _missing(self, name: str) -> InputError:
+        return InputError(
+            f"The archive {name} is missing from {self.folder}: run `imagenet-prep fetch --dest {self.folder}`, "
+            "or build only the splits you have with --splits."
+        )
+
+    # ------------------------------------------------------------------------------------------- parent
+    def splits(self) -> tuple[str, ...]:
+        return tuple(split for split, path in (("train", self.train_path), ("val", self.val_path)) if path)
+
+    def train_archive(self) -> TrainArchive:
+        if self._train is None:
+            if self.train_path is None:
+                raise self._missing(TRAIN_TAR)
+            self._train = TrainArchive(self.train_path, cache_dir=self.cache_dir)
+        return self._train
+
+    def val_archive(self) -> ValArchive:
+        if self._val is None:
+            if self.val_path is None:
+                raise self._missing(VAL_TAR)
+            self._val = ValArchive(self.val_path, cache_dir=self.cache_dir)
+        return self._val
+
+    def val_labels(self) -> dict[str, str]:
+        """Val file name -> wnid (devkit ground truth, or the bundled labels for the real file names)."""
+        if self._val_labels is None:
+            archive = self.val_archive()
+            kit = devkit.read_devkit(self.devkit_path) if self.devkit_path else None
+            if kit is not None:
+                self._val_warnings = devkit.compare_with_bundled(kit)
+            self._val_labels = devkit.val_wnids([member.name for member in archive.members()], kit)
+            archive.save()
+        return self._val_labels
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        if split == "train":
+            return tuple(self.train_archive().classes())
+        return tuple(sorted(set(self.val_labels().values())))
+
+    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        if split == "train":
+            return self._index_train(wnids, runner)
+        return self._index_val(wnids)
+
+    def _index_train(self, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        archive = self.train_archive()
+        read_before = archive.source.bytes_read
+        class_tars = archive.classes()
+        path = str(archive.path)
+        uncached = [wnid for wnid in wnids if not archive.has_members(wnid)]
+        inner_bytes = 0
+        if runner is not None and len(uncached) > 1:
+            outputs = runner(index_class, [(path, class_tars[wnid]) for wnid in uncached])
+            for wnid, (members, refused, nbytes) in zip(uncached, outputs, strict=True):
+                archive.add_members(wnid, members, refused)
+                inner_bytes += nbytes
+        files = {wnid: _files(path, archive.members(wnid)) for wnid in wnids}
+        archive.save()
+        # Only what concerns this build: the outer archive's refusals, and those inside the chosen classes.
+        refused = tuple((f"train/{name}", reason) for name, reason in archive.refused_for(wnids))
+        return SplitIndex(
+            "train", files, refused, bytes_read=archive.source.bytes_read - read_before + inner_bytes
+        )
+
+    def _index_val(self, wnids: Sequence[str]) -> SplitIndex:
+        archive = self.val_archive()
+        read_before = archive.source.bytes_read
+        labels = self.val_labels()
+        chosen = set(wnids)
+        by_class: dict[str, list[SourceFile]] = {wnid: [] for wnid in wnids}
+        path = str(archive.path)
+        for member in archive.members():
+            wnid = labels[member.name]
+            if wnid in chosen:
+                location = ByteLocation(path, member.offset, member.size)
+                by_class[wnid].append(SourceFile(member.name, Path(member.name).stem, location))
+        refused = tuple((f"val/{name}", reason) for name, reason in archive.refused)
+        return SplitIndex(
+            "val",
+            {wnid: tuple(files) for wnid, files in by_class.items()},
+            refused,
+            tuple(self._val_warnings),
+            archive.source.bytes_read - read_before,
+        )
+
+    def member_label(self, split: str, wnid: str, name: str) -> str:
+        """How a member is named in messages and build.json."""
+        return f"train/{wnid}.tar/{name}" if split == "train" else f"val/{name}"
+
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+        # Train: a unit per class (its images are contiguous in its class tar). Val: chunks in archive order.
+        return group_by_class(split, samples) if split == "train" else group_in_storage_order(split, samples)
+
+    def records(self) -> list[SourceRecord]:
+        return [
+            SourceRecord(path, role)
+            for path, role in (
+                (self.train_path, "train"),
+                (self.val_path, "val"),
+                (self.devkit_path, "labels"),
+            )
+            if path is not None
+        ]
+
+    def close(self) -> None:
+        for archive in (self._train, self._val):
+            if archive is not None:
+                archive.close()
+
+    # ------------------------------------------------------------------------------------------- worker
+    @classmethod
+    def open_unit(cls, unit: WorkUnit) -> LocationReader:
+        return LocationReader(unit)

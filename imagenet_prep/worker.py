@@ -1,0 +1,74 @@
+"""The worker: run one work unit (read -> process -> write -> commit -> done marker), in any process.
+
+Everything a unit needs travels with it (the unit and a small :class:`UnitJob`); the result travels back,
+bytes read included. Nothing here depends on which executor runs it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .build.state import disk_full, write_marker
+from .errors import ArchiveError, BuildError
+from .image import ImageFailure, ImageOptions, process_image
+from .io.atomic import DISK_FULL_ERRNOS
+from .outputs.base import Writer
+from .records import ImageIssue, ManifestRow, UnitResult, WorkUnit
+from .sources import source_class
+
+
+@dataclass(frozen=True)
+class UnitJob:
+    """What every unit of a build shares: where OUT is, how images are processed, the output format."""
+
+    out: str
+    image: ImageOptions
+    writer: Writer
+
+
+def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = None) -> UnitResult:
+    """Process one unit and write its done marker; ``tick()`` is called once per finished image."""
+    started = time.perf_counter()
+    reader = source_class(unit.source).open_unit(unit)  # type: ignore[attr-defined]
+    unit_writer = job.writer.open_unit(job.out, unit)
+    rows: list[ManifestRow] = []
+    skipped: list[ImageIssue] = []
+    repaired: list[ImageIssue] = []
+    try:
+        try:
+            for sample, data in reader:
+                file_label = f"{unit.split}/{sample.name}"
+                result = process_image(data, job.image, sample.name)
+                if isinstance(result, ImageFailure):
+                    skipped.append(ImageIssue(file_label, result.reason))
+                else:
+                    rows.append(unit_writer.add(sample, result))
+                    if result.repairs:
+                        repaired.append(ImageIssue(file_label, ", ".join(result.repairs)))
+                if tick is not None:
+                    tick()
+            unit_writer.commit()
+        except ArchiveError as exc:
+            raise BuildError(f"Unit {unit.unit_id}: cannot read its images: {exc}") from None
+        except OSError as exc:
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise disk_full(exc.filename or job.out, f"unit {unit.unit_id}") from None
+            raise BuildError(f"Unit {unit.unit_id}: cannot write {exc.filename}: {exc.strerror}.") from None
+    except BaseException:
+        unit_writer.abort()
+        raise
+    finally:
+        reader.close()
+    unit_result = UnitResult(
+        unit.split,
+        unit.unit_id,
+        tuple(rows),
+        tuple(skipped),
+        tuple(repaired),
+        reader.bytes_read,
+        time.perf_counter() - started,
+    )
+    write_marker(job.out, unit, unit_result)
+    return unit_result
