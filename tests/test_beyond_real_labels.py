@@ -10,7 +10,8 @@ import pytest
 from imagenet_prep import classes, real_labels
 from imagenet_prep.errors import UsageError
 
-SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ilsvrc2012" / "real" / "real.json"
+FACTS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ilsvrc2012"
+SHARED_REAL = FACTS / "real" / "real.json"
 
 
 def test_val_00000002_has_two_labels() -> None:
@@ -30,10 +31,9 @@ def test_exactly_3163_empty_lists_and_50000_entries() -> None:
 
 
 def test_bundled_copy_equals_the_shared_source() -> None:
-    if SHARED_REAL.is_file():  # the shared facts folder is beside the repository on developer machines
-        source = json.loads(SHARED_REAL.read_text())
-        assert [tuple(sorted(x)) for x in source] == list(real_labels.real_labels())
-    # independent of the shared folder: the first image with labels agrees with the original label often
+    source = json.loads(SHARED_REAL.read_text())  # shared/ lies beside the repository, as for test_classes
+    assert [tuple(sorted(x)) for x in source] == list(real_labels.real_labels())
+    # and the labels make sense: most ReaL lists hold the image's original label
     agree = sum(
         classes.by_wnid(wnid).index in labels
         for wnid, labels in zip(classes.val_labels(), real_labels.real_labels(), strict=True)
