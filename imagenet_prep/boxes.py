@@ -48,6 +48,7 @@ from .imaging import ImageOptions, _source_box, target_size
 __all__ = [
     "BOXES_CSV_HEADER",
     "Box",
+    "BoxRowsItem",
     "ImageBoxes",
     "MapStats",
     "box_geometry",
@@ -70,6 +71,8 @@ _VAL_STEM_RE = re.compile(r"^ILSVRC2012_val_(\d{8})$")
 _REFUSED_DECLARATIONS = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 Region = tuple[float, float, float, float]
+# One image for boxes.csv: (path, label, boxes) or (path, label, boxes, output size).
+BoxRowsItem = tuple[str, int, Iterable["Box"]] | tuple[str, int, Iterable["Box"], tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -379,7 +382,7 @@ def _integer_box(box: Box, output_size: tuple[int, int] | None) -> tuple[int, in
 
 
 def boxes_csv_rows(
-    images: Iterable[tuple[str, int, Iterable[Box]] | tuple[str, int, Iterable[Box], tuple[int, int]]],
+    images: Iterable[BoxRowsItem],
     *,
     header: bool = True,
 ) -> Iterator[tuple[str, ...]]:

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from imagenet_prep import boxes, classes
 from imagenet_prep.boxes import Box, MapStats, map_box
-from imagenet_prep.imaging import ImageOptions, ImageResult, process_image
+from imagenet_prep.imaging import ImageOptions, ImageResult, OutputFormat, ResizeMode, process_image
 
 
 def voc_xml(
@@ -247,7 +247,7 @@ FRACTIONS = [
 def test_map_box_matches_the_pixels_of_the_real_pipeline(
     mode: str, size: int | None, upscale: bool, source: tuple[int, int]
 ) -> None:
-    options = ImageOptions(resize=mode, size=size, upscale=upscale, format="png")
+    options = ImageOptions(resize=ResizeMode(mode), size=size, upscale=upscale, format=OutputFormat.PNG)
     width, height = source
     stats = MapStats()
     output_size, region = boxes.box_geometry(source, options)
@@ -269,7 +269,7 @@ def test_map_box_matches_the_pixels_of_the_real_pipeline(
 
 
 def test_center_crop_counts_clipped_and_dropped() -> None:
-    options = ImageOptions(resize="center-crop", size=100)
+    options = ImageOptions(resize=ResizeMode.CENTER_CROP, size=100)
     source = (400, 200)  # region: x 100..300, whole height; scale 0.5
     out, region = boxes.box_geometry(source, options)
     assert out == (100, 100) and region == (100.0, 0.0, 300.0, 200.0)
@@ -301,7 +301,7 @@ def test_declared_size_differing_from_the_decoded_one_is_rescaled() -> None:
     decoded = Image.open(io.BytesIO(jpeg(500, 375))).size  # the real image is half the declared size
     assert decoded == (500, 375)
     stats = MapStats()
-    options = ImageOptions(resize="shorter", size=75)  # 500x375 -> 100x75
+    options = ImageOptions(resize=ResizeMode.SHORTER, size=75)  # 500x375 -> 100x75
     out, region = boxes.box_geometry(decoded, options)
     assert out == (100, 75)
     mapped = map_box(record.boxes[0], decoded, out, region, declared_size=record.declared_size, stats=stats)
@@ -315,7 +315,7 @@ def test_declared_size_differing_from_the_decoded_one_is_rescaled() -> None:
 
 
 def test_boxes_csv_rows_round_to_whole_pixels_with_header() -> None:
-    items = [
+    items: list[boxes.BoxRowsItem] = [
         ("train/n01440764/n01440764_1.JPEG", 0, [Box("n01440764", 10.5, 20.49, 30.2, 40.7)]),
         (
             "val/n01440764/ILSVRC2012_val_00000001.JPEG",
