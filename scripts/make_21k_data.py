@@ -4,7 +4,7 @@
     python scripts/make_21k_data.py [--facts ../shared/data/imagenet21k] [--wordnet /usr/share/wordnet] [--out DIR]
 
 Outputs (deterministic: running it twice gives the same bytes):
-- <timm list>.txt.gz for the six label spaces (imagenet_prep.taxonomy_21k.LABEL_SPACE_FILES): the lines unchanged;
+- <timm list>.txt.gz for the six label spaces (taxonomy.imagenet21k.LABEL_SPACE_FILES): the lines unchanged;
 - names.tsv.gz: wnid, unique display name (taxonomy_21k.unique_names) for the union of the six, sorted by wnid;
 - SOURCE.md: where the lists come from (copied, with a note on what is bundled).
 """
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     from imagenet_prep import wordnet
-    from imagenet_prep.taxonomy_21k import LABEL_SPACE_FILES, unique_names
+    from imagenet_prep.taxonomy.imagenet21k import LABEL_SPACE_FILES, unique_names
 
     union: set[str] = set()
     for bundled in LABEL_SPACE_FILES.values():
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         write_gz(args.out / bundled, text)
     note = (
         "\n## In this package\n\nThe six label-space lists are stored gzip-compressed (`<file>.txt.gz`, lines "
-        "unchanged); the two\nindices files are not bundled (`imagenet_prep.evalsets` uses the 1K subsets). "
+        "unchanged); the two\nindices files are not bundled (`imagenet_prep.taxonomy.evalsets` uses the 1K subsets). "
         "`names.tsv.gz` (wnid, unique\ndisplay name) is generated from WordNet 3.0 by `scripts/make_21k_data.py`.\n"
     )
     source = (args.facts / "SOURCE.md").read_text(encoding="utf-8")

@@ -9,9 +9,10 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
-from imagenet_prep import boxes, classes
-from imagenet_prep.boxes import Box, MapStats, map_box
-from imagenet_prep.imaging import ImageOptions, ImageResult, OutputFormat, ResizeMode, process_image
+from imagenet_prep import classes
+from imagenet_prep.image import boxes
+from imagenet_prep.image.boxes import Box, MapStats, map_box
+from imagenet_prep.image.process import ImageOptions, ImageResult, OutputFormat, ResizeMode, process_image
 
 
 def voc_xml(

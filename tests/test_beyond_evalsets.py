@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_prep import classes, evalsets, labels
+from imagenet_prep import classes, labels
 from imagenet_prep.errors import UnknownClassError, UsageError
+from imagenet_prep.taxonomy import evalsets
 
 FACTS = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 

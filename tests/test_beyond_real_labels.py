@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_prep import classes, real_labels
+from imagenet_prep import classes
 from imagenet_prep.errors import UsageError
+from imagenet_prep.taxonomy import real_labels
 
 FACTS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ilsvrc2012"
 SHARED_REAL = FACTS / "real" / "real.json"

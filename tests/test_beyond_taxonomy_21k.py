@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_prep import classes, synsets, taxonomy_21k, wordnet
+from imagenet_prep import classes, synsets, wordnet
 from imagenet_prep.errors import UnknownClassError, UsageError
-from imagenet_prep.taxonomy_21k import ClassSet, class_set_21k, label_space, leaves_under_21k
+from imagenet_prep.records import ClassSet
+from imagenet_prep.taxonomy import imagenet21k as taxonomy_21k
+from imagenet_prep.taxonomy.imagenet21k import class_set_21k, label_space, leaves_under_21k
 
 REPO = Path(__file__).resolve().parent.parent
 FACTS = REPO.parent / "shared" / "data" / "imagenet21k"

@@ -4,7 +4,7 @@
 Each validation image has zero or more ImageNet-1K class indices (sorted-wnid order, 0 = tench). An empty list
 (3,163 images) means the raters found no valid label: ReaL accuracy leaves those images out.
 
-    >>> from imagenet_prep import real_labels
+    >>> from imagenet_prep.taxonomy import real_labels
     >>> real_labels.real_labels_for("ILSVRC2012_val_00000002.JPEG")
     (795, 970)
     >>> real_labels.real_field("ILSVRC2012_val_00000001.JPEG")   # excluded image: empty manifest field
@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import PurePosixPath
 
+from ..errors import UsageError
 from . import classes
-from .errors import UsageError
 
 __all__ = [
     "NUM_EXCLUDED",
@@ -42,7 +42,7 @@ _VAL_NAME_RE = re.compile(r"^ILSVRC2012_val_(\d{8})(?:_n\d{8})?(?:\.[A-Za-z0-9]+
 @functools.cache
 def real_labels() -> tuple[tuple[int, ...], ...]:
     """All 50,000 label tuples (each sorted ascending), entry k for ILSVRC2012_val_{k+1:08d}."""
-    raw = resources.files("imagenet_prep").joinpath("data", "real", "real.json.gz").read_bytes()
+    raw = resources.files("imagenet_prep").joinpath("data/real/real.json.gz").read_bytes()
     table = json.loads(gzip.decompress(raw))
     if len(table) != classes.NUM_VAL_IMAGES:  # pragma: no cover - bundled data
         raise AssertionError(f"bundled real.json has {len(table)} entries, not {classes.NUM_VAL_IMAGES}")

@@ -28,8 +28,8 @@ with ``xml.etree.ElementTree`` only after refusing any ``<!DOCTYPE`` / ``<!ENTIT
 ("billion laughs") cannot happen.
 
 Mapping: :func:`map_box` takes the geometry as ``(source size) -> (output size)`` plus the source region that
-becomes the output (``imaging._source_box``), so it holds for any resize mode; :func:`box_geometry` gets those
-from :class:`~imagenet_prep.imaging.ImageOptions`.
+becomes the output (``geometry.source_box``), so it holds for any resize mode; :func:`box_geometry` gets those
+from :class:`~imagenet_prep.image.ImageOptions`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from . import classes
-from .imaging import ImageOptions, _source_box, target_size
+from ..taxonomy import classes
+from .geometry import source_box, target_size
+from .options import ImageOptions
 
 __all__ = [
     "BOXES_CSV_HEADER",
@@ -289,7 +290,7 @@ def box_geometry(source_size: tuple[int, int], options: ImageOptions) -> tuple[t
     out = target_size(width, height, options)
     if out is None:
         return (width, height), (0.0, 0.0, float(width), float(height))
-    region = _source_box(width, height, out, options)
+    region = source_box(width, height, out, options)
     return out, (float(region[0]), float(region[1]), float(region[2]), float(region[3]))
 
 
@@ -393,7 +394,7 @@ def boxes_csv_rows(
         yield BOXES_CSV_HEADER
     for item in images:
         path, label, boxes = item[0], item[1], item[2]
-        output_size = item[3] if len(item) > 3 else None  # type: ignore[misc]
+        output_size = item[3] if len(item) > 3 else None
         for box in boxes:
             xmin, ymin, xmax, ymax = _integer_box(box, output_size)
             yield (path, str(label), box.wnid, str(xmin), str(ymin), str(xmax), str(ymax))

@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
+from ..errors import UnknownClassError, UsageError
 from . import classes
-from .errors import UnknownClassError, UsageError
 
 __all__ = [
     "EVAL_SETS",

@@ -35,12 +35,12 @@ import functools
 import gzip
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from ..errors import UnknownClassError, UsageError
+from ..records import ClassSet
 from . import classes
-from .errors import UnknownClassError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from nltk.corpus.reader.wordnet import Synset as NltkSynset
@@ -74,18 +74,8 @@ NAMES_FILE = "names.tsv.gz"
 _FOLDER = ("data", "imagenet21k")
 
 
-@dataclass(frozen=True)
-class ClassSet:
-    """A label space: class i is ``wnids[i]``, shown as ``names[i]`` (unique). Same fields as the lead's
-    ``imagenet_prep.records.ClassSet``, which will replace this one."""
-
-    name: str
-    wnids: tuple[str, ...]
-    names: tuple[str, ...]
-
-
 def _read_gz(name: str) -> str:
-    raw = resources.files("imagenet_prep").joinpath(*_FOLDER, name).read_bytes()
+    raw = resources.files("imagenet_prep").joinpath("/".join((*_FOLDER, name))).read_bytes()
     return gzip.decompress(raw).decode("utf-8")
 
 
