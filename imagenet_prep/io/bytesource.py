@@ -28,11 +28,8 @@ class FileByteSource:
     """A local file read with ``os.pread`` (no shared file position: safe after fork and in threads).
 
     Pickles as its path only; the file is (re)opened lazily in whichever process uses it. ``bytes_read``
-    counts the bytes actually returned by reads in this process; the class attribute ``process_bytes_read``
-    counts those of every instance in this process (the build's accounting of index reads).
+    counts the bytes actually returned by this instance's reads (callers report it in their results).
     """
-
-    process_bytes_read = 0
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -69,7 +66,6 @@ class FileByteSource:
                 break
             data += more
         self.bytes_read += len(data)
-        FileByteSource.process_bytes_read += len(data)
         return data
 
     def close(self) -> None:
