@@ -95,33 +95,36 @@ class ParquetUnit:
     """Streams one shard: rows are buffered up to one row group, then written to a temporary file."""
 
     def __init__(self, out: str, unit: WorkUnit) -> None:
-        pa = _require_pyarrow()
-        import pyarrow.parquet as pq
-
-        self._pa = pa
+        self._out = out
         self.shard = shard_path(unit.unit_id)
         self.final = f"{out}/{self.shard}"
         self.tmp = temp_path_for(self.final)
-        with open(f"{out}/{FEATURES_FILE}", encoding="utf-8") as handle:
-            names = json.load(handle)["names"]
-        self._schema = arrow_schema(names)
-        self._writer: Any = pq.ParquetWriter(
-            self.tmp,
-            self._schema,
-            compression="none",
-            use_dictionary=False,
-            write_statistics=["label"],
-        )
+        self._writer: Any = None  # opened with the first row group: inside the worker's error handling
+        self._schema: Any = None
         self._images: list[dict[str, Any]] = []
         self._labels: list[int] = []
 
+    def _open(self) -> Any:
+        if self._writer is None:
+            _require_pyarrow()
+            import pyarrow.parquet as pq
+
+            with open(f"{self._out}/{FEATURES_FILE}", encoding="utf-8") as handle:
+                names = json.load(handle)["names"]
+            self._schema = arrow_schema(names)
+            self._writer = pq.ParquetWriter(
+                self.tmp, self._schema, compression="none", use_dictionary=False, write_statistics=["label"]
+            )
+        return self._writer
+
     def _flush(self) -> None:
+        writer = self._open()
         if not self._labels:
             return
-        table = self._pa.Table.from_pydict(
-            {"image": self._images, "label": self._labels}, schema=self._schema
-        )
-        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        import pyarrow as pa
+
+        table = pa.Table.from_pydict({"image": self._images, "label": self._labels}, schema=self._schema)
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self._images, self._labels = [], []
 
     def add(self, sample: Sample, image: ImageResult) -> ManifestRow:
@@ -132,7 +135,7 @@ class ParquetUnit:
         return ManifestRow(f"{self.shard}/{sample.key}", sample.label, sample.wnid, image.width, image.height)
 
     def commit(self) -> None:
-        self._flush()
+        self._flush()  # (opens the file: a shard whose every image was skipped is an empty table)
         self._writer.close()
         self._writer = None
         fd = os.open(self.tmp, os.O_RDONLY)

@@ -99,20 +99,25 @@ class WdsUnit:
         self.shard = shard_name(unit.unit_id)
         self.final = f"{out}/{self.shard}"
         self.tmp = temp_path_for(self.final)
-        self._handle: BinaryIO | None = open(self.tmp, "wb", buffering=_WRITE_BUFFER)  # noqa: SIM115
+        self._handle: BinaryIO | None = None  # opened on first write: inside the worker's error handling
         self._offset = 0
         self._index: list[str] = []
 
+    def _file(self) -> BinaryIO:
+        if self._handle is None:
+            self._handle = open(self.tmp, "wb", buffering=_WRITE_BUFFER)  # noqa: SIM115 - closed in commit/abort
+        return self._handle
+
     def _member(self, name: str, data: bytes) -> int:
         """Write one member; return the offset of its data."""
-        assert self._handle is not None
+        handle = self._file()
         header = member_header(name, len(data))
-        self._handle.write(header)
+        handle.write(header)
         start = self._offset + len(header)
-        self._handle.write(data)
+        handle.write(data)
         pad = -len(data) % BLOCK
         if pad:
-            self._handle.write(b"\0" * pad)
+            handle.write(b"\0" * pad)
         self._offset = start + len(data) + pad
         return start
 
@@ -131,12 +136,12 @@ class WdsUnit:
         return ManifestRow(f"{self.shard}/{key}", sample.label, sample.wnid, image.width, image.height)
 
     def commit(self) -> None:
-        assert self._handle is not None
+        handle = self._file()
         end = self._offset + 2 * BLOCK
-        self._handle.write(b"\0" * (2 * BLOCK + (-end % RECORD)))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
+        handle.write(b"\0" * (2 * BLOCK + (-end % RECORD)))
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
         self._handle = None
         index = f"{IDX_VERSION} {len(self._index)}\n" + "".join(line + "\n" for line in self._index)
         write_bytes_atomic(self.final[: -len(".tar")] + ".idx", index.encode("utf-8"))
