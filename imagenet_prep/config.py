@@ -40,6 +40,11 @@ class BuildConfig:
     wordnet: Path | None = None
     output: str = "imagefolder"  # a name in outputs.WRITERS
     executor: str = "local"  # a name in executors.EXECUTORS
+    # Shard outputs (wds, parquet): samples or bytes per shard (None: the writer's default), and the train
+    # split's seeded permutation. They decide the units (so the units' fingerprints), hence the output bytes.
+    shard_size: str | None = None
+    shuffle: bool = True
+    shuffle_seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.splits or any(split not in SPLITS for split in self.splits):
@@ -82,6 +87,8 @@ class BuildConfig:
         return {
             key: (value.value if hasattr(value, "value") else value)
             for key, value in asdict(self.image).items()
+            # verify's default adds nothing, so builds made before the option existed keep their fingerprint
+            if not (key == "verify" and value is True)
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,10 +108,14 @@ class BuildConfig:
             "allow_skips": self.allow_skips,
             "output": self.output,
             "executor": self.executor,
+            "verify": self.image.verify,
+            "shard_size": self.shard_size,
+            "shuffle": self.shuffle,
+            "shuffle_seed": self.shuffle_seed,
         }
 
 
-_IMAGE_KEYS = {"resize", "size", "quality", "format", "filter", "upscale", "draft", "resizer"}
+_IMAGE_KEYS = {"resize", "size", "quality", "format", "filter", "upscale", "draft", "resizer", "verify"}
 _TOP_KEYS = {f.name for f in fields(BuildConfig) if f.name != "image"}
 VALID_KEYS = tuple(sorted(_TOP_KEYS | _IMAGE_KEYS))
 
@@ -182,6 +193,8 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
     for flag in ("upscale", "draft"):
         if flag in merged:
             image_kwargs[flag] = bool(merged[flag])
+    if "verify" in merged:
+        image_kwargs["verify"] = bool(merged["verify"])
     image = ImageOptions(**image_kwargs)
 
     classes = merged.get("classes")
@@ -204,4 +217,7 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         wordnet=Path(merged["wordnet"]).expanduser() if merged.get("wordnet") else None,
         output=str(merged.get("output") or "imagefolder"),
         executor=str(merged.get("executor") or "local"),
+        shard_size=None if merged.get("shard_size") is None else str(merged["shard_size"]),
+        shuffle=bool(merged.get("shuffle", True)),
+        shuffle_seed=_int(merged.get("shuffle_seed", 0), "shuffle-seed"),
     )

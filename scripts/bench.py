@@ -488,6 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-subset", action="store_true", help="skip the subset-cost measurement")
     parser.add_argument("--keep", action="store_true", help="keep the run folders (outputs, extracted files)")
     parser.add_argument(
+        "--outputs",
+        action="store_true",
+        help="run only the shard-output section (issue 11): wds and parquet vs ImageFolder at shorter-256, "
+        "the repack (--resize none --output wds), peak RSS per worker with 1 GB shards",
+    )
+    parser.add_argument(
         "--max-wait",
         type=float,
         default=360,
@@ -518,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     n_images = len(offsets) - 1
     mean_kb = offsets[-1] / n_images / 1024
     print(f"{n_images} images, {mean_kb:.0f} KB mean; work folder {work}", flush=True)
+
+    if args.outputs:
+        return outputs_section(release, work, args, n_images, offsets[-1])
 
     variants = ["build", "floor", "naive"]
     if not args.no_scaling and args.workers > 1:
@@ -684,6 +693,145 @@ def main(argv: list[str] | None = None) -> int:
     (out / "results.json").write_text(text)  # the latest
     print_summary(results, variants)
     print(f"\nresults: {result_path}")
+    if not args.keep:
+        shutil.rmtree(work)
+    return 0
+
+
+# ---------------------------------------------------------------------------------- shard outputs (issue 11)
+SHORTER_256 = WORKLOADS["shorter-256"]
+# variant -> (output, image options, writer options). Timed variants use shards of SHARD_SAMPLES samples: a
+# bench release is tiny, and its shards must still outnumber the workers as ImageNet's 1 GB shards do (~140
+# train shards), or one worker would build a whole split alone.
+SHARD_SAMPLES = "50"
+REPACK = {"resize": "none", "size": None, "verify": False}
+SHARD_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "imagefolder-256": ("imagefolder", SHORTER_256, {}),
+    "wds-256": ("wds", SHORTER_256, {"shard_size": SHARD_SAMPLES}),
+    "parquet-256": ("parquet", SHORTER_256, {"shard_size": SHARD_SAMPLES}),
+    "repack-wds": ("wds", REPACK, {"shard_size": SHARD_SAMPLES}),
+    "repack-wds-verify": ("wds", {"resize": "none", "size": None}, {"shard_size": SHARD_SAMPLES}),
+}
+# Run once, for the peak RSS per worker: 1 GB shards, larger than the bench's whole train split, so a worker
+# holding its shard in memory would show (the repack writes the largest images).
+RSS_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "rss-repack-wds-1GB": ("wds", REPACK, {"shard_size": "1GB"}),
+    "rss-repack-parquet-1GB": ("parquet", REPACK, {"shard_size": "1GB"}),
+}
+SHARD_TARGETS = {"wds-256/imagefolder-256": 0.95, "parquet-256/imagefolder-256": 0.95, "repack/256": 5.0}
+
+
+def run_output_build(release: Path, out: Path, variant: str, workers: int) -> dict[str, Any]:
+    output, image, writer = {**SHARD_VARIANTS, **RSS_VARIANTS}[variant]
+    config = BuildConfig(
+        source=release, out=out, workers=workers, image=ImageOptions(**image), output=output, **writer
+    )
+    with WorkerWatcher() as watcher, CpuMeter() as meter:
+        started = time.perf_counter()
+        result = build(config, progress=lambda n: None)
+        seconds = time.perf_counter() - started
+    record = json.loads((out / "build.json").read_text())
+    written = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and ".imagenet-prep" not in p.parts)
+    return {
+        "seconds": seconds,
+        "images_phase_s": record["timings"]["images"],
+        "images": result.images_written + len(result.skipped),
+        "bytes_read": record["bytes_read"]["images"],
+        "bytes_written": written,
+        "peak_rss_mb": watcher.max_mb if workers > 1 else None,
+        "cpu": meter.cpu,
+        "other_cores": meter.other_cores,
+    }
+
+
+def outputs_section(release: Path, work: Path, args: argparse.Namespace, n_images: int, n_bytes: int) -> int:
+    """Interleaved runs of SHARD_VARIANTS (order rotating per run), medians of per-run ratios."""
+    variants = list(SHARD_VARIANTS)
+    counter = iter(range(1_000_000))
+
+    def run(variant: str) -> dict[str, Any]:
+        return run_output_build(release, work / f"{next(counter):03d}-{variant}", variant, args.workers)
+
+    for variant in variants:  # warm-up: imports, forkserver, index cache, page cache
+        run(variant)
+    runs: list[dict[str, Any]] = []
+    for r in range(args.runs):
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
+        record = {variant: run(variant) for variant in order}
+        for value in record.values():
+            value["per_s"] = value["images"] / value["seconds"]
+        runs.append(record)
+        print(f"run {r + 1}/{args.runs}: " + ", ".join(f"{v} {record[v]['per_s']:.0f}/s" for v in variants))
+
+    def ratio(a: str, b: str, key: str = "per_s") -> float | None:
+        return median([run_[a][key] / run_[b][key] for run_ in runs])
+
+    def cpu_ratio(a: str, b: str) -> float | None:  # CPU per image of b over a: a's speed-up in CPU terms
+        return median([run_[b]["cpu"] / run_[a]["cpu"] for run_ in runs])
+
+    summary: dict[str, Any] = {v: median([run_[v]["per_s"] for run_ in runs]) for v in variants}
+    summary["wds-256/imagefolder-256"] = ratio("wds-256", "imagefolder-256")
+    summary["parquet-256/imagefolder-256"] = ratio("parquet-256", "imagefolder-256")
+    summary["repack/256"] = ratio("repack-wds", "imagefolder-256")
+    summary["repack/wds-256"] = ratio("repack-wds", "wds-256")
+    summary["repack-verify/256"] = ratio("repack-wds-verify", "imagefolder-256")
+    # The images phase alone (without planning and finishing, fixed costs a full build amortises): what a long
+    # build converges to; the repack's images phase is short, so its fixed costs weigh most in a small bench.
+    summary["images phase repack/256"] = median(
+        [r["imagefolder-256"]["images_phase_s"] / r["repack-wds"]["images_phase_s"] for r in runs]
+    )
+    summary["images phase wds-256/imagefolder-256"] = median(
+        [r["imagefolder-256"]["images_phase_s"] / r["wds-256"]["images_phase_s"] for r in runs]
+    )
+    summary["images phase parquet-256/imagefolder-256"] = median(
+        [r["imagefolder-256"]["images_phase_s"] / r["parquet-256"]["images_phase_s"] for r in runs]
+    )
+    summary["cpu wds-256/imagefolder-256"] = cpu_ratio("wds-256", "imagefolder-256")
+    summary["cpu parquet-256/imagefolder-256"] = cpu_ratio("parquet-256", "imagefolder-256")
+    summary["cpu repack/256"] = cpu_ratio("repack-wds", "imagefolder-256")
+    summary["repack MB/s read"] = median(
+        [r["repack-wds"]["bytes_read"] / r["repack-wds"]["seconds"] / 1e6 for r in runs]
+    )
+    summary["repack MB/s written"] = median(
+        [r["repack-wds"]["bytes_written"] / r["repack-wds"]["seconds"] / 1e6 for r in runs]
+    )
+    summary["repack images-phase MB/s read"] = median(
+        [r["repack-wds"]["bytes_read"] / r["repack-wds"]["images_phase_s"] / 1e6 for r in runs]
+    )
+    summary["peak rss mb"] = {v: max((r[v]["peak_rss_mb"] or 0) for r in runs) for v in variants}
+    for variant in RSS_VARIANTS:
+        summary["peak rss mb"][variant] = run(variant)["peak_rss_mb"]
+    summary["other cores busy"] = median([r[v]["other_cores"] for r in runs for v in variants])
+    results = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "images": n_images,
+        "source_mb": round(n_bytes / 1e6, 1),
+        "workers": args.workers,
+        "runs": runs,
+        "summary": summary,
+        "targets": [
+            {"target": f"{key} >= {minimum}", "value": summary[key], "met": summary[key] >= minimum}
+            for key, minimum in SHARD_TARGETS.items()
+        ]
+        + [
+            {
+                "target": f"{v} peak RSS/worker <= {TARGET_RSS_MB} MB (1 GB shards)",
+                "value": summary["peak rss mb"][v],
+                "met": summary["peak rss mb"][v] <= TARGET_RSS_MB,
+            }
+            for v in summary["peak rss mb"]
+        ],
+    }
+    text = json.dumps(results, indent=2) + "\n"
+    (args.out.resolve() / "results-outputs.json").write_text(text)
+    print(
+        f"\n{n_images} images ({n_bytes / 1e6:.0f} MB of source JPEGs), {args.workers} workers, {args.runs} runs"
+    )
+    for key, value in summary.items():
+        print(f"  {key}: {value if isinstance(value, dict) else round(value, 3)}")
+    for check in results["targets"]:
+        print(f"{'MET ' if check['met'] else 'MISS'}  {check['target']}: {check['value']:.3f}")
     if not args.keep:
         shutil.rmtree(work)
     return 0

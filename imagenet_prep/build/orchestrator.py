@@ -25,7 +25,7 @@ from typing import Any
 from ..config import BuildConfig
 from ..errors import BuildInterrupted
 from ..executors import Executor, make_executor
-from ..outputs import Writer, make_writer
+from ..outputs import Writer, writer_for
 from ..outputs.record import write_build_record
 from ..plan import BuildPlan, make_plan
 from ..records import ImageIssue, UnitResult, WorkUnit
@@ -72,7 +72,7 @@ def _build(
     started = time.perf_counter()
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
-    writer = make_writer(config.output)
+    writer = writer_for(config)
     with output_lock(out):
         executor: Executor | None = None
         work_dirs: list[str] = []  # the folders this run's workers write into (temp files are cleaned there)

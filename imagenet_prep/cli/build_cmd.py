@@ -58,6 +58,10 @@ def build_command(
     wordnet: opt.WordNetDir = None,
     output: opt.Output = None,
     executor: opt.Executor = None,
+    shard_size: opt.ShardSize = None,
+    shuffle: opt.Shuffle = None,
+    shuffle_seed: opt.ShuffleSeed = None,
+    verify: opt.Verify = None,
     quiet: opt.Quiet = False,
 ) -> None:
     # Every parameter but config/quiet is a config key: pass them on by name (declared once, in cli/options.py).

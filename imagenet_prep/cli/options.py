@@ -45,5 +45,28 @@ Overwrite = Annotated[
     bool | None, typer.Option("--overwrite", help="Replace a tree built with another config.")
 ]
 WordNetDir = Annotated[Path | None, typer.Option(help="WordNet 3.0 dict folder (for --under).")]
-Output = Annotated[str | None, typer.Option("--output", help="Output format: imagefolder (default).")]
+Output = Annotated[
+    str | None, typer.Option("--output", help="Output: imagefolder (default), wds or parquet (shards).")
+]
 Executor = Annotated[str | None, typer.Option("--executor", help="Where units run: local (default).")]
+ShardSize = Annotated[
+    str | None,
+    typer.Option(
+        "--shard-size",
+        help="wds/parquet: samples per shard (5000) or bytes (1GB; planned from the source image sizes).",
+    ),
+]
+Shuffle = Annotated[
+    bool | None,
+    typer.Option(
+        "--shuffle/--no-shuffle", help="wds/parquet: shuffle the train split across shards (default)."
+    ),
+]
+ShuffleSeed = Annotated[int | None, typer.Option(help="wds/parquet: seed of the train shuffle (default 0).")]
+Verify = Annotated[
+    bool | None,
+    typer.Option(
+        "--verify/--no-verify",
+        help="Decode images kept as they are (--resize none) to prove them whole (default); --no-verify skips it.",
+    ),
+]

@@ -96,6 +96,9 @@ class ImageOptions:
     upscale: bool = False
     draft: bool = True
     resizer: Resizer = Resizer.PILLOW
+    # Pass-through images (original bytes kept) are fully entropy-decoded to prove they are not truncated;
+    # False skips that decode (a fast repack of trusted archives: a truncated original would be written as is).
+    verify: bool = True
 
     def __post_init__(self) -> None:
         # frozen: coerce through object.__setattr__ so "shorter" from a config file becomes ResizeMode.SHORTER
@@ -125,6 +128,6 @@ class ImageOptions:
             or not 1 <= self.quality <= 100
         ):
             raise UsageError(f"Invalid quality {self.quality!r}: use an integer from 1 to 100 (default 90).")
-        for field in ("upscale", "draft"):
+        for field in ("upscale", "draft", "verify"):
             if not isinstance(getattr(self, field), bool):
                 raise UsageError(f"Invalid {field} {getattr(self, field)!r}: use true or false.")

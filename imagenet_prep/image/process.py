@@ -21,7 +21,7 @@ Conventions (what a model trained on the output sees):
   the target without ``upscale``), no pixel repair is needed and the output format is the source's
   (``jpeg``/``original`` for a JPEG source, ``original`` for PNG/WEBP), the original bytes are
   returned unchanged, after a full entropy decode (at the cheapest DCT scale for JPEG) proved that
-  they are not truncated.
+  they are not truncated (``options.verify``, the default; ``verify=False`` skips that decode).
 * **Geometry** (``target_size``): ``shorter``/``longer`` set that side to ``size`` keeping the
   aspect ratio (the other side rounded half up, at least 1 px); ``square`` squashes to
   ``size x size``; ``center-crop`` scales the shorter side to ``size`` and cuts the central
@@ -370,7 +370,8 @@ def _process(data: bytes, sniffed: str, options: ImageOptions, name: str) -> Ima
     out = target_size(width, height, options)
 
     if out is None and not pixel_repairs and fmt == source_format:
-        _verify_decodes(im)
+        if options.verify:
+            _verify_decodes(im)
         return _result(data, width, height, repairs, source_format, width, height, fmt, passthrough=True)
 
     if out is not None:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError, UsageError
 from .base import CheckReport, UnitWriter, Writer
 from .imagefolder import ImageFolderWriter
+from .parquet import ParquetWriter
+from .wds import WdsWriter
 
 #: output name -> Writer class (a frozen dataclass; its fields are the format's options).
 WRITERS: dict[str, type] = {
     ImageFolderWriter.name: ImageFolderWriter,
+    WdsWriter.name: WdsWriter,
+    ParquetWriter.name: ParquetWriter,
 }
 
-__all__ = ["WRITERS", "CheckReport", "UnitWriter", "Writer", "check_output", "make_writer"]
+__all__ = ["WRITERS", "CheckReport", "UnitWriter", "Writer", "check_output", "make_writer", "writer_for"]
 
 
 def make_writer(name: str = "imagefolder", **options: object) -> Writer:
@@ -24,6 +30,28 @@ def make_writer(name: str = "imagefolder", **options: object) -> Writer:
     except KeyError:
         raise UsageError(f"Unknown output {name!r}: choose one of {', '.join(WRITERS)}.") from None
     return cls(**options)
+
+
+def writer_for(config: Any) -> Writer:
+    """The writer a build config names, with its options (a writer's dataclass fields are config keys). An
+    option only other writers take, set to a non-default value, is a usage error rather than silently ignored."""
+    cls = WRITERS.get(config.output)
+    if cls is None:
+        return make_writer(config.output)  # raises the "unknown output" message
+    own = {f.name for f in dataclasses.fields(cls)}
+    defaults = {f.name: f.default for f in dataclasses.fields(type(config))}
+    takers: dict[str, list[str]] = {}
+    for other in WRITERS.values():
+        for option in dataclasses.fields(other):
+            takers.setdefault(option.name, []).append(getattr(other, "name", "?"))
+    for name, writers in takers.items():
+        if name not in own and name in defaults and getattr(config, name) != defaults[name]:
+            raise UsageError(
+                f"--{name.replace('_', '-')} applies to --output {' or '.join(writers)}, "
+                f"not to --output {config.output}."
+            )
+    options = {name: getattr(config, name) for name in own if hasattr(config, name)}
+    return make_writer(config.output, **options)
 
 
 def check_output(

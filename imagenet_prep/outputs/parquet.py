@@ -1,0 +1,303 @@
+"""The Parquet output: a folder Hugging Face ``datasets.load_dataset(OUT)`` reads as Image + ClassLabel columns.
+
+Layout of OUT (see formats.md, "Parquet readable by Hugging Face datasets"):
+
+- ``data/<split>-%05d-of-%05d.parquet``: columns ``image: struct<bytes: binary, path: string>`` and
+  ``label: int64`` (exactly these types: others make ``datasets`` drop the stored features), the schema
+  metadata ``huggingface`` = ``{"info": {"features": {"image": {"_type": "Image"}, "label": {"_type":
+  "ClassLabel", "names": [...]}}}}`` with the build's unique class names; ``path`` is ``<key><ext>``
+  (``n01440764_10026.JPEG``); row groups of ``ROW_GROUP_ROWS`` rows (what ``datasets`` itself writes for image
+  data: a reader holds one row group of images at a time); no compression (the images are compressed already);
+- ``README.md``: a dataset card whose YAML declares the default config (``data_files`` per split), the features
+  (Image, ClassLabel with the names) and each split's example count;
+- the label maps (outputs/labels.py) and ``<split>.csv`` manifests (``shard,key,label,wnid,width,height``).
+
+Each shard is one work unit (outputs/shards.py). A unit streams its rows to a temporary file one row group at a
+time, then ``commit`` closes, fsyncs and moves it into place; the done marker follows. The class names reach the
+workers through ``.imagenet-prep/parquet-features.json`` (written by ``prepare``): every shard carries them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import UsageError
+from ..image import ImageResult
+from ..io.atomic import temp_path_for, write_text_atomic
+from ..records import ManifestRow, Sample, UnitResult, WorkUnit
+from . import labels
+from .base import CheckReport, Groups
+from .shards import (
+    Problems,
+    check_image,
+    check_label_maps,
+    parse_shard_size,
+    plan_shards,
+    read_shard_manifest,
+    write_shard_manifests,
+)
+
+if TYPE_CHECKING:
+    from ..plan import BuildPlan
+
+DATA_DIR = "data"
+DEFAULT_SHARD_SIZE = "500MB"  # about the size of the Hugging Face Hub's own imagenet-1k Parquet shards
+ROW_GROUP_ROWS = 100  # datasets' row-group size for image datasets
+FEATURES_FILE = ".imagenet-prep/parquet-features.json"
+CARD = "README.md"
+
+
+def _require_pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "The parquet output needs pyarrow: run `pip install 'imagenet-prep[parquet]'`."
+        ) from None
+    return pyarrow
+
+
+def _unit_id(split: str, index: int, total: int) -> str:
+    return f"{split}-{index:05d}-of-{total:05d}"
+
+
+def shard_path(unit_id: str) -> str:
+    return f"{DATA_DIR}/{unit_id}.parquet"
+
+
+def hf_features(names: Sequence[str]) -> dict[str, Any]:
+    return {
+        "image": {"_type": "Image"},
+        "label": {"names": list(names), "_type": "ClassLabel"},
+    }
+
+
+def arrow_schema(names: Sequence[str]) -> Any:
+    pa = _require_pyarrow()
+    metadata = {"huggingface": json.dumps({"info": {"features": hf_features(names)}})}
+    return pa.schema(
+        [
+            pa.field("image", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])),
+            pa.field("label", pa.int64()),
+        ],
+        metadata=metadata,
+    )
+
+
+class ParquetUnit:
+    """Streams one shard: rows are buffered up to one row group, then written to a temporary file."""
+
+    def __init__(self, out: str, unit: WorkUnit) -> None:
+        self._out = out
+        self.shard = shard_path(unit.unit_id)
+        self.final = f"{out}/{self.shard}"
+        self.tmp = temp_path_for(self.final)
+        self._writer: Any = None  # opened with the first row group: inside the worker's error handling
+        self._schema: Any = None
+        self._images: list[dict[str, Any]] = []
+        self._labels: list[int] = []
+
+    def _open(self) -> Any:
+        if self._writer is None:
+            _require_pyarrow()
+            import pyarrow.parquet as pq
+
+            with open(f"{self._out}/{FEATURES_FILE}", encoding="utf-8") as handle:
+                names = json.load(handle)["names"]
+            self._schema = arrow_schema(names)
+            self._writer = pq.ParquetWriter(
+                self.tmp, self._schema, compression="none", use_dictionary=False, write_statistics=["label"]
+            )
+        return self._writer
+
+    def _flush(self) -> None:
+        writer = self._open()
+        if not self._labels:
+            return
+        import pyarrow as pa
+
+        table = pa.Table.from_pydict({"image": self._images, "label": self._labels}, schema=self._schema)
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self._images, self._labels = [], []
+
+    def add(self, sample: Sample, image: ImageResult) -> ManifestRow:
+        self._images.append({"bytes": image.data, "path": f"{sample.key}{image.extension}"})
+        self._labels.append(sample.label)
+        if len(self._labels) >= ROW_GROUP_ROWS:
+            self._flush()
+        return ManifestRow(f"{self.shard}/{sample.key}", sample.label, sample.wnid, image.width, image.height)
+
+    def commit(self) -> None:
+        self._flush()  # (opens the file: a shard whose every image was skipped is an empty table)
+        self._writer.close()
+        self._writer = None
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.tmp, self.final)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+
+@dataclass(frozen=True)
+class ParquetWriter:
+    """Parquet shards for Hugging Face ``datasets``. ``shard_size``: samples (``5000``) or source bytes
+    (``"500MB"``, the default) per shard; ``shuffle``/``shuffle_seed``: as for wds (outputs/shards.py)."""
+
+    name: ClassVar[str] = "parquet"
+    shard_size: str | int | None = None
+    shuffle: bool = True
+    shuffle_seed: int = 0
+
+    def __post_init__(self) -> None:
+        parse_shard_size(self.shard_size, DEFAULT_SHARD_SIZE)
+        _require_pyarrow()  # a missing extra fails before any planning
+
+    def group(self, split: str, groups: Groups) -> Groups:
+        size = parse_shard_size(self.shard_size, DEFAULT_SHARD_SIZE)
+        return plan_shards(split, groups, size, self.shuffle, self.shuffle_seed, _unit_id)
+
+    def prepare(self, out: Path, plan: BuildPlan) -> None:
+        (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / FEATURES_FILE, json.dumps({"names": list(plan.class_set.names)}) + "\n")
+
+    def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
+        return [DATA_DIR]
+
+    def managed_entries(self, out: Path) -> list[Path]:
+        names = (DATA_DIR, CARD, *labels.LABEL_FILES, "train.csv", "val.csv", "build.json")
+        return [out / name for name in names]
+
+    def open_unit(self, out: str, unit: WorkUnit) -> ParquetUnit:
+        return ParquetUnit(out, unit)
+
+    def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
+        labels.write_label_maps(out, plan.wnids)
+        write_shard_manifests(out, plan.splits, results)
+        counts = {split: 0 for split in plan.splits}
+        sizes = {split: 0 for split in plan.splits}
+        for result in results:
+            counts[result.split] += len(result.rows)
+            sizes[result.split] += (out / shard_path(result.unit_id)).stat().st_size
+        card = dataset_card(plan.class_set.name, plan.class_set.names, counts, sizes)
+        write_text_atomic(out / CARD, card)
+
+    def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport:
+        return check_parquet(out, decode, progress)
+
+
+def dataset_card(name: str, class_names: Sequence[str], counts: dict[str, int], sizes: dict[str, int]) -> str:
+    """README.md whose YAML header ``datasets.load_dataset(OUT)`` reads: configs, features, splits (each
+    split's example count, and its Parquet bytes as ``num_bytes``)."""
+    import yaml
+
+    header = {
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": split, "path": f"{DATA_DIR}/{split}-*"} for split in counts],
+            }
+        ],
+        "dataset_info": {
+            "features": [
+                {"name": "image", "dtype": "image"},
+                {
+                    "name": "label",
+                    "dtype": {"class_label": {"names": {str(i): n for i, n in enumerate(class_names)}}},
+                },
+            ],
+            "splits": [
+                {"name": split, "num_bytes": sizes[split], "num_examples": count}
+                for split, count in counts.items()
+            ],
+            "download_size": sum(sizes.values()),
+            "dataset_size": sum(sizes.values()),
+        },
+    }
+    front = yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000)
+    body = (
+        f"# {name} ({len(class_names)} classes), built by imagenet-prep\n\n"
+        'Load it with `datasets.load_dataset("<this folder>")`: `image` (Image) and `label` (ClassLabel).\n'
+        "Labels follow `labels.txt` (sorted wnids); `<split>.csv` locates every sample (shard, key).\n"
+    )
+    return f"---\n{front}---\n\n{body}"
+
+
+# ------------------------------------------------------------------------------------------------- check
+def check_parquet(
+    out: Path, decode: bool = False, progress: Callable[[int], None] | None = None
+) -> CheckReport:
+    """Every shard in the manifests: exact column types, ClassLabel names = the label maps' names, paths and
+    labels row by row, image sizes (``decode``: full decodes); no shard in data/ is unlisted."""
+    pa = _require_pyarrow()
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    problems = Problems()
+    label_of = check_label_maps(out, problems)
+    try:
+        index = json.loads((out / "class_index.json").read_text())
+        names = [index[str(i)][1] for i in range(len(index))]
+    except (OSError, ValueError, KeyError):
+        names = []  # reported by check_label_maps
+    expected = arrow_schema(names)
+    checked = 0
+    listed: set[str] = set()
+    for split in ("train", "val"):
+        manifest = out / f"{split}.csv"
+        if not manifest.is_file():
+            continue
+        for shard, rows in read_shard_manifest(manifest).items():
+            listed.add(shard)
+            try:
+                parquet = pq.ParquetFile(out / shard)
+            except (OSError, pa.ArrowException) as exc:
+                problems.add(f"{shard}: cannot be read as Parquet ({exc})")
+                continue
+            if not parquet.schema_arrow.equals(expected, check_metadata=True):
+                problems.add(f"{shard}: its schema or ClassLabel names differ from the expected ones")
+            if parquet.metadata.num_rows != len(rows):
+                problems.add(f"{shard}: {parquet.metadata.num_rows} rows, {split}.csv lists {len(rows)}")
+            position = 0
+            for group in range(parquet.num_row_groups):
+                table = parquet.read_row_group(group)
+                images = table.column("image").to_pylist()
+                table_labels = table.column("label").to_pylist()
+                for image, label in zip(images, table_labels, strict=True):
+                    if position < len(rows):
+                        row = rows[position]
+                        where = f"{shard}#{position}"
+                        if (image.get("path") or "").partition(".")[0] != row["key"]:
+                            problems.add(
+                                f"{where}: path {image.get('path')!r} but the manifest says {row['key']}"
+                            )
+                        if label != int(row["label"]) or label_of.get(row["wnid"]) != label:
+                            problems.add(f"{where}: label {label} differs from the manifest/labels.txt")
+                        check_image(image.get("bytes") or b"", row, where, decode, problems)
+                    position += 1
+                    checked += 1
+                    if progress is not None:
+                        progress(1)
+    data = out / DATA_DIR
+    if data.is_dir():
+        for path in sorted(data.glob("*.parquet")):
+            if f"{DATA_DIR}/{path.name}" not in listed and pq.ParquetFile(path).metadata.num_rows:
+                problems.add(f"{DATA_DIR}/{path.name}: not in the manifests")
+    if not (out / CARD).is_file():
+        problems.add(f"{CARD} (the dataset card load_dataset reads) is missing")
+    return CheckReport(checked, tuple(problems.items), problems.count)

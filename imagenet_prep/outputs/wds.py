@@ -1,0 +1,349 @@
+"""The WebDataset output: tar shards that webdataset, timm and DALI stream, written straight from the archives.
+
+Layout of OUT (see formats.md, "WebDataset shards"):
+
+- ``imagenet-<split>-%06d.tar``: each sample is ``<key>.cls`` (the label, ASCII decimal), ``<key>.jpg`` (or
+  ``.png``/``.webp``, by the image's format), ``<key>.json`` (``{"label", "wnid", "width", "height",
+  "filename"}``, ``filename`` = the image's name in the source); keys are the canonical stems (no dots). Members
+  are plain ustar entries (no PAX headers) with mtime 0, uid/gid 0, no user/group names and mode 0644, so the
+  bytes depend only on the content;
+- ``imagenet-<split>-%06d.idx`` beside each shard: the DALI index (v1.2: ``v1.2 <samples>``, then per sample
+  ``<ext> <data offset> <size> <member name>`` for each of its files), written from the offsets written;
+- ``_info.json``: timm's split info (``name``, ``splits`` -> ``name``, ``num_samples``, ``shard_lengths``,
+  ``filenames``), so ``timm.data.create_dataset("wds/imagenet", root=OUT, split="train")`` reads OUT as it is;
+- the label maps (outputs/labels.py) and ``<split>.csv`` manifests (``shard,key,label,wnid,width,height``).
+
+Each shard is one work unit (outputs/shards.py plans them: train shuffled with a seeded permutation, val in file
+order). A unit streams its shard to a temporary file as images arrive (memory holds one image, never a shard),
+then ``commit`` writes the index, fsyncs the shard and moves it into place; the done marker follows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tarfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
+
+from ..image import ImageResult
+from ..io.atomic import temp_path_for, write_bytes_atomic, write_text_atomic
+from ..records import ManifestRow, Sample, UnitResult, WorkUnit
+from . import labels
+from .base import CheckReport, Groups
+from .shards import (
+    Problems,
+    check_image,
+    check_label_maps,
+    parse_shard_size,
+    plan_shards,
+    read_shard_manifest,
+    wds_key,
+    write_shard_manifests,
+)
+
+if TYPE_CHECKING:
+    from ..plan import BuildPlan
+
+SHARD_PREFIX = "imagenet"
+DEFAULT_SHARD_SIZE = "1GB"
+INFO_FILE = "_info.json"
+IDX_VERSION = "v1.2"
+BLOCK = tarfile.BLOCKSIZE  # 512
+RECORD = tarfile.RECORDSIZE  # 10240: the archive is padded to a whole record, like tar and tarfile do
+MEMBER_MODE = 0o644
+_EXTENSIONS = {".JPEG": "jpg", ".png": "png", ".webp": "webp"}
+_WRITE_BUFFER = 1 << 20
+
+
+def shard_name(unit_id: str) -> str:
+    return f"{SHARD_PREFIX}-{unit_id}.tar"
+
+
+def _unit_id(split: str, index: int, total: int) -> str:
+    return f"{split}-{index:06d}"
+
+
+def member_header(name: str, size: int) -> bytes:
+    """A deterministic tar header: ustar (GNU long-name blocks only for a name over 100 bytes)."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = MEMBER_MODE
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    if len(name.encode()) <= 100:
+        return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+    return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "strict")
+
+
+def sample_json(sample: Sample, image: ImageResult) -> bytes:
+    meta = {
+        "label": sample.label,
+        "wnid": sample.wnid,
+        "width": image.width,
+        "height": image.height,
+        "filename": os.path.basename(sample.name),
+    }
+    return json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class WdsUnit:
+    """Streams one shard: members go to a temporary file as they come; the index lines stay in memory."""
+
+    def __init__(self, out: str, unit: WorkUnit) -> None:
+        self.shard = shard_name(unit.unit_id)
+        self.final = f"{out}/{self.shard}"
+        self.tmp = temp_path_for(self.final)
+        self._handle: BinaryIO | None = None  # opened on first write: inside the worker's error handling
+        self._offset = 0
+        self._index: list[str] = []
+
+    def _file(self) -> BinaryIO:
+        if self._handle is None:
+            self._handle = open(self.tmp, "wb", buffering=_WRITE_BUFFER)  # noqa: SIM115 - closed in commit/abort
+        return self._handle
+
+    def _member(self, name: str, data: bytes) -> int:
+        """Write one member; return the offset of its data."""
+        handle = self._file()
+        header = member_header(name, len(data))
+        handle.write(header)
+        start = self._offset + len(header)
+        handle.write(data)
+        pad = -len(data) % BLOCK
+        if pad:
+            handle.write(b"\0" * pad)
+        self._offset = start + len(data) + pad
+        return start
+
+    def add(self, sample: Sample, image: ImageResult) -> ManifestRow:
+        key = wds_key(sample.key)
+        parts = (
+            ("cls", str(sample.label).encode("ascii")),
+            (_EXTENSIONS[image.extension], image.data),
+            ("json", sample_json(sample, image)),
+        )
+        entries = []
+        for ext, data in parts:
+            member = f"{key}.{ext}"
+            entries.append(f"{ext} {self._member(member, data)} {len(data)} {member}")
+        self._index.append(" ".join(entries))
+        return ManifestRow(f"{self.shard}/{key}", sample.label, sample.wnid, image.width, image.height)
+
+    def commit(self) -> None:
+        handle = self._file()
+        end = self._offset + 2 * BLOCK
+        handle.write(b"\0" * (2 * BLOCK + (-end % RECORD)))
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        self._handle = None
+        index = f"{IDX_VERSION} {len(self._index)}\n" + "".join(line + "\n" for line in self._index)
+        write_bytes_atomic(self.final[: -len(".tar")] + ".idx", index.encode("utf-8"))
+        os.replace(self.tmp, self.final)
+
+    def abort(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.close()
+            self._handle = None
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+
+@dataclass(frozen=True)
+class WdsWriter:
+    """WebDataset shards. ``shard_size``: samples (``5000``) or source bytes (``"1GB"``, the default) per
+    shard; ``shuffle``/``shuffle_seed``: the train split's seeded permutation (outputs/shards.py)."""
+
+    name: ClassVar[str] = "wds"
+    shard_size: str | int | None = None
+    shuffle: bool = True
+    shuffle_seed: int = 0
+
+    def __post_init__(self) -> None:
+        parse_shard_size(self.shard_size, DEFAULT_SHARD_SIZE)  # a bad value fails before planning
+
+    def group(self, split: str, groups: Groups) -> Groups:
+        size = parse_shard_size(self.shard_size, DEFAULT_SHARD_SIZE)
+        return plan_shards(split, groups, size, self.shuffle, self.shuffle_seed, _unit_id)
+
+    def prepare(self, out: Path, plan: BuildPlan) -> None:
+        """Nothing: shards live at the top of OUT."""
+
+    def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
+        return []  # shards are written at the top of OUT, which is always cleaned of temp files
+
+    def managed_entries(self, out: Path) -> list[Path]:
+        shards = sorted(out.glob(f"{SHARD_PREFIX}-*.tar")) + sorted(out.glob(f"{SHARD_PREFIX}-*.idx"))
+        names = (INFO_FILE, *labels.LABEL_FILES, "train.csv", "val.csv", "build.json")
+        return [out / name for name in names] + shards
+
+    def open_unit(self, out: str, unit: WorkUnit) -> WdsUnit:
+        return WdsUnit(out, unit)
+
+    def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
+        labels.write_label_maps(out, plan.wnids)
+        write_shard_manifests(out, plan.splits, results)
+        splits: dict[str, dict[str, object]] = {}
+        for split in plan.splits:
+            mine = [result for result in results if result.split == split]
+            lengths = [len(result.rows) for result in mine]
+            splits[split] = {
+                "name": split,
+                "num_samples": sum(lengths),
+                "shard_lengths": lengths,
+                "filenames": [shard_name(result.unit_id) for result in mine],
+            }
+        info = {"name": plan.class_set.name, "num_classes": len(plan.wnids), "splits": splits}
+        write_text_atomic(out / INFO_FILE, json.dumps(info, indent=2) + "\n")
+
+    def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport:
+        return check_wds(out, decode, progress)
+
+
+# ------------------------------------------------------------------------------------------------- check
+def read_idx(path: Path) -> list[list[tuple[str, int, int, str]]]:
+    """A DALI index: per sample, its (ext, data offset, size, member name) entries."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    version, count = lines[0].split()
+    if version != IDX_VERSION or int(count) != len(lines) - 1:
+        raise ValueError(f"header {lines[0]!r} does not match its {len(lines) - 1} lines")
+    samples = []
+    for line in lines[1:]:
+        fields = line.split(" ")
+        samples.append(
+            [
+                (fields[i], int(fields[i + 1]), int(fields[i + 2]), fields[i + 3])
+                for i in range(0, len(fields), 4)
+            ]
+        )
+    return samples
+
+
+def check_wds(out: Path, decode: bool = False, progress: Callable[[int], None] | None = None) -> CheckReport:
+    """Every shard in _info.json against the manifests: keys and order, .cls and .json labels, image sizes
+    (``decode``: full decodes), the DALI index's offsets and sizes; counts agree; no shard is unlisted."""
+    out = Path(out)
+    problems = Problems()
+    label_of = check_label_maps(out, problems)
+    try:
+        info = json.loads((out / INFO_FILE).read_text(encoding="utf-8"))
+        splits = info["splits"]
+    except (OSError, ValueError, KeyError) as exc:
+        problems.add(f"{INFO_FILE} is missing or unreadable ({exc})")
+        return CheckReport(0, tuple(problems.items), problems.count)
+    listed: set[str] = set()
+    checked = 0
+    for split, split_info in splits.items():
+        manifest = out / f"{split}.csv"
+        if not manifest.is_file():
+            problems.add(f"{split}.csv is missing")
+            continue
+        by_shard = read_shard_manifest(manifest)
+        filenames = list(split_info.get("filenames", []))
+        lengths = list(split_info.get("shard_lengths", []))
+        if len(filenames) != len(lengths) or sum(lengths) != split_info.get("num_samples"):
+            problems.add(f"{INFO_FILE}: split {split} has inconsistent filenames/shard_lengths/num_samples")
+        for extra in sorted(set(by_shard) - set(filenames)):
+            problems.add(f"{split}.csv lists {extra}, which {INFO_FILE} does not")
+        for filename, length in zip(filenames, lengths, strict=False):
+            listed.add(filename)
+            rows = by_shard.get(filename, [])
+            if len(rows) != length:
+                problems.add(f"{filename}: {INFO_FILE} says {length} samples, {split}.csv lists {len(rows)}")
+            checked += _check_shard(out / filename, rows, label_of, decode, problems, progress)
+    for path in sorted(out.glob(f"{SHARD_PREFIX}-*.tar")):
+        if path.name not in listed:
+            problems.add(f"{path.name}: not listed in {INFO_FILE}")
+    return CheckReport(checked, tuple(problems.items), problems.count)
+
+
+def _check_shard(
+    path: Path,
+    rows: list[dict[str, str]],
+    label_of: dict[str, int],
+    decode: bool,
+    problems: Problems,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """One shard, streamed sample by sample (a check holds one sample in memory, never a shard)."""
+    name = path.name
+    members: list[tuple[str, int, int]] = []  # (member name, data offset, size), in archive order
+    keys: list[str] = []
+    files: dict[str, bytes] = {}
+
+    def finish() -> None:
+        if not keys:
+            return
+        position = len(keys) - 1
+        if position < len(rows):
+            _check_sample(name, keys[-1], files, rows[position], label_of, decode, problems)
+        if progress is not None:
+            progress(1)
+
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive:
+                if not member.isfile():
+                    problems.add(f"{name}: {member.name} is not a regular file")
+                    continue
+                if member.pax_headers:
+                    problems.add(f"{name}: {member.name} has a PAX header")
+                key, _, ext = member.name.partition(".")
+                if not keys or keys[-1] != key:
+                    finish()
+                    keys.append(key)
+                    files = {}
+                handle = archive.extractfile(member)
+                files[ext] = handle.read() if handle is not None else b""
+                members.append((member.name, member.offset_data, member.size))
+            finish()
+    except (OSError, tarfile.TarError) as exc:
+        problems.add(f"{name}: cannot be read as a tar ({exc})")
+        return 0
+    if [row["key"] for row in rows] != keys:
+        problems.add(f"{name}: its sample keys differ from the manifest's")
+    idx = path.with_suffix(".idx")
+    try:
+        indexed = [entry for sample in read_idx(idx) for entry in sample]
+        if [(entry[3], entry[1], entry[2]) for entry in indexed] != members:
+            problems.add(f"{idx.name}: offsets or sizes differ from {name}'s members")
+    except (OSError, ValueError, IndexError) as exc:
+        problems.add(f"{idx.name}: missing or unreadable ({exc})")
+    return len(keys)
+
+
+def _check_sample(
+    shard: str,
+    key: str,
+    files: dict[str, bytes],
+    row: dict[str, str],
+    label_of: dict[str, int],
+    decode: bool,
+    problems: Problems,
+) -> None:
+    where = f"{shard}/{key}"
+    if row["key"] != key:
+        return  # reported once for the shard
+    label = int(row["label"])
+    if label_of.get(row["wnid"]) != label:
+        problems.add(f"{where}: label {label} does not match labels.txt for {row['wnid']}")
+    if files.get("cls", b"").decode("ascii", "replace") != str(label):
+        problems.add(f"{where}: .cls {files.get('cls')!r} but the manifest says {label}")
+    try:
+        meta = json.loads(files.get("json", b""))
+        if meta.get("label") != label or meta.get("wnid") != row["wnid"]:
+            problems.add(f"{where}: .json label/wnid differ from the manifest")
+    except ValueError:
+        problems.add(f"{where}: .json missing or not JSON")
+    images = [ext for ext in files if ext in ("jpg", "png", "webp")]
+    if len(images) != 1:
+        problems.add(f"{where}: {len(images)} image members (expected one of .jpg/.png/.webp)")
+    else:
+        check_image(files[images[0]], row, where, decode, problems)
