@@ -58,6 +58,7 @@ def build_command(
     wordnet: opt.WordNetDir = None,
     output: opt.Output = None,
     executor: opt.Executor = None,
+    max_member_size: opt.MaxMemberSize = None,
     quiet: opt.Quiet = False,
 ) -> None:
     # Every parameter but config/quiet is a config key: pass them on by name (declared once, in cli/options.py).

@@ -47,3 +47,10 @@ Overwrite = Annotated[
 WordNetDir = Annotated[Path | None, typer.Option(help="WordNet 3.0 dict folder (for --under).")]
 Output = Annotated[str | None, typer.Option("--output", help="Output format: imagefolder (default).")]
 Executor = Annotated[str | None, typer.Option("--executor", help="Where units run: local (default).")]
+MaxMemberSize = Annotated[
+    str | None,
+    typer.Option(
+        "--max-member-size",
+        help="Refuse archive members larger than this (bytes, or 64MiB / 512K; default 64MiB, at most 1GiB).",
+    ),
+]
