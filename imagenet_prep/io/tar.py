@@ -82,13 +82,20 @@ def member_header_problem(
     chain = source.read_at(header_offset, length)
     if len(chain) != length:
         return "the archive ends before the member's header"
+    info: tarfile.TarInfo | None
     try:
-        with tarfile.open(fileobj=io.BytesIO(chain), mode="r:") as tar:
-            info = tar.next()
+        if length == _BLOCK:  # the usual case (ustar/GNU): the member's own header, parsed directly
+            info = tarfile.TarInfo.frombuf(chain, tarfile.ENCODING, "surrogateescape")
+            info.offset_data = _BLOCK
+        else:  # PAX / GNU long-name headers first: let tarfile walk the chain
+            with tarfile.open(fileobj=io.BytesIO(chain), mode="r:") as tar:
+                info = tar.next()
     except tarfile.TarError as exc:
         return f"no valid tar header there ({exc})"
     if info is None:
         return "no tar header there (an end-of-archive block)"
+    if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE):
+        return "the header there is an extension header, not the member's own"
     found = info.name[2:] if info.name.startswith("./") else info.name
     if found != name and not found.endswith("/" + name):
         return f"the header there names {found!r}"
