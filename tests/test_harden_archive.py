@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ import pytest
 from imagenet_prep.build import build
 from imagenet_prep.config import build_config
 from imagenet_prep.errors import ArchiveError, BuildError
+from imagenet_prep.io.bytesource import FileByteSource
+from imagenet_prep.io.tar import member_header_problem, scan_tar
 from imagenet_prep.outputs.imagefolder_check import check_tree
 from imagenet_prep.records import ByteLocation, Sample, WorkUnit
 from imagenet_prep.sample import SampleSpec, write_sample
@@ -284,3 +287,31 @@ def test_a_class_tar_outside_the_1k_is_recorded_not_silently_ignored(base, inner
     assert any(foreign in warning for warning in result.warnings)
     assert any(foreign in warning for warning in _record(out)["warnings"])
     assert len(_built(out)) == base.num_images
+
+
+def test_header_checks_pass_for_pax_and_gnu_long_names_and_catch_a_wrong_name(tmp_path):
+    """The verification walks PAX and GNU long-name header chains (not only single 512-byte headers)."""
+    long_name = f"{TENCH}_{'1' * 150}.JPEG"
+    entries = []
+    for name, fmt, pax in (
+        (f"{TENCH}_1.JPEG", tarfile.GNU_FORMAT, None),
+        (long_name, tarfile.GNU_FORMAT, None),
+        (f"{TENCH}_2.JPEG", tarfile.PAX_FORMAT, {"comment": "a PAX header before the member's own"}),
+    ):
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime = 5, tars.MTIME
+        if pax:
+            info.pax_headers = pax
+        entries.append(info.tobuf(fmt) + b"abcde" + b"\0" * 507)
+    path = tmp_path / "c.tar"
+    path.write_bytes(b"".join(entries) + b"\0" * 1024)
+    with FileByteSource(path) as source:
+        members, refused = scan_tar(source, 0, source.size, "c.tar", tolerate_cut_last=False)
+        assert [m.name for m in members] == [f"{TENCH}_1.JPEG", long_name, f"{TENCH}_2.JPEG"] and not refused
+        assert [m.offset - m.header_offset for m in members] == [512, 1536, 1536]  # chains of 1 and 3 blocks
+        for m in members:
+            assert member_header_problem(source, m.header_offset, m.offset, m.size, m.name) is None
+            assert "names" in member_header_problem(source, m.header_offset, m.offset, m.size, "x.JPEG")
+            assert "bytes" in member_header_problem(source, m.header_offset, m.offset, m.size + 1, m.name)
+        first, second = members[0], members[1]
+        assert member_header_problem(source, second.header_offset, first.offset, first.size, first.name)
