@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from .errors import UsageError
 from .image import ImageOptions, OutputFormat, ResampleFilter, ResizeMode, Resizer, coerce_enum
+from .records import DEFAULT_MAX_MEMBER_SIZE
 
 SPLITS = ("train", "val")
 
@@ -45,6 +47,7 @@ class BuildConfig:
     shard_size: str | None = None
     shuffle: bool = True
     shuffle_seed: int = 0
+    max_member_size: int = DEFAULT_MAX_MEMBER_SIZE  # bytes; a larger archive member is refused, never read
 
     def __post_init__(self) -> None:
         if not self.splits or any(split not in SPLITS for split in self.splits):
@@ -64,6 +67,7 @@ class BuildConfig:
             raise UsageError(f"workers must be 0 (all cores) or more (got {self.workers}).")
         if self.source.resolve() == self.out.resolve():
             raise UsageError("--out must be a folder of its own, not the --source folder.")
+        _check_bounds(self)
 
     @property
     def worker_count(self) -> int:
@@ -112,7 +116,52 @@ class BuildConfig:
             "shard_size": self.shard_size,
             "shuffle": self.shuffle,
             "shuffle_seed": self.shuffle_seed,
+            "max_member_size": self.max_member_size,
         }
+
+
+MAX_MEMBER_SIZE_LIMIT = 1 << 30  # the cap itself is bounded: one positioned read, one decode
+
+
+def max_workers() -> int:
+    """The most --workers accepted: 4 x the cores (more only adds memory and start-up, never speed)."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def _check_bounds(config: BuildConfig) -> None:
+    """--workers bounded, the member-size cap in range, and an --out that cannot hold the --source."""
+    if config.workers > max_workers():
+        raise UsageError(
+            f"--workers {config.workers} is too many: at most {max_workers()} (4 x the {os.cpu_count() or 1} "
+            "cores); omit it to use one per core."
+        )
+    if not 1 <= config.max_member_size <= MAX_MEMBER_SIZE_LIMIT:
+        raise UsageError(
+            f"--max-member-size must be 1 byte to 1GiB (got {config.max_member_size}); the default "
+            f"{DEFAULT_MAX_MEMBER_SIZE >> 20}MiB is far above any real ImageNet image."
+        )
+    source, out = config.source.resolve(), config.out.resolve()
+    if out in source.parents:
+        raise UsageError(
+            f"--out {config.out} holds the --source folder {config.source}: the output would be written among "
+            "the archives (and --overwrite could remove them). Choose an --out outside the source folder."
+        )
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: Any, key: str) -> int:
+    """Bytes from an int or a string like ``64MiB``, ``64M``, ``65536`` (K/M/G are powers of 1024)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE_RE.match(str(value)) if isinstance(value, str) else None
+    if match is None:
+        raise UsageError(
+            f"'{key.replace('_', '-')}' must be a size in bytes, like 67108864 or 64MiB (got {value!r})."
+        )
+    unit = (match.group(2) or "b")[0].lower()
+    return int(match.group(1)) << {"b": 0, "k": 10, "m": 20, "g": 30}[unit]
 
 
 _IMAGE_KEYS = {"resize", "size", "quality", "format", "filter", "upscale", "draft", "resizer", "verify"}
@@ -220,4 +269,9 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         shard_size=None if merged.get("shard_size") is None else str(merged["shard_size"]),
         shuffle=bool(merged.get("shuffle", True)),
         shuffle_seed=_int(merged.get("shuffle_seed", 0), "shuffle-seed"),
+        **(
+            {"max_member_size": parse_size(merged["max_member_size"], "max_member_size")}
+            if merged.get("max_member_size") is not None
+            else {}
+        ),
     )

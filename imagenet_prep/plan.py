@@ -113,6 +113,28 @@ def _unique_keys(
     return kept
 
 
+def _within_cap(
+    source: Source,
+    split: str,
+    wnid: str,
+    files: Sequence[SourceFile],
+    cap: int,
+    refused: list[tuple[str, str]],
+) -> list[SourceFile]:
+    """The files not above the member-size cap; the others are refused (recorded), never read."""
+    kept = []
+    for file in files:
+        if file.location.size > cap:
+            reason = (
+                f"{file.location.size:,} bytes, above the member-size cap of {cap:,} bytes "
+                "(no real ImageNet image is near it; raise it with --max-member-size)"
+            )
+            refused.append((source.member_label(split, wnid, file.name), reason))
+        else:
+            kept.append(file)
+    return kept
+
+
 def make_plan(
     config: BuildConfig,
     runner: Runner | None = None,
@@ -135,6 +157,13 @@ def make_plan(
     if "val" in config.splits and first != "val":
         source.classes("val")  # labels val now: a bad devkit fails before any work
     wnids = select_classes(config, available)
+    outside = sorted(w for w in available if not classes.is_imagenet1k(w))
+    if outside:  # not built (the label space is the 1K), but never ignored without a word
+        shown = ", ".join(outside[:10]) + (" ..." if len(outside) > 10 else "")
+        warnings.append(
+            f"{first}: {len(outside)} class(es) in the source are not ImageNet-1K classes and are not built "
+            f"({shown})."
+        )
     if config.under:
         from .taxonomy import synsets
 
@@ -162,7 +191,10 @@ def make_plan(
         counts[split] = {}
         available_counts[split] = 0
         for wnid in wnids:
-            by_key = _unique_keys(source, split, wnid, index.files.get(wnid, ()), refused)
+            files = _within_cap(
+                source, split, wnid, index.files.get(wnid, ()), config.max_member_size, refused
+            )
+            by_key = _unique_keys(source, split, wnid, files, refused)
             available_counts[split] += len(by_key)
             chosen = choose(by_key, per_class.get(split), config.seed, split, wnid)
             counts[split][wnid] = len(chosen)
@@ -177,7 +209,7 @@ def make_plan(
         if writer is not None:
             groups = writer.group(split, groups)
         for unit_id, unit_samples in groups:
-            units.append(WorkUnit(split, unit_id, layout, unit_samples))
+            units.append(WorkUnit(split, unit_id, layout, unit_samples, config.max_member_size))
 
     return BuildPlan(
         class_set=class_set,

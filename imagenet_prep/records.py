@@ -24,6 +24,15 @@ class ByteLocation:
     offset: int
     size: int
     compression: str | None = None
+    # A tar member: where its header (chain: PAX / GNU long-name headers included) starts. The reader checks
+    # that header names this file with this size before trusting the bytes (no stale or altered index can
+    # mislabel an image). None: nothing to verify (a plain file, a zip member).
+    header_offset: int | None = None
+
+
+#: The largest archive member a build reads (bytes): far above any real ImageNet image (the largest is ~15 MB),
+#: far below what would let one hostile member exhaust a worker's memory. ``--max-member-size`` changes it.
+DEFAULT_MAX_MEMBER_SIZE = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,9 @@ class WorkUnit:
     unit_id: str
     source: str
     samples: tuple[Sample, ...]
+    max_member_size: int = (
+        DEFAULT_MAX_MEMBER_SIZE  # the reader refuses a larger read (not in the fingerprint)
+    )
 
     @property
     def fingerprint(self) -> str:

@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import BuildConfig
-from ..errors import BuildInterrupted
+from ..errors import BuildInterrupted, UsageError
 from ..executors import Executor, make_executor
 from ..outputs import Writer, writer_for
 from ..outputs.record import write_build_record
 from ..plan import BuildPlan, make_plan
 from ..records import ImageIssue, UnitResult, WorkUnit
 from ..worker import UnitJob
-from .state import output_lock, prepare_out, read_marker, remove_temp_files, write_error
+from .state import output_lock, prepare_out, prune_created, read_marker, remove_temp_files, write_error
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ def _build(
 ) -> BuildResult:
     started = time.perf_counter()
     out = config.out
-    out.mkdir(parents=True, exist_ok=True)
     writer = writer_for(config)
+    _make_out(out)
     with output_lock(out):
         executor: Executor | None = None
         work_dirs: list[str] = []  # the folders this run's workers write into (temp files are cleaned there)
@@ -83,7 +83,9 @@ def _build(
             fingerprint = config.output_fingerprint(
                 {"wnids": list(plan.wnids), "units": [unit.fingerprint for unit in plan.units]}
             )
-            prepare_out(out, fingerprint, config.overwrite, writer.managed_entries(out))
+            prepare_out(
+                out, fingerprint, config.overwrite, writer.managed_entries(out), protect=(config.source,)
+            )
             writer.prepare(out, plan)
 
             results: dict[str, UnitResult] = {}
@@ -121,6 +123,18 @@ def _build(
         except BaseException:
             _stop(executor, out, work_dirs)
             raise
+
+
+def _make_out(out: Path) -> None:
+    """Create OUT; a path that is a file (or runs through one) is a usage error, not a failed build."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder: choose a folder (it is created if missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(
+            f"--out {out} cannot be a folder: part of its path is a file, not a folder. Choose another --out."
+        ) from None
 
 
 def _stop(executor: Executor | None, out: Path, work_dirs: Sequence[str]) -> None:
@@ -181,6 +195,7 @@ def _finish(
         bytes_read={"index": plan.index_bytes, "images": sum(result.bytes_read for result in ordered)},
         timings={**timings, "total": seconds},
     )
+    prune_created(out)  # last: build.json is a managed entry too
     return BuildResult(
         out=out,
         counts=counts,

@@ -143,15 +143,65 @@ def _lock_holder(handle: IO[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ preparing OUT
-def prepare_out(out: Path, fingerprint: str, overwrite: bool, managed: Sequence[Path]) -> None:
-    """Refuse a different config into an OUT built before (unless ``overwrite``, which removes ``managed``:
-    what the writer creates); record this config's fingerprint."""
+CREATED_FILE = "created.json"  # in the state folder: the entries of OUT that builds of ours created
+
+
+def _read_created(out: Path) -> set[str]:
+    """The top-level entries a build of ours recorded creating in OUT (plain names only: a record naming
+    '..', '/x' or 'a/b' is ignored, so an altered record cannot widen what --overwrite removes)."""
+    try:
+        entries = json.loads((out / STATE_DIR / CREATED_FILE).read_text()).get("entries", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    if not isinstance(entries, list):
+        return set()
+    return {
+        e
+        for e in entries
+        if isinstance(e, str) and e not in ("", ".", "..") and "/" not in e and "\\" not in e
+    }
+
+
+def record_created(out: Path, names: set[str]) -> None:
+    """Record (atomically) which top-level entries of OUT builds of ours created."""
+    write_text_atomic(out / STATE_DIR / CREATED_FILE, json.dumps({"entries": sorted(names)}) + "\n")
+
+
+def prune_created(out: Path) -> None:
+    """After a build: keep in the record only what exists (a split not built was never created)."""
+    created = _read_created(out)
+    existing = {name for name in created if os.path.lexists(out / name)}
+    if existing != created:
+        record_created(out, existing)
+
+
+def _holds(entry: Path, protected: Sequence[Path]) -> Path | None:
+    """The protected path that ``entry`` is, holds, or leads to through a link (None: none)."""
+    resolved = entry.resolve()
+    for path in protected:
+        target = path.resolve()
+        if resolved == target or resolved in target.parents:
+            return path
+    return None
+
+
+def prepare_out(
+    out: Path, fingerprint: str, overwrite: bool, managed: Sequence[Path], protect: Sequence[Path] = ()
+) -> None:
+    """Refuse a different config into an OUT built before (unless ``overwrite``); record this config's
+    fingerprint and what this build will create.
+
+    ``overwrite`` removes only the ``managed`` entries (what the writer creates) that a previous build of ours
+    RECORDED creating (``created.json``), never one that is, holds or links to a ``protect``-ed path (the
+    source). A managed entry present but not recorded is the user's: the build is refused, nothing removed.
+    """
     state_file = out / STATE_DIR / "state.json"
     previous: Any = None
     if state_file.exists():
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             previous = json.loads(state_file.read_text()).get("fingerprint")
     foreign = [p.name for p in out.iterdir() if p.name != STATE_DIR] if previous is None else []
+    created = _read_created(out) if previous is not None else set()
     if previous is not None and previous != fingerprint or previous is None and foreign:
         if not overwrite:
             what = (
@@ -163,13 +213,30 @@ def prepare_out(out: Path, fingerprint: str, overwrite: bool, managed: Sequence[
                 f"The output folder {out} {what}. Use another --out, or pass --overwrite to replace "
                 "what imagenet-prep wrote there."
             )
-        for entry in managed:
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
+        present = [entry for entry in managed if os.path.lexists(entry)]
+        not_ours = sorted(entry.name for entry in present if entry.name not in created)
+        if not_ours:
+            raise UsageError(
+                f"--overwrite removes only what imagenet-prep recorded writing, and {out} holds "
+                f"{', '.join(not_ours)} that no build of ours recorded: move them away or choose another --out."
+            )
+        for entry in present:
+            holder = _holds(entry, protect)
+            if holder is not None:
+                raise UsageError(
+                    f"--overwrite would remove {entry}, which is or holds the --source {holder}: choose an "
+                    "--out outside the source folder."
+                )
+        for entry in present:
+            if entry.is_symlink() or not entry.is_dir():
                 entry.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(entry)
+        created = set()
         shutil.rmtree(out / STATE_DIR / "done", ignore_errors=True)
     (out / STATE_DIR / "done").mkdir(parents=True, exist_ok=True)
+    # Before anything is created: what this build will create (a killed build's entries are recorded too).
+    record_created(out, created | {entry.name for entry in managed if not os.path.lexists(entry)})
     write_text_atomic(state_file, json.dumps({"fingerprint": fingerprint, "version": __version__}) + "\n")
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import BuildInterrupted
 from . import options as opt
 
 BUILD_EXAMPLES = """
@@ -32,6 +33,21 @@ def _plural(count: int, one: str, many: str) -> str:
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _exit_now_if_workers_are_stuck(exc: BuildInterrupted) -> None:
+    """After an interrupt the workers were terminated, then killed. One stuck in the kernel (a hung network
+    file system) outlives even SIGKILL until the kernel returns, and Python's exit would wait for it: say what
+    happened and leave now instead."""
+    import multiprocessing
+    import os
+    import sys
+
+    if multiprocessing.active_children():
+        typer.echo(f"imagenet-prep: error: {exc}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.exit_code)
 
 
 def build_command(
@@ -62,6 +78,7 @@ def build_command(
     shuffle: opt.Shuffle = None,
     shuffle_seed: opt.ShuffleSeed = None,
     verify: opt.Verify = None,
+    max_member_size: opt.MaxMemberSize = None,
     quiet: opt.Quiet = False,
 ) -> None:
     # Every parameter but config/quiet is a config key: pass them on by name (declared once, in cli/options.py).
@@ -90,6 +107,9 @@ def build_command(
 
     try:
         result = build(cfg, progress=progress, on_plan=on_plan)
+    except BuildInterrupted as exc:
+        _exit_now_if_workers_are_stuck(exc)
+        raise
     finally:
         if bar:
             bar[0].close()

@@ -70,3 +70,10 @@ Verify = Annotated[
         help="Decode images kept as they are (--resize none) to prove them whole (default); --no-verify skips it.",
     ),
 ]
+MaxMemberSize = Annotated[
+    str | None,
+    typer.Option(
+        "--max-member-size",
+        help="Refuse archive members larger than this (bytes, or 64MiB / 512K; default 64MiB, at most 1GiB).",
+    ),
+]

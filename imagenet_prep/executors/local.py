@@ -149,11 +149,34 @@ class LocalExecutor:
             # Stop now: workers may be mid-image; their temp files are cleaned by this run or the next.
             processes = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                with contextlib.suppress(Exception):
-                    process.terminate()
-            for process in processes:
-                with contextlib.suppress(Exception):
-                    process.join(timeout=5)
+            _stop_processes(processes)
         else:
             pool.shutdown(wait=True)
+
+
+STOP_GRACE = 1.0  # seconds a worker gets to exit after SIGTERM before SIGKILL
+KILL_WAIT = 1.0  # seconds to wait for killed workers to be reaped; never more
+
+
+def _stop_processes(processes: Sequence[Any]) -> None:
+    """Terminate, then kill after a short grace, then return: never wait on a worker that cannot exit.
+
+    A stopped worker (SIGSTOP, a debugger) never acts on SIGTERM, and one stuck in the kernel on a hung
+    network file system may not even die at once on SIGKILL: the stop path waits at most
+    STOP_GRACE + KILL_WAIT in all, not per worker, and never joins without a deadline.
+    """
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    _join_until(processes, time.monotonic() + STOP_GRACE)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            if process.is_alive():
+                process.kill()  # SIGKILL also ends a stopped process
+    _join_until(processes, time.monotonic() + KILL_WAIT)
+
+
+def _join_until(processes: Sequence[Any], deadline: float) -> None:
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(timeout=max(0.0, deadline - time.monotonic()))

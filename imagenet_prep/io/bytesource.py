@@ -57,16 +57,36 @@ class FileByteSource:
         return self._size
 
     def read_at(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (fewer only at the end of the file).
+
+        One ``pread`` does it for a regular file (Linux reads up to ~2 GiB at once). Should it come back short,
+        the rest is read into ONE preallocated buffer (never by concatenating, which made a 4 GiB read cost
+        8 GB); callers bound ``size`` (the member-size cap) before asking.
+        """
         fd = self._open()
+        if size <= 0 or offset < 0:
+            return b""
         data = os.pread(fd, size, offset)
-        # A regular file returns short only at EOF; loop just in case (very large reads on some systems).
-        while 0 < len(data) < size:
-            more = os.pread(fd, size - len(data), offset + len(data))
-            if not more:
-                break
-            data += more
+        if 0 < len(data) < size:
+            data = self._read_rest(fd, offset, size, data)
         self.bytes_read += len(data)
         return data
+
+    @staticmethod
+    def _read_rest(fd: int, offset: int, size: int, head: bytes) -> bytes:
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        got = len(head)
+        view[:got] = head
+        del head
+        while got < size:
+            count = os.preadv(fd, [view[got:]], offset + got)
+            if count <= 0:
+                break
+            got += count
+        view.release()
+        del buffer[got:]  # in place: no second copy
+        return bytes(buffer)
 
     def close(self) -> None:
         if self._fd is not None:

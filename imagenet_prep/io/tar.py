@@ -15,6 +15,7 @@ The index of the ILSVRC2012 archives and its cache are in :mod:`.tar_index`.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tarfile
@@ -26,6 +27,10 @@ from .bytesource import ByteSource, FileByteSource, RangeView, as_byte_source, d
 MAX_NAME_BYTES = 200  # file systems allow 255; the build's temp names add ~20 (real names have <= 30)
 _BLOCK = tarfile.BLOCKSIZE
 FIX_HINT = "re-download it (`imagenet-prep fetch`) or check it with `imagenet-prep verify`"
+_SPARSE = (
+    "sparse file (GNU/pax sparse member: its data is not stored contiguously, so it cannot be read by offset)"
+)
+MAX_HEADER_CHAIN = 64 * 1024  # PAX / GNU long-name headers before a member's own header: a few KB at most
 
 
 # ---------------------------------------------------------------------------------------------- records
@@ -36,6 +41,7 @@ class TarMember:
     name: str
     offset: int
     size: int
+    header_offset: int | None = None  # where its header chain starts (PAX / long-name headers included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,44 @@ def read_member(source: ByteSource | str | os.PathLike[str], member: TarMember) 
             f"{member.offset} but only {len(data)} are there; {FIX_HINT}."
         )
     return data
+
+
+def member_header_problem(
+    source: ByteSource, header_offset: int, data_offset: int, size: int, name: str
+) -> str | None:
+    """Why the tar header chain at ``header_offset`` does not describe a regular member ``name`` of ``size`` bytes
+    whose data starts at ``data_offset`` (None: it does). One small read and a parse by tarfile; the name may be
+    the member's full path or its last part(s) (``name`` is what the index recorded)."""
+    length = data_offset - header_offset
+    if not _BLOCK <= length <= MAX_HEADER_CHAIN or length % _BLOCK:
+        return f"no tar header ends at offset {data_offset}"
+    chain = source.read_at(header_offset, length)
+    if len(chain) != length:
+        return "the archive ends before the member's header"
+    info: tarfile.TarInfo | None
+    try:
+        if length == _BLOCK:  # the usual case (ustar/GNU): the member's own header, parsed directly
+            info = tarfile.TarInfo.frombuf(chain, tarfile.ENCODING, "surrogateescape")
+            info.offset_data = _BLOCK
+        else:  # PAX / GNU long-name headers first: let tarfile walk the chain
+            with tarfile.open(fileobj=io.BytesIO(chain), mode="r:") as tar:
+                info = tar.next()
+    except tarfile.TarError as exc:
+        return f"no valid tar header there ({exc})"
+    if info is None:
+        return "no tar header there (an end-of-archive block)"
+    if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE):
+        return "the header there is an extension header, not the member's own"
+    found = info.name[2:] if info.name.startswith("./") else info.name
+    if found != name and not found.endswith("/" + name):
+        return f"the header there names {found!r}"
+    if not info.isreg() or info.issparse():
+        return f"the header there is not a regular file ({found!r})"
+    if info.size != size:
+        return f"the header there gives {info.size} bytes, the index {size}"
+    if info.offset_data != length:
+        return "the member's data does not start where the index says"
+    return None
 
 
 # ------------------------------------------------------------------------------------------ tar scanning
@@ -106,7 +150,7 @@ def _type_problem(info: tarfile.TarInfo) -> str | None:
     if not info.isreg():
         return "not a regular file"
     if info.issparse():
-        return "sparse file (its data is not stored contiguously)"
+        return _SPARSE
     # The stdlib's own extraction filter, as a second opinion (it never writes: it only inspects the member).
     data_filter = getattr(tarfile, "data_filter", None)
     if data_filter is not None:
@@ -143,6 +187,12 @@ def scan_tar(
     try:
         while (info := tar.next()) is not None:
             name = info.name[2:] if info.name.startswith("./") else info.name
+            if info.issparse():
+                # Before the truncation check: a sparse member's size is its expanded size, not what is stored,
+                # so it looked cut short. Refused with its own reason; tarfile skips its stored data.
+                if name not in ("", ".", "./"):
+                    refused.append((name, _SPARSE))
+                continue
             if info.isreg() and info.offset_data + info.size > length:
                 refused.append((name, f"truncated: {info.size} bytes of data, the file ends before them"))
                 if tolerate_cut_last:
@@ -156,7 +206,7 @@ def scan_tar(
                 problem = "duplicate name"
             if problem is None:
                 names.add(name)
-                members.append(TarMember(name, start + info.offset_data, info.size))
+                members.append(TarMember(name, start + info.offset_data, info.size, start + info.offset))
             elif name not in ("", ".", "./"):  # a '.' root entry is harmless noise, not worth reporting
                 refused.append((name, problem))
         _check_end_marker(source, start, length, tar.offset, label)

@@ -3,13 +3,16 @@
 Cache: ``<archive>.index.json`` beside the archive, or in ``cache_dir`` when given, or in the tool's cache
 folder (:func:`imagenet_prep.io.paths.cache_dir`, subfolder ``archive-index``) when the archive's folder is
 not writable. It is keyed by the archive's size and mtime_ns (a stale cache is ignored) and written
-atomically, by the parent process only (workers never write it).
+atomically, by the parent process only (workers never write it). Its contents are checked when loaded (see
+"cache schema"): a malformed cache is ignored and rebuilt. It records each member's header offset, so every
+worker read can check the member's tar header first (sources/base.py): no cache can mislabel an image.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import re
 from collections.abc import Iterable
@@ -21,7 +24,9 @@ from .bytesource import FileByteSource
 from .paths import cache_dir as _tool_cache_dir
 from .tar import ClassTar, TarMember, index_class_tar, scan_tar
 
-CACHE_FORMAT = 2  # 2: hidden names (._x.JPEG) and over-long names are refused
+CACHE_FORMAT = (
+    3  # 2: hidden names (._x.JPEG) and over-long names are refused; 3: header offsets, sparse refused
+)
 _CLASS_TAR_RE = re.compile(r"^n\d{8}\.tar$")
 
 
@@ -51,11 +56,55 @@ def _pack(members: tuple[TarMember, ...] | list[TarMember]) -> dict[str, list]:
         "names": [m.name for m in members],
         "offsets": [m.offset for m in members],
         "sizes": [m.size for m in members],
+        "header_offsets": [m.header_offset for m in members],
     }
 
 
 def _unpack(packed: dict[str, list]) -> tuple[TarMember, ...]:
-    return tuple(map(TarMember, packed["names"], packed["offsets"], packed["sizes"]))
+    return tuple(
+        map(TarMember, packed["names"], packed["offsets"], packed["sizes"], packed["header_offsets"])
+    )
+
+
+# ------------------------------------------------------------------------------------------ cache schema
+# A cache is a file anyone may have edited: every value is checked before it is trusted. Anything malformed
+# (wrong types, negative or huge values, offsets outside the archive or outside their class tar) makes the
+# cache count as absent, and the index is rebuilt from the archive's headers (and the cache rewritten).
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _refusals_ok(rows: object) -> bool:
+    return isinstance(rows, list) and all(
+        isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in rows
+    )
+
+
+def _members_ok(packed: object, start: int, end: int) -> bool:
+    """Columns of members whose header chains and data all lie within [start, end) of the archive."""
+    if not isinstance(packed, dict):
+        return False
+    columns: list[list] = []
+    for key in ("names", "offsets", "sizes", "header_offsets"):
+        column = packed.get(key)
+        if not isinstance(column, list):
+            return False
+        columns.append(column)
+    names, offsets, sizes, headers = columns
+    if not len(names) == len(offsets) == len(sizes) == len(headers):
+        return False
+    if not names:
+        return "refused" not in packed or _refusals_ok(packed["refused"])
+    # Whole-column checks (C loops: a full train index is 1.28M members).
+    if set(map(type, names)) != {str} or not all(names):
+        return False
+    if not set(map(type, offsets)) | set(map(type, sizes)) | set(map(type, headers)) <= {int}:
+        return False
+    if min(headers) < start or min(sizes) < 0 or max(map(operator.add, offsets, sizes)) > end:
+        return False
+    if not all(map(operator.lt, headers, offsets)) or any(map((512).__rmod__, offsets)):
+        return False
+    return "refused" not in packed or _refusals_ok(packed["refused"])
 
 
 class _IndexedArchive:
@@ -95,10 +144,15 @@ class _IndexedArchive:
                 and data.get("kind") == self._KIND
                 and data.get("size") == self._key["size"]
                 and data.get("mtime_ns") == self._key["mtime_ns"]
+                and self._schema_ok(data)
             ):
                 self.cache_path = candidate
                 return data
         return None
+
+    def _schema_ok(self, data: dict) -> bool:
+        """Whether a cache's contents are well-formed for this archive (see "cache schema" above)."""
+        raise NotImplementedError
 
     def _write_cache(self, payload: dict) -> Path | None:
         doc = {"format": CACHE_FORMAT, "kind": self._KIND, "archive": self.path.name, **self._key, **payload}
@@ -152,6 +206,25 @@ class TrainArchive(_IndexedArchive):
             for wnid, packed in cached["members"].items():
                 self._packed[wnid] = packed
                 self._inner_refused[wnid] = [tuple(r) for r in packed.get("refused", [])]
+
+    def _schema_ok(self, data: dict) -> bool:
+        size = self._key["size"]
+        classes, members = data.get("classes"), data.get("members")
+        if not (
+            isinstance(classes, list) and isinstance(members, dict) and _refusals_ok(data.get("refused"))
+        ):
+            return False
+        spans: dict[str, tuple[int, int]] = {}
+        for row in classes:
+            if not (isinstance(row, list) and len(row) == 4):
+                return False
+            wnid, name, offset, length = row
+            if not (isinstance(wnid, str) and _CLASS_TAR_RE.match(f"{wnid}.tar") and name == f"{wnid}.tar"):
+                return False
+            if not (_is_int(offset) and _is_int(length) and offset > 0 and 0 <= length <= size - offset):
+                return False
+            spans[wnid] = (offset, offset + length)
+        return all(wnid in spans and _members_ok(packed, *spans[wnid]) for wnid, packed in members.items())
 
     def classes(self) -> dict[str, ClassTar]:
         """wnid -> its class tar, in archive order."""
@@ -260,6 +333,9 @@ class ValArchive(_IndexedArchive):
         if cached is not None:
             self._members = _unpack(cached["members"])
             self._refused = [tuple(r) for r in cached["refused"]]
+
+    def _schema_ok(self, data: dict) -> bool:
+        return _members_ok(data.get("members"), 0, self._key["size"]) and _refusals_ok(data.get("refused"))
 
     def members(self) -> tuple[TarMember, ...]:
         """The images, in archive order."""

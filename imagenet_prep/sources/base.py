@@ -21,6 +21,7 @@ from typing import ClassVar, Protocol
 
 from ..errors import ArchiveError
 from ..io.bytesource import FileByteSource
+from ..io.tar import member_header_problem
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 
 #: Runs ``function(*args)`` for each argument tuple, maybe in worker processes (the executor's ``map``).
@@ -100,7 +101,11 @@ class UnitReader(Protocol):
 class LocationReader:
     """The default unit reader: one positioned read per sample, files opened once per unit.
 
-    A short read means the archive changed or was cut after indexing: that fails the unit (ArchiveError).
+    Before any read: a size above the unit's member-size cap is refused (the plan refused such members
+    already; this bounds a worker's memory whoever made the unit), and so is an inflated size above it. A
+    location with a ``header_offset`` (a tar member) is read only after its tar header was found to name the
+    same file with the same size: an index that lies (stale, altered) fails the unit instead of mislabelling.
+    A short read means the archive changed or was cut after indexing. All of these fail the unit (ArchiveError).
     """
 
     def __init__(self, unit: WorkUnit) -> None:
@@ -108,10 +113,33 @@ class LocationReader:
         self.bytes_read = 0
         self._files: dict[str, FileByteSource] = {}
 
-    def read(self, location: ByteLocation) -> bytes:
+    def read(self, location: ByteLocation, name: str | None = None) -> bytes:
+        """The bytes at ``location``; ``name`` (the sample's name in the source) is checked against the tar
+        header when the location has one."""
+        cap = self.unit.max_member_size
+        if location.size > cap:
+            raise ArchiveError(
+                f"{location.locator}: the member at offset {location.offset} is {location.size:,} bytes, above "
+                f"the member-size cap of {cap:,} bytes (--max-member-size); it is not read."
+            )
+        if location.offset < 0 or location.size < 0:
+            raise ArchiveError(
+                f"{location.locator}: the index gives a negative offset or size ({location.offset}, "
+                f"{location.size}); {_INDEX_HINT}"
+            )
         source = self._files.get(location.locator)
         if source is None:
             source = self._files[location.locator] = FileByteSource(location.locator)
+        if location.header_offset is not None:
+            problem = member_header_problem(
+                source, location.header_offset, location.offset, location.size, name or ""
+            )
+            self.bytes_read += location.offset - location.header_offset
+            if problem is not None:
+                raise ArchiveError(
+                    f"{location.locator}: the tar header at offset {location.header_offset} does not match the "
+                    f"index for {name} ({problem}); {_INDEX_HINT}"
+                )
         data = source.read_at(location.offset, location.size)
         self.bytes_read += len(data)
         if len(data) != location.size:
@@ -121,18 +149,37 @@ class LocationReader:
                 "`imagenet-prep verify`."
             )
         if location.compression == "deflate":
-            return zlib.decompress(data, -zlib.MAX_WBITS)
+            return _inflate(data, cap, location)
         return data
 
     def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
         for sample in self.unit.samples:
-            yield sample, self.read(sample.location)
+            yield sample, self.read(sample.location, sample.name)
 
     def close(self) -> None:
         for source in self._files.values():
             with contextlib.suppress(OSError):
                 source.close()
         self._files.clear()
+
+
+_INDEX_HINT = (
+    "the archive changed after it was indexed, or its index cache was altered. Delete the index cache "
+    "(<archive>.index.json beside it, or archive-index/ in the tool's cache folder) and run the same command "
+    "again; if it persists, check the archive with `imagenet-prep verify`."
+)
+
+
+def _inflate(data: bytes, cap: int, location: ByteLocation) -> bytes:
+    """Inflate a raw-deflate member, never past ``cap`` bytes (a zip bomb stops there)."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = inflater.decompress(data, cap + 1)
+    if len(out) > cap:
+        raise ArchiveError(
+            f"{location.locator}: the member at offset {location.offset} inflates to more than the member-size "
+            f"cap of {cap:,} bytes (--max-member-size); it is not read."
+        )
+    return out
 
 
 def group_by_class(split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:

@@ -7,6 +7,7 @@ each image with one positioned read. Val labels come from the devkit's ground tr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -36,8 +37,17 @@ def index_class(path: str, class_tar: ClassTar) -> tuple[tuple[TarMember, ...], 
         return members, refused, source.bytes_read
 
 
+def _location(path: str, member: TarMember) -> ByteLocation:
+    # header_offset: the worker checks the member's tar header before trusting the index (stale or altered).
+    return ByteLocation(path, member.offset, member.size, header_offset=member.header_offset)
+
+
 def _files(path: str, members: Sequence[TarMember]) -> tuple[SourceFile, ...]:
-    return tuple(SourceFile(m.name, Path(m.name).stem, ByteLocation(path, m.offset, m.size)) for m in members)
+    return tuple(SourceFile(m.name, Path(m.name).stem, _location(path, m)) for m in members)
+
+
+_VAL_NAME_RE = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
+_NOT_VAL = "not an ILSVRC2012 validation image name (ILSVRC2012_val_<8 digits>.JPEG): not labelled, not built"
 
 
 class IlsvrcSource:
@@ -96,7 +106,9 @@ class IlsvrcSource:
             kit = devkit.read_devkit(self.devkit_path) if self.devkit_path else None
             if kit is not None:
                 self._val_warnings = devkit.compare_with_bundled(kit)
-            self._val_labels = devkit.val_wnids([member.name for member in archive.members()], kit)
+            # Only validation image names are labelled: a stray member (a README) is refused, not fatal.
+            names = [member.name for member in archive.members() if _VAL_NAME_RE.match(member.name)]
+            self._val_labels = devkit.val_wnids(names, kit)
             archive.save()
         return self._val_labels
 
@@ -137,12 +149,16 @@ class IlsvrcSource:
         chosen = set(wnids)
         by_class: dict[str, list[SourceFile]] = {wnid: [] for wnid in wnids}
         path = str(archive.path)
+        strays: list[tuple[str, str]] = []
         for member in archive.members():
-            wnid = labels[member.name]
-            if wnid in chosen:
-                location = ByteLocation(path, member.offset, member.size)
-                by_class[wnid].append(SourceFile(member.name, Path(member.name).stem, location))
-        refused = tuple((f"val/{name}", reason) for name, reason in archive.refused)
+            wnid = labels.get(member.name)
+            if wnid is None:
+                strays.append((member.name, _NOT_VAL))
+            elif wnid in chosen:
+                by_class[wnid].append(
+                    SourceFile(member.name, Path(member.name).stem, _location(path, member))
+                )
+        refused = tuple((f"val/{name}", reason) for name, reason in [*archive.refused, *strays])
         return SplitIndex(
             "val",
             {wnid: tuple(files) for wnid, files in by_class.items()},
