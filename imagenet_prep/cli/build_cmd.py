@@ -58,6 +58,12 @@ def build_command(
     wordnet: opt.WordNetDir = None,
     output: opt.Output = None,
     executor: opt.Executor = None,
+    label_space: opt.LabelSpace = None,
+    holdout: opt.Holdout = None,
+    recipe: opt.Recipe = None,
+    min_images: opt.MinImages = None,
+    real_labels: opt.RealLabels = None,
+    boxes: opt.Boxes = None,
     quiet: opt.Quiet = False,
 ) -> None:
     # Every parameter but config/quiet is a config key: pass them on by name (declared once, in cli/options.py).

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-RESIZE_MODES = "none, shorter, longer, square, center-crop"
+RESIZE_MODES = "none, shorter, longer, square, center-crop, squish"
 FORMATS = "jpeg, png, webp, original"
 
 # ---------------------------------------------------------------------------------------------- common
@@ -47,3 +47,22 @@ Overwrite = Annotated[
 WordNetDir = Annotated[Path | None, typer.Option(help="WordNet 3.0 dict folder (for --under).")]
 Output = Annotated[str | None, typer.Option("--output", help="Output format: imagefolder (default).")]
 Executor = Annotated[str | None, typer.Option("--executor", help="Where units run: local (default).")]
+# ------------------------------------------------------------------------------------ beyond ImageNet-1K
+LabelSpace = Annotated[
+    str | None,
+    typer.Option(
+        help="Label space (labels = positions in it): imagenet-1k, imagenet22k, imagenet12k, imagenet21k-p, "
+        "imagenet21k-p-w21, imagenet22k-ms, goog."
+    ),
+]
+Holdout = Annotated[
+    int | None, typer.Option(help="Val = N images per class held out of train (seeded; sources without val).")
+]
+Recipe = Annotated[str | None, typer.Option(help="Published recipe: imagenet21k-p (MIIL ImageNet-21K-P).")]
+MinImages = Annotated[int | None, typer.Option(help="Keep only classes with more than N images.")]
+RealLabels = Annotated[
+    bool | None, typer.Option("--real-labels", help="val.csv gains a real_labels column (ReaL labels).")
+]
+Boxes = Annotated[
+    bool | None, typer.Option("--boxes", help="Write boxes.csv from the ILSVRC2012 bounding-box archives.")
+]
