@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -83,24 +84,35 @@ def is_sorted_1k(class_set: ClassSet) -> bool:
 
 
 def _wordnet_details(wnids: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """wnid -> (lemmas, gloss) from WordNet 3.0 for classes outside the 1K; {} when WordNet is not installed."""
+    """wnid -> (lemmas, gloss) from WordNet 3.0 for classes outside the 1K; {} when WordNet is not installed.
+
+    Read straight from ``data.noun`` (a wnid's digits are its synset's byte offset there): one seek per class,
+    no WordNet load. The gloss is nltk's ``definition()`` (examples in quotes removed)."""
     wanted = [w for w in wnids if not classes.is_imagenet1k(w)]
     if not wanted:
         return {}
-    from ..taxonomy import synsets
+    from ..taxonomy import wordnet
 
     try:
-        wn = synsets._wn()
+        location = wordnet.locate()
     except ImagenetPrepError:
         return {}
     details = {}
-    for wnid in wanted:
-        try:
-            synset = wn.synset_from_pos_and_offset("n", int(wnid[1:]))
-        except Exception:  # noqa: BLE001 - a wnid that is no WordNet 3.0 noun keeps empty columns
-            continue
-        lemmas = ", ".join(lemma.replace("_", " ") for lemma in synset.lemma_names())
-        details[wnid] = (lemmas, synset.definition())
+    try:
+        with open(location.nltk_root / "corpora" / "wordnet" / "data.noun", "rb") as handle:
+            for wnid in wanted:
+                handle.seek(int(wnid[1:]))
+                line = handle.readline().decode("utf-8", "replace")
+                fields, _, gloss = line.partition("|")
+                parts = fields.split()
+                if not parts or parts[0] != wnid[1:]:
+                    continue  # no WordNet 3.0 noun at that offset: empty columns
+                count = int(parts[3], 16)
+                lemmas = ", ".join(parts[4 + 2 * i].replace("_", " ") for i in range(count))
+                definition = re.sub(r"[\"].*?[\"]", "", gloss).strip().strip("; ")
+                details[wnid] = (lemmas, definition)
+    except OSError:
+        return {}
     return details
 
 
