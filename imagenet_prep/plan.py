@@ -338,12 +338,16 @@ def make_plan(
 
     record: dict[str, Any] = {}
     if config.recipe:
-        from .recipes_21k import release_of
+        from dataclasses import asdict
+
+        from .recipes_21k import PUBLISHED, release_of
 
         names = " ".join([config.source.name, *(r.path.name for r in source.records())])
+        release = release_of(names)
         record["recipe"] = {
             "name": config.recipe,
-            "release": release_of(names),
+            "release": release,
+            "published": asdict(PUBLISHED[release]) if release else None,
             "min_images": rule[2] if rule else None,
             "val_per_class": rule[1] if rule else None,
         }

@@ -128,6 +128,7 @@ def check_command(
     from ..outputs import check_output
 
     report = check_output(out, decode=decode)
+    notes = _published_notes(out)
     if as_json:
         typer.echo(
             json.dumps(
@@ -136,6 +137,7 @@ def check_command(
                     "checked": report.checked,
                     "problems": report.problem_count,
                     "examples": list(report.problems),
+                    "notes": notes,
                 },
                 indent=2,
             )
@@ -143,10 +145,23 @@ def check_command(
     else:
         for problem in report.problems:
             typer.echo(f"problem: {problem}", err=True)
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
         status = "OK" if report.ok else f"{report.problem_count} problems"
         typer.echo(f"Checked {report.checked:,} images in {out}: {status}.")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _published_notes(out: Path) -> list[str]:
+    """How a recipe build's counts compare with the published ones (from its build.json); [] otherwise."""
+    from ..recipes_21k import published_notes
+
+    try:
+        record = json.loads((Path(out) / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return published_notes(record)
 
 
 def register(app: typer.Typer) -> None:
