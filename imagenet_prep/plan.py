@@ -231,7 +231,9 @@ def make_plan(
     available = set(source.classes(first))
     if "val" in read_splits and first != "val":
         source.classes("val")  # labels val now: a bad devkit fails before any work
-    full_set = named_class_set(config.label_space) if config.label_space else None
+    # A source may name its own label space (an evaluation set of the 1K: labels stay 1K indices).
+    space_name = config.label_space or getattr(type(source), "label_space", None)
+    full_set = named_class_set(space_name) if space_name else None
     if full_set is not None:
         in_space = set(full_set.wnids)
         wnids = select_classes(config, available, space)

@@ -92,13 +92,13 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
 
 
 def _built_classes(out: Path, wnids: list[str]) -> list[str]:
-    """The classes built: build.json's list when it is a part of a wider label space, else labels.txt's."""
+    """The classes built: build.json's list (a part of labels.txt when the build used a wider label space)."""
     try:
         record = json.loads((out / "build.json").read_text(encoding="utf-8"))
         built = [str(w) for w in record["classes"]]
     except (OSError, ValueError, KeyError, TypeError):
         return wnids
-    return built if set(built) <= set(wnids) and record.get("config", {}).get("label_space") else wnids
+    return built if set(built) <= set(wnids) else wnids
 
 
 def _check_label_maps(out: Path, wnids: list[str], problems: _Problems) -> None:
