@@ -21,12 +21,32 @@ from typing import Any
 
 from .config import BuildConfig
 from .errors import InputError
-from .fetch.catalog import _KNOWN
+from .fetch.catalog import by_key
 from .image.boxes import ImageBoxes, image_id_of, parse_voc
 from .records import ClassSet, Sample
 
-BBOX_ARCHIVES = {"train": _KNOWN["bbox_train"][0], "val": _KNOWN["bbox_val"][0]}
+BBOX_ARCHIVES = {"train": by_key("bbox_train").filename, "val": by_key("bbox_val").filename}
+KAGGLE_CSV = "LOC_{split}_solution.csv"  # the Kaggle LOC challenge's boxes (at the top of its folder)
 MAX_MEMBER_BYTES = 1 << 20
+
+
+def read_loc_csv(path: Path) -> tuple[dict[str, ImageBoxes], Counter]:
+    """key -> boxes of Kaggle's ``LOC_<split>_solution.csv`` (source pixels; no declared size), and quirks."""
+    from .image.boxes import parse_loc_solution
+
+    found: dict[str, ImageBoxes] = {}
+    quirks: Counter = Counter()
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            for record in parse_loc_solution(handle):
+                quirks.update(record.quirks)
+                if record.problem:
+                    quirks["problem"] += 1
+                if record.boxes:
+                    found[record.image_id] = record
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read {path}: {exc}.") from None
+    return found, quirks
 
 
 def read_box_archive(path: Path, wnids: Sequence[str] | None = None) -> tuple[dict[str, ImageBoxes], Counter]:
@@ -74,13 +94,18 @@ class Annotator:
             archives: list[str] = []
             for split in config.splits:
                 path = Path(config.source) / BBOX_ARCHIVES[split]
-                if not path.is_file():
+                kaggle = Path(config.source) / KAGGLE_CSV.format(split=split)
+                if not path.is_file() and kaggle.is_file():
+                    path = kaggle
+                    made.boxes[split], counts = read_loc_csv(kaggle)
+                elif not path.is_file():
                     raise InputError(
-                        f"--boxes needs {BBOX_ARCHIVES[split]} in {config.source} for the {split} split: "
-                        f"fetch it (`imagenet-prep fetch --dest {config.source} --only bbox_{split}`) or build "
-                        "without --boxes."
+                        f"--boxes needs {BBOX_ARCHIVES[split]} (or Kaggle's {kaggle.name}) in {config.source} for "
+                        f"the {split} split: fetch it (`imagenet-prep fetch --dest {config.source} --only "
+                        f"bbox_{split}`) or build without --boxes."
                     )
-                made.boxes[split], counts = read_box_archive(path, wnids if split == "train" else None)
+                else:
+                    made.boxes[split], counts = read_box_archive(path, wnids if split == "train" else None)
                 quirks.update(counts)
                 archives.append(path.name)
             made.record["boxes"] = {"archives": archives, "annotation_quirks": dict(sorted(quirks.items()))}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagenet_prep.build import build
-from imagenet_prep.config import build_config
+from imagenet_prep.config import build_config, read_config_file
 from imagenet_prep.image import ImageOptions, target_size
 from imagenet_prep.outputs import check_output
 from imagenet_prep.recipes_21k import c_sorted, holdout_split, keep_class, published_notes
@@ -27,9 +27,12 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _build(source: Path, out: Path, **options) -> dict:
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "imagenet21k-p.yaml"
+
+
+def _build(source: Path, out: Path, config: Path | None = None, **options) -> dict:
     values = {"source": source, "out": out, "workers": 2, "resize": "squish", "size": 48, **options}
-    build(build_config({}, values))
+    build(build_config(read_config_file(config) if config else {}, values))
     return json.loads((out / "build.json").read_text())
 
 
@@ -68,7 +71,9 @@ def _check_recipe(out: Path, files: dict[str, list[str]], record: dict, release:
 def test_fall11_recipe_keeps_classes_over_the_threshold_and_takes_the_first_names(fall11, tmp_path):
     root, files = fall11
     out = tmp_path / "p"
-    record = _build(root, out, recipe="imagenet21k-p", min_images=5, holdout=2)
+    # The example config, with a threshold and val size a miniature reaches (500 and 50 in the file).
+    record = _build(root, out, CONFIG, min_images=5, holdout=2)
+    assert record["config"]["recipe"] == "imagenet21k-p"
     assert record["layout"] == "fall11"
     _check_recipe(out, files, record, "fall11")
     # Squish: every written image is 48x48, or an image with max side < 48 kept as it was.

@@ -139,3 +139,35 @@ def test_real_labels_column_in_the_built_class_order(release, tmp_path):
     plain = tmp_path / "plain"
     build(build_config({}, {**options, "out": plain, "real_labels": False}))
     assert (plain / "val.csv").read_text().splitlines()[0] == "path,label,wnid,width,height"
+
+
+def test_boxes_survive_a_resume_and_kaggle_csv_boxes_are_read(release, tmp_path):
+    out = tmp_path / "resume"
+    options = {"source": release, "out": out, "workers": 2, "boxes": True, "real_labels": True, "size": 32}
+    build(build_config({}, options))
+    first = {name: (out / name).read_bytes() for name in ("boxes.csv", "val.csv", "train.csv")}
+    markers = sorted((out / ".imagenet-prep" / "done").glob("*.json"))
+    assert markers
+    build(build_config({}, options))  # every unit resumes from its done marker
+    assert {name: (out / name).read_bytes() for name in first} == first
+    # Kaggle's LOC_val_solution.csv where the VOC archive is absent: the same boxes for the same images.
+    kaggle = tmp_path / "kaggle"
+    kaggle.mkdir()
+    for name in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "ILSVRC2012_devkit_t12.tar.gz"):
+        (kaggle / name).symlink_to(release / name)
+    xml = _xml_boxes(release)
+    lines = ["ImageId,PredictionString"]
+    for stem, (_, boxes) in sorted(xml.items()):
+        if stem.startswith("ILSVRC2012_val_"):
+            label = next(r for r in _rows(out / "val.csv") if Path(r["path"]).stem == stem)["wnid"]
+            lines.append(f"{stem}," + " ".join(f"{label} {' '.join(str(int(v)) for v in b)}" for b in boxes))
+    (kaggle / "LOC_val_solution.csv").write_text("\n".join(lines) + "\n")
+    from_csv = tmp_path / "from-csv"
+    build(build_config({}, {**options, "source": kaggle, "out": from_csv, "splits": "val"}))
+    expected = [
+        r for r in csv.reader(first["boxes.csv"].decode().splitlines()) if r[0].startswith(("val/", "path"))
+    ]
+    got = list(csv.reader((from_csv / "boxes.csv").read_text().splitlines()))
+    assert len(got) == len(expected) > 1
+    for g, e in zip(got[1:], expected[1:], strict=True):
+        assert g[:3] == e[:3] and all(abs(int(a) - int(b)) <= 1 for a, b in zip(g[3:], e[3:], strict=True))
