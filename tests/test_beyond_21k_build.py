@@ -87,6 +87,10 @@ def test_winter21_folder_of_class_tars_gives_the_same_split(winter21, tmp_path):
     record = _build(folder, out, recipe="imagenet21k-p", min_images=5, holdout=2)
     assert record["layout"] == "class-tars"
     _check_recipe(out, files, record, "winter21")
+    # The class tars' index is cached beside them: a second build reads no index bytes.
+    assert (folder / "class-tars.index.json").is_file() and record["bytes_read"]["index"] > 0
+    again = _build(folder, tmp_path / "again", recipe="imagenet21k-p", min_images=5, holdout=2)
+    assert again["bytes_read"]["index"] == 0 and again["counts"] == record["counts"]
 
 
 def test_the_published_threshold_is_more_than_500():

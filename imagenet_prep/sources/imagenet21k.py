@@ -4,7 +4,8 @@
   beside the archive, like the ILSVRC train tar: :class:`~imagenet_prep.io.tar_index.Fall11Archive`); a worker
   reads each image with one positioned read.
 - ``class-tars``: a folder of ``<wnid>.tar`` files (the extracted ``winter21_whole.tar.gz``, per-class tars
-  downloaded one by one, or an extracted ILSVRC train tar): each class tar indexed by its headers.
+  downloaded one by one, or an extracted ILSVRC train tar): each class tar indexed by its headers (cached in
+  ``class-tars.index.json`` beside them, or in the tool's cache folder, per tar by size and mtime_ns).
 
 Neither has a val split: ``--holdout N`` or a recipe (``--recipe imagenet21k-p``) takes one out of train (see
 plan.py). Their classes are 21K classes (``class_space``): a build takes every class the source holds, named by
@@ -13,6 +14,8 @@ the bundled 21K display names; ``--label-space`` puts them in a named label spac
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -20,8 +23,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import InputError
+from ..io.atomic import write_text_atomic
 from ..io.tar import ClassTar, TarMember
-from ..io.tar_index import Fall11Archive
+from ..io.tar_index import Fall11Archive, cache_path_candidates
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from .base import FolderProbe, LocationReader, Runner, SourceRecord, SplitIndex, group_by_class
 from .ilsvrc import index_class
@@ -118,10 +122,37 @@ class ClassTarFolderSource:
     class_space: ClassVar[str] = "imagenet-21k"
     needs: ClassVar[str] = "a folder of <wnid>.tar class tars (e.g. the extracted winter21_whole.tar.gz)"
 
+    CACHE_NAME = "class-tars"  # the index cache: <folder>/class-tars.index.json, or the tool's cache folder
+    CACHE_FORMAT = 1
+
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
         self.folder = Path(folder)
         self.cache_dir = cache_dir
         self._tars: dict[str, ClassTar] | None = None
+        self._stamps: dict[str, list[int]] = {}  # wnid -> [size, mtime_ns] of its class tar
+
+    # Index cache: one file for the folder, an entry per class tar keyed by its size and mtime_ns (a changed
+    # tar is indexed again); written atomically by the parent only.
+    def _load_cache(self) -> dict[str, dict]:
+        for candidate in cache_path_candidates(self.folder / self.CACHE_NAME, self.cache_dir):
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(candidate.read_text(encoding="utf-8"))
+                if isinstance(data, dict) and data.get("format") == self.CACHE_FORMAT:
+                    return dict(data.get("tars", {}))
+        return {}
+
+    def _save_cache(self, entries: dict[str, dict]) -> None:
+        text = json.dumps({"format": self.CACHE_FORMAT, "tars": entries}, separators=(",", ":"))
+        for candidate in cache_path_candidates(self.folder / self.CACHE_NAME, self.cache_dir):
+            try:
+                if candidate.parent != self.folder:
+                    candidate.parent.mkdir(parents=True, exist_ok=True)
+                elif not os.access(self.folder, os.W_OK):
+                    continue
+                write_text_atomic(candidate, text)
+                return
+            except OSError:
+                continue
 
     @classmethod
     def detect(cls, probe: FolderProbe) -> bool:
@@ -135,7 +166,9 @@ class ClassTarFolderSource:
                 match = _CLASS_TAR_RE.match(name)
                 path = self.folder / name
                 if match and path.is_file():
-                    found[match.group(1)] = ClassTar(match.group(1), name, 0, path.stat().st_size)
+                    st = path.stat()
+                    found[match.group(1)] = ClassTar(match.group(1), name, 0, st.st_size)
+                    self._stamps[match.group(1)] = [st.st_size, st.st_mtime_ns]
             if not found:
                 raise InputError(f"{self.folder} holds no <wnid>.tar class tars.")
             self._tars = found
@@ -153,18 +186,33 @@ class ClassTarFolderSource:
         if split != "train":
             raise _no_val(f"The folder of class tars {self.folder}")
         tars = self.class_tars()
-        arguments = [(str(self.folder / tars[wnid].name), tars[wnid]) for wnid in wnids]
+        cache = self._load_cache()
+        known = {w: cache[w] for w in wnids if w in cache and cache[w].get("stamp") == self._stamps[w]}
+        todo = [w for w in wnids if w not in known]
+        arguments = [(str(self.folder / tars[wnid].name), tars[wnid]) for wnid in todo]
         if runner is not None and len(arguments) > 1:
             outputs = runner(index_class, arguments)
         else:
             outputs = [index_class(*argument) for argument in arguments]
+        total = 0
+        for wnid, (members, rejected, nbytes) in zip(todo, outputs, strict=True):
+            known[wnid] = cache[wnid] = {
+                "stamp": self._stamps[wnid],
+                "names": [m.name for m in members],
+                "offsets": [m.offset for m in members],
+                "sizes": [m.size for m in members],
+                "refused": [list(r) for r in rejected],
+            }
+            total += nbytes
+        if todo:
+            self._save_cache(cache)
         files: dict[str, tuple[SourceFile, ...]] = {}
         refused: list[tuple[str, str]] = []
-        total = 0
-        for wnid, (path, _), (members, rejected, nbytes) in zip(wnids, arguments, outputs, strict=True):
-            files[wnid] = _files(path, members)
-            refused.extend((f"{wnid}.tar/{name}", reason) for name, reason in rejected)
-            total += nbytes
+        for wnid in wnids:
+            entry = known[wnid]
+            members = tuple(map(TarMember, entry["names"], entry["offsets"], entry["sizes"]))
+            files[wnid] = _files(str(self.folder / tars[wnid].name), members)
+            refused.extend((f"{wnid}.tar/{name}", reason) for name, reason in entry["refused"])
         return SplitIndex("train", files, tuple(refused), bytes_read=total)
 
     def member_label(self, split: str, wnid: str, name: str) -> str:
