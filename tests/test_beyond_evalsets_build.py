@@ -85,3 +85,19 @@ def test_sketch_zip_is_read_by_offset_and_inflated(tmp_path):
     rows = _rows(out / "val.csv")
     assert len(rows) == 10
     assert sorted({int(r["label"]) for r in rows}) == [0, 1, 151, 500, 999]
+
+
+def test_sample_layouts_are_the_real_member_layouts(tmp_path):
+    import tarfile
+    import zipfile
+
+    from imagenet_prep.errors import UsageError
+
+    write_layout(tmp_path, "winter21", wnids=("n00007846",), per_class=2)
+    with tarfile.open(tmp_path / "winter21_whole.tar.gz") as archive:
+        assert archive.getnames() == ["winter21_whole/n00007846.tar"]
+    write_layout(tmp_path, "sketch", wnids=("n01440764",), per_class=1)
+    with zipfile.ZipFile(tmp_path / "ImageNet-Sketch.zip") as archive:
+        assert archive.namelist() == ["sketch/n01440764/sketch_0.JPEG"]
+    with pytest.raises(UsageError, match="fall11"):
+        write_layout(tmp_path, "nope")
