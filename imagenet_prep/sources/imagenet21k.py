@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import InputError
+from ..fetch.catalog import TRAIN_TAR
 from ..io.atomic import write_text_atomic
 from ..io.tar import ClassTar, TarMember
 from ..io.tar_index import Fall11Archive, cache_path_candidates
@@ -156,7 +157,10 @@ class ClassTarFolderSource:
 
     @classmethod
     def detect(cls, probe: FolderProbe) -> bool:
-        return any(_CLASS_TAR_RE.match(name) for name in probe.names) and not probe.has(FALL11_TAR)
+        # Not beside a whole archive: class tars extracted next to fall11_whole.tar or the ILSVRC train tar are
+        # that archive's, which is the layout to read.
+        whole = probe.has(FALL11_TAR) or probe.has(TRAIN_TAR)
+        return not whole and any(_CLASS_TAR_RE.match(name) for name in probe.names)
 
     def class_tars(self) -> dict[str, ClassTar]:
         """wnid -> its class tar (the whole file: offset 0), in name order."""
