@@ -48,6 +48,13 @@ class BuildConfig:
     shuffle: bool = True
     shuffle_seed: int = 0
     max_member_size: int = DEFAULT_MAX_MEMBER_SIZE  # bytes; a larger archive member is refused, never read
+    # Beyond ImageNet-1K (README "ImageNet-21K", "Bounding boxes", "Evaluation sets"):
+    label_space: str | None = None  # a named label space: labels are positions in it
+    holdout: int | None = None  # val = N images per class held out of train (sources without a val split)
+    recipe: str | None = None  # a published processing recipe (recipes_21k.RECIPES), e.g. imagenet21k-p
+    min_images: int | None = None  # keep only classes with MORE than N images (the recipe's threshold)
+    real_labels: bool = False  # val manifest gains a real_labels column (ReaL, ILSVRC2012 val)
+    boxes: bool = False  # write boxes.csv from the ILSVRC2012 bounding-box archives
 
     def __post_init__(self) -> None:
         if not self.splits or any(split not in SPLITS for split in self.splits):
@@ -65,6 +72,14 @@ class BuildConfig:
                 )
         if self.workers < 0:
             raise UsageError(f"workers must be 0 (all cores) or more (got {self.workers}).")
+        if self.recipe is not None:
+            from .recipes_21k import recipe
+
+            recipe(self.recipe)  # an unknown recipe is a UsageError naming the known ones
+        for name in ("holdout", "min_images"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise UsageError(f"{name.replace('_', '-')} must be 0 or more (got {value}).")
         if self.source.resolve() == self.out.resolve():
             raise UsageError("--out must be a folder of its own, not the --source folder.")
         _check_bounds(self)
@@ -82,10 +97,22 @@ class BuildConfig:
             "seed": self.seed,
             "image": self.image_dict(),
             **extra,
+            # Options beyond the 1K add a key only when used, so earlier trees keep their fingerprint.
+            **{key: value for key, value in self.beyond_dict().items() if value},
             # The default output adds nothing, so trees built before outputs were pluggable still resume.
             **({"output": self.output} if self.output != "imagefolder" else {}),
         }
         return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
+
+    def beyond_dict(self) -> dict[str, Any]:
+        return {
+            "label_space": self.label_space,
+            "holdout": self.holdout,
+            "recipe": self.recipe,
+            "min_images": self.min_images,
+            "real_labels": self.real_labels,
+            "boxes": self.boxes,
+        }
 
     def image_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +144,7 @@ class BuildConfig:
             "shuffle": self.shuffle,
             "shuffle_seed": self.shuffle_seed,
             "max_member_size": self.max_member_size,
+            **self.beyond_dict(),
         }
 
 
@@ -274,4 +302,10 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
             if merged.get("max_member_size") is not None
             else {}
         ),
+        label_space=str(merged["label_space"]) if merged.get("label_space") else None,
+        holdout=None if merged.get("holdout") is None else _int(merged["holdout"], "holdout"),
+        recipe=str(merged["recipe"]).strip().lower() if merged.get("recipe") else None,
+        min_images=None if merged.get("min_images") is None else _int(merged["min_images"], "min-images"),
+        real_labels=bool(merged.get("real_labels", False)),
+        boxes=bool(merged.get("boxes", False)),
     )

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import BuildConfig
 from .errors import UsageError
@@ -44,21 +45,63 @@ def choose(names: Iterable[str], count: int | None, seed: int, split: str, wnid:
     return sorted(rng.sample(ordered, count), key=natural_key)
 
 
-def select_classes(config: BuildConfig, available: Iterable[str]) -> tuple[str, ...]:
-    """The sorted wnids to build, from --subset / --classes / --under, or every class the archives hold."""
+def class_space(source: Source) -> str:
+    """Which classes a source holds: ``imagenet-1k`` (the default) or ``imagenet-21k`` (a source class says so
+    with a ``class_space`` attribute)."""
+    return str(getattr(type(source), "class_space", "imagenet-1k"))
+
+
+def _resolve_21k(tokens: Sequence[str]) -> tuple[str, ...]:
+    """--classes over 21K: wnids as given; names through the 1K names, then the bundled 21K display names."""
+    from .taxonomy.imagenet21k import bundled_names
+
+    by_name: dict[str, list[str]] = {}
+    for wnid, name in bundled_names().items():
+        by_name.setdefault(name.casefold(), []).append(wnid)
+    wnids: set[str] = set()
+    for raw in tokens:
+        token = raw.strip()
+        if not token:
+            continue
+        if classes.WNID_RE.match(token):
+            wnids.add(token)
+        elif token.casefold() in by_name and len(by_name[token.casefold()]) == 1:
+            wnids.add(by_name[token.casefold()][0])
+        else:
+            wnids.update(classes.resolve([token]))  # the 1K rules, with their error messages
+    return tuple(sorted(wnids))
+
+
+def select_classes(
+    config: BuildConfig, available: Iterable[str], space: str = "imagenet-1k"
+) -> tuple[str, ...]:
+    """The sorted wnids to build, from --subset / --classes / --under, or every class the archives hold (the
+    1K classes of a 1K source; every class of a 21K source)."""
     available = set(available)
+    wide = space != "imagenet-1k"
     if config.subset:
         wnids = classes.subset_wnids(config.subset)
     elif config.classes:
         if len(config.classes) == 1 and Path(config.classes[0]).is_file():
-            wnids = classes.read_class_file(Path(config.classes[0]))
+            listed = classes.read_class_file(Path(config.classes[0])) if not wide else None
+            if listed is None:
+                text = Path(config.classes[0]).read_text(encoding="utf-8")
+                listed = _resolve_21k([line.split("#")[0] for line in text.splitlines()])
+            wnids = listed
         else:
-            wnids = classes.resolve(config.classes)
+            wnids = _resolve_21k(config.classes) if wide else classes.resolve(config.classes)
     elif config.under:
         from .taxonomy import synsets
 
         if config.wordnet:
             synsets.use_wordnet(config.wordnet)
+        if wide:
+            from .taxonomy.imagenet21k import leaves_under_21k
+
+            wnids = leaves_under_21k(config.under, sorted(available))
+            if not wnids:
+                raise UsageError(f"None of the classes the source holds is under '{config.under}'.")
+            return tuple(sorted(wnids))
         leaves = tuple(synsets.imagenet_leaves(config.under))
         # A synset names a family, not a list: build the members the archives hold (warned by make_plan).
         wnids = tuple(wnid for wnid in leaves if wnid in available)
@@ -67,7 +110,7 @@ def select_classes(config: BuildConfig, available: Iterable[str]) -> tuple[str, 
                 f"None of the {len(leaves)} ImageNet-1K classes under '{config.under}' is in the source archives."
             )
     else:
-        return tuple(sorted(w for w in available if classes.is_imagenet1k(w)))
+        return tuple(sorted(w for w in available if wide or classes.is_imagenet1k(w)))
     missing = sorted(set(wnids) - available)
     if missing:
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
@@ -78,9 +121,19 @@ def select_classes(config: BuildConfig, available: Iterable[str]) -> tuple[str, 
     return tuple(sorted(wnids))
 
 
+def named_class_set(name: str) -> ClassSet:
+    """The class set of ``--label-space NAME``: ``imagenet-1k`` (the 1000 sorted wnids) or a 21K label space."""
+    if name.strip().lower() in ("imagenet-1k", "imagenet1k", "1k"):
+        wnids = tuple(sorted(info.wnid for info in classes.all_classes()))
+        return ClassSet("imagenet-1k", wnids, tuple(classes.by_wnid(w).name for w in wnids))
+    from .taxonomy.imagenet21k import label_space_class_set
+
+    return label_space_class_set(name)
+
+
 @dataclass(frozen=True)
 class BuildPlan:
-    class_set: ClassSet
+    class_set: ClassSet  # the label space: labels are positions in it (label maps list it)
     units: tuple[WorkUnit, ...]
     source: Source
     counts: dict[str, dict[str, int]]  # split -> wnid -> images planned
@@ -89,10 +142,14 @@ class BuildPlan:
     refused: tuple[tuple[str, str], ...] = ()  # (member label, reason) refused by the reader or planner
     index_bytes: int = 0  # source bytes read to index (0 from a warm cache)
     splits: tuple[str, ...] = field(default=())
+    built: tuple[str, ...] | None = None  # the classes built, when fewer than the label space (sorted)
+    boxes: bool = False  # the writer writes boxes.csv
+    record: dict[str, Any] = field(default_factory=dict)  # extra sections for build.json
 
     @property
     def wnids(self) -> tuple[str, ...]:
-        return self.class_set.wnids
+        """The classes built (their folders); the label space's classes unless it is wider."""
+        return self.class_set.wnids if self.built is None else self.built
 
 
 def _unique_keys(
@@ -135,6 +192,40 @@ def _within_cap(
     return kept
 
 
+def _split_rule(config: BuildConfig, source: Source, offered: Sequence[str]) -> tuple[str, int, int] | None:
+    """How val is derived from train for a source without a val split: ("first", N, min_images) for a recipe
+    (the first N names in C-collation order), ("holdout", N, min_images) for --holdout; None otherwise."""
+    from . import recipes_21k
+
+    if config.holdout is not None and "val" in offered:
+        raise UsageError(
+            f"--holdout makes a val split for sources without one, but the {type(source).layout} source has "
+            "its own val split: drop --holdout (or build --splits train)."
+        )
+    if config.recipe:
+        chosen = recipes_21k.recipe(config.recipe)
+        count = chosen.val_per_class if config.holdout is None else config.holdout
+        return ("first", count, chosen.min_images if config.min_images is None else config.min_images)
+    if config.holdout is not None and "val" not in offered:
+        return ("holdout", config.holdout, -1 if config.min_images is None else config.min_images)
+    return None
+
+
+def _derive_val(
+    rule: tuple[str, int, int], seed: int, wnid: str, train: dict[str, SourceFile]
+) -> tuple[dict[str, SourceFile], dict[str, SourceFile]]:
+    """(train, val) of one class by the rule (key -> file each)."""
+    from . import recipes_21k
+
+    kind, count, _ = rule
+    by_name = {file.name: key for key, file in train.items()}
+    if kind == "first":
+        kept, held = recipes_21k.miil_split(by_name, count)
+    else:
+        kept, held = recipes_21k.holdout_split(by_name, count, seed, wnid)
+    return ({by_name[n]: train[by_name[n]] for n in kept}, {by_name[n]: train[by_name[n]] for n in held})
+
+
 def make_plan(
     config: BuildConfig,
     runner: Runner | None = None,
@@ -144,27 +235,56 @@ def make_plan(
     """Index the source (cached) and decide every image's split, class, label and unit.
 
     Units follow the source's grouping (its cheapest reads) unless the ``writer`` regroups them (shards).
+    A source without a val split gets one from ``--holdout`` or a recipe (taken out of train); a recipe or
+    ``--min-images`` keeps only the classes with more images than the threshold.
     """
     source = open_source(config.source, cache_dir=cache_dir)
     offered = source.splits()
-    for split in config.splits:
+    rule = _split_rule(config, source, offered)
+    read_splits = [s for s in config.splits if not (s == "val" and rule is not None and "val" not in offered)]
+    if rule is not None and "train" not in read_splits:
+        read_splits.insert(0, "train")
+    for split in read_splits:
         if split not in offered:
             source.index(split, (), None)  # raises the source's own "missing" message
     warnings: list[str] = []
-    refused: list[tuple[str, str]] = []
-    first = "train" if "train" in config.splits else config.splits[0]
+    space = class_space(source)
+    first = "train" if "train" in read_splits else read_splits[0]
     available = set(source.classes(first))
-    if "val" in config.splits and first != "val":
+    if "val" in read_splits and first != "val":
         source.classes("val")  # labels val now: a bad devkit fails before any work
-    wnids = select_classes(config, available)
-    outside = sorted(w for w in available if not classes.is_imagenet1k(w))
-    if outside:  # not built (the label space is the 1K), but never ignored without a word
-        shown = ", ".join(outside[:10]) + (" ..." if len(outside) > 10 else "")
-        warnings.append(
-            f"{first}: {len(outside)} class(es) in the source are not ImageNet-1K classes and are not built "
-            f"({shown})."
+    # A source may name its own label space (an evaluation set of the 1K: labels stay 1K indices).
+    space_name = config.label_space or getattr(type(source), "label_space", None)
+    full_set = named_class_set(space_name) if space_name else None
+    if full_set is not None:
+        in_space = set(full_set.wnids)
+        wnids = select_classes(config, available, space)
+        if not (config.subset or config.classes or config.under):
+            wnids = tuple(w for w in wnids if w in in_space)
+        outside = [w for w in wnids if w not in in_space]
+        if outside:
+            raise UsageError(
+                f"{len(outside)} chosen classes are not in the label space {full_set.name} "
+                f"({', '.join(outside[:5])}): choose classes inside it, or another --label-space."
+            )
+        unused = len(full_set) - len(wnids)
+        if unused:
+            warnings.append(
+                f"{unused} of the {len(full_set)} classes of the label space {full_set.name} are not built; "
+                "their labels stay unused."
+            )
+    else:
+        wnids = select_classes(config, available, space)
+        outside = (
+            sorted(w for w in available if not classes.is_imagenet1k(w)) if space == "imagenet-1k" else []
         )
-    if config.under:
+        if outside:  # not built (the label space is the 1K), but never ignored without a word
+            shown = ", ".join(outside[:10]) + (" ..." if len(outside) > 10 else "")
+            warnings.append(
+                f"{first}: {len(outside)} class(es) in the source are not ImageNet-1K classes and are not built "
+                f"({shown})."
+            )
+    if config.under and space == "imagenet-1k":
         from .taxonomy import synsets
 
         absent = len(synsets.imagenet_leaves(config.under)) - len(wnids)
@@ -173,28 +293,78 @@ def make_plan(
                 f"{absent} of the ImageNet-1K classes under '{config.under}' are not in the source archives; "
                 f"building the {len(wnids)} that are."
             )
-    class_set = ClassSet("imagenet-1k", wnids, tuple(classes.by_wnid(w).name for w in wnids))
-    label_of = class_set.index_of()
     per_class = {"train": config.train_per_class, "val": config.val_per_class}
     where = {"train": "the archive", "val": "the validation archive"}
+
+    # Index the splits the source holds; then derive val (a recipe / --holdout) and drop small classes.
+    index_bytes = 0
+    split_warnings: dict[str, list[str]] = {}
+    split_refused: dict[str, list[tuple[str, str]]] = {}
+    files: dict[str, dict[str, dict[str, SourceFile]]] = {}
+    for split in read_splits:
+        index = source.index(split, wnids, runner)
+        index_bytes += index.bytes_read
+        split_warnings[split] = list(index.warnings)
+        split_refused[split] = list(index.refused)
+        files[split] = {
+            wnid: _unique_keys(
+                source,
+                split,
+                wnid,
+                _within_cap(
+                    source,
+                    split,
+                    wnid,
+                    index.files.get(wnid, ()),
+                    config.max_member_size,
+                    split_refused[split],
+                ),
+                split_refused[split],
+            )
+            for wnid in wnids
+        }
+    min_images = config.min_images if rule is None else rule[2]
+    if min_images is not None and min_images >= 0:
+        from .recipes_21k import keep_class
+
+        sizes = {wnid: sum(len(files[split][wnid]) for split in read_splits) for wnid in wnids}
+        kept = tuple(wnid for wnid in wnids if keep_class(sizes[wnid], min_images))
+        if len(kept) < len(wnids):
+            warnings.append(
+                f"{len(wnids) - len(kept)} of the {len(wnids)} classes have {min_images} images or fewer and are "
+                "left out."
+            )
+        wnids = kept
+    if rule is not None and "val" not in offered:
+        where["val"] = f"the train split ({rule[0]} {rule[1]} per class)"
+        files["val"], split_warnings["val"], split_refused["val"] = {}, [], []
+        for wnid in wnids:
+            files["train"][wnid], files["val"][wnid] = _derive_val(
+                rule, config.seed, wnid, files["train"][wnid]
+            )
+    if full_set is not None:
+        class_set, built = full_set, (wnids if wnids != full_set.wnids else None)
+    elif space == "imagenet-1k":
+        class_set, built = ClassSet("imagenet-1k", wnids, tuple(classes.by_wnid(w).name for w in wnids)), None
+    else:
+        from .taxonomy.imagenet21k import class_set_21k
+
+        class_set, built = class_set_21k(wnids, name=space), None
+    label_of = class_set.index_of()
+    annotate = _annotator(config, source, class_set, wnids)
 
     units: list[WorkUnit] = []
     counts: dict[str, dict[str, int]] = {}
     available_counts: dict[str, int] = {}
-    index_bytes = 0
+    refused: list[tuple[str, str]] = []
     for split in config.splits:
-        index = source.index(split, wnids, runner)
-        index_bytes += index.bytes_read
-        warnings.extend(index.warnings)
-        refused.extend(index.refused)
+        warnings.extend(split_warnings[split])
+        refused.extend(split_refused[split])
         samples: list[Sample] = []
         counts[split] = {}
         available_counts[split] = 0
         for wnid in wnids:
-            files = _within_cap(
-                source, split, wnid, index.files.get(wnid, ()), config.max_member_size, refused
-            )
-            by_key = _unique_keys(source, split, wnid, files, refused)
+            by_key = files[split][wnid]
             available_counts[split] += len(by_key)
             chosen = choose(by_key, per_class.get(split), config.seed, split, wnid)
             counts[split][wnid] = len(chosen)
@@ -203,7 +373,8 @@ def make_plan(
             label = label_of[wnid]
             for key in chosen:
                 file = by_key[key]
-                samples.append(Sample(split, key, wnid, label, file.name, file.location))
+                sample = Sample(split, key, wnid, label, file.name, file.location)
+                samples.append(annotate(sample) if annotate is not None else sample)
         layout = type(source).layout
         groups = source.group(split, samples)
         if writer is not None:
@@ -211,6 +382,23 @@ def make_plan(
         for unit_id, unit_samples in groups:
             units.append(WorkUnit(split, unit_id, layout, unit_samples, config.max_member_size))
 
+    record: dict[str, Any] = {}
+    if config.recipe:
+        from dataclasses import asdict
+
+        from .recipes_21k import PUBLISHED, release_of
+
+        names = " ".join([config.source.name, *(r.path.name for r in source.records())])
+        release = release_of(names)
+        record["recipe"] = {
+            "name": config.recipe,
+            "release": release,
+            "published": asdict(PUBLISHED[release]) if release else None,
+            "min_images": rule[2] if rule else None,
+            "val_per_class": rule[1] if rule else None,
+        }
+    if annotate is not None and getattr(annotate, "record", None):
+        record.update(annotate.record)
     return BuildPlan(
         class_set=class_set,
         units=tuple(units),
@@ -221,4 +409,16 @@ def make_plan(
         refused=tuple(refused),
         index_bytes=index_bytes,
         splits=tuple(config.splits),
+        built=built,
+        boxes=config.boxes,
+        record=record,
     )
+
+
+def _annotator(config: BuildConfig, source: Source, class_set: ClassSet, wnids: Sequence[str]) -> Any:
+    """A function adding boxes (``--boxes``) and ReaL labels (``--real-labels``) to samples, or None."""
+    if not (config.boxes or config.real_labels):
+        return None
+    from .annotations import Annotator
+
+    return Annotator.make(config, source, class_set, wnids)

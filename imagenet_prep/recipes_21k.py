@@ -57,9 +57,9 @@ PUBLISHED = {
 }
 
 
-def keep_class(count: int) -> bool:
+def keep_class(count: int, min_images: int = MIIL_MIN_IMAGES) -> bool:
     """MIIL keeps a class with more than 500 images (500 -> False, 501 -> True)."""
-    return count > MIIL_MIN_IMAGES
+    return count > min_images
 
 
 def c_sort_key(name: str) -> bytes:
@@ -72,12 +72,14 @@ def c_sorted(file_names: Iterable[str]) -> list[str]:
     return sorted(file_names, key=c_sort_key)
 
 
-def miil_split(file_names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def miil_split(
+    file_names: Iterable[str], val_per_class: int = MIIL_VAL_PER_CLASS
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(train, val) of one class: val = the first 50 names in C-collation order, train = the rest (both in
     that order). Names are base names; a repeated name is a UsageError (a class folder cannot hold it twice)."""
     ordered = c_sorted(file_names)
     _refuse_repeats(ordered)
-    return tuple(ordered[MIIL_VAL_PER_CLASS:]), tuple(ordered[:MIIL_VAL_PER_CLASS])
+    return tuple(ordered[val_per_class:]), tuple(ordered[:val_per_class])
 
 
 def _refuse_repeats(ordered: list[str]) -> None:
@@ -123,6 +125,53 @@ def miil_summary(class_counts: Mapping[str, int]) -> dict[str, int]:
     kept = [count for count in class_counts.values() if keep_class(count)]
     val = sum(min(count, MIIL_VAL_PER_CLASS) for count in kept)
     return {"classes": len(kept), "train": sum(kept) - val, "val": val}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A published processing recipe as build defaults: classes with more than ``min_images`` images, val =
+    the first ``val_per_class`` names per class in C-collation order (``config`` keys override both)."""
+
+    name: str
+    min_images: int
+    val_per_class: int
+
+
+# The image options are the config file's (configs/imagenet21k-p.yaml: resize squish, size 224).
+RECIPES = {"imagenet21k-p": Recipe("imagenet21k-p", MIIL_MIN_IMAGES, MIIL_VAL_PER_CLASS)}
+
+
+def recipe(name: str) -> Recipe:
+    found = RECIPES.get(name.strip().lower())
+    if found is None:
+        raise UsageError(f"Unknown recipe '{name}': use one of {', '.join(RECIPES)}.")
+    return found
+
+
+def release_of(source_name: str) -> str | None:
+    """The 21K release a source is (``fall11``/``winter21``) from its archive or folder name; None if unknown."""
+    lowered = source_name.lower()
+    found = [release for release in PUBLISHED if release in lowered]
+    return found[0] if len(found) == 1 else None
+
+
+def published_notes(record: Mapping) -> list[str]:
+    """Lines comparing a build record's counts (build.json) with the published counts of its recipe's
+    release; [] when the build followed no recipe or its release is unknown."""
+    section = record.get("recipe") if isinstance(record, Mapping) else None
+    if not isinstance(section, Mapping) or not section.get("release"):
+        return []
+    counts = record.get("counts", {})
+    summary = {"classes": len(record.get("classes", ()))}
+    for split in ("train", "val"):
+        if split in counts:
+            summary[split] = int(counts[split].get("images", 0))
+    release = str(section["release"])
+    differences = compare_with_published(release, summary)
+    name = section.get("name", "recipe")
+    if not differences:
+        return [f"{name}: the counts equal the published {release} counts."]
+    return [f"{name} vs published {release}: {d.describe()}" for d in differences]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ class ByteLocation:
 DEFAULT_MAX_MEMBER_SIZE = 64 << 20
 
 
+#: A bounding box in pixel coordinates: (wnid, xmin, ymin, xmax, ymax).
+Box = tuple[str, float, float, float, float]
+
+
 @dataclass(frozen=True, slots=True)
 class SourceFile:
     """An image a source holds, before any selection: its name in the source, its canonical key (the stem of
@@ -60,6 +64,13 @@ class Sample:
     label: int
     name: str
     location: ByteLocation
+    # Optional per-image annotations, empty for most builds (neither changes a unit's fingerprint when empty):
+    # ``boxes``: bounding boxes in SOURCE pixels, ``(wnid, xmin, ymin, xmax, ymax)``, with ``boxes_size`` the
+    # image size they refer to (an annotation's declared size; None = the decoded size); the worker maps them
+    # into output pixels. ``extra``: extra manifest columns ``(column, value)`` decided by the plan.
+    boxes: tuple[Box, ...] = ()
+    boxes_size: tuple[int, int] | None = None
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,8 @@ class WorkUnit:
             where = sample.location
             stem = f"{sample.split}/{sample.wnid}/{sample.key}"
             digest.update(f"{sample.name}|{where.offset}|{where.size}|{stem}\n".encode())
+            if sample.boxes or sample.extra:  # annotations only; samples without them hash as before
+                digest.update(f"{sample.boxes!r}|{sample.boxes_size!r}|{sample.extra!r}\n".encode())
         return digest.hexdigest()[:16]
 
 
@@ -97,6 +110,9 @@ class ManifestRow:
     wnid: str
     width: int
     height: int
+    # Optional: extra manifest columns (from the sample) and the image's boxes in OUTPUT pixels.
+    extra: tuple[tuple[str, str], ...] = ()
+    boxes: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +134,8 @@ class UnitResult:
     repaired: tuple[ImageIssue, ...]
     bytes_read: int
     seconds: float
+    # Named counts a unit adds to build.json (e.g. boxes kept/clipped/dropped); summed over units.
+    counters: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

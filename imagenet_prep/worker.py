@@ -7,8 +7,9 @@ bytes read included. Nothing here depends on which executor runs it.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .build.state import disk_full, write_marker
 from .errors import ArchiveError, BuildError
@@ -36,6 +37,7 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
     rows: list[ManifestRow] = []
     skipped: list[ImageIssue] = []
     repaired: list[ImageIssue] = []
+    counters: Counter[str] = Counter()
     try:
         try:
             for sample, data in reader:
@@ -44,7 +46,16 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
                 if isinstance(result, ImageFailure):
                     skipped.append(ImageIssue(file_label, result.reason))
                 else:
-                    rows.append(unit_writer.add(sample, result))
+                    if sample.boxes or sample.extra:
+                        # Annotations: boxes reach the writer in OUTPUT pixels; the row carries them and extras.
+                        from .annotations import to_output
+
+                        size = (result.source_width, result.source_height)
+                        sample = to_output(sample, *size, job.image, counters)
+                        row = unit_writer.add(sample, result)
+                        rows.append(replace(row, extra=sample.extra, boxes=sample.boxes))
+                    else:
+                        rows.append(unit_writer.add(sample, result))
                     if result.repairs:
                         repaired.append(ImageIssue(file_label, ", ".join(result.repairs)))
                 if tick is not None:
@@ -69,6 +80,7 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
         tuple(repaired),
         reader.bytes_read,
         time.perf_counter() - started,
+        tuple(sorted(counters.items())),
     )
     write_marker(job.out, unit, unit_result)
     return unit_result

@@ -177,6 +177,15 @@ def _finish(
     skipped = tuple(issue for result in ordered for issue in result.skipped) + refused
     repaired = tuple(issue for result in ordered for issue in result.repaired)
     images_written = sum(len(result.rows) for result in ordered)
+    extra = {key: dict(value) if isinstance(value, dict) else value for key, value in plan.record.items()}
+    counters: dict[str, int] = {}
+    for result in ordered:
+        for name, count in result.counters:
+            counters[name] = counters.get(name, 0) + count
+    if plan.boxes:
+        extra.setdefault("boxes", {}).update(
+            {name[len("boxes_") :] if name.startswith("boxes_") else name: n for name, n in counters.items()}
+        )
     seconds = time.perf_counter() - started
     write_build_record(
         out,
@@ -194,6 +203,7 @@ def _finish(
         units={"total": len(plan.units), "resumed": resumed},
         bytes_read={"index": plan.index_bytes, "images": sum(result.bytes_read for result in ordered)},
         timings={**timings, "total": seconds},
+        extra=extra,
     )
     prune_created(out)  # last: build.json is a managed entry too
     return BuildResult(

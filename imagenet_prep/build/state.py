@@ -63,11 +63,12 @@ def write_marker(out: Path | str, unit: WorkUnit, result: UnitResult) -> None:
     payload = {
         "unit": unit.unit_id,
         "fingerprint": unit.fingerprint,
-        "rows": [asdict(row) for row in result.rows],
+        "rows": [{k: v for k, v in asdict(row).items() if v != ()} for row in result.rows],
         "skipped": [asdict(issue) for issue in result.skipped],
         "repaired": [asdict(issue) for issue in result.repaired],
         "bytes_read": result.bytes_read,
         "seconds": result.seconds,
+        **({"counters": [list(c) for c in result.counters]} if result.counters else {}),
     }
     try:
         write_text_atomic(marker_path(out, unit.unit_id), json.dumps(payload, separators=(",", ":")))
@@ -88,12 +89,20 @@ def read_marker(out: Path, unit: WorkUnit) -> UnitResult | None:
     return UnitResult(
         unit.split,
         unit.unit_id,
-        tuple(ManifestRow(**row) for row in payload["rows"]),
+        tuple(_row(row) for row in payload["rows"]),
         tuple(ImageIssue(**issue) for issue in payload["skipped"]),
         tuple(ImageIssue(**issue) for issue in payload["repaired"]),
         int(payload.get("bytes_read", 0)),
         float(payload.get("seconds", 0.0)),
+        tuple((str(name), int(count)) for name, count in payload.get("counters", ())),
     )
+
+
+def _row(fields: dict) -> ManifestRow:
+    """A manifest row from its JSON (lists back to the record's tuples)."""
+    extra = tuple((str(k), str(v)) for k, v in fields.pop("extra", ()))
+    boxes = tuple((str(b[0]), *map(float, b[1:])) for b in fields.pop("boxes", ()))
+    return ManifestRow(**fields, extra=extra, boxes=boxes)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------- lock

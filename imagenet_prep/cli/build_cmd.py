@@ -79,6 +79,12 @@ def build_command(
     shuffle_seed: opt.ShuffleSeed = None,
     verify: opt.Verify = None,
     max_member_size: opt.MaxMemberSize = None,
+    label_space: opt.LabelSpace = None,
+    holdout: opt.Holdout = None,
+    recipe: opt.Recipe = None,
+    min_images: opt.MinImages = None,
+    real_labels: opt.RealLabels = None,
+    boxes: opt.Boxes = None,
     quiet: opt.Quiet = False,
 ) -> None:
     # Every parameter but config/quiet is a config key: pass them on by name (declared once, in cli/options.py).
@@ -146,6 +152,7 @@ def check_command(
     from ..outputs import check_output
 
     report = check_output(out, decode=decode)
+    notes = _published_notes(out)
     if as_json:
         typer.echo(
             json.dumps(
@@ -154,6 +161,7 @@ def check_command(
                     "checked": report.checked,
                     "problems": report.problem_count,
                     "examples": list(report.problems),
+                    "notes": notes,
                 },
                 indent=2,
             )
@@ -161,10 +169,23 @@ def check_command(
     else:
         for problem in report.problems:
             typer.echo(f"problem: {problem}", err=True)
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
         status = "OK" if report.ok else f"{report.problem_count} problems"
         typer.echo(f"Checked {report.checked:,} images in {out}: {status}.")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _published_notes(out: Path) -> list[str]:
+    """How a recipe build's counts compare with the published ones (from its build.json); [] otherwise."""
+    from ..recipes_21k import published_notes
+
+    try:
+        record = json.loads((Path(out) / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return published_notes(record)
 
 
 def register(app: typer.Typer) -> None:

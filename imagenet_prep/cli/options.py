@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-RESIZE_MODES = "none, shorter, longer, square, center-crop"
+RESIZE_MODES = "none, shorter, longer, square, center-crop, squish"
 FORMATS = "jpeg, png, webp, original"
 
 # ---------------------------------------------------------------------------------------------- common
@@ -76,4 +76,23 @@ MaxMemberSize = Annotated[
         "--max-member-size",
         help="Refuse archive members larger than this (bytes, or 64MiB / 512K; default 64MiB, at most 1GiB).",
     ),
+]
+# ------------------------------------------------------------------------------------ beyond ImageNet-1K
+LabelSpace = Annotated[
+    str | None,
+    typer.Option(
+        help="Label space (labels = positions in it): imagenet-1k, imagenet22k, imagenet12k, imagenet21k-p, "
+        "imagenet21k-p-w21, imagenet22k-ms, goog."
+    ),
+]
+Holdout = Annotated[
+    int | None, typer.Option(help="Val = N images per class held out of train (seeded; sources without val).")
+]
+Recipe = Annotated[str | None, typer.Option(help="Published recipe: imagenet21k-p (MIIL ImageNet-21K-P).")]
+MinImages = Annotated[int | None, typer.Option(help="Keep only classes with more than N images.")]
+RealLabels = Annotated[
+    bool | None, typer.Option("--real-labels", help="val.csv gains a real_labels column (ReaL labels).")
+]
+Boxes = Annotated[
+    bool | None, typer.Option("--boxes", help="Write boxes.csv from the ILSVRC2012 bounding-box archives.")
 ]

@@ -22,6 +22,10 @@ def target_size(width: int, height: int, options: ImageOptions) -> tuple[int, in
     if mode is ResizeMode.NONE:
         return None
     assert size is not None  # validated by ImageOptions
+    if mode is ResizeMode.SQUISH:
+        if max(width, height) < size and not options.upscale:
+            return None
+        return None if (width, height) == (size, size) else (size, size)
     if mode is ResizeMode.SHORTER or mode is ResizeMode.LONGER:
         short, long_ = min(width, height), max(width, height)
         ref = short if mode is ResizeMode.SHORTER else long_

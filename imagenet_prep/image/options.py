@@ -17,6 +17,9 @@ class ResizeMode(str, Enum):
     LONGER = "longer"
     SQUARE = "square"
     CENTER_CROP = "center-crop"
+    # MIIL's ImageNet-21K-P resize: squash to size x size, an image with max(w, h) < size kept as it is
+    # (with upscale: always size x size).
+    SQUISH = "squish"
 
 
 class OutputFormat(str, Enum):

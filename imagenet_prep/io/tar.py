@@ -162,13 +162,14 @@ def _type_problem(info: tarfile.TarInfo) -> str | None:
 
 
 def scan_tar(
-    source: ByteSource, start: int, length: int, label: str, *, tolerate_cut_last: bool
+    source: ByteSource, start: int, length: int, label: str, *, tolerate_cut_last: bool, flat: bool = True
 ) -> tuple[list[TarMember], list[tuple[str, str]]]:
     """Regular members of the tar at [start, start+length) with absolute data offsets, plus refusals.
 
     Raises ArchiveError for a non-tar, or a tar cut or garbled inside a header. A member whose data runs past
     the end is refused; then the whole tar is an error unless ``tolerate_cut_last`` (a class tar: its other
-    images are still good data).
+    images are still good data). ``flat=False`` accepts member names with folders (safe relative paths) and
+    passes over folder entries silently (a tree such as ``imagenet-a/<wnid>/<name>.jpg``).
     """
     head = source.read_at(start, min(length, 2))
     if head == b"\x1f\x8b":
@@ -201,7 +202,9 @@ def scan_tar(
                     f"{label} is truncated: its last member {name} is cut short "
                     f"({info.offset_data + info.size - length} bytes missing); {FIX_HINT}."
                 )
-            problem = _name_problem(name, flat=True) or _type_problem(info)
+            if not flat and info.isdir():
+                continue
+            problem = _name_problem(name, flat=flat) or _type_problem(info)
             if problem is None and name in names:
                 problem = "duplicate name"
             if problem is None:

@@ -191,6 +191,8 @@ class TrainArchive(_IndexedArchive):
 
     _KIND = "train"
     _EXPECTED = "ILSVRC2012_img_train.tar"
+    _LABEL = "The train archive"
+    _WHAT = "The train archive is a tar of 1000 class tars."
 
     def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> None:
         super().__init__(path, cache_dir)
@@ -234,7 +236,7 @@ class TrainArchive(_IndexedArchive):
         return dict(self._classes)
 
     def _index_outer(self) -> tuple[dict[str, ClassTar], list[tuple[str, str]]]:
-        label = f"The train archive {self.path}"
+        label = f"{self._LABEL} {self.path}"
         members, refused = scan_tar(self.source, 0, self.source.size, label, tolerate_cut_last=False)
         classes: dict[str, ClassTar] = {}
         for m in members:
@@ -245,7 +247,7 @@ class TrainArchive(_IndexedArchive):
         if not classes:
             raise ArchiveError(
                 f"{self.path} holds no <wnid>.tar class tars ({len(members)} other members): is it "
-                f"{self._EXPECTED}? The train archive is a tar of 1000 class tars."
+                f"{self._EXPECTED}? {self._WHAT}"
             )
         return classes, refused
 
@@ -317,6 +319,15 @@ class TrainArchive(_IndexedArchive):
             "members": packed,
         }
         return self._write_cache(payload)
+
+
+class Fall11Archive(TrainArchive):
+    """``fall11_whole.tar`` (ImageNet-21K): the same layout as the ILSVRC train tar, with 21,841 class tars."""
+
+    _KIND = "fall11"
+    _EXPECTED = "fall11_whole.tar"
+    _LABEL = "The ImageNet-21K archive"
+    _WHAT = "fall11_whole.tar is a tar of 21,841 <wnid>.tar class tars."
 
 
 class ValArchive(_IndexedArchive):

@@ -16,7 +16,7 @@ from ..io.atomic import write_bytes_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from . import labels
 from .base import CheckReport, Groups
-from .manifest import write_manifest
+from .manifest import write_boxes_csv, write_manifest
 
 if TYPE_CHECKING:
     from ..plan import BuildPlan
@@ -55,19 +55,21 @@ class ImageFolderWriter:
         return sorted({f"{sample.split}/{sample.wnid}" for unit in units for sample in unit.samples})
 
     def managed_entries(self, out: Path) -> list[Path]:
-        names = ("train", "val", *labels.LABEL_FILES, "train.csv", "val.csv", "build.json")
+        names = ("train", "val", *labels.LABEL_FILES, "train.csv", "val.csv", "build.json", "boxes.csv")
         return [out / name for name in names]
 
     def open_unit(self, out: str, unit: WorkUnit) -> ImageFolderUnit:
         return ImageFolderUnit(out)
 
     def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
-        labels.write_label_maps(out, plan.wnids)
+        labels.write_class_set_maps(out, plan.class_set)
         rows_by_split: dict[str, list[ManifestRow]] = {split: [] for split in plan.splits}
         for result in results:
             rows_by_split[result.split].extend(result.rows)
         for split, rows in rows_by_split.items():
             write_manifest(out / f"{split}.csv", rows)
+        if plan.boxes:
+            write_boxes_csv(out / "boxes.csv", [row for rows in rows_by_split.values() for row in rows])
 
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport:
         from .imagefolder_check import check_tree

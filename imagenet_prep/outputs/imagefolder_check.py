@@ -37,7 +37,9 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
     problems = _Problems()
     wnids = labels_file.read_text().split()
     label_of = {wnid: i for i, wnid in enumerate(wnids)}
-    if wnids != sorted(set(wnids)):
+    built = _built_classes(out, wnids)
+    if len(wnids) != len(set(wnids)) or (built == wnids and wnids != sorted(wnids)):
+        # A named label space keeps its own order (build.json lists the classes built, a part of it).
         problems.add("labels.txt is not sorted and unique")
     _check_label_maps(out, wnids, problems)
 
@@ -79,7 +81,7 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
                     progress(1)
         if split_dir.is_dir():
             class_dirs = sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir())
-            if class_dirs != wnids:
+            if class_dirs != sorted(built):
                 problems.add(f"{split}/ class folders do not match labels.txt")
             for wnid in class_dirs:
                 for entry in os.scandir(split_dir / wnid):
@@ -87,6 +89,16 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
                     if rel not in listed:
                         problems.add(f"{rel}: not in {split}.csv")
     return CheckReport(checked, tuple(problems.items), problems.count)
+
+
+def _built_classes(out: Path, wnids: list[str]) -> list[str]:
+    """The classes built: build.json's list (a part of labels.txt when the build used a wider label space)."""
+    try:
+        record = json.loads((out / "build.json").read_text(encoding="utf-8"))
+        built = [str(w) for w in record["classes"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return wnids
+    return built if set(built) <= set(wnids) else wnids
 
 
 def _check_label_maps(out: Path, wnids: list[str], problems: _Problems) -> None:

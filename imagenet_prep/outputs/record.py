@@ -69,6 +69,7 @@ def write_build_record(
     units: Mapping[str, int],
     bytes_read: Mapping[str, int],
     timings: Mapping[str, float],
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     record = {
         "tool": "imagenet-prep",
@@ -91,5 +92,6 @@ def write_build_record(
         # Source bytes read: by the index (headers; 0 from a warm index cache) and by the units (images).
         "bytes_read": dict(bytes_read),
         "timings": {key: round(value, 3) for key, value in timings.items()},
+        **(extra or {}),  # sections of optional features (a recipe, boxes), only when used
     }
     write_text_atomic(out / "build.json", json.dumps(record, indent=2) + "\n")

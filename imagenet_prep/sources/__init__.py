@@ -11,11 +11,16 @@ from typing import Any
 
 from ..errors import InputError, UsageError
 from .base import FolderProbe, Source, SourceRecord, SplitIndex
+from .evalsets import EVAL_SOURCES
 from .ilsvrc import IlsvrcSource
+from .imagenet21k import ClassTarFolderSource, Fall11Source
 
 #: layout name -> Source class (each has ``layout``, ``needs``, ``detect(probe)`` and the Source protocol).
 SOURCES: dict[str, Any] = {
     IlsvrcSource.layout: IlsvrcSource,
+    Fall11Source.layout: Fall11Source,
+    ClassTarFolderSource.layout: ClassTarFolderSource,
+    **{cls.layout: cls for cls in EVAL_SOURCES},
 }
 
 __all__ = ["SOURCES", "FolderProbe", "Source", "SourceRecord", "SplitIndex", "open_source", "source_class"]

@@ -1,0 +1,235 @@
+"""ImageNet-21K sources: ``fall11_whole.tar`` and a folder of per-class tars.
+
+- ``fall11``: ``fall11_whole.tar``, a tar of 21,841 ``<wnid>.tar`` class tars: indexed by its headers (cached
+  beside the archive, like the ILSVRC train tar: :class:`~imagenet_prep.io.tar_index.Fall11Archive`); a worker
+  reads each image with one positioned read.
+- ``class-tars``: a folder of ``<wnid>.tar`` files (the extracted ``winter21_whole.tar.gz``, per-class tars
+  downloaded one by one, or an extracted ILSVRC train tar): each class tar indexed by its headers (cached in
+  ``class-tars.index.json`` beside them, or in the tool's cache folder, per tar by size and mtime_ns).
+
+Neither has a val split: ``--holdout N`` or a recipe (``--recipe imagenet21k-p``) takes one out of train (see
+plan.py). Their classes are 21K classes (``class_space``): a build takes every class the source holds, named by
+the bundled 21K display names; ``--label-space`` puts them in a named label space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from ..errors import InputError
+from ..fetch.catalog import TRAIN_TAR
+from ..io.atomic import write_text_atomic
+from ..io.tar import ClassTar, TarMember
+from ..io.tar_index import Fall11Archive, cache_path_candidates
+from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from .base import FolderProbe, LocationReader, Runner, SourceRecord, SplitIndex, group_by_class
+from .ilsvrc import index_class
+
+FALL11_TAR = "fall11_whole.tar"
+WINTER21_TAR_GZ = "winter21_whole.tar.gz"
+_CLASS_TAR_RE = re.compile(r"^(n\d{8})\.tar$")
+
+
+def _files(path: str, members: Sequence[TarMember]) -> tuple[SourceFile, ...]:
+    return tuple(SourceFile(m.name, Path(m.name).stem, ByteLocation(path, m.offset, m.size)) for m in members)
+
+
+def _no_val(what: str) -> InputError:
+    return InputError(
+        f"{what} has no val split: take one out of train with --holdout N (N images per class, seeded) or "
+        "--recipe imagenet21k-p (the first 50 per class), or build --splits train."
+    )
+
+
+class Fall11Source:
+    """``fall11_whole.tar`` (ImageNet-21K, fall 2011 release)."""
+
+    layout: ClassVar[str] = "fall11"
+    class_space: ClassVar[str] = "imagenet-21k"
+    needs: ClassVar[str] = FALL11_TAR
+
+    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
+        self.folder = Path(folder)
+        self.cache_dir = cache_dir
+        self.path = self.folder / FALL11_TAR
+        self._archive: Fall11Archive | None = None
+
+    @classmethod
+    def detect(cls, probe: FolderProbe) -> bool:
+        return probe.has(FALL11_TAR)
+
+    def archive(self) -> Fall11Archive:
+        if self._archive is None:
+            self._archive = Fall11Archive(self.path, cache_dir=self.cache_dir)
+        return self._archive
+
+    def splits(self) -> tuple[str, ...]:
+        return ("train",)
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        if split != "train":
+            raise _no_val(FALL11_TAR)
+        return tuple(self.archive().classes())
+
+    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        if split != "train":
+            raise _no_val(FALL11_TAR)
+        archive = self.archive()
+        read_before = archive.source.bytes_read
+        class_tars = archive.classes()
+        path = str(archive.path)
+        uncached = [wnid for wnid in wnids if not archive.has_members(wnid)]
+        inner_bytes = 0
+        if runner is not None and len(uncached) > 1:
+            outputs = runner(index_class, [(path, class_tars[wnid]) for wnid in uncached])
+            for wnid, (members, refused, nbytes) in zip(uncached, outputs, strict=True):
+                archive.add_members(wnid, members, refused)
+                inner_bytes += nbytes
+        files = {wnid: _files(path, archive.members(wnid)) for wnid in wnids}
+        archive.save()
+        refused = tuple((name, reason) for name, reason in archive.refused_for(wnids))
+        return SplitIndex(
+            "train", files, refused, bytes_read=archive.source.bytes_read - read_before + inner_bytes
+        )
+
+    def member_label(self, split: str, wnid: str, name: str) -> str:
+        return f"{wnid}.tar/{name}"
+
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+        return group_by_class(split, samples)  # a class's images are contiguous in its class tar
+
+    def records(self) -> list[SourceRecord]:
+        return [SourceRecord(self.path, "train")]
+
+    def close(self) -> None:
+        if self._archive is not None:
+            self._archive.close()
+
+    @classmethod
+    def open_unit(cls, unit: WorkUnit) -> LocationReader:
+        return LocationReader(unit)
+
+
+class ClassTarFolderSource:
+    """A folder of ``<wnid>.tar`` class tars (e.g. ``winter21_whole/`` extracted from its .tar.gz)."""
+
+    layout: ClassVar[str] = "class-tars"
+    class_space: ClassVar[str] = "imagenet-21k"
+    needs: ClassVar[str] = "a folder of <wnid>.tar class tars (e.g. the extracted winter21_whole.tar.gz)"
+
+    CACHE_NAME = "class-tars"  # the index cache: <folder>/class-tars.index.json, or the tool's cache folder
+    CACHE_FORMAT = 1
+
+    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
+        self.folder = Path(folder)
+        self.cache_dir = cache_dir
+        self._tars: dict[str, ClassTar] | None = None
+        self._stamps: dict[str, list[int]] = {}  # wnid -> [size, mtime_ns] of its class tar
+
+    # Index cache: one file for the folder, an entry per class tar keyed by its size and mtime_ns (a changed
+    # tar is indexed again); written atomically by the parent only.
+    def _load_cache(self) -> dict[str, dict]:
+        for candidate in cache_path_candidates(self.folder / self.CACHE_NAME, self.cache_dir):
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(candidate.read_text(encoding="utf-8"))
+                if isinstance(data, dict) and data.get("format") == self.CACHE_FORMAT:
+                    return dict(data.get("tars", {}))
+        return {}
+
+    def _save_cache(self, entries: dict[str, dict]) -> None:
+        text = json.dumps({"format": self.CACHE_FORMAT, "tars": entries}, separators=(",", ":"))
+        for candidate in cache_path_candidates(self.folder / self.CACHE_NAME, self.cache_dir):
+            try:
+                if candidate.parent != self.folder:
+                    candidate.parent.mkdir(parents=True, exist_ok=True)
+                elif not os.access(self.folder, os.W_OK):
+                    continue
+                write_text_atomic(candidate, text)
+                return
+            except OSError:
+                continue
+
+    @classmethod
+    def detect(cls, probe: FolderProbe) -> bool:
+        # Not beside a whole archive: class tars extracted next to fall11_whole.tar or the ILSVRC train tar are
+        # that archive's, which is the layout to read.
+        whole = probe.has(FALL11_TAR) or probe.has(TRAIN_TAR)
+        return not whole and any(_CLASS_TAR_RE.match(name) for name in probe.names)
+
+    def class_tars(self) -> dict[str, ClassTar]:
+        """wnid -> its class tar (the whole file: offset 0), in name order."""
+        if self._tars is None:
+            found: dict[str, ClassTar] = {}
+            for name in sorted(os.listdir(self.folder)):
+                match = _CLASS_TAR_RE.match(name)
+                path = self.folder / name
+                if match and path.is_file():
+                    st = path.stat()
+                    found[match.group(1)] = ClassTar(match.group(1), name, 0, st.st_size)
+                    self._stamps[match.group(1)] = [st.st_size, st.st_mtime_ns]
+            if not found:
+                raise InputError(f"{self.folder} holds no <wnid>.tar class tars.")
+            self._tars = found
+        return self._tars
+
+    def splits(self) -> tuple[str, ...]:
+        return ("train",)
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        if split != "train":
+            raise _no_val(f"The folder of class tars {self.folder}")
+        return tuple(self.class_tars())
+
+    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        if split != "train":
+            raise _no_val(f"The folder of class tars {self.folder}")
+        tars = self.class_tars()
+        cache = self._load_cache()
+        known = {w: cache[w] for w in wnids if w in cache and cache[w].get("stamp") == self._stamps[w]}
+        todo = [w for w in wnids if w not in known]
+        arguments = [(str(self.folder / tars[wnid].name), tars[wnid]) for wnid in todo]
+        if runner is not None and len(arguments) > 1:
+            outputs = runner(index_class, arguments)
+        else:
+            outputs = [index_class(*argument) for argument in arguments]
+        total = 0
+        for wnid, (members, rejected, nbytes) in zip(todo, outputs, strict=True):
+            known[wnid] = cache[wnid] = {
+                "stamp": self._stamps[wnid],
+                "names": [m.name for m in members],
+                "offsets": [m.offset for m in members],
+                "sizes": [m.size for m in members],
+                "refused": [list(r) for r in rejected],
+            }
+            total += nbytes
+        if todo:
+            self._save_cache(cache)
+        files: dict[str, tuple[SourceFile, ...]] = {}
+        refused: list[tuple[str, str]] = []
+        for wnid in wnids:
+            entry = known[wnid]
+            members = tuple(map(TarMember, entry["names"], entry["offsets"], entry["sizes"]))
+            files[wnid] = _files(str(self.folder / tars[wnid].name), members)
+            refused.extend((f"{wnid}.tar/{name}", reason) for name, reason in entry["refused"])
+        return SplitIndex("train", files, tuple(refused), bytes_read=total)
+
+    def member_label(self, split: str, wnid: str, name: str) -> str:
+        return f"{wnid}.tar/{name}"
+
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+        return group_by_class(split, samples)
+
+    def records(self) -> list[SourceRecord]:
+        return [
+            SourceRecord(self.folder, "train")
+        ]  # the folder: hashing thousands of class tars is `verify`'s job
+
+    @classmethod
+    def open_unit(cls, unit: WorkUnit) -> LocationReader:
+        return LocationReader(unit)
