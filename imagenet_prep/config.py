@@ -2,16 +2,25 @@
 
 YAML keys are the long CLI option names (``train-per-class`` or ``train_per_class``); CLI flags override the
 file. Every error names the bad key or value and lists what is valid.
+
+A config file is untrusted input: it must be a regular file of at most ``MAX_CONFIG_BYTES`` (``/dev/zero`` or a
+FIFO is refused before a byte is read), YAML anchors and aliases are refused (an alias bomb would otherwise
+expand to gigabytes), nesting is limited to ``MAX_CONFIG_DEPTH``, and every value is type-checked: booleans are
+real YAML booleans (``"false"`` in quotes is a string, not false), numbers are finite whole numbers in range,
+paths and names are strings, and ``splits``/``classes`` are lists of strings or comma-separated strings.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +29,10 @@ from .image import ImageOptions, OutputFormat, ResampleFilter, ResizeMode, Resiz
 from .records import DEFAULT_MAX_MEMBER_SIZE
 
 SPLITS = ("train", "val")
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the example configs are a few hundred bytes
+MAX_CONFIG_DEPTH = 8  # a config is a flat mapping of scalars and short lists
+MAX_WORKERS = 1024
+_SEED_LIMIT = 2**63
 
 
 @dataclass(frozen=True)
@@ -197,35 +210,148 @@ _TOP_KEYS = {f.name for f in fields(BuildConfig) if f.name != "image"}
 VALID_KEYS = tuple(sorted(_TOP_KEYS | _IMAGE_KEYS))
 
 
+def _name(key: str) -> str:
+    return key.replace("_", "-")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _as_list(value: Any, key: str) -> tuple[str, ...]:
     if isinstance(value, str):
         items = [part.strip() for part in value.split(",")]
-    elif isinstance(value, (list, tuple)):
-        items = [str(part).strip() for part in value]
+    elif isinstance(value, (list, tuple)) and all(isinstance(part, str) for part in value):
+        items = [part.strip() for part in value]
     else:
-        raise UsageError(f"'{key}' must be a list or a comma-separated string (got {value!r}).")
+        raise UsageError(
+            f"'{_name(key)}' must be a list of names or a comma-separated string (got {_shown(value)})."
+        )
     return tuple(item for item in items if item)
 
 
-def _int(value: Any, key: str) -> int:
+def _enum(enum_type: type[Enum], value: Any, key: str, label: str) -> Any:
+    if not isinstance(value, (str, enum_type)):
+        raise UsageError(f"'{_name(key)}' must be a string (got {_shown(value)}).")
+    return coerce_enum(enum_type, value, label)  # coerced once, here; ImageOptions takes the member as it is
+
+
+def _int(value: Any, key: str, low: int | None = None, high: int | None = None) -> int:
+    """A whole number: an int, a float with no fraction (``256.0``) or a string of digits; finite, and within
+    [low, high] when given."""
+    whole_float = isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    digits = isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,40}\s*", value) is not None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif whole_float or digits:
+        number = int(value)
+    if number is None:
+        raise UsageError(f"'{_name(key)}' must be a whole number (got {_shown(value)}).")
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise UsageError(f"'{_name(key)}' must be between {low} and {high} (got {number}).")
+    return number
+
+
+def _bool(value: Any, key: str) -> bool:
     if isinstance(value, bool):
-        raise UsageError(f"'{key}' must be a whole number (got {value!r}).")
+        return value
+    hint = " (a quoted string, not a boolean)" if isinstance(value, str) else ""
+    raise UsageError(f"'{_name(key)}' must be true or false (got {_shown(value)}{hint}).")
+
+
+def _str(value: Any, key: str) -> str:
+    """A path or a name: a string (or a path object from the CLI), never a number, list or mapping."""
+    if isinstance(value, os.PathLike):
+        return str(os.fspath(value))
+    if isinstance(value, str):
+        return value
+    raise UsageError(
+        f"'{_name(key)}' must be a string (got {_shown(value)}); put it in quotes if it is a name that looks "
+        "like a number."
+    )
+
+
+class _Refused(Exception):
+    def __init__(self, what: str, line: int) -> None:
+        super().__init__(what)
+        self.what, self.line = what, line
+
+
+def _strict_loader() -> type:
+    """yaml.SafeLoader that refuses anchors and aliases (no alias bombs) and deep nesting."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        _depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            line = event.start_mark.line + 1 if event.start_mark else 0
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise _Refused(
+                    "uses YAML anchors and aliases (&name / *name), which config files do not allow: write "
+                    "each value out",
+                    line,
+                )
+            self._depth += 1
+            if self._depth > MAX_CONFIG_DEPTH:
+                raise _Refused(f"is nested more than {MAX_CONFIG_DEPTH} levels deep", line)
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    return StrictLoader
+
+
+def _read_limited(path: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_CONFIG_BYTES; checked on the open descriptor (O_NONBLOCK:
+    opening a FIFO does not wait for a writer) before anything is read, and read with a bounded read."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"'{key}' must be a whole number (got {value!r}).") from None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise UsageError(f"Cannot read the config file {path}: {exc.strerror}.") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"The config file {path} is not a regular file; give the path of a YAML file.")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise UsageError(f"The config file {path} is larger than 1 MiB; a config is a short YAML file.")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        left = MAX_CONFIG_BYTES + 1
+        while left > 0 and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise UsageError(f"Cannot read the config file {path}: {exc.strerror}.") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise UsageError(f"The config file {path} is larger than 1 MiB; a config is a short YAML file.")
+    return data
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a YAML config file into a flat mapping with normalised keys (unknown keys are an error)."""
     import yaml
 
+    data = _read_limited(Path(path))
     try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"Cannot read the config file {path}: {exc.strerror}.") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"The config file {path} is not UTF-8 text.") from None
+    try:
+        loaded = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+    except _Refused as exc:
+        raise UsageError(f"The config file {path} {exc.what} (line {exc.line}).") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"The config file {path} is not valid YAML: {str(exc).splitlines()[0]}.") from None
+    except RecursionError:  # pragma: no cover - the depth limit comes first
+        raise UsageError(f"The config file {path} is nested too deeply.") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -253,14 +379,14 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
             raise UsageError(f"--{required} is required (on the command line or in the --config file).")
 
     image_kwargs: dict[str, Any] = {}
-    for key, enum_type, what in (
-        ("resize", ResizeMode, "resize mode"),
-        ("format", OutputFormat, "output format"),
-        ("filter", ResampleFilter, "resample filter"),
-        ("resizer", Resizer, "resizer"),
-    ):
-        if key in merged:  # coerced once, here; ImageOptions accepts the enum members as they are
-            image_kwargs[key] = coerce_enum(enum_type, merged[key], what)
+    if "resize" in merged:
+        image_kwargs["resize"] = _enum(ResizeMode, merged["resize"], "resize", "resize mode")
+    if "format" in merged:
+        image_kwargs["format"] = _enum(OutputFormat, merged["format"], "format", "format")
+    if "filter" in merged:
+        image_kwargs["filter"] = _enum(ResampleFilter, merged["filter"], "filter", "filter")
+    if "resizer" in merged:
+        image_kwargs["resizer"] = _enum(Resizer, merged["resizer"], "resizer", "resizer")
     if "size" in merged:
         image_kwargs["size"] = None if merged["size"] in (None, "none") else _int(merged["size"], "size")
     elif image_kwargs.get("resize") == ResizeMode.NONE:
@@ -269,33 +395,40 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         image_kwargs["quality"] = _int(merged["quality"], "quality")
     for flag in ("upscale", "draft"):
         if flag in merged:
-            image_kwargs[flag] = bool(merged[flag])
+            image_kwargs[flag] = _bool(merged[flag], flag)
     if "verify" in merged:
-        image_kwargs["verify"] = bool(merged["verify"])
+        image_kwargs["verify"] = _bool(merged["verify"], "verify")
     image = ImageOptions(**image_kwargs)
 
+    def optional_str(key: str) -> str | None:
+        value = merged.get(key)
+        return None if value is None else (_str(value, key) or None)
+
+    def per_class(key: str) -> int | None:
+        value = merged.get(key)
+        return None if value is None else _int(value, key, high=10**9)
+
     classes = merged.get("classes")
+    wordnet = optional_str("wordnet")
     return BuildConfig(
-        source=Path(merged["source"]).expanduser(),
-        out=Path(merged["out"]).expanduser(),
+        source=Path(_str(merged["source"], "source")).expanduser(),
+        out=Path(_str(merged["out"], "out")).expanduser(),
         splits=_as_list(merged.get("splits", ",".join(SPLITS)), "splits"),
-        subset=merged.get("subset") or None,
+        subset=optional_str("subset"),
         classes=_as_list(classes, "classes") if classes else None,
-        under=merged.get("under") or None,
-        train_per_class=None
-        if merged.get("train_per_class") is None
-        else _int(merged["train_per_class"], "n"),
-        val_per_class=None if merged.get("val_per_class") is None else _int(merged["val_per_class"], "n"),
-        seed=_int(merged.get("seed", 0), "seed"),
+        under=optional_str("under"),
+        train_per_class=per_class("train_per_class"),
+        val_per_class=per_class("val_per_class"),
+        seed=_int(merged.get("seed", 0), "seed", -_SEED_LIMIT, _SEED_LIMIT - 1),
         image=image,
-        workers=_int(merged.get("workers", 0), "workers"),
-        allow_skips=bool(merged.get("allow_skips", False)),
-        overwrite=bool(merged.get("overwrite", False)),
-        wordnet=Path(merged["wordnet"]).expanduser() if merged.get("wordnet") else None,
+        workers=_int(merged.get("workers", 0), "workers", 0, MAX_WORKERS),
+        allow_skips=_bool(merged.get("allow_skips", False), "allow_skips"),
+        overwrite=_bool(merged.get("overwrite", False), "overwrite"),
+        wordnet=Path(wordnet).expanduser() if wordnet else None,
         output=str(merged.get("output") or "imagefolder"),
         executor=str(merged.get("executor") or "local"),
         shard_size=None if merged.get("shard_size") is None else str(merged["shard_size"]),
-        shuffle=bool(merged.get("shuffle", True)),
+        shuffle=_bool(merged.get("shuffle", True), "shuffle"),
         shuffle_seed=_int(merged.get("shuffle_seed", 0), "shuffle-seed"),
         **(
             {"max_member_size": parse_size(merged["max_member_size"], "max_member_size")}
@@ -303,9 +436,11 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
             else {}
         ),
         label_space=str(merged["label_space"]) if merged.get("label_space") else None,
-        holdout=None if merged.get("holdout") is None else _int(merged["holdout"], "holdout"),
+        holdout=None if merged.get("holdout") is None else _int(merged["holdout"], "holdout", 1, 10**9),
         recipe=str(merged["recipe"]).strip().lower() if merged.get("recipe") else None,
-        min_images=None if merged.get("min_images") is None else _int(merged["min_images"], "min-images"),
-        real_labels=bool(merged.get("real_labels", False)),
-        boxes=bool(merged.get("boxes", False)),
+        min_images=None
+        if merged.get("min_images") is None
+        else _int(merged["min_images"], "min-images", 0, 10**9),
+        real_labels=_bool(merged.get("real_labels", False), "real_labels"),
+        boxes=_bool(merged.get("boxes", False), "boxes"),
     )

@@ -14,9 +14,11 @@ connection after K body bytes; with ``drop_reset`` by a TCP reset), ``stall_afte
 silent for ``stall_seconds``), ``fail_status`` (answer e.g. 503 for the first N requests), ``length_delta``
 (announce Content-Length + delta; a positive delta sends the real bytes then closes, a negative one sends only
 the announced bytes), ``corrupt_at`` (flip the byte at that offset in every reply), ``redirect_to`` (302 from
-``/data/<name>`` to that URL prefix + ``<name>``; other paths are served). A range that starts at or past the
-end gets 416 with ``Content-Range: bytes */N``. Every request is recorded (method, path, headers, status, body
-bytes sent); ``bytes_served`` totals the body bytes.
+``/data/<name>`` to that URL prefix + ``<name>``; other paths are served), ``trickle_rate`` (send the body at
+that many bytes/s, in 16-byte pieces, for at most ``trickle_seconds``, then the rest at full speed: bounded in
+time whatever the client does), ``omit_length`` (no Content-Length: the body ends when the connection
+closes). A range that starts at or past the end gets 416 with ``Content-Range: bytes */N``. Every request is
+recorded (method, path, headers, status, body bytes sent); ``bytes_served`` totals the body bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
@@ -51,6 +54,10 @@ class Faults:
     length_requests: int = 0
     corrupt_at: int | None = None
     redirect_to: str | None = None
+    trickle_rate: float | None = None
+    trickle_requests: int = 0
+    trickle_seconds: float = 5.0
+    omit_length: bool = False
 
 
 @dataclass
@@ -89,8 +96,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.seen.append(seen)
         return seen
 
-    def _send_body(self, seen: Seen, body: bytes, drop_after: int | None, stall_after: int | None) -> None:
+    def _send_body(
+        self, seen: Seen, body: bytes, drop_after: int | None, stall_after: int | None, trickle: bool = False
+    ) -> None:
         sent = 0
+        if trickle and self.state.faults.trickle_rate:
+            piece_size = 16
+            pause = piece_size / self.state.faults.trickle_rate
+            deadline = time.monotonic() + self.state.faults.trickle_seconds
+            while sent < len(body) and time.monotonic() < deadline and not self.state.stop.is_set():
+                before = seen.body_bytes
+                self._write(seen, body[sent : sent + piece_size])
+                if seen.body_bytes == before:  # the client went away
+                    return
+                sent += piece_size
+                self.state.stop.wait(pause)
+            body = body[sent:]
         for i in range(0, len(body), 64 * 1024):
             piece = body[i : i + 64 * 1024]
             for limit, action in ((drop_after, "drop"), (stall_after, "stall")):
@@ -190,7 +211,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/x-tar")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(announced))
+        if faults.omit_length:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(announced))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         for key, value in validators.items():
@@ -203,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         drop = faults.drop_after if n < faults.drop_requests else None
         stall = faults.stall_after if n < faults.stall_requests else None
-        self._send_body(seen, body, drop, stall)
+        self._send_body(seen, body, drop, stall, trickle=n < faults.trickle_requests)
 
 
 class ArchiveServer:

@@ -15,17 +15,9 @@ DEFAULT_BASE_URL = (
 
 
 def _parse_headers(values: list[str] | None) -> dict[str, str]:
-    from ..errors import UsageError
+    from ..fetch.download import parse_headers
 
-    headers: dict[str, str] = {}
-    for value in values or []:
-        name, sep, content = value.partition(":")
-        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-            raise UsageError(
-                f"--header wants 'Name: value', e.g. --header 'Authorization: Bearer TOKEN' (got {name!r})"
-            )
-        headers[name.strip()] = content.strip()
-    return headers
+    return parse_headers(values or [])
 
 
 class _Bars:
@@ -106,6 +98,24 @@ def register(app: typer.Typer) -> None:
         retries: Annotated[
             int, typer.Option("--retries", min=0, help="Retries per request (connect, 5xx).")
         ] = 5,
+        min_rate: Annotated[
+            int,
+            typer.Option(
+                "--min-rate",
+                min=0,
+                help="Minimum transfer rate in bytes/s over 30 s: a slower attempt is aborted and resumed, and "
+                "the file fails after 6 such attempts in a row. 0: no minimum.",
+            ),
+        ] = 1024,
+        max_size: Annotated[
+            int | None,
+            typer.Option(
+                "--max-size",
+                min=1,
+                help="Largest file accepted, in bytes, when no size is known for it and the server announces "
+                "none (default: stop before the disk is full).",
+            ),
+        ] = None,
     ) -> None:
         """Download ILSVRC2012 archives: resumable, MD5-verified, atomic.
 
@@ -141,6 +151,8 @@ def register(app: typer.Typer) -> None:
                 progress=bars,
                 timeout=(min(30.0, timeout), timeout),
                 retries=retries,
+                min_rate=min_rate,
+                max_size=max_size,
             )
         finally:
             bars.close()
@@ -164,9 +176,19 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+        rehash: Annotated[
+            bool,
+            typer.Option(
+                "--rehash",
+                help="Ignore the MD5 cache: read every archive again and record the fresh MD5s. The cache "
+                "trusts a file whose size and modification time are unchanged; use this after a disk "
+                "problem or when bit rot is suspected.",
+            ),
+        ] = False,
     ) -> None:
         """Check the size and MD5 of every known archive in FOLDER (MD5s are cached: a re-check is instant).
 
+        The cache is keyed by size and modification time; --rehash re-reads everything (bit rot).
         Exit 0 when all present archives match, 1 when one does not, 2 when none is present.
 
         Example: imagenet-prep verify ./ilsvrc
@@ -177,7 +199,7 @@ def register(app: typer.Typer) -> None:
 
         bars = _Bars(stacked=False)
         try:
-            results = verify(folder, checksums=checksums, progress=None if as_json else bars)
+            results = verify(folder, checksums=checksums, progress=None if as_json else bars, rehash=rehash)
         finally:
             bars.close()
         absent = missing(folder, checksums)

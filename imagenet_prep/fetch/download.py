@@ -10,20 +10,30 @@ bytes, and keeping 148 GB of known-bad data would only block the re-download's f
 
 Credentials (``auth``, ``IMAGENET_PREP_USER``/``IMAGENET_PREP_PASSWORD``, ``~/.netrc``, user headers and
 cookies) go only to the base URL's origin (scheme, host, port): a redirect elsewhere drops them all. They
-never appear in results, errors or logs.
+never appear in results, errors, logs or the ``.part.json`` sidecar (which is written 0600, without the URL's
+``user:password@``). A malformed header is refused without echoing it.
+
+Hostile surroundings: ``.part`` and ``.part.json`` are opened without following symbolic links and only as
+regular files (a link planted there could point outside ``--dest``; a FIFO would hang the run): a link or a
+special file as ``.part`` is refused with a message, the sidecar is replaced atomically. An attempt slower than
+``min_rate`` bytes/s over ``rate_window`` seconds is aborted and resumed like a dropped connection; a body
+never grows past the known size, and a body of unknown size stops at ``max_size`` or before the free space of
+``--dest`` falls under ``FREE_SPACE_RESERVE``.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
 import os
 import re
 import shutil
+import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +48,15 @@ from requests.utils import get_netrc_auth
 from urllib3.util.retry import Retry
 
 from .. import __version__
-from ..errors import ChecksumError, DownloadError, ImagenetPrepError, InputError, InsufficientSpaceError
+from ..errors import (
+    ChecksumError,
+    DownloadError,
+    ImagenetPrepError,
+    InputError,
+    InsufficientSpaceError,
+    UsageError,
+)
+from ..io.atomic import temp_path_for
 from .catalog import DEFAULT_BASE_URL, Expected, resolve
 from .verify import ProgressFactory, check_file, load_checksums, record_md5
 
@@ -47,6 +65,18 @@ USER_ENV = "IMAGENET_PREP_USER"
 PASSWORD_ENV = "IMAGENET_PREP_PASSWORD"
 RETRY_STATUSES = (500, 502, 503, 504)
 DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_MIN_RATE = (
+    1024  # bytes/s: an attempt slower than this over RATE_WINDOW seconds is aborted and resumed
+)
+RATE_WINDOW = 30.0
+FREE_SPACE_RESERVE = (
+    256 << 20
+)  # a body of unknown size stops before the free space of --dest falls under this
+_SPACE_RECHECK = 64 << 20  # ... re-checked every this many bytes (other writers share the disk)
+_SIDECAR_MAX = 64 << 10  # a .part.json is ~200 bytes; anything larger is not ours
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 FetchStatus = Literal["downloaded", "resumed", "already-verified", "present-unverified", "failed"]
 
@@ -63,6 +93,10 @@ _BODY_ERRORS = (
 
 class _Cancelled(DownloadError):
     pass
+
+
+class UnsafePartialError(InputError):
+    """A ``.part`` file that is a symbolic link, a special file or hard-linked elsewhere: refused, untouched."""
 
 
 @dataclass(frozen=True)
@@ -99,9 +133,66 @@ def human_bytes(n: int | None) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+_URL_RE = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s'\"<>]*)")
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    scheme, rest = match.group(1), match.group(2)
+    # The authority ends at the first '/'. Everything up to its *last* '@' is userinfo (urlsplit's hostname
+    # rule), so a password holding '@' is masked whole; '?' and '#' do not end it here either, since a
+    # password may hold them unencoded (masking too much is the safe side of a mistake).
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return match.group(0)
+    return f"{scheme}***@{host}{slash}{path}"
+
+
 def redact(text: str) -> str:
-    """Remove ``user:password@`` from any URL in ``text``."""
-    return re.sub(r"(//)[^/@\s]+@", r"\1***@", text)
+    """Mask the whole ``user:password@`` of every URL in ``text``, however many '@' the password holds."""
+    return _URL_RE.sub(_mask_userinfo, text)
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without ``user:password@`` (what may be stored on disk)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_HELP = (
+    "headers are 'Name: value' on one line, e.g. --header 'Authorization: Bearer TOKEN' "
+    "(the value is not shown here: it may hold a secret)"
+)
+
+
+def _bad_header_value(value: str) -> bool:
+    return any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value)
+
+
+def parse_headers(values: Iterable[str]) -> dict[str, str]:
+    """``Name: value`` strings (``--header``) into a mapping. A malformed one is a UsageError that never
+    echoes what was given (it is likely a token)."""
+    headers: dict[str, str] = {}
+    for number, text in enumerate(values, 1):
+        name, sep, value = text.partition(":")
+        name, value = name.strip(), value.strip()
+        if not sep or not _TOKEN_RE.match(name) or _bad_header_value(value):
+            raise UsageError(f"--header number {number} is malformed: {_HEADER_HELP}")
+        headers[name] = value
+    return headers
+
+
+def check_headers(headers: Mapping[str, str] | None) -> None:
+    """Refuse header names that are not HTTP tokens and values with line breaks or control characters, without
+    echoing the value (requests' own error would print it)."""
+    for number, (name, value) in enumerate((headers or {}).items(), 1):
+        if not isinstance(name, str) or not _TOKEN_RE.match(name):
+            raise UsageError(f"header number {number} has a malformed name: {_HEADER_HELP}")
+        if not isinstance(value, str) or _bad_header_value(value):
+            raise UsageError(f"the value of the header {name!r} is malformed: {_HEADER_HELP}")
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -269,8 +360,44 @@ def _status_error(status: int, url: str, filename: str) -> DownloadError:
 # ------------------------------------------------------------------------------------------ partial files
 
 
+def _open_regular(path: Path, flags: int, *, shared_ok: bool = True) -> int:
+    """``os.open`` that never follows a symbolic link and never blocks on a FIFO; only a regular file (and,
+    unless ``shared_ok``, one without other hard links) is returned, else UnsafePartialError."""
+    try:
+        fd = os.open(path, flags | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePartialError(
+                f"{path} is a symbolic link; fetch does not read or write through links (one could point "
+                "outside --dest): delete it and re-run fetch"
+            ) from None
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader, opened for writing
+            raise UnsafePartialError(
+                f"{path} is not a regular file (a FIFO?); delete it and re-run fetch"
+            ) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePartialError(
+                f"{path} is not a regular file (a FIFO, device or folder); delete it and re-run fetch"
+            )
+        if not shared_ok and st.st_nlink > 1:
+            raise UnsafePartialError(
+                f"{path} has {st.st_nlink} hard links; fetch does not write into a file that has other names "
+                "(one could be outside --dest): delete it and re-run fetch"
+            )
+        if _O_NONBLOCK:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class _Partial:
-    """``<name>.part`` with its running MD5 and the validator of the response that started it."""
+    """``<name>.part`` with its running MD5 and the validator of the response that started it. Both files are
+    opened through ``_open_regular``: never through a symbolic link, never a FIFO or device."""
 
     def __init__(self, final: Path) -> None:
         self.final = final
@@ -281,17 +408,28 @@ class _Partial:
 
     def load(self) -> int:
         """Hash a partial file an earlier run left (resume must cover every byte); returns its size."""
-        if self.path.is_file():
-            with open(self.path, "rb") as f:
-                while chunk := f.read(4 << 20):
-                    self.md5.update(chunk)
-                    self.size += len(chunk)
+        try:
+            fd = _open_regular(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return self.size
+        with os.fdopen(fd, "rb") as f:
+            while chunk := f.read(4 << 20):
+                self.md5.update(chunk)
+                self.size += len(chunk)
         return self.size
+
+    def open_append(self) -> Any:
+        """The partial file for appending (created if missing); see ``_open_regular``."""
+        fd = _open_regular(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, shared_ok=False)
+        return os.fdopen(fd, "ab")
 
     def reset(self) -> int:
         dropped = self.size
-        with open(self.path, "wb"):
-            pass
+        fd = _open_regular(self.path, os.O_WRONLY | os.O_CREAT, shared_ok=False)
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
         self.meta_path.unlink(missing_ok=True)
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
@@ -299,10 +437,14 @@ class _Partial:
 
     def validator(self, url: str) -> str | None:
         try:
-            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(meta, dict) or meta.get("url") != url:
+            fd = _open_regular(self.meta_path, os.O_RDONLY)
+            with os.fdopen(fd, "rb") as f:
+                meta = json.loads(f.read(_SIDECAR_MAX + 1).decode("utf-8"))
+        except (OSError, ValueError, ImagenetPrepError):
+            return (
+                None  # absent, damaged, a link or a FIFO: resume without a validator (the MD5 still decides)
+            )
+        if not isinstance(meta, dict) or meta.get("url") != strip_userinfo(url):
             return None
         etag = meta.get("etag")
         # If-Range needs a strong validator; a weak ETag would make a conforming server always send 200.
@@ -315,9 +457,24 @@ class _Partial:
         etag = response.headers.get("ETag")
         modified = response.headers.get("Last-Modified")
         if etag or modified:
-            self.meta_path.write_text(json.dumps({"url": url, "etag": etag, "last_modified": modified}))
+            doc = {"url": strip_userinfo(url), "etag": etag, "last_modified": modified}
+            self._write_sidecar(json.dumps(doc).encode("utf-8"))
         else:
             self.meta_path.unlink(missing_ok=True)
+
+    def _write_sidecar(self, data: bytes) -> None:
+        """Write ``.part.json`` 0600 under a temporary name, then rename it over the old one: a symbolic link
+        planted there is replaced, never followed."""
+        tmp = Path(temp_path_for(self.meta_path))
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self.meta_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def append(self, f: Any, chunk: bytes) -> None:
         f.write(chunk)
@@ -330,7 +487,7 @@ class _Partial:
 
     def commit(self) -> str:
         """fsync, give the data its final name, record its MD5 in the verify cache; returns the MD5."""
-        fd = os.open(self.path, os.O_RDONLY)
+        fd = _open_regular(self.path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
@@ -386,6 +543,9 @@ class _Options:
     cookies: Mapping[str, str] | str | None
     progress: ProgressFactory | None
     cancel: threading.Event
+    min_rate: float = DEFAULT_MIN_RATE
+    rate_window: float = RATE_WINDOW
+    max_size: int | None = None
 
 
 class _Bar:
@@ -439,6 +599,9 @@ class _HttpDownload:
         self.html = False
         self.sizes_seen: set[int] = set()
         self.space_checked = target.size is not None
+        self.slow: float | None = (
+            None  # the rate (bytes/s) of the last attempt when it was aborted as too slow
+        )
 
     def run(self) -> tuple[FetchStatus, int, str]:
         target, opts, part = self.target, self.opts, self.part
@@ -453,15 +616,22 @@ class _HttpDownload:
         with session:
             while not (target.size is not None and part.size == target.size):
                 self._check_cancel()
+                self.slow = None
                 why = self._attempt(session, private)
                 if why is None:
                     break
                 # The attempt ended early. Resume; give up after max_stalls attempts in a row without progress
-                # (progress = more bytes than ever before, so restarts that get no further count as stalls).
-                if part.size > high_water:
-                    high_water, stalls = part.size, 0
-                else:
-                    stalls += 1
+                # (progress = more bytes than ever before, so restarts that get no further count as stalls; an
+                # attempt aborted below the minimum rate counts as a stall whatever it got).
+                progressed = part.size > high_water
+                high_water = max(high_water, part.size)
+                stalls = 0 if progressed and self.slow is None else stalls + 1
+                if stalls > opts.max_stalls and self.slow is not None:
+                    raise DownloadError(
+                        f"{target.filename}: {stalls} attempts in a row stayed below the minimum rate of "
+                        f"{_human_rate(opts.min_rate)} ({why}); the server or the network is too slow: re-run "
+                        f"fetch later to resume from {part.size} bytes, or lower --min-rate"
+                    )
                 if stalls > opts.max_stalls:
                     raise DownloadError(
                         f"{target.filename}: {stalls} attempts in a row made no progress at {part.size} "
@@ -540,26 +710,78 @@ class _HttpDownload:
             self.space_checked = True
 
     def _stream(self, response: requests.Response, full: int | None) -> str | None:
-        part = self.part
+        part, opts = self.part, self.opts
         limit = self.target.size if self.target.size is not None else full
+        unknown = _UnknownSizeCap(self.target.filename, self.where, opts) if limit is None else None
+        window_start, window_bytes = time.monotonic(), 0
         try:
-            with open(part.path, "ab") as f:
+            with part.open_append() as f:
                 for chunk in _body_chunks(response):
                     self._check_cancel()
-                    part.append(f, chunk)
-                    self.received += len(chunk)
-                    self.bar(len(chunk))
-                    if limit is not None and part.size > limit:
+                    if limit is not None and part.size + len(chunk) > limit:
                         part.discard()
                         raise ChecksumError(
                             f"{self.where} sent more than the {limit} bytes of {self.target.filename}; "
                             "the partial file was deleted"
                         )
+                    if unknown is not None:
+                        unknown.check(part, len(chunk))
+                    part.append(f, chunk)
+                    self.received += len(chunk)
+                    self.bar(len(chunk))
+                    # Minimum rate, over a tumbling window: a trickle keeps the read timeout from firing.
+                    window_bytes += len(chunk)
+                    elapsed = time.monotonic() - window_start
+                    if opts.min_rate and elapsed >= opts.rate_window:
+                        rate = window_bytes / elapsed
+                        if rate < opts.min_rate:
+                            self.slow = rate
+                            return (
+                                f"{_human_rate(rate)} over the last {elapsed:.0f} s, under the minimum rate of "
+                                f"{_human_rate(opts.min_rate)}"
+                            )
+                        window_start, window_bytes = time.monotonic(), 0
         except _BODY_ERRORS as exc:
             return _describe(exc)
         if full is None or part.size == full:
             return None
         return f"the body ended at {part.size} of {full} bytes"
+
+
+def _human_rate(rate: float) -> str:
+    return f"{human_bytes(int(rate))}/s"
+
+
+class _UnknownSizeCap:
+    """The limit for a body whose size nobody announced or knows: ``max_size``, and the free space of the
+    destination minus FREE_SPACE_RESERVE (re-read every _SPACE_RECHECK bytes: other downloads share it)."""
+
+    def __init__(self, filename: str, where: str, opts: _Options) -> None:
+        self.filename, self.where, self.opts = filename, where, opts
+        self.next_space_check = 0
+        self.space_limit = 0
+
+    def check(self, part: _Partial, incoming: int) -> None:
+        new_size = part.size + incoming
+        max_size = self.opts.max_size
+        if max_size is not None and new_size > max_size:
+            part.discard()
+            raise DownloadError(
+                f"{self.filename}: {self.where} sent more than {human_bytes(max_size)}, the maximum size for a "
+                "file whose size is not known (the server announced none); the partial file was deleted; "
+                "raise --max-size if the file really is that large"
+            )
+        if new_size > self.next_space_check:
+            free = shutil.disk_usage(self.opts.dest).free
+            self.space_limit = part.size + free - FREE_SPACE_RESERVE
+            self.next_space_check = part.size + _SPACE_RECHECK
+        if new_size > self.space_limit:
+            raise InsufficientSpaceError(
+                f"{self.filename}: {self.where} announced no size and no size is known for it; stopped at "
+                f"{human_bytes(part.size)} so that {self.opts.dest} keeps {human_bytes(FREE_SPACE_RESERVE)} "
+                "free; the partial file is kept: free some space (or choose another --dest) and re-run fetch "
+                "to resume"
+            )
 
 
 def _copy_local(target: Expected, opts: _Options) -> tuple[FetchStatus, int, str]:
@@ -584,7 +806,7 @@ def _copy_local(target: Expected, opts: _Options) -> tuple[FetchStatus, int, str
     bar = _Bar(opts.progress, target.filename)
     bar.start(full, part.size)
     copied = 0
-    with open(source, "rb") as src, open(part.path, "ab") as out:
+    with open(source, "rb") as src, part.open_append() as out:
         src.seek(part.size)
         while chunk := src.read(CHUNK_SIZE):
             if opts.cancel.is_set():
@@ -636,6 +858,15 @@ def _fetch_one(target: Expected, opts: _Options) -> FetchResult:
         )
 
 
+def _regular_size(path: Path) -> int:
+    """Size of ``path`` when it is a regular file itself (a link is not followed), else 0."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
 def fetch(
     dest: str | Path,
     keys: list[str] | tuple[str, ...] | None = None,
@@ -651,13 +882,20 @@ def fetch(
     retries: int = 5,
     backoff_factor: float = 1.0,
     max_stalls: int = 5,
+    min_rate: float = DEFAULT_MIN_RATE,
+    rate_window: float = RATE_WINDOW,
+    max_size: int | None = None,
 ) -> list[FetchResult]:
     """Download ``keys`` into ``dest``: catalog keys such as ``train`` or file names (default: train, val,
     devkit).
 
     ``base_url`` is an http(s) URL, a local folder or a ``file://`` URL. ``checksums`` (an MD5SUMS path or a
     mapping) overrides the catalog per file name. ``timeout`` is (connect, read) seconds. Each file gets a
-    result record; a failure of one file does not stop the others. Raises UsageError for unknown keys,
+    result record; a failure of one file does not stop the others. An attempt slower than ``min_rate``
+    bytes/s (0: no minimum) over ``rate_window`` seconds is aborted and resumed, and counts as a stall.
+    ``max_size`` caps a body whose size neither the catalog, the checksums nor the server gives (beyond it the
+    free space of ``dest``, less FREE_SPACE_RESERVE, caps it anyway). Raises UsageError for unknown keys or
+    malformed ``headers``,
     InsufficientSpaceError when the known sizes do not fit, InputError when ``dest`` cannot be created.
     """
     dest = Path(dest)
@@ -665,6 +903,11 @@ def fetch(
     targets = resolve(list(keys) if keys else None, overrides)
     if jobs < 1:
         raise InputError(f"--jobs must be at least 1, not {jobs}")
+    check_headers(headers)
+    if min_rate < 0 or rate_window <= 0:
+        raise UsageError(f"--min-rate must be 0 or more (got {min_rate}) over a window > 0 s")
+    if max_size is not None and max_size < 1:
+        raise UsageError(f"--max-size must be at least 1 byte (got {max_size})")
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -678,8 +921,7 @@ def fetch(
     for target in targets:
         final = dest / target.filename
         if target.size is not None and not final.exists():
-            part = final.with_name(final.name + ".part")
-            needed += target.size - (part.stat().st_size if part.is_file() else 0)
+            needed += target.size - _regular_size(final.with_name(final.name + ".part"))
     _check_space(dest, needed, "the requested archives")
     if isinstance(timeout, (int, float)):
         timeout = (float(timeout), float(timeout))
@@ -695,6 +937,9 @@ def fetch(
         cookies=cookies,
         progress=progress,
         cancel=threading.Event(),
+        min_rate=float(min_rate),
+        rate_window=float(rate_window),
+        max_size=max_size,
     )
     if jobs == 1 or len(targets) == 1:
         return [_fetch_one(target, opts) for target in targets]

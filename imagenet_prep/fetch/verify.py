@@ -4,7 +4,9 @@ The MD5 of a file is cached in ``<dir>/.imagenet-prep-verify.json`` keyed by (na
 whose size and modification time are unchanged is not read again. When ``<dir>`` is not writable the cache
 goes to ``$IMAGENET_PREP_CACHE/verify/`` (default ``$XDG_CACHE_HOME/imagenet-prep`` or
 ``~/.cache/imagenet-prep``), one JSON file per folder. The cache stores facts about bytes (their MD5), never
-verdicts, so an MD5SUMS file given later is checked against the cached hash too.
+verdicts, so an MD5SUMS file given later is checked against the cached hash too. The key cannot see bytes that
+changed in place with the modification time kept (bit rot, a restored mtime): ``rehash=True`` (``verify
+--rehash``) ignores the cache, reads every file again and records the fresh hashes.
 """
 
 from __future__ import annotations
@@ -126,9 +128,11 @@ def check_file(
     *,
     use_cache: bool = True,
     progress: ProgressFactory | None = None,
+    rehash: bool = False,
 ) -> VerifyResult:
     """Compare one file with ``expected``: size first (instant), then MD5 (cached, or hashed with
-    progress)."""
+    progress). ``rehash`` ignores the cached MD5 and records the fresh one; ``use_cache=False`` neither reads
+    nor writes the cache."""
     path = Path(path)
     size = path.stat().st_size
     size_ok = None if expected.size is None else size == expected.size
@@ -136,13 +140,13 @@ def check_file(
     cached = False
     nread = 0
     if expected.md5 is not None and size_ok is not False:
-        if use_cache:
+        if use_cache and not rehash:
             actual_md5 = cached_md5(path)
             cached = actual_md5 is not None
         if actual_md5 is None:
             callback = progress(expected.filename, size, 0) if progress else None
             actual_md5, nread = md5_file(path, callback), size
-            if use_cache:
+            if use_cache or rehash:
                 record_md5(path, actual_md5)
     return VerifyResult(
         file=expected.filename,
@@ -173,8 +177,12 @@ def verify(
     checksums: Mapping[str, str] | str | Path | None = None,
     progress: ProgressFactory | None = None,
     use_cache: bool = True,
+    rehash: bool = False,
 ) -> list[VerifyResult]:
     """Check every known archive present in ``folder`` (catalog names plus names in ``checksums``).
+
+    ``rehash`` re-reads every file whatever the cache says and re-records its MD5 (after suspected bit rot:
+    the cache is keyed by size and mtime only).
 
     Missing archives are not reported (see ``missing``). Raises InputError when ``folder`` is not a folder.
     """
@@ -187,7 +195,13 @@ def verify(
         path = folder / name
         if path.is_file():
             results.append(
-                check_file(path, expected_for(name, overrides), use_cache=use_cache, progress=progress)
+                check_file(
+                    path,
+                    expected_for(name, overrides),
+                    use_cache=use_cache,
+                    progress=progress,
+                    rehash=rehash,
+                )
             )
     return results
 

@@ -47,6 +47,15 @@ Conventions (what a model trained on the output sees):
   (read at call time; Pillow's ``DecompressionBombWarning`` is treated as an error) is refused
   before any pixel is decoded. Truncation is detected through Pillow's default
   ``ImageFile.LOAD_TRUNCATED_IMAGES = False``; do not turn that on in a worker.
+* **Decode budget.** Under Pillow's limit (89 MP) a small file can still cost a worker 350-900 MB (a flat
+  PNG, a progressive JPEG). ``MAX_DECODE_PIXELS`` (32 MP, read at call time; None turns it off) caps the pixels
+  actually decoded: a JPEG counts at its draft scale, a progressive JPEG at full size (libjpeg buffers all of
+  its DCT coefficients whatever the scale), anything else at full size. Over it, the image is a recorded
+  ``ImageFailure`` of kind ``too-large``, decided before any pixel is decoded. 32 MP is twice a 16 MP photo
+  and more than the largest ImageNet photos (~7056x4488), and keeps a worker's peak under ~300 MB in the
+  worst measured case (~8 bytes per pixel: a full JPEG decode re-encoded as PNG, an RGBA PNG). It is a module
+  constant, not an ``ImageOptions`` field: it decides whether an image is built, not the bytes written, so it
+  stays out of the output fingerprint.
 """
 
 from __future__ import annotations
@@ -74,6 +83,7 @@ __all__ = [
     "DRAFT_GAP",
     "DRAFT_MIN_PSNR_DB",
     "FAST_MIN_PSNR_DB",
+    "MAX_DECODE_PIXELS",
     "ImageFailure",
     "ImageOptions",
     "ImageResult",
@@ -95,6 +105,7 @@ DRAFT_MIN_PSNR_DB = 33.0  # stated bound: draft vs full-decode output (tests/tes
 RESIZE_REDUCING_GAP = 3.0  # Pillow: >= 3 is "indistinguishable from fair resampling" in most cases
 PNG_COMPRESS_LEVEL = 1
 WEBP_METHOD = 2
+MAX_DECODE_PIXELS: int | None = 32_000_000  # see "Decode budget" in the module doc; read at call time
 
 REPAIR_LABELS = (
     "png-bytes-as-jpeg",  # also "<gif|bmp|webp>-bytes-as-jpeg"
@@ -218,8 +229,14 @@ def _to_rgb_or_l(im: Image.Image) -> Image.Image:
         # 16-bit gray (PNG): keep the high byte, as a 16->8-bit conversion should (convert("L") would clip).
         import numpy as np  # only for this rare case
 
-        arr = np.clip(np.asarray(im).astype(np.int64), 0, 65535) >> 8
-        return Image.fromarray(arr.astype(np.uint8), "L")
+        # In strips of rows: a whole-image int64 copy cost ~33 bytes per pixel at peak.
+        width, height = im.size
+        out = np.empty((height, width), np.uint8)
+        step = max(1, (1 << 22) // max(1, width))
+        for top in range(0, height, step):
+            strip = np.asarray(im.crop((0, top, width, min(height, top + step))))
+            out[top : top + step] = np.clip(strip, 0, 65535) >> 8
+        return Image.fromarray(out, "L")
     if mode in ("LA", "La"):
         return im.convert("L")
     if mode == "PA":
@@ -228,6 +245,33 @@ def _to_rgb_or_l(im: Image.Image) -> Image.Image:
 
 
 # --------------------------------------------------------------------------------------------- pipeline
+
+
+class _OverBudget(Exception):
+    """The decode would exceed MAX_DECODE_PIXELS (becomes an ImageFailure in process_image)."""
+
+
+def _check_decode_budget(im: Image.Image, width: int, height: int) -> None:
+    """Refuse before decoding when the pixels to decode exceed MAX_DECODE_PIXELS. ``im.size`` is the size
+    after any draft; ``width x height`` the source's."""
+    budget = MAX_DECODE_PIXELS
+    if budget is None:
+        return
+    progressive = im.format in ("JPEG", "MPO") and bool(
+        im.info.get("progressive") or im.info.get("progression")
+    )
+    decoded = width * height if progressive else im.size[0] * im.size[1]
+    if decoded > budget:
+        kind = f"progressive {im.format}" if progressive else im.format or "image"
+        scaled = (
+            ""
+            if progressive or im.size == (width, height)
+            else f" (at draft scale {im.size[0]}x{im.size[1]})"
+        )
+        raise _OverBudget(
+            f"too large to decode safely: {width}x{height} {kind}{scaled} needs {decoded / 1e6:.1f} MP decoded, "
+            f"more than the budget of {budget / 1e6:.0f} MP (imagenet_prep.imaging.MAX_DECODE_PIXELS)"
+        )
 
 
 def _decode_resized(im: Image.Image, out: tuple[int, int] | None, options: ImageOptions) -> Image.Image:
@@ -244,6 +288,7 @@ def _decode_resized(im: Image.Image, out: tuple[int, int] | None, options: Image
             if drafted is not None:
                 scale = width / drafted[1][2]  # libjpeg's exact 1/2, 1/4 or 1/8
                 box = (box[0] / scale, box[1] / scale, box[2] / scale, box[3] / scale)
+    _check_decode_budget(im, width, height)
     im = _to_rgb_or_l(im)
     if out is not None:
         assert box is not None
@@ -305,8 +350,10 @@ def _encode(im: Image.Image, fmt: str, options: ImageOptions) -> bytes:
 
 def _verify_decodes(im: Image.Image) -> None:
     """Decode every byte of the image data (entropy-decode all of a JPEG at its cheapest 1/8 DCT scale)."""
+    width, height = im.size
     if im.format in ("JPEG", "MPO"):
         im.draft(im.mode, (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))
+    _check_decode_budget(im, width, height)
     im.load()
 
 
@@ -335,6 +382,8 @@ def process_image(data: bytes, options: ImageOptions, name: str = "") -> ImageRe
             return _process(data, sniffed, options, name)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return ImageFailure(f"decompression bomb refused: {exc}", "bomb")
+    except _OverBudget as exc:
+        return ImageFailure(str(exc), "too-large")
     except Image.UnidentifiedImageError:
         return ImageFailure(f"corrupt image: {sniffed.upper()} signature but an unreadable header", "corrupt")
     except OSError as exc:

@@ -1,17 +1,29 @@
-"""Check a built tree against its manifests and label maps (`imagenet-prep check OUT`)."""
+"""Check a built tree against its manifests and label maps (`imagenet-prep check OUT`).
+
+The tree is untrusted input: only regular files are opened (``O_NOFOLLOW | O_NONBLOCK`` and ``fstat``, so a
+FIFO cannot hang the check and a symbolic link is not followed out of the tree; either is the problem "not a
+regular file"), a manifest path must be ``<split>/<wnid>/<file>`` before it is opened, manifest values that are
+not whole numbers are problems, and images are opened only as the formats a build writes (``IMAGE_FORMATS``),
+so no other Pillow plugin (EPS and its Ghostscript helper) ever sees the bytes.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from ..errors import InputError
 from .base import CheckReport
 
 MAX_LISTED = 20
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")  # what `imagenet-prep build` writes
 
 
 class _Problems:
@@ -25,17 +37,56 @@ class _Problems:
             self.items.append(text)
 
 
+class _NotRegular(Exception):
+    pass
+
+
+@contextmanager
+def _open_regular(path: Path) -> Iterator[IO[bytes]]:
+    """``path`` opened for reading if it is a regular file itself (no link followed, no FIFO waited on);
+    _NotRegular otherwise. FileNotFoundError when it is absent."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if os.path.islink(path):
+            raise _NotRegular() from None
+        raise exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotRegular()
+        os.set_blocking(fd, True)
+        yield handle
+
+
+def _read_text(path: Path) -> str:
+    with _open_regular(path) as handle:
+        return handle.read().decode("utf-8")
+
+
+def _whole(row: dict[str, str], field: str) -> int | None:
+    try:
+        return int(row.get(field) or "")
+    except ValueError:
+        return None
+
+
 def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] | None = None) -> CheckReport:
     """Every manifest row exists, is an RGB image of the recorded dims, in the right class folder with the right
-    label; label maps agree; no stray files. ``decode`` also decodes every image fully."""
-    from PIL import Image
-
+    label; label maps agree; no stray files. ``decode`` also decodes every image fully. Raises InputError when
+    ``out`` does not exist or holds no labels.txt."""
     out = Path(out)
+    if not out.exists():
+        raise InputError(f"{out} does not exist; pass the output folder of `imagenet-prep build`.")
     labels_file = out / "labels.txt"
-    if not labels_file.is_file():
-        raise InputError(f"{out} is not a tree built by imagenet-prep (no labels.txt). Check the path.")
+    try:
+        labels_text = _read_text(labels_file)
+    except (OSError, _NotRegular, UnicodeDecodeError):
+        raise InputError(
+            f"{out} is not a tree built by imagenet-prep (no readable labels.txt). Check the path."
+        ) from None
     problems = _Problems()
-    wnids = labels_file.read_text().split()
+    wnids = labels_text.split()
     label_of = {wnid: i for i, wnid in enumerate(wnids)}
     built = _built_classes(out, wnids)
     if len(wnids) != len(set(wnids)) or (built == wnids and wnids != sorted(wnids)):
@@ -47,38 +98,36 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
     for split in ("train", "val"):
         manifest = out / f"{split}.csv"
         split_dir = out / split
-        if not manifest.is_file():
+        if not os.path.lexists(manifest):
             if split_dir.exists():
                 problems.add(f"{split}/ exists but {split}.csv is missing")
             continue
         listed: set[str] = set()
-        with manifest.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                checked += 1
-                rel = row["path"]
-                listed.add(rel)
-                parts = Path(rel).parts
-                if len(parts) != 3 or parts[0] != split or parts[1] != row["wnid"]:
-                    problems.add(f"{rel}: not under {split}/{row['wnid']}/")
-                if label_of.get(row["wnid"]) != int(row["label"]):
-                    problems.add(f"{rel}: label {row['label']} does not match labels.txt for {row['wnid']}")
-                try:
-                    with Image.open(out / rel) as image:
-                        if image.size != (int(row["width"]), int(row["height"])):
-                            problems.add(
-                                f"{rel}: size {image.size} but the manifest says "
-                                f"{row['width']}x{row['height']}"
-                            )
-                        if image.mode != "RGB":
-                            problems.add(f"{rel}: mode {image.mode}, expected RGB")
-                        if decode:
-                            image.load()
-                except FileNotFoundError:
-                    problems.add(f"{rel}: missing")
-                except Exception as exc:  # noqa: BLE001 - any decoder error is a finding, not a crash
-                    problems.add(f"{rel}: cannot be read as an image ({exc})")
-                if progress is not None:
-                    progress(1)
+        try:
+            manifest_text = _read_text(manifest)
+        except (OSError, _NotRegular, UnicodeDecodeError) as exc:
+            problems.add(
+                f"{split}.csv is unreadable ({'not a regular file' if isinstance(exc, _NotRegular) else exc})"
+            )
+            continue
+        for row in csv.DictReader(io.StringIO(manifest_text, newline="")):
+            checked += 1
+            rel = row.get("path") or ""
+            wnid = row.get("wnid") or ""
+            listed.add(rel)
+            parts = Path(rel).parts
+            if len(parts) != 3 or parts[0] != split or parts[1] != wnid or rel != "/".join(parts):
+                problems.add(f"{rel}: not under {split}/{wnid}/")
+                continue  # never open a path that could lead out of the tree
+            numbers = {field: _whole(row, field) for field in ("label", "width", "height")}
+            for field, number in numbers.items():
+                if number is None:
+                    problems.add(f"{rel}: {field} {row.get(field)!r} is not a whole number")
+            if numbers["label"] is not None and label_of.get(wnid) != numbers["label"]:
+                problems.add(f"{rel}: label {row['label']} does not match labels.txt for {wnid}")
+            _check_image(out / rel, rel, numbers["width"], numbers["height"], decode, problems)
+            if progress is not None:
+                progress(1)
         if split_dir.is_dir():
             class_dirs = sorted(entry.name for entry in os.scandir(split_dir) if entry.is_dir())
             if class_dirs != sorted(built):
@@ -101,19 +150,54 @@ def _built_classes(out: Path, wnids: list[str]) -> list[str]:
     return built if set(built) <= set(wnids) else wnids
 
 
+def _check_image(
+    path: Path,
+    rel: str,
+    width: int | None,
+    height: int | None,
+    decode: bool,
+    problems: _Problems,
+) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with _open_regular(path) as handle, Image.open(handle, formats=IMAGE_FORMATS) as image:
+            if width is not None and height is not None and image.size != (width, height):
+                problems.add(f"{rel}: size {image.size} but the manifest says {width}x{height}")
+            if image.mode != "RGB":
+                problems.add(f"{rel}: mode {image.mode}, expected RGB")
+            if decode:
+                image.load()
+    except FileNotFoundError:
+        problems.add(f"{rel}: missing")
+    except _NotRegular:
+        problems.add(f"{rel}: not a regular file (a link, FIFO or device where an image should be)")
+    except UnidentifiedImageError:
+        problems.add(f"{rel}: not a JPEG, PNG or WEBP image")
+    except Exception as exc:  # noqa: BLE001 - any decoder error is a finding, not a crash
+        problems.add(f"{rel}: cannot be read as an image ({exc})")
+
+
 def _check_label_maps(out: Path, wnids: list[str], problems: _Problems) -> None:
-    try:
-        index = json.loads((out / "class_index.json").read_text())
-        if [index[str(i)][0] for i in range(len(index))] != wnids:
-            problems.add("class_index.json does not match labels.txt")
-    except (OSError, ValueError, KeyError) as exc:
-        problems.add(f"class_index.json is missing or unreadable ({exc})")
-    try:
-        with (out / "classes.csv").open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        if [row["wnid"] for row in rows] != wnids or [int(row["index"]) for row in rows] != list(
-            range(len(wnids))
-        ):
-            problems.add("classes.csv does not match labels.txt")
-    except (OSError, KeyError, ValueError) as exc:
-        problems.add(f"classes.csv is missing or unreadable ({exc})")
+    for name in ("class_index.json", "classes.csv"):
+        try:
+            text = _read_text(out / name)
+        except _NotRegular:
+            problems.add(f"{name}: not a regular file")
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.add(f"{name} is missing or unreadable ({exc})")
+            continue
+        try:
+            if name == "class_index.json":
+                index = json.loads(text)
+                if [index[str(i)][0] for i in range(len(index))] != wnids:
+                    problems.add("class_index.json does not match labels.txt")
+            else:
+                rows = list(csv.DictReader(io.StringIO(text, newline="")))
+                if [row["wnid"] for row in rows] != wnids or [int(row["index"]) for row in rows] != list(
+                    range(len(wnids))
+                ):
+                    problems.add("classes.csv does not match labels.txt")
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            problems.add(f"{name} is missing or unreadable ({exc})")

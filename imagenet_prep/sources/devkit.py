@@ -4,6 +4,11 @@
 IDs 1..1000, then 860 internal WordNet synsets). ``ILSVRC2012_validation_ground_truth.txt`` holds one
 ILSVRC2012_ID per line, line k labelling ``ILSVRC2012_val_{k:08d}.JPEG``. Both are read straight from the
 tar.gz (nothing is extracted) or from an extracted folder.
+
+Both are read with a cap (``MAX_META_BYTES``, ``MAX_GROUND_TRUTH_BYTES``: several times the real sizes, ~2 MB
+and ~190 KB), checked against the tar header or ``fstat`` first and enforced by a bounded read, so a small
+devkit that inflates to gigabytes is refused without being inflated; an extracted folder's files must be
+regular files (a FIFO would hang the read).
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import functools
 import io
 import os
 import re
+import stat
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -35,6 +42,9 @@ __all__ = [
     "val_wnids",
 ]
 
+MAX_META_BYTES = 16 << 20  # the real meta.mat is ~2 MB
+MAX_GROUND_TRUTH_BYTES = 2 << 20  # the real one: 50,000 lines of 1-4 digits, ~190 KB
+_CAPS = {"meta": MAX_META_BYTES, "truth": MAX_GROUND_TRUTH_BYTES}
 SYNSET_FIELDS = (
     "ILSVRC2012_ID",
     "WNID",
@@ -106,12 +116,42 @@ def read_devkit(path: str | os.PathLike[str]) -> Devkit:
     return Devkit(synsets=synsets, val_ground_truth=truth)
 
 
+def _too_large(where: Path | str, member: str, size: int | str, cap: int) -> DevkitError:
+    return DevkitError(
+        f"{where}: {member} is {size} bytes, too large to be the real one (at most {cap} bytes are read); "
+        f"the devkit is damaged or not {DEVKIT_TAR}: download it again"
+    )
+
+
+def _read_capped(handle: IO[bytes], cap: int) -> bytes | None:
+    """At most ``cap`` bytes from ``handle``; None when there are more."""
+    data = handle.read(cap + 1)
+    return None if len(data) > cap else data
+
+
+def _read_regular(path: Path, cap: int) -> bytes:
+    """A regular file of at most ``cap`` bytes (checked with fstat on a non-blocking open, then a bounded
+    read)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DevkitError(f"{path} is not a regular file; {_GET_DEVKIT}.")
+        if st.st_size > cap:
+            raise _too_large(path.parent.parent, f"data/{path.name}", st.st_size, cap)
+        os.set_blocking(fd, True)
+        data = _read_capped(handle, cap)
+    if data is None:
+        raise _too_large(path.parent.parent, f"data/{path.name}", f"more than {cap}", cap)
+    return data
+
+
 def _read_folder(folder: Path) -> tuple[bytes, bytes]:
     for root in (folder, folder / DEVKIT_DIR):
         meta = root / Path(META_PATH).relative_to(DEVKIT_DIR)
         truth = root / Path(GROUND_TRUTH_PATH).relative_to(DEVKIT_DIR)
-        if meta.is_file() and truth.is_file():
-            return meta.read_bytes(), truth.read_bytes()
+        if meta.exists() and truth.exists():
+            return _read_regular(meta, MAX_META_BYTES), _read_regular(truth, MAX_GROUND_TRUTH_BYTES)
     raise DevkitError(
         f"{folder} does not hold data/meta.mat and data/ILSVRC2012_validation_ground_truth.txt "
         f"(the extracted ILSVRC2012_devkit_t12 folder); {_GET_DEVKIT}."
@@ -130,9 +170,15 @@ def _read_tar(path: Path) -> tuple[bytes, bytes]:
                     # (a link could point anywhere in the archive). Nothing is extracted to disk.
                     tail = target.split("/", 1)[1]
                     if (name == target or name.endswith("/" + tail)) and info.isreg() and key not in found:
+                        # The header's size first: a bomb is refused before a byte of it is inflated.
+                        if info.size > _CAPS[key]:
+                            raise _too_large(path, tail, info.size, _CAPS[key])
                         handle = tar.extractfile(info)
                         assert handle is not None
-                        found[key] = handle.read()
+                        data = _read_capped(handle, _CAPS[key])
+                        if data is None:  # pragma: no cover - tarfile never reads past the header's size
+                            raise _too_large(path, tail, f"more than {_CAPS[key]}", _CAPS[key])
+                        found[key] = data
                 if len(found) == len(wanted):
                     break
     except (tarfile.TarError, EOFError, OSError) as exc:
