@@ -84,11 +84,10 @@ def test_extracted_devkit_folder_with_a_fifo_does_not_hang(tmp_path, real_member
     data.mkdir(parents=True)
     os.mkfifo(data / "meta.mat")
     (data / "ILSVRC2012_validation_ground_truth.txt").write_bytes(real_members[GROUND_TRUTH_PATH])
+    probe = "import sys; from imagenet_prep.sources.devkit import read_devkit; read_devkit(sys.argv[1])"
     done = subprocess.run(
-        [sys.executable, "-c", "import sys; from imagenet_prep.sources.devkit import read_devkit; read_devkit(sys.argv[1])",
-         str(tmp_path)],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode != 0 and "not a regular file" in done.stderr
 
 
