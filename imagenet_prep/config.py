@@ -40,6 +40,9 @@ class BuildConfig:
     wordnet: Path | None = None
     output: str = "imagefolder"  # a name in outputs.WRITERS
     executor: str = "local"  # a name in executors.EXECUTORS
+    scheduler: str | None = None  # the dask executor's scheduler: tcp://HOST:PORT or local:N
+    num_shards: int | None = None  # static sharding (job arrays): this process builds shard shard_index of N
+    shard_index: int | None = None
 
     def __post_init__(self) -> None:
         if not self.splits or any(split not in SPLITS for split in self.splits):
@@ -59,6 +62,31 @@ class BuildConfig:
             raise UsageError(f"workers must be 0 (all cores) or more (got {self.workers}).")
         if self.source.resolve() == self.out.resolve():
             raise UsageError("--out must be a folder of its own, not the --source folder.")
+        self._check_shards()
+
+    def _check_shards(self) -> None:
+        if self.num_shards is None and self.shard_index is None:
+            return
+        if self.num_shards is None or self.shard_index is None:
+            raise UsageError(
+                "--num-shards and --shard-index go together (e.g. --num-shards 8 --shard-index 0)."
+            )
+        if self.num_shards < 1:
+            raise UsageError(f"num-shards must be at least 1 (got {self.num_shards}).")
+        if not 0 <= self.shard_index < self.num_shards:
+            raise UsageError(
+                f"shard-index must be 0..{self.num_shards - 1} for --num-shards {self.num_shards} "
+                f"(got {self.shard_index}); with a SLURM array use --shard-index $SLURM_ARRAY_TASK_ID."
+            )
+        if self.overwrite:
+            raise UsageError(
+                "--overwrite cannot be combined with --num-shards (each shard would remove the others' work): "
+                "empty the --out folder first."
+            )
+
+    @property
+    def sharded(self) -> bool:
+        return self.num_shards is not None
 
     @property
     def worker_count(self) -> int:
@@ -101,6 +129,12 @@ class BuildConfig:
             "allow_skips": self.allow_skips,
             "output": self.output,
             "executor": self.executor,
+            **({"scheduler": self.scheduler} if self.scheduler else {}),
+            **(
+                {"num_shards": self.num_shards, "shard_index": self.shard_index}
+                if self.num_shards is not None
+                else {}
+            ),
         }
 
 
@@ -204,4 +238,16 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         wordnet=Path(merged["wordnet"]).expanduser() if merged.get("wordnet") else None,
         output=str(merged.get("output") or "imagefolder"),
         executor=str(merged.get("executor") or "local"),
+        **_scale_out_values(merged),
     )
+
+
+def _scale_out_values(merged: Mapping[str, Any]) -> dict[str, Any]:
+    """The scale-out keys (scheduler, num_shards, shard_index), parsed."""
+    return {
+        "scheduler": str(merged["scheduler"]) if merged.get("scheduler") else None,
+        "num_shards": None if merged.get("num_shards") is None else _int(merged["num_shards"], "num-shards"),
+        "shard_index": None
+        if merged.get("shard_index") is None
+        else _int(merged["shard_index"], "shard-index"),
+    }
