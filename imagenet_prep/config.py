@@ -24,7 +24,7 @@ SPLITS = ("train", "val")
 class BuildConfig:
     """Everything that decides what a build writes (plus how it runs: workers, allow_skips, overwrite)."""
 
-    source: Path
+    source: Path | str  # a folder, or the URL of one (str: http(s)://..., read by Range requests)
     out: Path
     splits: tuple[str, ...] = SPLITS
     subset: str | None = None
@@ -60,7 +60,7 @@ class BuildConfig:
                 )
         if self.workers < 0:
             raise UsageError(f"workers must be 0 (all cores) or more (got {self.workers}).")
-        if self.source.resolve() == self.out.resolve():
+        if isinstance(self.source, Path) and self.source.resolve() == self.out.resolve():
             raise UsageError("--out must be a folder of its own, not the --source folder.")
         self._check_shards()
 
@@ -115,7 +115,7 @@ class BuildConfig:
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, as written into build.json."""
         return {
-            "source": str(self.source.resolve()),
+            "source": _source_text(self.source),
             "out": str(self.out.resolve()),
             "splits": list(self.splits),
             "subset": self.subset,
@@ -220,7 +220,7 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
 
     classes = merged.get("classes")
     return BuildConfig(
-        source=Path(merged["source"]).expanduser(),
+        source=_source_value(merged["source"]),
         out=Path(merged["out"]).expanduser(),
         splits=_as_list(merged.get("splits", ",".join(SPLITS)), "splits"),
         subset=merged.get("subset") or None,
@@ -251,3 +251,19 @@ def _scale_out_values(merged: Mapping[str, Any]) -> dict[str, Any]:
         if merged.get("shard_index") is None
         else _int(merged["shard_index"], "shard-index"),
     }
+
+
+def _source_value(value: Any) -> Path | str:
+    """--source: a folder, or a URL of one (kept as text: a Path would fold its ``//``)."""
+    from .io.bytesource import is_remote
+
+    return str(value) if is_remote(str(value)) else Path(value).expanduser()
+
+
+def _source_text(source: Path | str) -> str:
+    """The source as build.json records it: a URL without any ``user:password@``."""
+    if isinstance(source, str):
+        from .io.http import redact
+
+        return redact(source)
+    return str(source.resolve())

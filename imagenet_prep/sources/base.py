@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from ..errors import ArchiveError
-from ..io.bytesource import FileByteSource
+from ..io.bytesource import ByteSource, open_byte_source
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 
 #: Runs ``function(*args)`` for each argument tuple, maybe in worker processes (the executor's ``map``).
@@ -106,12 +106,12 @@ class LocationReader:
     def __init__(self, unit: WorkUnit) -> None:
         self.unit = unit
         self.bytes_read = 0
-        self._files: dict[str, FileByteSource] = {}
+        self._files: dict[str, ByteSource] = {}
 
     def read(self, location: ByteLocation) -> bytes:
         source = self._files.get(location.locator)
         if source is None:
-            source = self._files[location.locator] = FileByteSource(location.locator)
+            source = self._files[location.locator] = open_byte_source(location.locator)  # a path or a URL
         data = source.read_at(location.offset, location.size)
         self.bytes_read += len(data)
         if len(data) != location.size:
@@ -131,7 +131,7 @@ class LocationReader:
     def close(self) -> None:
         for source in self._files.values():
             with contextlib.suppress(OSError):
-                source.close()
+                source.close()  # type: ignore[attr-defined]
         self._files.clear()
 
 
