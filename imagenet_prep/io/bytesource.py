@@ -98,14 +98,18 @@ class FileByteSource:
 
 
 def is_remote(locator: object) -> bool:
-    """Whether a locator is a URL read by a remote byte source (http, https) rather than a local path."""
+    """Whether a locator is a URL read by a remote byte source (http, https, s3) rather than a local path."""
     return (
         isinstance(locator, str) and locator.split("://", 1)[0].lower() in REMOTE_SCHEMES and "://" in locator
     )
 
 
 #: URL scheme -> "module:class" of its ByteSource (imported on first use: the remote clients are heavy)
-REMOTE_SCHEMES = {"http": "http:HttpByteSource", "https": "http:HttpByteSource"}
+REMOTE_SCHEMES = {
+    "http": "http:HttpByteSource",
+    "https": "http:HttpByteSource",
+    "s3": "objectstore:ObjectByteSource",
+}
 
 
 def open_byte_source(locator: str | os.PathLike[str]) -> ByteSource:

@@ -484,8 +484,9 @@ def cached_copy(url: str, folder: os.PathLike[str] | str) -> str:
     import hashlib
 
     from .atomic import write_bytes_atomic
+    from .bytesource import open_byte_source
 
-    source = HttpByteSource(url)
+    source: Any = open_byte_source(url)  # HTTP or an object store
     key = hashlib.sha1(f"{source.url}|{source.validator}".encode()).hexdigest()[:16]
     target = os.path.join(folder, f"{key}-{source.name}")
     if not os.path.isfile(target):

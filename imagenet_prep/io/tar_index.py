@@ -14,11 +14,11 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError
 from .atomic import write_text_atomic
-from .bytesource import FileByteSource, is_remote
+from .bytesource import FileByteSource, is_remote, open_byte_source
 from .paths import cache_dir as _tool_cache_dir
 from .tar import ClassTar, TarMember, index_class_tar, scan_tar
 
@@ -98,11 +98,9 @@ class _IndexedArchive:
         self._cache_id: str | Path = self.path
 
     def _open_remote(self, url: str) -> None:
-        """An archive on an HTTP(S) server: read by Range; the cache is keyed by URL + size + ETag or
-        Last-Modified (pinned at first contact) and lives in the cache folder."""
-        from .http import HttpByteSource
-
-        source = HttpByteSource(url)
+        """An archive on an HTTP(S) server or in an object store: read by ranges; the cache is keyed by URL +
+        size + ETag or Last-Modified (pinned at first contact) and lives in the cache folder."""
+        source: Any = open_byte_source(url)  # HttpByteSource, ObjectByteSource
         self.source = source
         self.path = Path(source.name)
         self._key = {"url": source.url, **source.validator}  # HEAD: size and validator

@@ -71,6 +71,8 @@ class IlsvrcSource:
             from ..io.paths import cache_dir
 
             url = join_url(self.folder, name)
+            if url.startswith("s3://"):
+                from ..io.objectstore import object_exists as remote_exists
             if name == DEVKIT_DIR or not remote_exists(url):
                 return None
             if name == DEVKIT_TAR:
