@@ -25,8 +25,8 @@ from imagenet_prep.sample import SampleSpec, write_sample
 distributed = pytest.importorskip("distributed")  # in the test extra: never skipped here
 
 # 60 images per class unit: wide enough to kill a worker mid-unit.
-SPEC = SampleSpec(classes=4, train_per_class=60, val_per_class=6, seed=5)
-IMAGES = 4 * 60 + 4 * 6
+SPEC = SampleSpec(classes=4, train_per_class=60, val_per_class=2, seed=5)
+IMAGES = 4 * 60 + 4 * 2
 
 
 def snapshot(out: Path) -> dict[str, bytes]:

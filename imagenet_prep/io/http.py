@@ -180,6 +180,18 @@ def split_pin(locator: str) -> tuple[str, tuple[str, str] | None]:
     return url, ((m.group(1), unquote(m.group(2))) if m else None)
 
 
+def _done_with(response: requests.Response, complete: bool) -> None:
+    """A body read to its end goes back to the pool (keep-alive); one left half-read is closed."""
+    if complete:
+        try:
+            response.raw.drain_conn()
+            response.raw.release_conn()
+            return
+        except _BODY_ERRORS:
+            pass
+    response.close()
+
+
 class _PastEnd(Exception):
     """A ranged read starting at or past the end of the file (HTTP 416)."""
 
@@ -377,7 +389,7 @@ class HttpByteSource:
             except _BODY_ERRORS:
                 pass  # resumed below from where it stopped
             finally:
-                response.close()
+                _done_with(response, complete=pos >= end)
             if pos >= end or (self._size is not None and pos >= self._size):
                 return b"".join(parts)
             end = min(end, self._size) if self._size is not None else end
