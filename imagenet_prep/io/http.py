@@ -164,8 +164,9 @@ def _content_range(value: str | None) -> tuple[int | None, int | None, int | Non
 TIMEOUT = (10, 60)  # (connect, read) seconds
 READ_RETRIES = 5  # a body cut short is resumed from where it stopped this many times
 DISCARD_CHUNK = 1 << 20
-# A small read fetches at least this much: tarfile's 1-byte probe and the next header together.
-MIN_READ = 1024
+# A small read fetches at least this much: tarfile's 1-byte probe (the last byte of the previous member) and
+# the next 512-byte header together, in one request.
+MIN_READ = 513
 _PIN_RE = re.compile(r"^(etag|lm)=(.*)$")
 
 

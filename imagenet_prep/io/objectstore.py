@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 from ..errors import ArchiveError, UsageError
 
 SCAN_BLOCK = 64 << 20
-MIN_READ = 1024
+MIN_READ = 513  # tarfile's 1-byte probe and the next 512-byte header in one request
 SCHEMES = ("s3",)
 
 
