@@ -103,7 +103,9 @@ class _IndexedArchive:
         source: Any = open_byte_source(url)  # HttpByteSource, ObjectByteSource
         self.source = source
         self.path = Path(source.name)
-        self._key = {"url": source.url, **source.validator}  # HEAD: size and validator
+        from .http import redact  # the cache file never holds a user:password@ from the URL
+
+        self._key = {"url": redact(source.url), **source.validator}  # HEAD: size and validator
         self.locator = source.locator  # url#etag=...: workers check they read this very version
         self._cache_id = source.url
 
