@@ -31,7 +31,6 @@ from .records import DEFAULT_MAX_MEMBER_SIZE
 SPLITS = ("train", "val")
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the example configs are a few hundred bytes
 MAX_CONFIG_DEPTH = 8  # a config is a flat mapping of scalars and short lists
-MAX_WORKERS = 1024
 _SEED_LIMIT = 2**63
 
 
@@ -39,7 +38,7 @@ _SEED_LIMIT = 2**63
 class BuildConfig:
     """Everything that decides what a build writes (plus how it runs: workers, allow_skips, overwrite)."""
 
-    source: Path
+    source: Path | str  # a folder, or the URL of one (str: http(s)://..., read by Range requests)
     out: Path
     splits: tuple[str, ...] = SPLITS
     subset: str | None = None
@@ -68,6 +67,9 @@ class BuildConfig:
     min_images: int | None = None  # keep only classes with MORE than N images (the recipe's threshold)
     real_labels: bool = False  # val manifest gains a real_labels column (ReaL, ILSVRC2012 val)
     boxes: bool = False  # write boxes.csv from the ILSVRC2012 bounding-box archives
+    scheduler: str | None = None  # the dask executor's scheduler: tcp://HOST:PORT or local:N
+    num_shards: int | None = None  # static sharding (job arrays): this process builds shard shard_index of N
+    shard_index: int | None = None
 
     def __post_init__(self) -> None:
         if not self.splits or any(split not in SPLITS for split in self.splits):
@@ -93,9 +95,34 @@ class BuildConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise UsageError(f"{name.replace('_', '-')} must be 0 or more (got {value}).")
-        if self.source.resolve() == self.out.resolve():
+        if isinstance(self.source, Path) and self.source.resolve() == self.out.resolve():
             raise UsageError("--out must be a folder of its own, not the --source folder.")
         _check_bounds(self)
+        self._check_shards()
+
+    def _check_shards(self) -> None:
+        if self.num_shards is None and self.shard_index is None:
+            return
+        if self.num_shards is None or self.shard_index is None:
+            raise UsageError(
+                "--num-shards and --shard-index go together (e.g. --num-shards 8 --shard-index 0)."
+            )
+        if self.num_shards < 1:
+            raise UsageError(f"num-shards must be at least 1 (got {self.num_shards}).")
+        if not 0 <= self.shard_index < self.num_shards:
+            raise UsageError(
+                f"shard-index must be 0..{self.num_shards - 1} for --num-shards {self.num_shards} "
+                f"(got {self.shard_index}); with a SLURM array use --shard-index $SLURM_ARRAY_TASK_ID."
+            )
+        if self.overwrite:
+            raise UsageError(
+                "--overwrite cannot be combined with --num-shards (each shard would remove the others' work): "
+                "empty the --out folder first."
+            )
+
+    @property
+    def sharded(self) -> bool:
+        return self.num_shards is not None
 
     @property
     def worker_count(self) -> int:
@@ -138,7 +165,7 @@ class BuildConfig:
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, as written into build.json."""
         return {
-            "source": str(self.source.resolve()),
+            "source": _source_text(self.source),
             "out": str(self.out.resolve()),
             "splits": list(self.splits),
             "subset": self.subset,
@@ -158,6 +185,12 @@ class BuildConfig:
             "shuffle_seed": self.shuffle_seed,
             "max_member_size": self.max_member_size,
             **self.beyond_dict(),
+            **({"scheduler": self.scheduler} if self.scheduler else {}),
+            **(
+                {"num_shards": self.num_shards, "shard_index": self.shard_index}
+                if self.num_shards is not None
+                else {}
+            ),
         }
 
 
@@ -173,14 +206,16 @@ def _check_bounds(config: BuildConfig) -> None:
     """--workers bounded, the member-size cap in range, and an --out that cannot hold the --source."""
     if config.workers > max_workers():
         raise UsageError(
-            f"--workers {config.workers} is too many: at most {max_workers()} (4 x the {os.cpu_count() or 1} "
-            "cores); omit it to use one per core."
+            f"'workers' must be between 0 and {max_workers()} (got {config.workers}): --workers above 4 x the "
+            f"{os.cpu_count() or 1} cores only adds memory and start-up; omit it to use one per core."
         )
     if not 1 <= config.max_member_size <= MAX_MEMBER_SIZE_LIMIT:
         raise UsageError(
             f"--max-member-size must be 1 byte to 1GiB (got {config.max_member_size}); the default "
             f"{DEFAULT_MAX_MEMBER_SIZE >> 20}MiB is far above any real ImageNet image."
         )
+    if not isinstance(config.source, Path):
+        return  # a URL: nothing of it lives under --out
     source, out = config.source.resolve(), config.out.resolve()
     if out in source.parents:
         raise UsageError(
@@ -250,7 +285,14 @@ def _int(value: Any, key: str, low: int | None = None, high: int | None = None) 
     if number is None:
         raise UsageError(f"'{_name(key)}' must be a whole number (got {_shown(value)}).")
     if (low is not None and number < low) or (high is not None and number > high):
-        raise UsageError(f"'{_name(key)}' must be between {low} and {high} (got {number}).")
+        bound = (
+            f"between {low} and {high}"
+            if low is not None and high is not None
+            else f"at least {low}"
+            if low is not None
+            else f"at most {high}"
+        )
+        raise UsageError(f"'{_name(key)}' must be {bound} (got {number}).")
     return number
 
 
@@ -411,7 +453,7 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
     classes = merged.get("classes")
     wordnet = optional_str("wordnet")
     return BuildConfig(
-        source=Path(_str(merged["source"], "source")).expanduser(),
+        source=_source_value(_str(merged["source"], "source")),
         out=Path(_str(merged["out"], "out")).expanduser(),
         splits=_as_list(merged.get("splits", ",".join(SPLITS)), "splits"),
         subset=optional_str("subset"),
@@ -421,7 +463,7 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         val_per_class=per_class("val_per_class"),
         seed=_int(merged.get("seed", 0), "seed", -_SEED_LIMIT, _SEED_LIMIT - 1),
         image=image,
-        workers=_int(merged.get("workers", 0), "workers", 0, MAX_WORKERS),
+        workers=_int(merged.get("workers", 0), "workers", 0, None),  # the upper bound: _check_bounds
         allow_skips=_bool(merged.get("allow_skips", False), "allow_skips"),
         overwrite=_bool(merged.get("overwrite", False), "overwrite"),
         wordnet=Path(wordnet).expanduser() if wordnet else None,
@@ -430,11 +472,9 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         shard_size=None if merged.get("shard_size") is None else str(merged["shard_size"]),
         shuffle=_bool(merged.get("shuffle", True), "shuffle"),
         shuffle_seed=_int(merged.get("shuffle_seed", 0), "shuffle-seed"),
-        **(
-            {"max_member_size": parse_size(merged["max_member_size"], "max_member_size")}
-            if merged.get("max_member_size") is not None
-            else {}
-        ),
+        max_member_size=DEFAULT_MAX_MEMBER_SIZE
+        if merged.get("max_member_size") is None
+        else parse_size(merged["max_member_size"], "max_member_size"),
         label_space=str(merged["label_space"]) if merged.get("label_space") else None,
         holdout=None if merged.get("holdout") is None else _int(merged["holdout"], "holdout", 1, 10**9),
         recipe=str(merged["recipe"]).strip().lower() if merged.get("recipe") else None,
@@ -443,4 +483,32 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         else _int(merged["min_images"], "min-images", 0, 10**9),
         real_labels=_bool(merged.get("real_labels", False), "real_labels"),
         boxes=_bool(merged.get("boxes", False), "boxes"),
+        **_scale_out_values(merged),
     )
+
+
+def _scale_out_values(merged: Mapping[str, Any]) -> dict[str, Any]:
+    """The scale-out keys (scheduler, num_shards, shard_index), parsed."""
+    return {
+        "scheduler": str(merged["scheduler"]) if merged.get("scheduler") else None,
+        "num_shards": None if merged.get("num_shards") is None else _int(merged["num_shards"], "num-shards"),
+        "shard_index": None
+        if merged.get("shard_index") is None
+        else _int(merged["shard_index"], "shard-index"),
+    }
+
+
+def _source_value(value: Any) -> Path | str:
+    """--source: a folder, or a URL of one (kept as text: a Path would fold its ``//``)."""
+    from .io.bytesource import is_remote
+
+    return str(value) if is_remote(str(value)) else Path(value).expanduser()
+
+
+def _source_text(source: Path | str) -> str:
+    """The source as build.json records it: a URL without any ``user:password@``."""
+    if isinstance(source, str):
+        from .io.http import redact
+
+        return redact(source)
+    return str(source.resolve())

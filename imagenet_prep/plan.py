@@ -388,7 +388,7 @@ def make_plan(
 
         from .recipes_21k import PUBLISHED, release_of
 
-        names = " ".join([config.source.name, *(r.path.name for r in source.records())])
+        names = " ".join([Path(str(config.source)).name, *(r.path.name for r in source.records())])
         release = release_of(names)
         record["recipe"] = {
             "name": config.recipe,

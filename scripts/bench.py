@@ -441,6 +441,144 @@ def subset_cost(out: Path, work: Path) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------------------- scale out (issue 12)
+def _tree(out: Path) -> dict[str, bytes]:
+    """Every output file but build.json and the state folder (what must be byte-identical)."""
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".imagenet-prep" not in p.relative_to(out).parts and p.name != "build.json"
+    }
+
+
+def scale_section(out: Path, workers: int, runs: int) -> dict[str, Any]:
+    """Dask LocalCluster vs the local pool (shorter-256), N shards + finalize vs one build, and a remote
+    Imagenette subset over HTTP (bytes transferred, index requests per class tar)."""
+    import distributed
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from http_server import ArchiveServer
+
+    from imagenet_prep.build.orchestrator import finalize
+
+    results: dict[str, Any] = {}
+    release = ensure_release(
+        out / "release-scale",
+        SampleSpec(classes=8, train_per_class=35, val_per_class=5, realistic=True, seed=12),
+    )
+    work = out / f"scale-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    options = ImageOptions()  # shorter-256 q90
+    # 1. Dask vs the local pool: images-phase throughput (build.json timings), interleaved runs, one cluster.
+    with distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+    ) as cluster:
+        ratios, local_s, dask_s = [], [], []
+        reference = None
+        for run in range(runs):
+            timings = {}
+            for name, extra in (
+                ("local", {}),
+                ("dask", {"executor": "dask", "scheduler": cluster.scheduler_address}),
+            ):
+                dest = work / f"{name}-{run}"
+                result = build(_build_config(release, dest, options, workers, **extra))
+                timings[name] = json.loads((dest / "build.json").read_text())["timings"]["images"]
+                tree = _tree(dest)
+                reference = reference or tree
+                assert tree == reference, f"{name} build differs from the local build"
+                images = result.images_written
+            local_s.append(timings["local"])
+            dask_s.append(timings["dask"])
+            ratios.append(timings["local"] / timings["dask"])
+    results["dask_vs_local"] = {
+        "images": images,
+        "workers": workers,
+        "local_images_seconds": median(local_s),
+        "dask_images_seconds": median(dask_s),
+        "throughput_ratio": median(ratios),
+        "target": ">= 0.85",
+        "same_bytes": True,
+    }
+    # 2. Three shard processes at once (1 worker each) + finalize vs one build (``workers`` workers).
+    one = work / "one"
+    started = time.perf_counter()
+    build(_build_config(release, one, options, workers))
+    one_s = time.perf_counter() - started
+    sharded = work / "sharded"
+    command = [
+        sys.executable,
+        "-m",
+        "imagenet_prep",
+        "build",
+        "--source",
+        str(release),
+        "--out",
+        str(sharded),
+    ]
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [*command, "--workers", "1", "--quiet", "--num-shards", "3", "--shard-index", str(i)]
+        )
+        for i in range(3)
+    ]
+    assert all(proc.wait() == 0 for proc in procs)
+    shards_s = time.perf_counter() - started
+    finalize(sharded)
+    total_s = time.perf_counter() - started
+    assert _tree(sharded) == _tree(one), "shards + finalize differ from one build"
+    results["shards_vs_one"] = {
+        "one_build_seconds": round(one_s, 2),
+        "three_shards_seconds": round(shards_s, 2),
+        "shards_plus_finalize_seconds": round(total_s, 2),
+        "same_bytes": True,
+        "note": "each shard process pays the CLI start-up and plans the whole build (index cache shared)",
+    }
+    # 3. Remote Imagenette from full-layout train + val archives (1000 classes, small images).
+    big = ensure_release(
+        out / "release-1000", SampleSpec(classes=1000, train_per_class=3, val_per_class=2, seed=2)
+    )
+    files = {p.name: p.read_bytes() for p in big.iterdir() if p.is_file() and p.name.startswith("ILSVRC2012")}
+    local = work / "imagenette-local"
+    build(_build_config(big, local, ImageOptions(size=64), workers, subset="imagenette"))
+    archives = len(files["ILSVRC2012_img_train.tar"]) + len(files["ILSVRC2012_img_val.tar"])
+    with ArchiveServer(files) as server:
+        remote = work / "imagenette-remote"
+        cache = work / "remote-cache"
+        os.environ["IMAGENET_PREP_CACHE"] = str(cache)
+        build(_build_config(server.url, remote, ImageOptions(size=64), workers, subset="imagenette"))  # type: ignore[arg-type]
+        served = sum(s.body_bytes for s in server.seen if "devkit" not in s.path)
+        devkit = sum(s.body_bytes for s in server.seen if "devkit" in s.path)
+        assert _tree(remote) == _tree(local), "the remote build differs from the local build"
+        before = len(server.seen)
+        with tar_index.TrainArchive(
+            server.url + "ILSVRC2012_img_train.tar", cache_dir=work / "idx"
+        ) as archive:
+            listed = archive.classes()
+            for wnid in sorted(listed)[:50]:
+                archive.members(wnid)
+        index_requests = len(server.seen) - before
+    # The same reads on the real release (sizes from formats.md): the index costs are per header (1,000 class
+    # tars, 50,000 val images, 513 bytes each), the rest is the subset's class tars twice and its val images once.
+    real_archives = 147_897_477_120 + 6_744_924_160
+    real_read = 1000 * 513 + 50_000 * 513 + 2 * 10 * 1300 * 110_000 + 500 * 128_000
+    results["remote_imagenette"] = {
+        "real_release_model_fraction": real_read / real_archives,
+        "archive_bytes": archives,
+        "bytes_transferred": served,
+        "note": "the miniature's images are ~100x smaller than real ones, so per-header index reads dominate here",
+        "fraction": served / archives,
+        "devkit_bytes": devkit,
+        "target": "<= 0.02",
+        "same_tree_as_local": True,
+        "index_requests_outer_1000_plus_inner_50": index_requests,
+        "index_requests_per_class_tar": (index_requests - 1000) / 50 + 1,
+        "target_index": "<= 3 per class tar + a constant",
+    }
+    shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
 # -------------------------------------------------------------------------------------------- main
 def median(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
@@ -494,6 +632,11 @@ def main(argv: list[str] | None = None) -> int:
         "the repack (--resize none --output wds), peak RSS per worker with 1 GB shards",
     )
     parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="run only the scale-out section: Dask vs the local pool, shards vs one build, a remote subset",
+    )
+    parser.add_argument(
         "--max-wait",
         type=float,
         default=360,
@@ -508,6 +651,11 @@ def main(argv: list[str] | None = None) -> int:
 
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.scale:
+        scale = scale_section(out, args.workers, args.runs)
+        (out / "results-scale.json").write_text(json.dumps(scale, indent=2) + "\n")
+        print(json.dumps(scale, indent=2))
+        return 0
     train_per_class = max(1, -(-(args.images - args.classes * VAL_PER_CLASS) // args.classes))
     spec = SampleSpec(
         classes=args.classes, train_per_class=train_per_class, val_per_class=VAL_PER_CLASS, realistic=True

@@ -17,8 +17,9 @@ the announced bytes), ``corrupt_at`` (flip the byte at that offset in every repl
 ``/data/<name>`` to that URL prefix + ``<name>``; other paths are served), ``trickle_rate`` (send the body at
 that many bytes/s, in 16-byte pieces, for at most ``trickle_seconds``, then the rest at full speed: bounded in
 time whatever the client does), ``omit_length`` (no Content-Length: the body ends when the connection
-closes). A range that starts at or past the end gets 416 with ``Content-Range: bytes */N``. Every request is
-recorded (method, path, headers, status, body bytes sent); ``bytes_served`` totals the body bytes.
+closes). A range that starts at or past the end gets 416 with ``Content-Range: bytes */N``; ``bytes=a-b``
+ranges are served; an ``If-Match`` that is not the file's ETag gets 412. Every request is recorded (method,
+path, headers, status, body bytes sent); ``bytes_served`` totals the body bytes.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def etag_of(data: bytes) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do: else each small reply waits ~40 ms for a delayed ACK
     state: _State  # set on the subclass made per server
 
     def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
@@ -187,20 +189,26 @@ class _Handler(BaseHTTPRequestHandler):
             )
         etag = etag_of(state.files[name])
         validators = {"ETag": etag, "Last-Modified": LAST_MODIFIED} if faults.send_validators else {}
+        if_match = self.headers.get("If-Match")
+        if if_match is not None and if_match not in ("*", etag):
+            self._simple(seen, 412)
+            return
         start = 0
+        stop = len(data)
         status = 200
         range_header = self.headers.get("Range")
         if range_header and faults.honor_range:
             if_range = self.headers.get("If-Range")
             if if_range is None or if_range in (etag, LAST_MODIFIED):
-                m = re.match(r"^bytes=(\d+)-$", range_header.strip())
+                m = re.match(r"^bytes=(\d+)-(\d*)$", range_header.strip())
                 if m:
                     start = int(m.group(1))
                     if start >= len(data):
                         self._simple(seen, 416, {"Content-Range": f"bytes */{len(data)}", **validators})
                         return
+                    stop = min(len(data), int(m.group(2)) + 1) if m.group(2) else len(data)
                     status = 206
-        body = data[start:]
+        body = data[start:stop]
         announced = len(body)
         lie = faults.length_delta and n < faults.length_requests
         if lie:
@@ -217,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Length", str(announced))
         if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{len(data)}")
         for key, value in validators.items():
             self.send_header(key, value)
         if lie:

@@ -22,15 +22,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import BuildConfig
-from ..errors import BuildInterrupted, UsageError
+from ..config import VALID_KEYS, BuildConfig, build_config
+from ..errors import BuildError, BuildInterrupted, InputError, UsageError
 from ..executors import Executor, make_executor
 from ..outputs import Writer, writer_for
 from ..outputs.record import write_build_record
 from ..plan import BuildPlan, make_plan
 from ..records import ImageIssue, UnitResult, WorkUnit
 from ..worker import UnitJob
-from .state import output_lock, prepare_out, prune_created, read_marker, remove_temp_files, write_error
+from .state import (
+    assign_shards,
+    missing_units,
+    output_lock,
+    prepare_out,
+    prune_created,
+    read_marker,
+    read_plan_state,
+    remove_temp_files,
+    setup_lock,
+    write_error,
+    write_plan_state,
+)
+
+#: Config keys that only change how a build runs, not what it writes: left out of the plan state, so every shard
+#: writes the same plan.json and ``finalize`` re-plans with its own defaults.
+RUN_ONLY_KEYS = ("workers", "executor", "scheduler", "num_shards", "shard_index", "allow_skips", "overwrite")
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,9 @@ class BuildResult:
     units_resumed: int
     seconds: float
     warnings: tuple[str, ...]
+    shard: tuple[int, int] | None = (
+        None  # (index, count) for a shard of a static-sharded build (not finalized)
+    )
 
     @property
     def ok(self) -> bool:
@@ -73,31 +92,40 @@ def _build(
     out = config.out
     writer = writer_for(config)
     _make_out(out)
-    with output_lock(out):
+    with output_lock(out, config.shard_index if config.sharded else None):
         executor: Executor | None = None
         work_dirs: list[str] = []  # the folders this run's workers write into (temp files are cleaned there)
         try:
-            executor = make_executor(config.executor, config.worker_count)
+            executor = make_executor(config.executor, config.worker_count, scheduler=config.scheduler)
             plan = make_plan(config, runner=executor.map, writer=writer)
             planned_at = time.perf_counter()
-            fingerprint = config.output_fingerprint(
-                {"wnids": list(plan.wnids), "units": [unit.fingerprint for unit in plan.units]}
-            )
-            prepare_out(
-                out, fingerprint, config.overwrite, writer.managed_entries(out), protect=(config.source,)
-            )
-            writer.prepare(out, plan)
+            fingerprint = plan_fingerprint(config, plan)
+            with setup_lock(out):  # shard processes starting at once prepare OUT one after the other
+                prepare_out(
+                    out,
+                    fingerprint,
+                    config.overwrite,
+                    writer.managed_entries(out),
+                    protect=(config.source,) if isinstance(config.source, Path) else (),
+                )
+                write_plan_state(out, fingerprint, plan_config(config), plan.units, config.num_shards)
+                writer.prepare(out, plan)
+            mine = plan.units
+            if config.num_shards is not None and config.shard_index is not None:
+                mine = tuple(assign_shards(plan.units, config.num_shards)[config.shard_index])
 
             results: dict[str, UnitResult] = {}
             todo: list[WorkUnit] = []
-            for unit in plan.units:
+            for unit in mine:
                 previous = read_marker(out, unit)
                 if previous is not None:
                     results[unit.unit_id] = previous
                 else:
                     todo.append(unit)
             work_dirs = writer.work_dirs(todo)
-            remove_temp_files(out, work_dirs)
+            if not config.sharded:
+                # A shard never cleans: another shard may be writing in the same folders (finalize cleans).
+                remove_temp_files(out, work_dirs)
             if on_plan is not None:
                 on_plan(plan, sum(len(unit.samples) for unit in todo))
             job = UnitJob(str(out), config.image, writer)
@@ -105,6 +133,12 @@ def _build(
                 results[unit_result.unit_id] = unit_result
             executor.close()
             images_done = time.perf_counter()
+            if config.num_shards is not None and config.shard_index is not None:
+                return _shard_result(
+                    config, plan, [results[unit.unit_id] for unit in mine], len(mine) - len(todo), started
+                )
+            # A unit retried after its worker died (a remote executor) may have left temp files: clean them.
+            remove_temp_files(out, work_dirs)
             return _finish(
                 config,
                 plan,
@@ -116,12 +150,12 @@ def _build(
                 started,
             )
         except KeyboardInterrupt:
-            _stop(executor, out, work_dirs)
+            _stop(executor, out, [] if config.sharded else work_dirs)
             raise BuildInterrupted(
                 f"Interrupted. Finished units are kept in {out}: run the same command again to resume."
             ) from None
         except BaseException:
-            _stop(executor, out, work_dirs)
+            _stop(executor, out, [] if config.sharded else work_dirs)
             raise
 
 
@@ -135,6 +169,102 @@ def _make_out(out: Path) -> None:
         raise UsageError(
             f"--out {out} cannot be a folder: part of its path is a file, not a folder. Choose another --out."
         ) from None
+
+
+def plan_fingerprint(config: BuildConfig, plan: BuildPlan) -> str:
+    return config.output_fingerprint(
+        {"wnids": list(plan.wnids), "units": [unit.fingerprint for unit in plan.units]}
+    )
+
+
+def plan_config(config: BuildConfig) -> dict[str, Any]:
+    """The config as finalize re-plans it: what decides the output, without how this process ran."""
+    values = {key: value for key, value in config.to_dict().items() if key not in RUN_ONLY_KEYS}
+    values["wordnet"] = str(config.wordnet) if config.wordnet else None
+    return values
+
+
+def _shard_result(
+    config: BuildConfig, plan: BuildPlan, ordered: list[UnitResult], resumed: int, started: float
+) -> BuildResult:
+    counts: dict[str, dict[str, int]] = {split: {wnid: 0 for wnid in plan.wnids} for split in config.splits}
+    for result in ordered:
+        for row in result.rows:
+            counts[result.split][row.wnid] += 1
+    return BuildResult(
+        out=config.out,
+        counts=counts,
+        images_written=sum(len(result.rows) for result in ordered),
+        skipped=tuple(issue for result in ordered for issue in result.skipped),
+        repaired=tuple(issue for result in ordered for issue in result.repaired),
+        units_total=len(ordered),
+        units_resumed=resumed,
+        seconds=time.perf_counter() - started,
+        warnings=plan.warnings,
+        shard=(config.shard_index or 0, config.num_shards or 1),
+    )
+
+
+class IncompleteBuildError(BuildError):
+    """``finalize`` found planned units without a done marker."""
+
+
+def finalize(out: Path, progress: Callable[[int], None] | None = None) -> BuildResult:
+    """Write label maps, manifests and build.json of a build whose units all ran (e.g. as the shards of a job
+    array): the same bytes as one whole build. Raises :class:`IncompleteBuildError` naming the missing units
+    and their shards otherwise."""
+    try:
+        return _finalize(Path(out))
+    except OSError as exc:
+        raise write_error(exc, Path(out)) from None
+
+
+def _finalize(out: Path) -> BuildResult:
+    started = time.perf_counter()
+    if not out.is_dir():
+        raise InputError(f"{out} does not exist: pass the --out folder of a build.")
+    with output_lock(out):
+        state = read_plan_state(out)
+        missing = missing_units(out, state)
+        if missing:
+            shards = sorted({unit["shard"] for unit in missing if unit.get("shard") is not None})
+            names = ", ".join(unit["id"] for unit in missing[:10]) + (" ..." if len(missing) > 10 else "")
+            which = (
+                f" (shard{'s' if len(shards) > 1 else ''} {', '.join(map(str, shards))} of "
+                f"--num-shards {state['num_shards']})"
+                if shards
+                else ""
+            )
+            raise IncompleteBuildError(
+                f"{len(missing)} of {len(state['units'])} units are not done{which}: {names}. Run "
+                f"{'those shards' if shards else 'the build'} again (same command), then finalize."
+            )
+        values = {
+            key: value for key, value in state["config"].items() if key in VALID_KEYS and value is not None
+        }
+        values["out"] = str(out)
+        config = build_config({}, values)
+        writer = writer_for(config)
+        plan = make_plan(config, runner=None, writer=writer)
+        fingerprint = plan_fingerprint(config, plan)
+        if fingerprint != state["fingerprint"]:
+            raise InputError(
+                f"The source of {out} changed since its shards were planned (fingerprint {fingerprint}, planned "
+                f"{state['fingerprint']}): rebuild the changed units by running the shards again."
+            )
+        results = []
+        for unit in plan.units:
+            result = read_marker(out, unit)
+            if result is None:  # a marker removed since the check above
+                raise IncompleteBuildError(
+                    f"Unit {unit.unit_id} is not done: run its shard again, then finalize."
+                )
+            results.append(result)
+        planned_at = time.perf_counter()
+        remove_temp_files(out, writer.work_dirs(plan.units))  # what killed shards left
+        return _finish(
+            config, plan, writer, fingerprint, results, len(results), {"plan": planned_at - started}, started
+        )
 
 
 def _stop(executor: Executor | None, out: Path, work_dirs: Sequence[str]) -> None:
@@ -177,6 +307,7 @@ def _finish(
     skipped = tuple(issue for result in ordered for issue in result.skipped) + refused
     repaired = tuple(issue for result in ordered for issue in result.repaired)
     images_written = sum(len(result.rows) for result in ordered)
+    seconds = time.perf_counter() - started
     extra = {key: dict(value) if isinstance(value, dict) else value for key, value in plan.record.items()}
     counters: dict[str, int] = {}
     for result in ordered:
@@ -186,7 +317,6 @@ def _finish(
         extra.setdefault("boxes", {}).update(
             {name[len("boxes_") :] if name.startswith("boxes_") else name: n for name, n in counters.items()}
         )
-    seconds = time.perf_counter() - started
     write_build_record(
         out,
         fingerprint=fingerprint,

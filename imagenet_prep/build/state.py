@@ -107,33 +107,62 @@ def _row(fields: dict) -> ManifestRow:
 
 # --------------------------------------------------------------------------------------------------- lock
 @contextlib.contextmanager
-def output_lock(out: Path) -> Iterator[None]:
+def output_lock(out: Path, shard: int | None = None) -> Iterator[None]:
     """One build per OUT: an flock (released by the kernel even on kill -9) on a file holding the pid and host
-    (several cluster nodes may share OUT on a network file system)."""
+    (several cluster nodes may share OUT on a network file system).
+
+    With ``shard`` (static sharding: ``--num-shards N --shard-index I``), the lock is per shard: N processes
+    write one OUT at once, each holding ``lock`` shared and ``lock.shard-I`` exclusively; a whole build (and
+    ``finalize``) holds ``lock`` exclusively, so it never runs beside a shard."""
     state = out / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
-    handle = open(state / "lock", "a+")  # noqa: SIM115 - held for the whole build
+    if shard is None:
+        with _flock(out, state / "lock", fcntl.LOCK_EX, "build"):
+            yield
+        return
+    with (
+        _flock(out, state / "lock", fcntl.LOCK_SH, "build"),
+        _flock(out, state / f"lock.shard-{shard}", fcntl.LOCK_EX, f"build of shard {shard}"),
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def _flock(out: Path, path: Path, mode: int, what: str) -> Iterator[None]:
+    handle = open(path, "a+")  # noqa: SIM115 - held for the whole build
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OutputLockedError(
-                f"Another imagenet-prep build ({_lock_holder(handle)}) is writing to {out}. Wait for it to "
+                f"Another imagenet-prep {what} ({_lock_holder(handle)}) is writing to {out}. Wait for it to "
                 "finish, or stop it and run this command again."
             ) from None
         except OSError as exc:
             # e.g. Lustre mounted without -o flock: refusing is safer than two builds racing in one OUT.
             raise InputError(
-                f"Cannot lock {state / 'lock'}: {exc.strerror}. The file system holding {out} does not support "
+                f"Cannot lock {path}: {exc.strerror}. The file system holding {out} does not support "
                 "file locks; build into a folder on one that does (a local disk, NFSv4, Lustre with -o flock)."
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()} {socket.gethostname()}\n")
-        handle.flush()
+        if mode == fcntl.LOCK_EX:  # a shared holder must not erase another holder's pid
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()} {socket.gethostname()}\n")
+            handle.flush()
         yield
     finally:
         handle.close()
+
+
+@contextlib.contextmanager
+def setup_lock(out: Path) -> Iterator[None]:
+    """Serialises preparing OUT (reading and writing state.json, making folders) between shard processes that
+    start at once; blocking, held for a moment only."""
+    state = out / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / "setup.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _lock_holder(handle: IO[str]) -> str:
@@ -263,3 +292,73 @@ def remove_temp_files(out: Path, dirs: Sequence[str]) -> int:
                     Path(entry.path).unlink(missing_ok=True)
                     removed += 1
     return removed
+
+
+# ---------------------------------------------------------------------------------- static shards, plan state
+def assign_shards(units: Sequence[WorkUnit], num_shards: int) -> list[list[WorkUnit]]:
+    """Units split into ``num_shards`` lists balanced by image count, the same from every process: greedy, the
+    biggest unit first (ties by unit id) to the least loaded shard (ties by the lowest index)."""
+    shards: list[list[WorkUnit]] = [[] for _ in range(num_shards)]
+    loads = [0] * num_shards
+    for unit in sorted(units, key=lambda u: (-len(u.samples), u.unit_id)):
+        target = min(range(num_shards), key=lambda i: (loads[i], i))
+        shards[target].append(unit)
+        loads[target] += len(unit.samples)
+    return shards
+
+
+def plan_state_path(out: Path) -> Path:
+    return out / STATE_DIR / "plan.json"
+
+
+def write_plan_state(
+    out: Path, fingerprint: str, config: dict[str, Any], units: Sequence[WorkUnit], num_shards: int | None
+) -> None:
+    """What ``finalize`` needs, written at plan time: the config that re-plans the build, its fingerprint, and
+    every unit (id, fingerprint, images, shard). Every shard process writes the same bytes (atomically)."""
+    shard_of: dict[str, int] = {}
+    if num_shards:
+        for index, shard in enumerate(assign_shards(units, num_shards)):
+            shard_of.update({unit.unit_id: index for unit in shard})
+    payload = {
+        "fingerprint": fingerprint,
+        "config": config,
+        "num_shards": num_shards,
+        "units": [
+            {
+                "id": u.unit_id,
+                "fingerprint": u.fingerprint,
+                "images": len(u.samples),
+                "shard": shard_of.get(u.unit_id),
+            }
+            for u in units
+        ],
+    }
+    write_text_atomic(plan_state_path(out), json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+
+def read_plan_state(out: Path) -> dict[str, Any]:
+    try:
+        payload = json.loads(plan_state_path(out).read_text())
+    except FileNotFoundError:
+        raise InputError(
+            f"{out} holds no planned build ({plan_state_path(out)} is missing): run `imagenet-prep build` "
+            "(or its shards) into it first."
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"Cannot read {plan_state_path(out)}: {exc}; run the build again.") from None
+    return payload
+
+
+def missing_units(out: Path, plan_state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The planned units without a done marker of their fingerprint (cheap: markers only, no source)."""
+    missing = []
+    for unit in plan_state["units"]:
+        try:
+            marker = json.loads(marker_path(out, unit["id"]).read_text())
+        except (OSError, ValueError):
+            missing.append(unit)
+            continue
+        if marker.get("fingerprint") != unit["fingerprint"]:
+            missing.append(unit)
+    return missing

@@ -15,7 +15,7 @@ DEFAULT_BASE_URL = (
 
 
 def _parse_headers(values: list[str] | None) -> dict[str, str]:
-    from ..fetch.download import parse_headers
+    from ..io.http import parse_headers
 
     return parse_headers(values or [])
 

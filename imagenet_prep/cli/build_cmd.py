@@ -85,6 +85,9 @@ def build_command(
     min_images: opt.MinImages = None,
     real_labels: opt.RealLabels = None,
     boxes: opt.Boxes = None,
+    scheduler: opt.Scheduler = None,
+    num_shards: opt.NumShards = None,
+    shard_index: opt.ShardIndex = None,
     quiet: opt.Quiet = False,
 ) -> None:
     # Every parameter but config/quiet is a config key: pass them on by name (declared once, in cli/options.py).
@@ -119,6 +122,16 @@ def build_command(
     finally:
         if bar:
             bar[0].close()
+    if result.shard is not None:
+        index, count = result.shard
+        typer.echo(
+            f"Shard {index} of {count}: {result.images_written:,} images in {result.units_total} units into "
+            f"{result.out} in {result.seconds:.1f} s; {len(result.skipped)} skipped. When every shard is done, "
+            f"run `imagenet-prep finalize {result.out}`."
+        )
+        if result.skipped and not cfg.allow_skips:
+            raise typer.Exit(1)
+        return
     per_split = ", ".join(f"{split} {sum(c.values()):,}" for split, c in result.counts.items())
     rate = result.images_written / result.seconds if result.seconds else 0.0
     built_classes = _plural(len(next(iter(result.counts.values()))), "class", "classes")
@@ -188,6 +201,30 @@ def _published_notes(out: Path) -> list[str]:
     return published_notes(record)
 
 
+def finalize_command(
+    out: Annotated[Path, typer.Argument(help="The --out folder the shards built into.")],
+    allow_skips: opt.AllowSkips = None,
+) -> None:
+    """Finish a sharded build: write label maps, manifests and build.json once every shard is done.
+
+    Exit 1 (listing the missing units and shard indexes) while some are not.
+
+    Example: imagenet-prep finalize /data/imagenet-256
+    """
+    from ..build.orchestrator import finalize
+
+    result = finalize(out)
+    per_split = ", ".join(f"{split} {sum(c.values()):,}" for split, c in result.counts.items())
+    typer.echo(
+        f"Finalized {result.out}: {result.images_written:,} images ({per_split}) from {result.units_total} units; "
+        f"{len(result.repaired)} repaired, {len(result.skipped)} skipped."
+    )
+    if result.skipped and not allow_skips:
+        typer.echo(f"{len(result.skipped)} images were skipped; see {result.out / 'build.json'}.", err=True)
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("build", help=BUILD_EXAMPLES)(build_command)
     app.command("check")(check_command)
+    app.command("finalize")(finalize_command)

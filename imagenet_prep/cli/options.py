@@ -48,7 +48,7 @@ WordNetDir = Annotated[Path | None, typer.Option(help="WordNet 3.0 dict folder (
 Output = Annotated[
     str | None, typer.Option("--output", help="Output: imagefolder (default), wds or parquet (shards).")
 ]
-Executor = Annotated[str | None, typer.Option("--executor", help="Where units run: local (default).")]
+Executor = Annotated[str | None, typer.Option("--executor", help="Where units run: local (default) or dask.")]
 ShardSize = Annotated[
     str | None,
     typer.Option(
@@ -95,4 +95,17 @@ RealLabels = Annotated[
 ]
 Boxes = Annotated[
     bool | None, typer.Option("--boxes", help="Write boxes.csv from the ILSVRC2012 bounding-box archives.")
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        help="For --executor dask: a scheduler address tcp://HOST:PORT, or local:N for N local workers."
+    ),
+]
+NumShards = Annotated[
+    int | None,
+    typer.Option(help="Static sharding (job arrays): split the build into N shards; then `finalize`."),
+]
+ShardIndex = Annotated[
+    int | None, typer.Option(help="Which shard this process builds: 0..N-1 (e.g. $SLURM_ARRAY_TASK_ID).")
 ]

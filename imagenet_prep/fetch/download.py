@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import http.client
 import json
 import os
-import re
 import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +39,9 @@ from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.utils import get_netrc_auth
-from urllib3.util.retry import Retry
 
-from .. import __version__
 from ..errors import (
     ChecksumError,
     DownloadError,
@@ -57,14 +51,23 @@ from ..errors import (
     UsageError,
 )
 from ..io.atomic import temp_path_for
+from ..io.http import (  # shared with the remote byte source (moved there; names kept)
+    _BODY_ERRORS,
+    PASSWORD_ENV,
+    RETRY_STATUSES,
+    USER_ENV,
+    _content_range,
+    _describe,
+    _env_auth,
+    _make_session,
+    check_headers,
+    redact,
+    strip_userinfo,
+)
 from .catalog import DEFAULT_BASE_URL, Expected, resolve
 from .verify import ProgressFactory, check_file, load_checksums, record_md5
 
 CHUNK_SIZE = 256 << 10  # network reads: small enough that a dropped connection loses little
-USER_ENV = "IMAGENET_PREP_USER"
-PASSWORD_ENV = "IMAGENET_PREP_PASSWORD"
-RETRY_STATUSES = (500, 502, 503, 504)
-DEFAULT_PORTS = {"http": 80, "https": 443}
 DEFAULT_MIN_RATE = (
     1024  # bytes/s: an attempt slower than this over RATE_WINDOW seconds is aborted and resumed
 )
@@ -79,16 +82,6 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 FetchStatus = Literal["downloaded", "resumed", "already-verified", "present-unverified", "failed"]
-
-# A body that stops early: the connection was reset or closed, or a read timed out. Our own loop resumes
-# these; urllib3's Retry only covers failures before the response headers arrive.
-_BODY_ERRORS = (
-    urllib3.exceptions.HTTPError,  # ProtocolError (reset, IncompleteRead), ReadTimeoutError, SSLError
-    http.client.HTTPException,
-    requests.exceptions.RequestException,
-    ConnectionError,
-    TimeoutError,
-)
 
 
 class _Cancelled(DownloadError):
@@ -133,88 +126,6 @@ def human_bytes(n: int | None) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-_URL_RE = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s'\"<>]*)")
-
-
-def _mask_userinfo(match: re.Match[str]) -> str:
-    scheme, rest = match.group(1), match.group(2)
-    # The authority ends at the first '/'. Everything up to its *last* '@' is userinfo (urlsplit's hostname
-    # rule), so a password holding '@' is masked whole; '?' and '#' do not end it here either, since a
-    # password may hold them unencoded (masking too much is the safe side of a mistake).
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not at:
-        return match.group(0)
-    return f"{scheme}***@{host}{slash}{path}"
-
-
-def redact(text: str) -> str:
-    """Mask the whole ``user:password@`` of every URL in ``text``, however many '@' the password holds."""
-    return _URL_RE.sub(_mask_userinfo, text)
-
-
-def strip_userinfo(url: str) -> str:
-    """``url`` without ``user:password@`` (what may be stored on disk)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-
-
-_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_HEADER_HELP = (
-    "headers are 'Name: value' on one line, e.g. --header 'Authorization: Bearer TOKEN' "
-    "(the value is not shown here: it may hold a secret)"
-)
-
-
-def _bad_header_value(value: str) -> bool:
-    return any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value)
-
-
-def parse_headers(values: Iterable[str]) -> dict[str, str]:
-    """``Name: value`` strings (``--header``) into a mapping. A malformed one is a UsageError that never
-    echoes what was given (it is likely a token)."""
-    headers: dict[str, str] = {}
-    for number, text in enumerate(values, 1):
-        name, sep, value = text.partition(":")
-        name, value = name.strip(), value.strip()
-        if not sep or not _TOKEN_RE.match(name) or _bad_header_value(value):
-            raise UsageError(f"--header number {number} is malformed: {_HEADER_HELP}")
-        headers[name] = value
-    return headers
-
-
-def check_headers(headers: Mapping[str, str] | None) -> None:
-    """Refuse header names that are not HTTP tokens and values with line breaks or control characters, without
-    echoing the value (requests' own error would print it)."""
-    for number, (name, value) in enumerate((headers or {}).items(), 1):
-        if not isinstance(name, str) or not _TOKEN_RE.match(name):
-            raise UsageError(f"header number {number} has a malformed name: {_HEADER_HELP}")
-        if not isinstance(value, str) or _bad_header_value(value):
-            raise UsageError(f"the value of the header {name!r} is malformed: {_HEADER_HELP}")
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, requests.exceptions.Timeout):
-        text = f"timed out ({text})"
-    return redact(text)[:300]
-
-
-def _env_auth() -> tuple[str, str] | None:
-    user = os.environ.get(USER_ENV)
-    if user:
-        return user, os.environ.get(PASSWORD_ENV, "")
-    return None
-
-
 def _is_local(base_url: str) -> bool:
     scheme = urlsplit(base_url).scheme.lower()
     return scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt")
@@ -240,87 +151,6 @@ def credentials_available(
         return False
 
 
-def _cookie_header(cookies: Mapping[str, str] | str) -> str:
-    if isinstance(cookies, str):
-        return cookies.strip()
-    return "; ".join(f"{name}={value}" for name, value in cookies.items())
-
-
-class _KeepHeader(AuthBase):
-    """Marks an ``Authorization`` header the user gave as the auth, so netrc does not overwrite it."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return r
-
-
-class _Session(requests.Session):
-    """A session whose credentials never leave the origin they were given for.
-
-    requests strips ``Authorization`` on a host change but re-adds netrc credentials for the new URL, even for
-    another port of the same host, and keeps custom headers. Here the user's credentials and headers go to the
-    base URL's origin only; after a redirect elsewhere, only netrc credentials for that other host apply.
-    """
-
-    def __init__(self, origin: tuple[str, str, int | None], private: Mapping[str, str]) -> None:
-        super().__init__()
-        self._home = origin
-        self._private = dict(private)
-
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
-        headers = prepared_request.headers
-        url = prepared_request.url or ""
-        if _origin(url) != self._home:
-            headers.pop("Authorization", None)
-            for name in self._private:
-                headers.pop(name, None)
-            if self.trust_env and _origin(url)[1] != self._home[1]:
-                netrc_auth = get_netrc_auth(url)
-                if netrc_auth is not None:
-                    prepared_request.prepare_auth(netrc_auth)
-            return
-        # Back on (or still on) the home origin: requests drops Cookie on every redirect, so restore ours.
-        headers.update(self._private)
-        auth = self.auth or (get_netrc_auth(url) if self.trust_env else None)
-        if auth is not None:
-            prepared_request.prepare_auth(auth)
-
-
-def _make_session(
-    base_url: str,
-    auth: Any,
-    headers: Mapping[str, str] | None,
-    cookies: Mapping[str, str] | str | None,
-    retries: int,
-    backoff_factor: float,
-) -> tuple[_Session, dict[str, str]]:
-    private = dict(headers or {})
-    if cookies:
-        private["Cookie"] = _cookie_header(cookies)
-    session = _Session(_origin(base_url), private)
-    if auth is None:
-        auth = _env_auth()
-    if auth is None and any(name.lower() == "authorization" for name in private):
-        auth = _KeepHeader()
-    session.auth = auth
-    retry = Retry(
-        total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
-        backoff_factor=backoff_factor,
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        raise_on_status=False,  # the last 5xx reply comes back and becomes a DownloadError naming the status
-        respect_retry_after_header=True,
-    )
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    # identity: Content-Length and Range must count the archive's own bytes, not a compressed transfer.
-    session.headers.update({"User-Agent": f"imagenet-prep/{__version__}", "Accept-Encoding": "identity"})
-    return session, private
-
-
 def _check_space(dest: Path, needed: int | None, what: str) -> None:
     if needed is None or needed <= 0:
         return
@@ -330,17 +160,6 @@ def _check_space(dest: Path, needed: int | None, what: str) -> None:
             f"{what} needs {human_bytes(needed)} but {dest} has {human_bytes(free)} free; "
             "free some space or choose another --dest"
         )
-
-
-def _content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
-    """Parse ``bytes a-b/N`` or ``bytes */N`` into (a, b, N); unknown parts are None."""
-    m = re.match(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*$", value or "")
-    if not m:
-        return None, None, None
-    start = int(m.group(1)) if m.group(1) is not None else None
-    end = int(m.group(2)) if m.group(2) is not None else None
-    total = int(m.group(3)) if m.group(3) != "*" else None
-    return start, end, total
 
 
 def _status_error(status: int, url: str, filename: str) -> DownloadError:

@@ -113,9 +113,34 @@ class FileByteSource:
         return f"FileByteSource({str(self.path)!r})"
 
 
+def is_remote(locator: object) -> bool:
+    """Whether a locator is a URL read by a remote byte source (http, https, s3) rather than a local path."""
+    return (
+        isinstance(locator, str) and locator.split("://", 1)[0].lower() in REMOTE_SCHEMES and "://" in locator
+    )
+
+
+#: URL scheme -> "module:class" of its ByteSource (imported on first use: the remote clients are heavy)
+REMOTE_SCHEMES = {
+    "http": "http:HttpByteSource",
+    "https": "http:HttpByteSource",
+    "s3": "objectstore:ObjectByteSource",
+}
+
+
+def open_byte_source(locator: str | os.PathLike[str]) -> ByteSource:
+    """The byte source for a ``ByteLocation.locator``: a local path, or a URL by its scheme."""
+    if is_remote(locator):
+        import importlib
+
+        module, _, name = REMOTE_SCHEMES[str(locator).split("://", 1)[0].lower()].partition(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)(str(locator))
+    return FileByteSource(locator)
+
+
 def as_byte_source(source: ByteSource | str | os.PathLike[str]) -> ByteSource:
     if isinstance(source, (str, os.PathLike)):
-        return FileByteSource(source)
+        return open_byte_source(source)
     return source
 
 

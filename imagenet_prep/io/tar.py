@@ -246,9 +246,16 @@ def index_class_tar(
     """
     source = as_byte_source(path)
     label = f"The class tar {class_tar.name} inside {describe_source(source)}"
+    scan = getattr(
+        source, "scan", None
+    )  # a remote source streams the headers in one request, not one per member
+    if scan is not None:
+        scan(class_tar.offset, class_tar.offset + class_tar.size)
     try:
         members, refused = scan_tar(source, class_tar.offset, class_tar.size, label, tolerate_cut_last=True)
     finally:
+        if scan is not None:
+            scan(0, 0)
         if source is not path and isinstance(source, FileByteSource):
             source.close()
     return tuple(members), refused

@@ -17,12 +17,16 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError
 from .atomic import write_text_atomic
-from .bytesource import FileByteSource
+from .bytesource import FileByteSource, is_remote, open_byte_source
 from .paths import cache_dir as _tool_cache_dir
 from .tar import ClassTar, TarMember, index_class_tar, scan_tar
+
+if TYPE_CHECKING:
+    from .http import HttpByteSource
 
 CACHE_FORMAT = (
     3  # 2: hidden names (._x.JPEG) and over-long names are refused; 3: header offsets, sparse refused
@@ -34,8 +38,11 @@ def _user_cache_dir() -> Path:
     return _tool_cache_dir() / "archive-index"
 
 
-def _shared_cache_name(archive: Path) -> str:
+def _shared_cache_name(archive: Path | str) -> str:
     # Archives with one name in different folders must not share a cache file in a common cache folder.
+    if isinstance(archive, str):  # a URL
+        digest = hashlib.sha1(archive.encode()).hexdigest()[:12]
+        return f"{archive.rstrip('/').rsplit('/', 1)[-1]}.{digest}.index.json"
     digest = hashlib.sha1(str(archive.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
     return f"{archive.name}.{digest}.index.json"
 
@@ -44,6 +51,8 @@ def cache_path_candidates(
     archive: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
 ) -> list[Path]:
     """Where an archive's index cache is looked for and written, in order of preference."""
+    if is_remote(archive):  # never beside a remote archive
+        return [Path(cache_dir or _user_cache_dir()) / _shared_cache_name(str(archive))]
     archive = Path(archive)
     if cache_dir is not None:
         return [Path(cache_dir) / _shared_cache_name(archive)]
@@ -114,8 +123,13 @@ class _IndexedArchive:
     _EXPECTED = ""
 
     def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.cache_path: Path | None = None  # where the index was loaded from or saved to
+        self._dirty = False
+        if is_remote(path):
+            self._open_remote(str(path))
+            return
+        self.path = Path(path)
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -127,13 +141,25 @@ class _IndexedArchive:
             raise ArchiveError(f"Cannot read the archive {self.path}: {exc.strerror}.") from None
         if not self.path.is_file():
             raise ArchiveError(f"{self.path} is not a file; expected the archive {self._EXPECTED}.")
-        self._key = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        self.source = FileByteSource(self.path)
-        self.cache_path: Path | None = None  # where the index was loaded from or saved to
-        self._dirty = False
+        self._key: dict[str, object] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        self.source: FileByteSource | HttpByteSource = FileByteSource(self.path)
+        self.locator = str(self.path)  # what the build's ByteLocations name
+        self._cache_id: str | Path = self.path
+
+    def _open_remote(self, url: str) -> None:
+        """An archive on an HTTP(S) server or in an object store: read by ranges; the cache is keyed by URL +
+        size + ETag or Last-Modified (pinned at first contact) and lives in the cache folder."""
+        source: Any = open_byte_source(url)  # HttpByteSource, ObjectByteSource
+        self.source = source
+        self.path = Path(source.name)
+        from .http import redact  # the cache file never holds a user:password@ from the URL
+
+        self._key = {"url": redact(source.url), **source.validator}  # HEAD: size and validator
+        self.locator = source.locator  # url#etag=...: workers check they read this very version
+        self._cache_id = source.url
 
     def _load_cache(self) -> dict | None:
-        for candidate in cache_path_candidates(self.path, self.cache_dir):
+        for candidate in cache_path_candidates(self._cache_id, self.cache_dir):
             try:
                 data = json.loads(candidate.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -142,8 +168,7 @@ class _IndexedArchive:
                 isinstance(data, dict)
                 and data.get("format") == CACHE_FORMAT
                 and data.get("kind") == self._KIND
-                and data.get("size") == self._key["size"]
-                and data.get("mtime_ns") == self._key["mtime_ns"]
+                and all(data.get(key) == value for key, value in self._key.items())
                 and self._schema_ok(data)
             ):
                 self.cache_path = candidate
@@ -157,10 +182,10 @@ class _IndexedArchive:
     def _write_cache(self, payload: dict) -> Path | None:
         doc = {"format": CACHE_FORMAT, "kind": self._KIND, "archive": self.path.name, **self._key, **payload}
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
-        for candidate in cache_path_candidates(self.path, self.cache_dir):
+        for candidate in cache_path_candidates(self._cache_id, self.cache_dir):
             folder = candidate.parent
             try:
-                if folder != self.path.parent:
+                if not isinstance(self._cache_id, Path) or folder != self.path.parent:
                     folder.mkdir(parents=True, exist_ok=True)
                 elif not os.access(folder, os.W_OK):
                     continue
@@ -210,7 +235,7 @@ class TrainArchive(_IndexedArchive):
                 self._inner_refused[wnid] = [tuple(r) for r in packed.get("refused", [])]
 
     def _schema_ok(self, data: dict) -> bool:
-        size = self._key["size"]
+        size = self.source.size
         classes, members = data.get("classes"), data.get("members")
         if not (
             isinstance(classes, list) and isinstance(members, dict) and _refusals_ok(data.get("refused"))
@@ -346,7 +371,7 @@ class ValArchive(_IndexedArchive):
             self._refused = [tuple(r) for r in cached["refused"]]
 
     def _schema_ok(self, data: dict) -> bool:
-        return _members_ok(data.get("members"), 0, self._key["size"]) and _refusals_ok(data.get("refused"))
+        return _members_ok(data.get("members"), 0, self.source.size) and _refusals_ok(data.get("refused"))
 
     def members(self) -> tuple[TarMember, ...]:
         """The images, in archive order."""

@@ -33,8 +33,12 @@ def source_class(layout: str) -> type:
         raise UsageError(f"Unknown source layout {layout!r}: choose one of {', '.join(SOURCES)}.") from None
 
 
-def open_source(folder: Path, layout: str | None = None, cache_dir: Path | None = None) -> Source:
+def open_source(folder: Path | str, layout: str | None = None, cache_dir: Path | None = None) -> Source:
     """The source in ``folder``: the named layout, or the one layout detected there."""
+    from ..io.bytesource import is_remote
+
+    if is_remote(folder):  # a URL of a folder: the layout cannot be listed, so it is named (default ilsvrc)
+        return source_class(layout or IlsvrcSource.layout)(folder, cache_dir=cache_dir)
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(

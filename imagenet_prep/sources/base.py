@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from ..errors import ArchiveError
-from ..io.bytesource import FileByteSource
+from ..io.bytesource import ByteSource, open_byte_source
 from ..io.tar import member_header_problem
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 
@@ -111,7 +111,7 @@ class LocationReader:
     def __init__(self, unit: WorkUnit) -> None:
         self.unit = unit
         self.bytes_read = 0
-        self._files: dict[str, FileByteSource] = {}
+        self._files: dict[str, ByteSource] = {}
 
     def read(self, location: ByteLocation, name: str | None = None) -> bytes:
         """The bytes at ``location``; ``name`` (the sample's name in the source) is checked against the tar
@@ -129,7 +129,7 @@ class LocationReader:
             )
         source = self._files.get(location.locator)
         if source is None:
-            source = self._files[location.locator] = FileByteSource(location.locator)
+            source = self._files[location.locator] = open_byte_source(location.locator)  # a path or a URL
         if location.header_offset is not None:
             problem = member_header_problem(
                 source, location.header_offset, location.offset, location.size, name or ""
@@ -159,7 +159,7 @@ class LocationReader:
     def close(self) -> None:
         for source in self._files.values():
             with contextlib.suppress(OSError):
-                source.close()
+                source.close()  # type: ignore[attr-defined]
         self._files.clear()
 
 

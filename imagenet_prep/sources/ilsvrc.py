@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from ..errors import InputError
 from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, TRAIN_TAR, VAL_TAR
-from ..io.bytesource import FileByteSource
+from ..io.bytesource import is_remote, open_byte_source
 from ..io.tar import ClassTar, TarMember, index_class_tar
 from ..io.tar_index import TrainArchive, ValArchive
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
@@ -32,9 +32,12 @@ from .base import (
 
 def index_class(path: str, class_tar: ClassTar) -> tuple[tuple[TarMember, ...], list[tuple[str, str]], int]:
     """Worker side of indexing: one class tar's members, refusals, and the header bytes read."""
-    with FileByteSource(path) as source:
+    source = open_byte_source(path)
+    try:
         members, refused = index_class_tar(source, class_tar)
-        return members, refused, source.bytes_read
+        return members, refused, source.bytes_read  # type: ignore[attr-defined]
+    finally:
+        source.close()  # type: ignore[attr-defined]
 
 
 def _location(path: str, member: TarMember) -> ByteLocation:
@@ -56,8 +59,9 @@ class IlsvrcSource:
     layout: ClassVar[str] = "ilsvrc"
     needs: ClassVar[str] = f"{TRAIN_TAR} and/or {VAL_TAR} (with {DEVKIT_TAR} to label val)"
 
-    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: Path | str, cache_dir: Path | None = None) -> None:
+        # A folder, or the URL of one (http/https: the archives are read by Range requests).
+        self.folder: Path | str = folder if is_remote(folder) else Path(folder)
         self.cache_dir = cache_dir
         self.train_path = self._present(TRAIN_TAR)
         self.val_path = self._present(VAL_TAR)
@@ -72,6 +76,18 @@ class IlsvrcSource:
         return probe.has(TRAIN_TAR) or probe.has(VAL_TAR)
 
     def _present(self, name: str) -> Path | None:
+        if isinstance(self.folder, str):  # a URL: HEAD; the devkit (small) is copied into the cache folder
+            from ..io.http import cached_copy, join_url, remote_exists
+            from ..io.paths import cache_dir
+
+            url = join_url(self.folder, name)
+            if url.startswith("s3://"):
+                from ..io.objectstore import object_exists as remote_exists
+            if name == DEVKIT_DIR or not remote_exists(url):
+                return None
+            if name == DEVKIT_TAR:
+                return Path(cached_copy(url, self.cache_dir or cache_dir() / "remote"))
+            return url  # type: ignore[return-value]  # a URL stands for the path of a remote archive
         path = self.folder / name
         return path if path.exists() else None
 
@@ -126,7 +142,7 @@ class IlsvrcSource:
         archive = self.train_archive()
         read_before = archive.source.bytes_read
         class_tars = archive.classes()
-        path = str(archive.path)
+        path = archive.locator
         uncached = [wnid for wnid in wnids if not archive.has_members(wnid)]
         inner_bytes = 0
         if runner is not None and len(uncached) > 1:
@@ -148,7 +164,7 @@ class IlsvrcSource:
         labels = self.val_labels()
         chosen = set(wnids)
         by_class: dict[str, list[SourceFile]] = {wnid: [] for wnid in wnids}
-        path = str(archive.path)
+        path = archive.locator
         strays: list[tuple[str, str]] = []
         for member in archive.members():
             wnid = labels.get(member.name)
@@ -177,7 +193,7 @@ class IlsvrcSource:
 
     def records(self) -> list[SourceRecord]:
         return [
-            SourceRecord(path, role)
+            SourceRecord(Path(path.rsplit("/", 1)[-1]) if isinstance(path, str) else path, role)
             for path, role in (
                 (self.train_path, "train"),
                 (self.val_path, "val"),

@@ -1,0 +1,69 @@
+"""`--source s3://bucket/prefix` through fsspec/s3fs (issue 12 item 4) against moto's S3 server on 127.0.0.1:
+the same tree as a local build, credentials from the environment and never in build.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagenet_prep.build import STATE_DIR, build
+from imagenet_prep.config import build_config
+from imagenet_prep.sample import SampleSpec, write_sample
+
+moto_server = pytest.importorskip("moto.server")  # in the test extra: never skipped here
+
+OPTIONS = {"resize": "shorter", "size": 32, "workers": 1}
+SECRET = "not-a-real-secret-key-4711"
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(out)): path.read_bytes()
+        for path in sorted(out.rglob("*"))
+        if path.is_file() and STATE_DIR not in path.relative_to(out).parts and path.name != "build.json"
+    }
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(s3: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3)
+    return s3
+
+
+def test_a_build_from_s3_gives_the_local_tree_and_records_no_credentials(aws_env, tmp_path):
+    import boto3
+
+    release = write_sample(
+        tmp_path / "release", SampleSpec(classes=2, train_per_class=2, val_per_class=1, seed=6)
+    )
+    client = boto3.client("s3", endpoint_url=aws_env)
+    client.create_bucket(Bucket="datasets")
+    for path in release.root.iterdir():
+        if path.is_file():
+            client.put_object(Bucket="datasets", Key=f"ilsvrc2012/{path.name}", Body=path.read_bytes())
+
+    local = tmp_path / "local"
+    assert build(build_config({}, {"source": release.root, "out": local, **OPTIONS})).ok
+    remote = tmp_path / "remote"
+    result = build(build_config({}, {"source": "s3://datasets/ilsvrc2012/", "out": remote, **OPTIONS}))
+    assert result.ok and result.images_written == 2 * 2 + 2 * 1
+    assert snapshot(remote) == snapshot(local)
+    record = (remote / "build.json").read_text()
+    assert json.loads(record)["config"]["source"] == "s3://datasets/ilsvrc2012/"
+    assert SECRET not in record and "testing-key-id" not in record
+    assert json.loads(record)["bytes_read"]["images"] > 0
