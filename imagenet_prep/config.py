@@ -40,6 +40,7 @@ class BuildConfig:
     wordnet: Path | None = None
     output: str = "imagefolder"  # a name in outputs.WRITERS
     executor: str = "local"  # a name in executors.EXECUTORS
+    layout: str | None = None  # a name in sources.SOURCES; None = detect it in the source folder
 
     def __post_init__(self) -> None:
         if not self.splits or any(split not in SPLITS for split in self.splits):
@@ -101,6 +102,7 @@ class BuildConfig:
             "allow_skips": self.allow_skips,
             "output": self.output,
             "executor": self.executor,
+            "layout": self.layout,
         }
 
 
@@ -204,4 +206,5 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         wordnet=Path(merged["wordnet"]).expanduser() if merged.get("wordnet") else None,
         output=str(merged.get("output") or "imagefolder"),
         executor=str(merged.get("executor") or "local"),
+        layout=str(merged["layout"]) if merged.get("layout") else None,
     )

@@ -123,7 +123,7 @@ def make_plan(
 
     Units follow the source's grouping (its cheapest reads) unless the ``writer`` regroups them (shards).
     """
-    source = open_source(config.source, cache_dir=cache_dir)
+    source = open_source(config.source, layout=config.layout, cache_dir=cache_dir)
     offered = source.splits()
     for split in config.splits:
         if split not in offered:

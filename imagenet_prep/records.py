@@ -17,13 +17,15 @@ class ByteLocation:
     """Where an image's bytes are: ``size`` bytes at ``offset`` in the file (or, later, URL) ``locator``.
 
     ``compression`` is None for stored bytes; a reader that must inflate them (a deflated zip member) names
-    its method here, and the worker inflates after the read.
+    its method here, and the worker inflates after the read. ``raw_size`` is the inflated size the container
+    declares (a zip member's): a reader refuses bytes that inflate to more (a zip bomb).
     """
 
     locator: str
     offset: int
     size: int
     compression: str | None = None
+    raw_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

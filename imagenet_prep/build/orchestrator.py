@@ -44,6 +44,7 @@ class BuildResult:
     units_resumed: int
     seconds: float
     warnings: tuple[str, ...]
+    layout: str = ""  # the source layout read (detected or --layout)
 
     @property
     def ok(self) -> bool:
@@ -191,4 +192,5 @@ def _finish(
         units_resumed=resumed,
         seconds=seconds,
         warnings=plan.warnings,
+        layout=type(plan.source).layout,
     )

@@ -47,3 +47,10 @@ Overwrite = Annotated[
 WordNetDir = Annotated[Path | None, typer.Option(help="WordNet 3.0 dict folder (for --under).")]
 Output = Annotated[str | None, typer.Option("--output", help="Output format: imagefolder (default).")]
 Executor = Annotated[str | None, typer.Option("--executor", help="Where units run: local (default).")]
+Layout = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        help="Source layout (default: detected): ilsvrc, kaggle, kaggle-zip, hf-tar, hf-parquet, blurred, imagefolder.",
+    ),
+]

@@ -29,20 +29,23 @@ def _user_cache_dir() -> Path:
     return _tool_cache_dir() / "archive-index"
 
 
-def _shared_cache_name(archive: Path) -> str:
+def _shared_cache_name(archive: Path, suffix: str = ".index.json") -> str:
     # Archives with one name in different folders must not share a cache file in a common cache folder.
     digest = hashlib.sha1(str(archive.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    return f"{archive.name}.{digest}.index.json"
+    return f"{archive.name}.{digest}{suffix}"
 
 
 def cache_path_candidates(
-    archive: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
+    archive: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    suffix: str = ".index.json",
 ) -> list[Path]:
-    """Where an archive's index cache is looked for and written, in order of preference."""
+    """Where an archive's index cache is looked for and written, in order of preference (``suffix`` tells
+    apart several indexes of one file, e.g. a zip's member listing and the listing of a tar.gz inside it)."""
     archive = Path(archive)
     if cache_dir is not None:
-        return [Path(cache_dir) / _shared_cache_name(archive)]
-    return [archive.with_name(archive.name + ".index.json"), _user_cache_dir() / _shared_cache_name(archive)]
+        return [Path(cache_dir) / _shared_cache_name(archive, suffix)]
+    return [archive.with_name(archive.name + suffix), _user_cache_dir() / _shared_cache_name(archive, suffix)]
 
 
 def _pack(members: tuple[TarMember, ...] | list[TarMember]) -> dict[str, list]:
@@ -63,6 +66,7 @@ class _IndexedArchive:
 
     _KIND = ""
     _EXPECTED = ""
+    _SUFFIX = ".index.json"
 
     def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
@@ -84,7 +88,7 @@ class _IndexedArchive:
         self._dirty = False
 
     def _load_cache(self) -> dict | None:
-        for candidate in cache_path_candidates(self.path, self.cache_dir):
+        for candidate in cache_path_candidates(self.path, self.cache_dir, self._SUFFIX):
             try:
                 data = json.loads(candidate.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -103,7 +107,7 @@ class _IndexedArchive:
     def _write_cache(self, payload: dict) -> Path | None:
         doc = {"format": CACHE_FORMAT, "kind": self._KIND, "archive": self.path.name, **self._key, **payload}
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
-        for candidate in cache_path_candidates(self.path, self.cache_dir):
+        for candidate in cache_path_candidates(self.path, self.cache_dir, self._SUFFIX):
             folder = candidate.parent
             try:
                 if folder != self.path.parent:

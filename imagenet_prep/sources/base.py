@@ -26,6 +26,9 @@ from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 #: Runs ``function(*args)`` for each argument tuple, maybe in worker processes (the executor's ``map``).
 Runner = Callable[[Callable, Sequence[tuple]], list]
 
+#: Largest image a reader inflates (the largest ILSVRC2012 image is ~15 MB): more is a zip bomb, not a photo.
+MAX_INFLATED = 256 << 20
+
 SEQUENCE_CHUNK = (
     250  # samples per unit in storage order: big enough to amortise a task, small enough to balance
 )
@@ -121,7 +124,7 @@ class LocationReader:
                 "`imagenet-prep verify`."
             )
         if location.compression == "deflate":
-            return zlib.decompress(data, -zlib.MAX_WBITS)
+            return inflate(data, location)
         return data
 
     def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
@@ -133,6 +136,31 @@ class LocationReader:
             with contextlib.suppress(OSError):
                 source.close()
         self._files.clear()
+
+
+def inflate(data: bytes, location: ByteLocation) -> bytes:
+    """Inflate a raw deflate stream, never past its declared size (or :data:`MAX_INFLATED`): a member that
+    would inflate to more is refused as a zip bomb (ArchiveError), and so is a damaged stream."""
+    limit = min(location.raw_size, MAX_INFLATED) if location.raw_size is not None else MAX_INFLATED
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ArchiveError(
+            f"{location.locator}: the deflated member at offset {location.offset} is damaged ({exc}); "
+            "re-download the archive."
+        ) from None
+    if len(out) > limit:
+        raise ArchiveError(
+            f"{location.locator}: the member at offset {location.offset} inflates to more than "
+            f"{limit:,} bytes (its declared size or the cap): a zip bomb or a damaged archive; it is refused."
+        )
+    if location.raw_size is not None and len(out) != location.raw_size:
+        raise ArchiveError(
+            f"{location.locator}: the member at offset {location.offset} inflates to {len(out):,} bytes, "
+            f"not its declared {location.raw_size:,}: the archive is damaged; re-download it."
+        )
+    return out
 
 
 def group_by_class(split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
