@@ -245,3 +245,27 @@ def write_layout(
     root.mkdir(parents=True, exist_ok=True)
     names = _write_layout(root, layout, train, vals, spec.seed)
     return LayoutRelease(root, layout, release.wnids, release.train_files, release.val_files, tuple(names))
+
+
+def write_layouts(
+    dest: str | os.PathLike[str],
+    spec: SampleSpec = SampleSpec(),  # noqa: B008 - frozen, so a shared default is safe
+    layouts: tuple[str, ...] = LAYOUTS,
+) -> dict[str, LayoutRelease]:
+    """The same release in several layouts, rendered once: ``dest/<layout>/`` each (tests, benchmarks)."""
+    root = Path(dest)
+    official = write_layout(root / "ilsvrc", spec, "ilsvrc")
+    train, vals = _images(official.root, official.wnids, official.val_files)
+    out = {"ilsvrc": official}
+    for layout in layouts:
+        if layout == "ilsvrc":
+            continue
+        if layout not in LAYOUTS + EXTRA_LAYOUTS:
+            raise UsageError(f"Unknown sample layout {layout!r}: choose one of {', '.join(LAYOUTS)}.")
+        folder = root / layout
+        folder.mkdir(parents=True, exist_ok=True)
+        names = _write_layout(folder, layout, train, vals, spec.seed)
+        out[layout] = LayoutRelease(
+            folder, layout, official.wnids, official.train_files, official.val_files, tuple(names)
+        )
+    return out
