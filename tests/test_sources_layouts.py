@@ -235,3 +235,36 @@ def test_kill_9_mid_build_then_resume_gives_the_same_tree_for_a_streamed_source(
     assert "resumed 1 of 2 units" in done.stdout  # the finished archive is not read again
     assert tree(out) == reference["full"]
     assert cli("check", str(out), "--decode").returncode == 0
+
+
+def test_blurred_release_lists_the_val_images_it_lacks(layouts, tmp_path, monkeypatch):
+    import gzip
+    import io
+    import tarfile
+
+    from imagenet_prep.sources import blurred
+
+    src = tmp_path / "src"
+    src.mkdir()
+    with gzip.open(layouts["blurred"].root / "val_blurred.tar.gz") as handle:
+        raw = handle.read()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as old, tarfile.open(fileobj=buf, mode="w") as new:
+        members = [m for m in old if m.isfile()]
+        dropped = members[0]
+        for member in members[1:]:
+            new.addfile(member, old.extractfile(member))
+    (src / "val_blurred.tar.gz").write_bytes(gzip.compress(buf.getvalue()))
+    # The comparison runs for a (nearly) full val archive: 23 images stand for the full release here.
+    monkeypatch.setattr(blurred, "FULL_VAL", 23)
+    source = blurred.BlurredSource(src, cache_dir=tmp_path / "cache")
+    wnid = dropped.name.split("/")[1]
+    index = source.index("val", source.classes("val"), None)
+    [warning] = [w for w in index.warnings if "not in the face-blurred release" in w]
+    # The bundled labels expect 50 val images of each class; the archive holds 2 per class minus the one dropped.
+    assert warning.startswith(f"val: {12 * 50 - 23} validation images of the chosen classes are not in")
+    # Only the dropped image's class: its 49 absent names, listed (the first 20) in name order.
+    [warning] = [w for w in source.index("val", (wnid,), None).warnings if "not in the face-blurred" in w]
+    assert warning.startswith("val: 49 validation images")
+    assert warning.count("ILSVRC2012_val_") == 20 and warning.endswith(" ....")
+    assert all(f.key != Path(dropped.name).stem for f in index.files[wnid])
