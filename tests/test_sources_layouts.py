@@ -268,3 +268,18 @@ def test_blurred_release_lists_the_val_images_it_lacks(layouts, tmp_path, monkey
     assert warning.startswith("val: 49 validation images")
     assert warning.count("ILSVRC2012_val_") == 20 and warning.endswith(" ....")
     assert all(f.key != Path(dropped.name).stem for f in index.files[wnid])
+
+
+def test_a_stream_is_listed_once_then_its_cached_listing_is_used_until_it_changes(layouts, tmp_path):
+    from imagenet_prep.sources.streamed import StreamListing, list_streams
+
+    shard = tmp_path / "train_images_0.tar.gz"
+    shutil.copy(layouts["hf-tar"].root / "data" / "train_images_0.tar.gz", shard)
+    first = StreamListing(shard)
+    assert first.members is None
+    assert list_streams([first]) > 0  # streamed once: compressed bytes read
+    again = StreamListing(shard)
+    assert again.members == first.members and list_streams([again]) == 0  # from the cache beside the shard
+    assert again.cache_path == tmp_path / "train_images_0.tar.gz.index.json"
+    os.utime(shard, ns=(0, 0))  # another mtime: the cache is stale and ignored
+    assert StreamListing(shard).members is None
