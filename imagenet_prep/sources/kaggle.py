@@ -70,6 +70,7 @@ NESTED_TAR = "imagenet_object_localization_patched2019.tar.gz"
 CLS_LOC = "ILSVRC/Data/CLS-LOC/"
 MAX_TEXT = 64 << 20  # the label files are a few MB
 MAX_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
+_TEXT_NAMES = frozenset({VAL_SOLUTION, SYNSET_MAPPING, NESTED_TAR})
 
 
 class _KaggleLabels:
@@ -206,6 +207,11 @@ class KaggleFolderSource(_KaggleLabels):
 
 
 # --------------------------------------------------------------------------------------------------- zip
+def _in_cls_loc(name: str) -> list[str]:
+    """The parts of a member name after ``ILSVRC/Data/CLS-LOC/`` (``['train', wnid, file]``)."""
+    return name[name.find(CLS_LOC) + len(CLS_LOC) :].split("/")
+
+
 def _zip_problem(info: zipfile.ZipInfo) -> str | None:
     """Why a zip member is refused (None = fine)."""
     problem = name_problem(info.filename, flat=False)
@@ -263,9 +269,9 @@ class KaggleZipSource(_KaggleLabels):
         self.folder = Path(folder)
         self.cache_dir = cache_dir
         self.path = self.folder / ZIP_NAME
-        self._members: dict[str, zipfile.ZipInfo] | None = None
+        self._members: dict[str, list[zipfile.ZipInfo]] | None = None
+        self._texts: dict[str, zipfile.ZipInfo] = {}
         self._refused: list[tuple[str, str]] = []
-        self._prefix = ""
         self._val: dict[str, list[SourceFile]] | None = None
         self._val_refused: list[tuple[str, str]] = []
         self._val_warnings: list[str] = []
@@ -278,7 +284,9 @@ class KaggleZipSource(_KaggleLabels):
         return probe.has(ZIP_NAME)
 
     # --------------------------------------------------------------------------------------- central dir
-    def members(self) -> dict[str, zipfile.ZipInfo]:
+    def members(self) -> dict[str, list[zipfile.ZipInfo]]:
+        """The central directory, once: the train and val images (``CLS-LOC/{train,val}/``) and the label files.
+        Other members (annotations, test images) are never read, so they are neither kept nor checked."""
         if self._members is None:
             if not self.path.is_file():
                 raise InputError(f"{ZIP_NAME} is missing from {self.folder}.")
@@ -287,28 +295,35 @@ class KaggleZipSource(_KaggleLabels):
                     infos = archive.infolist()
             except (OSError, zipfile.BadZipFile) as exc:
                 raise ArchiveError(f"{self.path} is not a readable zip ({exc}); re-download it.") from None
-            members: dict[str, zipfile.ZipInfo] = {}
+            by_split: dict[str, list[zipfile.ZipInfo]] = {"train": [], "val": []}
+            seen: set[str] = set()
             for info in infos:
+                name = info.filename
                 if info.is_dir():
                     continue
+                base = name.rsplit("/", 1)[-1]
+                at = name.find(CLS_LOC)
+                split = name[at + len(CLS_LOC) :].split("/", 1)[0] if at >= 0 else ""
+                if base not in _TEXT_NAMES and split not in by_split:
+                    continue
                 problem = _zip_problem(info)
-                if problem is None and info.filename in members:
+                if problem is None and name in seen:
                     problem = "duplicate name"
                 if problem:
-                    self._refused.append((info.filename, problem))
+                    self._refused.append((name, problem))
+                elif base in _TEXT_NAMES and split not in by_split:
+                    current = self._texts.get(base)
+                    if current is None or len(name) < len(current.filename):  # the one nearest the root
+                        self._texts[base] = info
                 else:
-                    members[info.filename] = info
-            self._members = members
-            at = next((name.find(CLS_LOC) for name in members if CLS_LOC in name), -1)
-            self._prefix = next(name[:at] for name in members if CLS_LOC in name) if at >= 0 else ""
+                    by_split[split].append(info)
+                seen.add(name)
+            self._members = by_split
         return self._members
 
     def _text_member(self, name: str) -> zipfile.ZipInfo | None:
-        members = self.members()
-        for candidate in (self._prefix + name, name):
-            if candidate in members:
-                return members[candidate]
-        return next((info for n, info in members.items() if os.path.basename(n) == name), None)
+        self.members()
+        return self._texts.get(name)
 
     def _read_text(self, name: str) -> str | None:
         info = self._text_member(name)
@@ -347,8 +362,7 @@ class KaggleZipSource(_KaggleLabels):
         return parse
 
     def _split_members(self, split: str) -> list[zipfile.ZipInfo]:
-        head = f"{self._prefix}{CLS_LOC}{split}/"
-        return [info for name, info in self.members().items() if name.startswith(head)]
+        return self.members()[split]
 
     # ------------------------------------------------------------------------------------------- parent
     def splits(self) -> tuple[str, ...]:
@@ -390,8 +404,8 @@ class KaggleZipSource(_KaggleLabels):
             ]
             located, refused = locate_members(str(self.path), rows)
             labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in located])
-            head = f"{self._prefix}{CLS_LOC}"
-            self._val, more = _val_by_class([(n[len(head) + 4 :], loc) for n, loc in located], labels)
+            pairs = [("/".join(_in_cls_loc(n)[1:]), loc) for n, loc in located]
+            self._val, more = _val_by_class(pairs, labels)
             self._val_refused = [(f"val/{n}", r) for n, r in refused] + more
         return self._val
 
@@ -417,10 +431,9 @@ class KaggleZipSource(_KaggleLabels):
         return sorted(out)
 
     def _train_wnids(self) -> set[str]:
-        head = f"{self._prefix}{CLS_LOC}train/"
         out = set()
         for info in self._split_members("train"):
-            parts = info.filename[len(head) :].split("/")
+            parts = _in_cls_loc(info.filename)[1:]
             if len(parts) == 2 and WNID_RE.match(parts[0]):
                 out.add(parts[0])
         return out
@@ -440,10 +453,9 @@ class KaggleZipSource(_KaggleLabels):
             by_class = self._val_files()
             chosen = {wnid: tuple(by_class.get(wnid, ())) for wnid in wnids}
             return SplitIndex("val", chosen, outer + tuple(self._val_refused), tuple(self._val_warnings))
-        head = f"{self._prefix}{CLS_LOC}train/"
         rows: dict[str, list[tuple[str, int, int, int, int]]] = {wnid: [] for wnid in wnids}
         for info in self._split_members("train"):
-            parts = info.filename[len(head) :].split("/")
+            parts = _in_cls_loc(info.filename)[1:]
             if len(parts) == 2 and parts[0] in rows:
                 rows[parts[0]].append(
                     (
