@@ -283,3 +283,13 @@ def test_a_stream_is_listed_once_then_its_cached_listing_is_used_until_it_change
     assert again.cache_path == tmp_path / "train_images_0.tar.gz.index.json"
     os.utime(shard, ns=(0, 0))  # another mtime: the cache is stale and ignored
     assert StreamListing(shard).members is None
+
+
+def test_a_kaggle_cls_loc_folder_reads_as_an_imagefolder_labelled_by_the_csv_above_it(
+    layouts, reference, tmp_path
+):
+    root = layouts["kaggle"].root / "ILSVRC" / "Data" / "CLS-LOC"
+    assert detect_layouts(root) == ["imagefolder"]
+    record = run_build(root, tmp_path / "o", **FULL)
+    assert tree(tmp_path / "o") == reference["full"]
+    assert any(s["file"] == "LOC_val_solution.csv" for s in record["sources"])

@@ -1,7 +1,8 @@
 """An existing ImageFolder tree: ``<root>/train/<wnid>/*`` and ``<root>/val/<wnid>/*`` (any image extension),
 or a flat ``<root>/val/`` of ``ILSVRC2012_val_*`` files labelled by, in order: a devkit in the root
-(``ILSVRC2012_devkit_t12.tar.gz`` or its folder), ``LOC_val_solution.csv`` in the root, or the bundled 50,000
-labels when the folder holds exactly the real 50,000 names. Use it to re-resize or re-shard a tree already made
+(``ILSVRC2012_devkit_t12.tar.gz`` or its folder), ``LOC_val_solution.csv`` in the root (or three folders up
+when the root is a Kaggle tree's ``ILSVRC/Data/CLS-LOC``), or the bundled 50,000 labels when the folder holds
+exactly the real 50,000 names. Use it to re-resize or re-shard a tree already made
 (an imagenet-prep output tree is one).
 
 Keys are the file stems (``n01440764_10026.png`` -> ``n01440764_10026``), so a tree written in another format
@@ -110,6 +111,8 @@ class ImageFolderSource:
             None,
         )
         csv_path = self.folder / VAL_SOLUTION
+        if not csv_path.is_file() and self.folder.resolve().parts[-3:] == ("ILSVRC", "Data", "CLS-LOC"):
+            csv_path = self.folder.resolve().parents[2] / VAL_SOLUTION  # the Kaggle tree's CLS-LOC folder
         if kit_path is not None:
             kit = devkit.read_devkit(kit_path)
             self._val_warnings = devkit.compare_with_bundled(kit)

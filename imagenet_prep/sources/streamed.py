@@ -124,7 +124,7 @@ def list_stream(locator: str) -> tuple[list[tuple[str, int, int]], list[tuple[st
     names: set[str] = set()
     stream, source = open_stream(locator)
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=_BUFFER) as tar:
             for info in tar:
                 name = info.name[2:] if info.name.startswith("./") else info.name
                 if info.isdir() or name in ("", "."):
@@ -222,7 +222,7 @@ class StreamReader:
         if locator not in self._open:
             stream, source = open_stream(locator)
             try:
-                tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 - closed by _finish
+                tar = tarfile.open(fileobj=stream, mode="r|", bufsize=_BUFFER)  # noqa: SIM115 - closed by _finish
             except _STREAM_ERRORS as exc:
                 stream.close()
                 source.close()
