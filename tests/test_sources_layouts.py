@@ -115,17 +115,13 @@ def test_summary_line_and_build_record_name_the_layout(layouts, tmp_path):
     assert json.loads((tmp_path / "o" / "build.json").read_text())["config"]["layout"] is None
 
 
-@pytest.mark.parametrize("case", ["two-layouts", "empty", "random"])
+@pytest.mark.parametrize("case", ["two-layouts", "empty"])
 def test_unknown_or_ambiguous_folder_is_one_line_exit_2(layouts, tmp_path, case):
     src = tmp_path / "src"
     src.mkdir()
     if case == "two-layouts":
         shutil.copy(layouts["kaggle-zip"].root / "imagenet-object-localization-challenge.zip", src)
         shutil.copytree(layouts["hf-tar"].root / "data", src / "data")
-    elif case == "random":
-        (src / "notes.txt").write_text("hello")
-        (src / "photos").mkdir()
-        (src / "photos" / "cat.jpg").write_bytes(b"\xff\xd8")
     done = cli("build", "--source", str(src), "--out", str(tmp_path / "o"))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -134,30 +130,27 @@ def test_unknown_or_ambiguous_folder_is_one_line_exit_2(layouts, tmp_path, case)
     if case == "two-layouts":
         assert "several layouts (kaggle-zip, hf-tar)" in done.stderr and "--layout" in done.stderr
         # --layout picks one of them.
-        done = cli(
-            "build",
-            "--source",
-            str(src),
-            "--out",
-            str(tmp_path / "o"),
-            "--layout",
-            "hf-tar",
-            "--quiet",
-            "--workers",
-            "1",
-        )
-        assert done.returncode == 0, done.stderr
-        assert json.loads((tmp_path / "o" / "build.json").read_text())["layout"] == "hf-tar"
+        record = run_build(src, tmp_path / "o2", layout="hf-tar", workers=1)
+        assert record["layout"] == "hf-tar" and record["config"]["layout"] == "hf-tar"
     else:
         for name, cls in SOURCES.items():
             assert f"{name}: {cls.needs}" in done.stderr
 
 
-def test_unknown_layout_name_lists_the_valid_ones(layouts, tmp_path):
-    done = cli(
-        "build", "--source", str(layouts["kaggle"].root), "--out", str(tmp_path / "o"), "--layout", "foo"
-    )
-    assert done.returncode == 2 and "choose one of ilsvrc, kaggle" in done.stderr
+def test_a_random_folder_or_an_unknown_layout_name_is_an_input_error(tmp_path):
+    from imagenet_prep.errors import ImagenetPrepError
+    from imagenet_prep.sources import open_source
+
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(ImagenetPrepError) as caught:
+        open_source(tmp_path)
+    assert caught.value.exit_code == 2 and "holds no ImageNet layout" in str(caught.value)
+    assert all(f"{name}: {cls.needs}" in str(caught.value) for name, cls in SOURCES.items())
+    with pytest.raises(ImagenetPrepError, match="choose one of ilsvrc, kaggle, kaggle-zip") as caught:
+        open_source(tmp_path, layout="foo")
+    assert caught.value.exit_code == 2
 
 
 def test_inspect_reports_layout_splits_counts_and_what_is_missing(layouts, tmp_path):

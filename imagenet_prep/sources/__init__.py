@@ -52,6 +52,10 @@ def source_class(layout: str) -> type:
 def open_source(folder: Path, layout: str | None = None, cache_dir: Path | None = None) -> Source:
     """The source in ``folder``: the named layout, or the one layout detected there."""
     folder = Path(folder)
+    if folder.is_file():
+        raise InputError(
+            f"--source takes the folder that holds {folder.name}, not the file itself: use --source {folder.parent}."
+        )
     if not folder.is_dir():
         raise InputError(
             f"The source folder {folder} does not exist. Point --source at the folder holding the ILSVRC2012 "

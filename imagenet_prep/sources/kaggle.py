@@ -271,7 +271,7 @@ class KaggleZipSource(_KaggleLabels):
         self.path = self.folder / ZIP_NAME
         self._members: dict[str, list[zipfile.ZipInfo]] | None = None
         self._texts: dict[str, zipfile.ZipInfo] = {}
-        self._refused: list[tuple[str, str]] = []
+        self._refused: list[tuple[str, str, str]] = []  # (split, name, reason); label files count under val
         self._val: dict[str, list[SourceFile]] | None = None
         self._val_refused: list[tuple[str, str]] = []
         self._val_warnings: list[str] = []
@@ -310,7 +310,7 @@ class KaggleZipSource(_KaggleLabels):
                 if problem is None and name in seen:
                     problem = "duplicate name"
                 if problem:
-                    self._refused.append((name, problem))
+                    self._refused.append((split if split in by_split else "val", name, problem))
                 elif base in _TEXT_NAMES and split not in by_split:
                     current = self._texts.get(base)
                     if current is None or len(name) < len(current.filename):  # the one nearest the root
@@ -448,7 +448,7 @@ class KaggleZipSource(_KaggleLabels):
             nbytes, self._nested_bytes = self._nested_bytes, 0
             warnings = (*index.warnings, *self._val_warnings) if split == "val" else index.warnings
             return SplitIndex(split, index.files, refused, warnings, nbytes)
-        outer = tuple((name, reason) for name, reason in self._refused)
+        outer = tuple((name, reason) for where, name, reason in self._refused if where == split)
         if split == "val":
             by_class = self._val_files()
             chosen = {wnid: tuple(by_class.get(wnid, ())) for wnid in wnids}
