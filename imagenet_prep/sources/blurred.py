@@ -22,8 +22,7 @@ from ..records import Sample, WorkUnit
 from ..taxonomy import classes
 from .base import FolderProbe, Runner, SourceRecord, SplitIndex
 from .common import WNID_RE, val_key
-from .hf_tar import stream_index
-from .streamed import StreamListing, StreamReader, group_by_stream, list_streams, listing_files
+from .streamed import StreamListing, StreamReader, group_by_stream, list_streams, listing_files, stream_index
 
 ARCHIVES = {"train": "train_blurred.tar.gz", "val": "val_blurred.tar.gz"}
 _EXTENSIONS = (".jpg", ".jpeg")

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import InputError
-from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from ..records import Sample, WorkUnit
 from .base import FolderProbe, Runner, SourceRecord, SplitIndex
 from .common import WNID_RE
-from .streamed import STREAM, StreamListing, StreamReader, group_by_stream, list_streams, listing_files
+from .streamed import StreamListing, StreamReader, group_by_stream, list_streams, listing_files, stream_index
 
 TRAIN_SHARD_RE = re.compile(r"^train_images_(\d+)\.tar\.gz$")
 VAL_SHARD = "val_images.tar.gz"
@@ -49,31 +49,6 @@ def parse_suffixed(name: str) -> tuple[str, str] | str:
     if not key or not WNID_RE.match(wnid):
         return "no _<wnid> label suffix in the name (expected e.g. n01440764_10026_n01440764.JPEG)"
     return wnid, key
-
-
-def stream_index(
-    split: str, listings: Sequence[StreamListing], parse, wnids: Sequence[str], layout: str
-) -> SplitIndex:
-    """The chosen classes' files across a split's streams (shared by the streamed layouts)."""
-    files: dict[str, list[SourceFile]] = {wnid: [] for wnid in wnids}
-    refused: list[tuple[str, str]] = []
-    all_classes: set[str] = set()
-    for listing in listings:
-        by_class, refusals = listing_files(listing, parse)
-        all_classes.update(by_class)
-        shard = Path(listing.locator).name
-        refused.extend((f"{split}/{shard}/{name}", reason) for name, reason in refusals)
-        for wnid in wnids:
-            for name, key, offset, size in by_class.get(wnid, ()):
-                files[wnid].append(SourceFile(name, key, ByteLocation(listing.locator, offset, size, STREAM)))
-    warnings = []
-    if len(set(wnids)) < len(all_classes):
-        total = sum(os.path.getsize(listing.path) for listing in listings)
-        warnings.append(
-            f"{split}: the {layout} archives are gzip streams that cannot seek, so building {len(wnids)} of "
-            f"{len(all_classes)} classes still reads all {len(listings)} of them ({total / 1e9:.2f} GB)."
-        )
-    return SplitIndex(split, {w: tuple(f) for w, f in files.items()}, tuple(refused), tuple(warnings))
 
 
 class HfTarSource:

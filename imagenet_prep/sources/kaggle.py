@@ -54,7 +54,6 @@ from .common import (
     val_key,
     wnid_dirs,
 )
-from .hf_tar import stream_index
 from .streamed import (
     STREAM,
     ZIP_SEP,
@@ -62,6 +61,7 @@ from .streamed import (
     StreamReader,
     group_by_stream,
     list_streams,
+    stream_index,
     zip_data_offset,
 )
 
@@ -278,6 +278,7 @@ class KaggleZipSource(_KaggleLabels):
         self._nested: StreamListing | None = None
         self._nested_bytes = 0
         self._nested_label_map: dict[str, str] | None = None
+        self._splits: tuple[str, ...] | None = None
 
     @classmethod
     def detect(cls, probe: FolderProbe) -> bool:
@@ -366,15 +367,14 @@ class KaggleZipSource(_KaggleLabels):
 
     # ------------------------------------------------------------------------------------------- parent
     def splits(self) -> tuple[str, ...]:
-        nested = self.nested()
-        if nested is not None:
-            heads = {
-                name[name.find(CLS_LOC) :].split("/")[3]
-                for name, _o, _s in nested.members or ()
-                if CLS_LOC in name
-            }
-            return tuple(split for split in ("train", "val") if split in heads)
-        return tuple(split for split in ("train", "val") if self._split_members(split))
+        if self._splits is None:
+            nested = self.nested()
+            if nested is not None:
+                heads = {_in_cls_loc(name)[0] for name, _o, _s in nested.members or () if CLS_LOC in name}
+            else:
+                heads = {split for split in ("train", "val") if self._split_members(split)}
+            self._splits = tuple(split for split in ("train", "val") if split in heads)
+        return self._splits
 
     def missing(self) -> list[str]:
         out = [

@@ -31,7 +31,8 @@ from ..errors import ArchiveError
 from ..io.bytesource import FileByteSource, RangeView
 from ..io.tar import name_problem, type_problem
 from ..io.tar_index import _IndexedArchive
-from ..records import Sample, WorkUnit
+from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from .base import SplitIndex
 
 STREAM = "tar.gz"  # ByteLocation.compression of a member of a streamed tar.gz
 ZIP_SEP = "!/"
@@ -298,3 +299,28 @@ def listing_files(
         wnid, key = parsed
         by_class.setdefault(wnid, []).append((name, key, offset, size))
     return by_class, refused
+
+
+def stream_index(
+    split: str, listings: Sequence[StreamListing], parse, wnids: Sequence[str], layout: str
+) -> SplitIndex:
+    """The chosen classes' files across a split's streams (shared by the streamed layouts)."""
+    files: dict[str, list[SourceFile]] = {wnid: [] for wnid in wnids}
+    refused: list[tuple[str, str]] = []
+    all_classes: set[str] = set()
+    for listing in listings:
+        by_class, refusals = listing_files(listing, parse)
+        all_classes.update(by_class)
+        shard = Path(listing.locator).name
+        refused.extend((f"{split}/{shard}/{name}", reason) for name, reason in refusals)
+        for wnid in wnids:
+            for name, key, offset, size in by_class.get(wnid, ()):
+                files[wnid].append(SourceFile(name, key, ByteLocation(listing.locator, offset, size, STREAM)))
+    warnings = []
+    if len(set(wnids)) < len(all_classes):
+        total = sum(os.path.getsize(listing.path) for listing in listings)
+        warnings.append(
+            f"{split}: the {layout} archives are gzip streams that cannot seek, so building {len(wnids)} of "
+            f"{len(all_classes)} classes still reads all {len(listings)} of them ({total / 1e9:.2f} GB)."
+        )
+    return SplitIndex(split, {w: tuple(f) for w, f in files.items()}, tuple(refused), tuple(warnings))
