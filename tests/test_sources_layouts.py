@@ -289,3 +289,13 @@ def test_a_kaggle_cls_loc_folder_reads_as_an_imagefolder_labelled_by_the_csv_abo
     record = run_build(root, tmp_path / "o", **FULL)
     assert tree(tmp_path / "o") == reference["full"]
     assert any(s["file"] == "LOC_val_solution.csv" for s in record["sources"])
+
+
+def test_one_class_from_the_kaggle_zip_reads_about_its_share_of_the_zip(layouts, tmp_path):
+    source = layouts["kaggle-zip"].root
+    size = (source / "imagenet-object-localization-challenge.zip").stat().st_size
+    wnid = layouts["kaggle-zip"].wnids[0]
+    record = run_build(source, tmp_path / "o", classes=wnid, splits="train", workers=1)
+    read = record["bytes_read"]
+    assert 0 < read["index"] < size / 50  # the central directory and one local header per image of the class
+    assert read["images"] < size / 12 * 1.5  # one class of twelve (images vary in size)

@@ -279,6 +279,7 @@ class KaggleZipSource(_KaggleLabels):
         self._nested_bytes = 0
         self._nested_label_map: dict[str, str] | None = None
         self._splits: tuple[str, ...] | None = None
+        self._index_bytes = 0  # central directory bytes, reported once
 
     @classmethod
     def detect(cls, probe: FolderProbe) -> bool:
@@ -294,6 +295,8 @@ class KaggleZipSource(_KaggleLabels):
             try:
                 with zipfile.ZipFile(self.path) as archive:
                     infos = archive.infolist()
+                    # The central directory and its end records: what listing the zip read.
+                    self._index_bytes = self.path.stat().st_size - archive.start_dir
             except (OSError, zipfile.BadZipFile) as exc:
                 raise ArchiveError(f"{self.path} is not a readable zip ({exc}); re-download it.") from None
             by_split: dict[str, list[zipfile.ZipInfo]] = {"train": [], "val": []}
@@ -449,10 +452,13 @@ class KaggleZipSource(_KaggleLabels):
             warnings = (*index.warnings, *self._val_warnings) if split == "val" else index.warnings
             return SplitIndex(split, index.files, refused, warnings, nbytes)
         outer = tuple((name, reason) for where, name, reason in self._refused if where == split)
+        listing_bytes, self._index_bytes = self._index_bytes, 0
         if split == "val":
             by_class = self._val_files()
             chosen = {wnid: tuple(by_class.get(wnid, ())) for wnid in wnids}
-            return SplitIndex("val", chosen, outer + tuple(self._val_refused), tuple(self._val_warnings))
+            val_bytes = listing_bytes + 30 * sum(len(files) for files in by_class.values())
+            refused = outer + tuple(self._val_refused)
+            return SplitIndex("val", chosen, refused, tuple(self._val_warnings), val_bytes)
         rows: dict[str, list[tuple[str, int, int, int, int]]] = {wnid: [] for wnid in wnids}
         for info in self._split_members("train"):
             parts = _in_cls_loc(info.filename)[1:]
@@ -478,7 +484,7 @@ class KaggleZipSource(_KaggleLabels):
                 for name, loc in located
             )
             refused_list.extend((f"train/{n}", r) for n, r in refusals)
-        nbytes = 30 * sum(len(r) for r in rows.values())
+        nbytes = listing_bytes + 30 * sum(len(r) for r in rows.values())  # + one local header per image
         return SplitIndex("train", files, tuple(refused_list), bytes_read=nbytes)
 
     def member_label(self, split: str, wnid: str, name: str) -> str:
