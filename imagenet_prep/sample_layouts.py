@@ -191,7 +191,7 @@ def _write_layout(root: Path, layout: str, train: list, vals: list, seed: int) -
     raise UsageError(f"Unknown sample layout {layout!r}: choose one of {', '.join(LAYOUTS)}.")
 
 
-def _write_parquet(root: Path, train: list, vals: list, seed: int) -> None:
+def _write_parquet(root: Path, train: list, vals: list, seed: int, check_only: bool = False) -> None:
     try:
         import pyarrow as pa  # type: ignore[import-untyped]
         import pyarrow.parquet as pq  # type: ignore[import-untyped]
@@ -199,6 +199,8 @@ def _write_parquet(root: Path, train: list, vals: list, seed: int) -> None:
         raise UsageError(
             "The hf-parquet sample needs pyarrow: run `pip install 'imagenet-prep[parquet]'`."
         ) from None
+    if check_only:
+        return
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     index = {c.wnid: i for i, c in enumerate(sorted(classes.all_classes(), key=lambda c: c.wnid))}
     for split, items, files in (("train", train, 2), ("validation", vals, 1)):
@@ -237,6 +239,8 @@ def write_layout(
         return LayoutRelease(root, layout, release.wnids, release.train_files, release.val_files, written)
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file; give a folder for the sample release.")
+    if layout == "hf-parquet":
+        _write_parquet(root, [], [], spec.seed, check_only=True)  # a missing pyarrow fails before any work
     if root.is_dir() and any(root.iterdir()) and not overwrite:
         raise UsageError(f"{root} is not empty: pass --overwrite to write into it, or choose another folder.")
     with tempfile.TemporaryDirectory(prefix="imagenet-prep-sample-") as scratch:
