@@ -70,6 +70,7 @@ class BuildConfig:
     scheduler: str | None = None  # the dask executor's scheduler: tcp://HOST:PORT or local:N
     num_shards: int | None = None  # static sharding (job arrays): this process builds shard shard_index of N
     shard_index: int | None = None
+    layout: str | None = None  # a name in sources.SOURCES; None = detect it in the source folder
 
     def __post_init__(self) -> None:
         if not self.splits or any(split not in SPLITS for split in self.splits):
@@ -191,6 +192,7 @@ class BuildConfig:
                 if self.num_shards is not None
                 else {}
             ),
+            "layout": self.layout,
         }
 
 
@@ -484,6 +486,7 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         real_labels=_bool(merged.get("real_labels", False), "real_labels"),
         boxes=_bool(merged.get("boxes", False), "boxes"),
         **_scale_out_values(merged),
+        layout=str(merged["layout"]) if merged.get("layout") else None,
     )
 
 

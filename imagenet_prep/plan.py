@@ -238,7 +238,7 @@ def make_plan(
     A source without a val split gets one from ``--holdout`` or a recipe (taken out of train); a recipe or
     ``--min-images`` keeps only the classes with more images than the threshold.
     """
-    source = open_source(config.source, cache_dir=cache_dir)
+    source = open_source(config.source, layout=config.layout, cache_dir=cache_dir)
     offered = source.splits()
     rule = _split_rule(config, source, offered)
     read_splits = [s for s in config.splits if not (s == "val" and rule is not None and "val" not in offered)]

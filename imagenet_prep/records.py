@@ -17,7 +17,8 @@ class ByteLocation:
     """Where an image's bytes are: ``size`` bytes at ``offset`` in the file (or, later, URL) ``locator``.
 
     ``compression`` is None for stored bytes; a reader that must inflate them (a deflated zip member) names
-    its method here, and the worker inflates after the read.
+    its method here, and the worker inflates after the read. ``raw_size`` is the inflated size the container
+    declares (a zip member's): a reader refuses bytes that inflate to more (a zip bomb).
     """
 
     locator: str
@@ -28,6 +29,8 @@ class ByteLocation:
     # that header names this file with this size before trusting the bytes (no stale or altered index can
     # mislabel an image). None: nothing to verify (a plain file, a zip member).
     header_offset: int | None = None
+    # A zip member's declared inflated size: inflating never goes past it (a zip bomb stops there).
+    raw_size: int | None = None
 
 
 #: The largest archive member a build reads (bytes): far above any real ImageNet image (the largest is ~15 MB),

@@ -579,6 +579,122 @@ def scale_section(out: Path, workers: int, runs: int) -> dict[str, Any]:
     return results
 
 
+# ------------------------------------------------------------------------------------------ sources
+# Issue 10's targets: build rate from a layout / from the official tars, in the same run.
+SOURCE_TARGETS = {
+    "hf-tar": 0.85,
+    "kaggle-zip": 0.95,
+    "kaggle": 0.95,
+    "imagefolder": 0.95,
+}  # blurred: one stream per split, no target
+SOURCE_LAYOUTS = ("ilsvrc", "kaggle", "kaggle-zip", "hf-tar", "hf-parquet", "blurred", "imagefolder")
+
+
+def bench_sources(args: argparse.Namespace, out: Path) -> int:
+    """Builds of one realistic release from every layout (shorter-256, interleaved, ratios per run)."""
+    from imagenet_prep.sample_layouts import write_layouts
+
+    train_per_class = max(1, -(-(args.images - args.classes * VAL_PER_CLASS) // args.classes))
+    spec = SampleSpec(
+        classes=args.classes, train_per_class=train_per_class, val_per_class=VAL_PER_CLASS, realistic=True
+    )
+    folder = out / "sources-release"
+    stamp = folder / "bench-spec.json"
+    wanted = json.dumps({**asdict(spec), "version": __version__}, sort_keys=True)
+    if not (stamp.exists() and stamp.read_text() == wanted):
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"sample release in {len(SOURCE_LAYOUTS)} layouts ...", flush=True)
+        write_layouts(folder, spec, SOURCE_LAYOUTS)
+        stamp.write_text(wanted)
+    work = out / f"sources-runs-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    work.mkdir()
+    options = ImageOptions(**WORKLOADS["shorter-256"])
+    counter = iter(range(1_000_000))
+
+    def one(layout: str) -> dict[str, Any]:
+        dest = work / f"{next(counter):03d}-{layout}"
+        record = run_build(folder / layout, dest, options, args.workers)
+        record["per_s"] = record["images"] / record["seconds"]
+        return record
+
+    for layout in SOURCE_LAYOUTS:  # warm-up (untimed): index caches, page cache, imports
+        one(layout)
+    runs: list[dict[str, Any]] = []
+    for r in range(args.runs):
+        order = SOURCE_LAYOUTS[r % len(SOURCE_LAYOUTS) :] + SOURCE_LAYOUTS[: r % len(SOURCE_LAYOUTS)]
+        record = {layout: one(layout) for layout in order}
+        runs.append(record)
+        print(f"run {r + 1}/{args.runs}: " + ", ".join(f"{k} {v['per_s']:.0f}/s" for k, v in record.items()))
+    ratios = {
+        layout: median([run_[layout]["per_s"] / run_["ilsvrc"]["per_s"] for run_ in runs])
+        for layout in SOURCE_LAYOUTS
+        if layout != "ilsvrc"
+    }
+    # The same ratios in CPU time (build process + workers), which other processes on a busy machine barely move.
+    cpu_ratios = {
+        layout: median([run_["ilsvrc"]["cpu"] / run_[layout]["cpu"] for run_ in runs])
+        for layout in SOURCE_LAYOUTS
+        if layout != "ilsvrc"
+    }
+    busy = median([v["other_cores"] for run_ in runs for v in run_.values()])
+    # Subset cost from the zip: 1 class of a 100-class release, cold (the zip listing is not cached).
+    subset_spec = SampleSpec(
+        classes=SUBSET_CLASSES, train_per_class=10, val_per_class=VAL_PER_CLASS, realistic=True
+    )
+    subset_folder = out / f"sources-release-{SUBSET_CLASSES}"
+    if not (subset_folder / "kaggle-zip").exists():
+        write_layouts(subset_folder, subset_spec, ("kaggle-zip",))
+    zip_path = subset_folder / "kaggle-zip" / "imagenet-object-localization-challenge.zip"
+    wnid = sorted(classes.subset_wnids("imagenette"))[0]
+    dest = work / "subset-zip"
+    build(_build_config(subset_folder / "kaggle-zip", dest, ImageOptions(), 1, classes=(wnid,)))
+    read = json.loads((dest / "build.json").read_text())["bytes_read"]
+    subset = {
+        "classes": f"1 of {SUBSET_CLASSES}",
+        "zip_bytes": zip_path.stat().st_size,
+        "bytes_read_index": read["index"],
+        "bytes_read_images": read["images"],
+        "fraction": (read["index"] + read["images"]) / zip_path.stat().st_size,
+    }
+    checks = [
+        (f"{layout}/ilsvrc >= {minimum}", ratios[layout], ratios[layout] >= minimum)
+        for layout, minimum in SOURCE_TARGETS.items()
+    ]
+    checks.append(
+        (f"1% subset from the zip reads <= {TARGET_SUBSET_FRACTION:.0%}", subset["fraction"],
+         subset["fraction"] <= TARGET_SUBSET_FRACTION)
+    )  # fmt: skip
+    results = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "images": spec.classes * (spec.train_per_class + spec.val_per_class),
+        "workers": args.workers,
+        "runs": runs,
+        "ratios_to_ilsvrc": ratios,
+        "cpu_ratios_to_ilsvrc": cpu_ratios,
+        "other_cores_busy": busy,
+        "subset_from_zip": subset,
+        "targets": [{"target": t, "value": v, "met": met} for t, v, met in checks],
+    }
+    (out / "results-sources.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        f"\nshorter-256, {results['images']} images, {args.workers} workers, {args.runs} runs (medians; other "
+        f"processes kept {busy:.2f} cores busy):"
+    )
+    for layout, ratio in ratios.items():
+        rate = median([run_[layout]["per_s"] for run_ in runs])
+        print(
+            f"  {layout:12s} {rate:6.0f} img/s  {ratio:.2f}x the official-tar build "
+            f"(CPU time: {cpu_ratios[layout]:.2f}x)"
+        )
+    print(f"  1% subset from the zip read {subset['fraction']:.2%} of its bytes")
+    for target, value, met in checks:
+        print(f"  {'MET ' if met else 'MISS'} {target}: {value:.3f}")
+    if not args.keep:
+        shutil.rmtree(work)
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- main
 def median(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
@@ -624,6 +740,12 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the build with the optional fast resizer (run when cykooz-resizer is installed)",
     )
     parser.add_argument("--no-subset", action="store_true", help="skip the subset-cost measurement")
+    parser.add_argument(
+        "--sources",
+        action="store_true",
+        help="only the source layouts (issue 10): shorter-256 builds of the same release from every layout, "
+        "as ratios to the official-tar build in the same run, and a 1%%-of-classes subset from the Kaggle zip",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run folders (outputs, extracted files)")
     parser.add_argument(
         "--outputs",
@@ -656,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
         (out / "results-scale.json").write_text(json.dumps(scale, indent=2) + "\n")
         print(json.dumps(scale, indent=2))
         return 0
+    if args.sources:
+        return bench_sources(args, out)
     train_per_class = max(1, -(-(args.images - args.classes * VAL_PER_CLASS) // args.classes))
     spec = SampleSpec(
         classes=args.classes, train_per_class=train_per_class, val_per_class=VAL_PER_CLASS, realistic=True

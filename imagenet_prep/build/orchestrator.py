@@ -63,6 +63,7 @@ class BuildResult:
     shard: tuple[int, int] | None = (
         None  # (index, count) for a shard of a static-sharded build (not finalized)
     )
+    layout: str = ""  # the source layout read (detected or --layout)
 
     @property
     def ok(self) -> bool:
@@ -346,4 +347,5 @@ def _finish(
         units_resumed=resumed,
         seconds=seconds,
         warnings=plan.warnings,
+        layout=type(plan.source).layout,
     )

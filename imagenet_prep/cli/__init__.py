@@ -12,7 +12,7 @@ import typer
 
 from .. import __version__
 from ..errors import ImagenetPrepError
-from . import archives_cmd, build_cmd, sample_cmd, synsets_cmd
+from . import archives_cmd, build_cmd, inspect_cmd, sample_cmd, synsets_cmd
 
 app = typer.Typer(
     name="imagenet-prep",
@@ -42,7 +42,7 @@ def _root(
     """Get ImageNet (ILSVRC2012) ready to train on."""
 
 
-for _module in (archives_cmd, sample_cmd, build_cmd, synsets_cmd):
+for _module in (archives_cmd, sample_cmd, build_cmd, synsets_cmd, inspect_cmd):
     _module.register(app)
 
 

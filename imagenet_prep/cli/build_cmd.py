@@ -88,6 +88,7 @@ def build_command(
     scheduler: opt.Scheduler = None,
     num_shards: opt.NumShards = None,
     shard_index: opt.ShardIndex = None,
+    layout: opt.Layout = None,
     quiet: opt.Quiet = False,
 ) -> None:
     # Every parameter but config/quiet is a config key: pass them on by name (declared once, in cli/options.py).
@@ -137,7 +138,7 @@ def build_command(
     built_classes = _plural(len(next(iter(result.counts.values()))), "class", "classes")
     typer.echo(
         f"Built {result.images_written:,} images ({per_split}) in {built_classes} "
-        f"into {result.out} in {result.seconds:.1f} s ({rate:.0f} img/s); "
+        f"into {result.out} from the {result.layout} layout in {result.seconds:.1f} s ({rate:.0f} img/s); "
         f"{len(result.repaired)} repaired, {len(result.skipped)} skipped"
         + (f"; resumed {result.units_resumed} of {result.units_total} units" if result.units_resumed else "")
         + "."

@@ -109,3 +109,10 @@ NumShards = Annotated[
 ShardIndex = Annotated[
     int | None, typer.Option(help="Which shard this process builds: 0..N-1 (e.g. $SLURM_ARRAY_TASK_ID).")
 ]
+Layout = Annotated[
+    str | None,
+    typer.Option(
+        "--layout",
+        help="Source layout (default: detected): ilsvrc, kaggle, kaggle-zip, hf-tar, hf-parquet, blurred, imagefolder.",
+    ),
+]

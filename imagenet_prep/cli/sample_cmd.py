@@ -46,6 +46,14 @@ def sample(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace release files already in DEST.")
     ] = False,
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="Layout to write the same images in: ilsvrc (default), kaggle, kaggle-zip, hf-tar, hf-parquet, "
+            "blurred, imagefolder.",
+        ),
+    ] = "ilsvrc",
 ) -> None:
     """Write a miniature ILSVRC2012 release (the exact real archive format, generated images, MD5SUMS).
 
@@ -66,6 +74,9 @@ def sample(
         wnids=wnid_list,
     )
     total_images = len(choose_wnids(spec)) * (train_per_class + val_per_class)
+    if layout != "ilsvrc":
+        _sample_layout(dest, spec, layout, total_images, overwrite)
+        return
     with tqdm(total=total_images, desc="sample", unit="img", leave=False, disable=None) as bar:
         release = write_sample(
             dest, spec, progress=lambda n: None if bar.update(n) else None, overwrite=overwrite
@@ -77,4 +88,22 @@ def sample(
         f"Wrote a miniature ILSVRC2012 release to {release.root}: {len(release.wnids)} classes, "
         f"{n_train} train + {len(release.val_files)} val images{extra}, {total / 1e6:.1f} MB "
         f"(checksums in MD5SUMS). Next: imagenet-prep build --source {release.root} --out OUT"
+    )
+
+
+def _sample_layout(dest: Path, spec, layout: str, total_images: int, overwrite: bool) -> None:
+    """The same miniature release, written in another layout (imagenet_prep.sample_layouts)."""
+    from tqdm import tqdm
+
+    from ..sample_layouts import write_layout
+
+    with tqdm(total=total_images, desc="sample", unit="img", leave=False, disable=None) as bar:
+        release = write_layout(
+            dest, spec, layout, progress=lambda n: None if bar.update(n) else None, overwrite=overwrite
+        )
+    n_train = sum(len(names) for names in release.train_files.values())
+    typer.echo(
+        f"Wrote a miniature ImageNet release in the {layout} layout to {release.root}: "
+        f"{len(release.wnids)} classes, {n_train} train + {len(release.val_files)} val images "
+        f"({', '.join(release.written)}). Next: imagenet-prep build --source {release.root} --out OUT"
     )

@@ -136,6 +136,16 @@ def _name_problem(name: str, *, flat: bool) -> str | None:
     return None
 
 
+def name_problem(name: str, *, flat: bool) -> str | None:
+    """Why an untrusted member name is refused (None = fine): the one policy every source reader applies."""
+    return _name_problem(name, flat=flat)
+
+
+def type_problem(info: tarfile.TarInfo) -> str | None:
+    """Why a tar member's type is refused (None = a regular file)."""
+    return _type_problem(info)
+
+
 def _type_problem(info: tarfile.TarInfo) -> str | None:
     if info.issym():
         return f"symbolic link (to {info.linkname!r})"

@@ -38,25 +38,28 @@ def _user_cache_dir() -> Path:
     return _tool_cache_dir() / "archive-index"
 
 
-def _shared_cache_name(archive: Path | str) -> str:
+def _shared_cache_name(archive: Path | str, suffix: str = ".index.json") -> str:
     # Archives with one name in different folders must not share a cache file in a common cache folder.
     if isinstance(archive, str):  # a URL
         digest = hashlib.sha1(archive.encode()).hexdigest()[:12]
-        return f"{archive.rstrip('/').rsplit('/', 1)[-1]}.{digest}.index.json"
+        return f"{archive.rstrip('/').rsplit('/', 1)[-1]}.{digest}{suffix}"
     digest = hashlib.sha1(str(archive.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    return f"{archive.name}.{digest}.index.json"
+    return f"{archive.name}.{digest}{suffix}"
 
 
 def cache_path_candidates(
-    archive: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
+    archive: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    suffix: str = ".index.json",
 ) -> list[Path]:
-    """Where an archive's index cache is looked for and written, in order of preference."""
+    """Where an archive's index cache is looked for and written, in order of preference (``suffix`` tells
+    apart several indexes of one file, e.g. a zip's member listing and the listing of a tar.gz inside it)."""
     if is_remote(archive):  # never beside a remote archive
-        return [Path(cache_dir or _user_cache_dir()) / _shared_cache_name(str(archive))]
+        return [Path(cache_dir or _user_cache_dir()) / _shared_cache_name(str(archive), suffix)]
     archive = Path(archive)
     if cache_dir is not None:
-        return [Path(cache_dir) / _shared_cache_name(archive)]
-    return [archive.with_name(archive.name + ".index.json"), _user_cache_dir() / _shared_cache_name(archive)]
+        return [Path(cache_dir) / _shared_cache_name(archive, suffix)]
+    return [archive.with_name(archive.name + suffix), _user_cache_dir() / _shared_cache_name(archive, suffix)]
 
 
 def _pack(members: tuple[TarMember, ...] | list[TarMember]) -> dict[str, list]:
@@ -121,6 +124,7 @@ class _IndexedArchive:
 
     _KIND = ""
     _EXPECTED = ""
+    _SUFFIX = ".index.json"
 
     def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -159,7 +163,7 @@ class _IndexedArchive:
         self._cache_id = source.url
 
     def _load_cache(self) -> dict | None:
-        for candidate in cache_path_candidates(self._cache_id, self.cache_dir):
+        for candidate in cache_path_candidates(self._cache_id, self.cache_dir, self._SUFFIX):
             try:
                 data = json.loads(candidate.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -182,7 +186,7 @@ class _IndexedArchive:
     def _write_cache(self, payload: dict) -> Path | None:
         doc = {"format": CACHE_FORMAT, "kind": self._KIND, "archive": self.path.name, **self._key, **payload}
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
-        for candidate in cache_path_candidates(self._cache_id, self.cache_dir):
+        for candidate in cache_path_candidates(self._cache_id, self.cache_dir, self._SUFFIX):
             folder = candidate.parent
             try:
                 if not isinstance(self._cache_id, Path) or folder != self.path.parent:

@@ -11,19 +11,40 @@ from typing import Any
 
 from ..errors import InputError, UsageError
 from .base import FolderProbe, Source, SourceRecord, SplitIndex
+from .blurred import BlurredSource
 from .evalsets import EVAL_SOURCES
+from .hf_parquet import HfParquetSource
+from .hf_tar import HfTarSource
 from .ilsvrc import IlsvrcSource
+from .imagefolder import ImageFolderSource
 from .imagenet21k import ClassTarFolderSource, Fall11Source
+from .kaggle import KaggleFolderSource, KaggleZipSource
 
 #: layout name -> Source class (each has ``layout``, ``needs``, ``detect(probe)`` and the Source protocol).
 SOURCES: dict[str, Any] = {
     IlsvrcSource.layout: IlsvrcSource,
+    KaggleFolderSource.layout: KaggleFolderSource,
+    KaggleZipSource.layout: KaggleZipSource,
+    HfTarSource.layout: HfTarSource,
+    HfParquetSource.layout: HfParquetSource,
+    BlurredSource.layout: BlurredSource,
+    ImageFolderSource.layout: ImageFolderSource,
     Fall11Source.layout: Fall11Source,
     ClassTarFolderSource.layout: ClassTarFolderSource,
     **{cls.layout: cls for cls in EVAL_SOURCES},
 }
 
-__all__ = ["SOURCES", "FolderProbe", "Source", "SourceRecord", "SplitIndex", "open_source", "source_class"]
+__all__ = [
+    "SOURCES",
+    "FolderProbe",
+    "Source",
+    "SourceRecord",
+    "SplitIndex",
+    "detect_layouts",
+    "layouts_needs",
+    "open_source",
+    "source_class",
+]
 
 
 def source_class(layout: str) -> type:
@@ -40,6 +61,10 @@ def open_source(folder: Path | str, layout: str | None = None, cache_dir: Path |
     if is_remote(folder):  # a URL of a folder: the layout cannot be listed, so it is named (default ilsvrc)
         return source_class(layout or IlsvrcSource.layout)(folder, cache_dir=cache_dir)
     folder = Path(folder)
+    if folder.is_file():
+        raise InputError(
+            f"--source takes the folder that holds {folder.name}, not the file itself: use --source {folder.parent}."
+        )
     if not folder.is_dir():
         raise InputError(
             f"The source folder {folder} does not exist. Point --source at the folder holding the ILSVRC2012 "
@@ -52,7 +77,24 @@ def open_source(folder: Path | str, layout: str | None = None, cache_dir: Path |
     if len(found) == 1:
         return found[0](folder, cache_dir=cache_dir)
     if not found:
-        # The ILSVRC layout reports exactly which archive is missing (and how to fetch it).
-        return IlsvrcSource(folder, cache_dir=cache_dir)
+        raise InputError(
+            f"{folder} holds no ImageNet layout imagenet-prep knows; it needs one of: {layouts_needs()}. "
+            f"Download the official archives with `imagenet-prep fetch --dest {folder}`, or make a miniature "
+            f"release with `imagenet-prep sample {folder}`."
+        )
     names = ", ".join(cls.layout for cls in found)
-    raise UsageError(f"{folder} holds several layouts ({names}): choose one with --layout.")
+    raise UsageError(
+        f"{folder} holds several layouts ({names}): choose one with --layout "
+        f"({'; '.join(f'{cls.layout}: {cls.needs}' for cls in found)})."
+    )
+
+
+def layouts_needs() -> str:
+    """What each layout needs, for the error about a folder that holds none or several."""
+    return "; ".join(f"{name}: {cls.needs}" for name, cls in SOURCES.items())
+
+
+def detect_layouts(folder: Path) -> list[str]:
+    """The layouts detected in ``folder`` (none, one, or several)."""
+    probe = FolderProbe.of(Path(folder))
+    return [name for name, cls in SOURCES.items() if cls.detect(probe)]

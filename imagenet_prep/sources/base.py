@@ -27,6 +27,9 @@ from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 #: Runs ``function(*args)`` for each argument tuple, maybe in worker processes (the executor's ``map``).
 Runner = Callable[[Callable, Sequence[tuple]], list]
 
+#: Largest image a reader inflates (the largest ILSVRC2012 image is ~15 MB): more is a zip bomb, not a photo.
+MAX_INFLATED = 256 << 20
+
 SEQUENCE_CHUNK = (
     250  # samples per unit in storage order: big enough to amortise a task, small enough to balance
 )
@@ -149,7 +152,7 @@ class LocationReader:
                 "`imagenet-prep verify`."
             )
         if location.compression == "deflate":
-            return _inflate(data, cap, location)
+            return inflate(data, location, cap)
         return data
 
     def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
@@ -170,14 +173,28 @@ _INDEX_HINT = (
 )
 
 
-def _inflate(data: bytes, cap: int, location: ByteLocation) -> bytes:
-    """Inflate a raw-deflate member, never past ``cap`` bytes (a zip bomb stops there)."""
+def inflate(data: bytes, location: ByteLocation, cap: int = MAX_INFLATED) -> bytes:
+    """Inflate a raw deflate stream, never past its declared size nor ``cap`` (the member-size cap): a member that
+    would inflate to more is refused as a zip bomb (ArchiveError), and so is a damaged stream."""
+    limit = min(location.raw_size, cap) if location.raw_size is not None else cap
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    out = inflater.decompress(data, cap + 1)
-    if len(out) > cap:
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
         raise ArchiveError(
-            f"{location.locator}: the member at offset {location.offset} inflates to more than the member-size "
-            f"cap of {cap:,} bytes (--max-member-size); it is not read."
+            f"{location.locator}: the deflated member at offset {location.offset} is damaged ({exc}); "
+            "re-download the archive."
+        ) from None
+    if len(out) > limit:
+        raise ArchiveError(
+            f"{location.locator}: the member at offset {location.offset} inflates to more than "
+            f"{limit:,} bytes (its declared size, or the member-size cap set by --max-member-size): a zip bomb "
+            "or a damaged archive; it is refused."
+        )
+    if location.raw_size is not None and len(out) != location.raw_size:
+        raise ArchiveError(
+            f"{location.locator}: the member at offset {location.offset} inflates to {len(out):,} bytes, "
+            f"not its declared {location.raw_size:,}: the archive is damaged; re-download it."
         )
     return out
 

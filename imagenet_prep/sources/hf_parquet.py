@@ -1,0 +1,230 @@
+"""The Hugging Face ILSVRC/imagenet-1k Parquet shards: ``data/train-*-of-*.parquet`` and
+``data/validation-*-of-*.parquet`` (294 and 14 in the real repository; the folder itself is searched too).
+Columns: ``image`` = struct{bytes: binary, path: string} (path = the suffixed name, e.g.
+``n01440764_10026_n01440764.JPEG``) and ``label`` (sorted-wnid index). Needs pyarrow
+(``pip install 'imagenet-prep[parquet]'``).
+
+Planning reads only the ``image.path`` and ``label`` columns (no image bytes). A row whose label disagrees with
+its name's ``_<wnid>`` suffix is refused with a reason; a file without that schema is a one-line error.
+A sample's ``ByteLocation`` is ``(file, row number in the file, row group, "parquet")``; a unit is one file,
+whose worker reads the ``image.bytes`` column one row group at a time, only the row groups it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import ArchiveError, InputError, UsageError
+from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from ..taxonomy import classes
+from .base import FolderProbe, Runner, SourceRecord, SplitIndex
+from .hf_tar import parse_suffixed
+
+PARQUET = "parquet"
+SHARD_RE = re.compile(r"^(train|validation)-\d{5}-of-\d{5}\.parquet$")
+SPLIT_OF = {"train": "train", "validation": "val"}
+EXTRA = "pip install 'imagenet-prep[parquet]'"
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError(f"The hf-parquet layout needs pyarrow: run `{EXTRA}`.") from None
+    return pq
+
+
+def _shards(folder: Path) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for where in (folder / "data", folder):
+        try:
+            names = sorted(p.name for p in where.iterdir())
+        except OSError:
+            continue
+        for name in names:
+            match = SHARD_RE.match(name)
+            if match:
+                out.setdefault(SPLIT_OF[match.group(1)], []).append(where / name)
+        if out:
+            break
+    return out
+
+
+def _check_schema(schema: Any, path: Path) -> None:
+    import pyarrow as pa
+
+    def fail(why: str) -> ArchiveError:
+        return ArchiveError(
+            f"{path} is not an imagenet-1k Parquet shard ({why}): expected columns "
+            "image: struct<bytes: binary, path: string> and label: int."
+        )
+
+    names = schema.names
+    if "image" not in names or "label" not in names:
+        raise fail(f"its columns are {', '.join(names)}")
+    image = schema.field("image").type
+    if not pa.types.is_struct(image):
+        raise fail(f"image is {image}")
+    fields = {image.field(i).name: image.field(i).type for i in range(image.num_fields)}
+    if not (pa.types.is_binary(fields.get("bytes")) or pa.types.is_large_binary(fields.get("bytes"))):
+        raise fail("image has no binary 'bytes'")
+    if not (pa.types.is_string(fields.get("path")) or pa.types.is_large_string(fields.get("path"))):
+        raise fail("image has no string 'path'")
+    if not pa.types.is_integer(schema.field("label").type):
+        raise fail(f"label is {schema.field('label').type}")
+
+
+def list_shard(path: str) -> tuple[list[tuple[str, int, int, int]], int]:
+    """(path, label, row group, row in file) of every row, reading only those two columns; and bytes read."""
+    pq = _pyarrow()
+    try:
+        handle = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a non-Parquet file
+        raise ArchiveError(f"{path} is not a readable Parquet file ({exc}); re-download it.") from None
+    _check_schema(handle.schema_arrow, Path(path))
+    rows: list[tuple[str, int, int, int]] = []
+    nbytes = 0
+    row = 0
+    meta = handle.metadata
+    for group in range(meta.num_row_groups):
+        table = handle.read_row_group(group, columns=["image.path", "label"])
+        paths = table.column("image").combine_chunks().field("path").to_pylist()
+        labels = table.column("label").to_pylist()
+        for name, label in zip(paths, labels, strict=True):
+            rows.append((name or "", -1 if label is None else int(label), group, row))
+            row += 1
+        info = meta.row_group(group)
+        for col in range(info.num_columns):
+            if info.column(col).path_in_schema in ("image.path", "label"):
+                nbytes += info.column(col).total_compressed_size
+    return rows, nbytes
+
+
+class HfParquetSource:
+    """``data/train-*-of-*.parquet`` and/or ``data/validation-*-of-*.parquet``."""
+
+    layout: ClassVar[str] = "hf-parquet"
+    needs: ClassVar[str] = "data/train-*-of-*.parquet and/or data/validation-*-of-*.parquet (needs pyarrow)"
+
+    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
+        self.folder = Path(folder)
+        self.shards = _shards(self.folder)
+        self._rows: dict[str, list[tuple[Path, list[tuple[str, int, int, int]]]]] = {}
+        self._bytes: dict[str, int] = {}
+
+    @classmethod
+    def detect(cls, probe: FolderProbe) -> bool:
+        return bool(_shards(probe.folder))
+
+    def splits(self) -> tuple[str, ...]:
+        return tuple(split for split in ("train", "val") if split in self.shards)
+
+    def missing(self) -> list[str]:
+        need = {"train": "data/train-*.parquet", "val": "data/validation-*.parquet"}
+        return [f"{need[s]} ({s})" for s in ("train", "val") if s not in self.shards]
+
+    def rows(self, split: str) -> list[tuple[Path, list[tuple[str, int, int, int]]]]:
+        if split not in self._rows:
+            if split not in self.shards:
+                raise InputError(
+                    f"{self.folder} holds no {split} Parquet shards: build the splits it has with --splits."
+                )
+            paths = self.shards[split]
+            with ThreadPoolExecutor(max_workers=min(4, len(paths))) as pool:
+                listed = list(pool.map(lambda p: list_shard(str(p)), paths))
+            self._rows[split] = [(p, rows) for p, (rows, _n) in zip(paths, listed, strict=True)]
+            self._bytes[split] = sum(n for _r, n in listed)
+        return self._rows[split]
+
+    def _files(self, split: str) -> tuple[dict[str, list[SourceFile]], list[tuple[str, str]]]:
+        wnids = [c.wnid for c in sorted(classes.all_classes(), key=lambda c: c.wnid)]
+        by_class: dict[str, list[SourceFile]] = {}
+        refused: list[tuple[str, str]] = []
+        for path, rows in self.rows(split):
+            for name, label, group, row in rows:
+                parsed = parse_suffixed(name)
+                where = f"{split}/{path.name}/{name or f'row {row}'}"
+                if isinstance(parsed, str):
+                    refused.append((where, parsed))
+                    continue
+                wnid, key = parsed
+                if not 0 <= label < len(wnids) or wnids[label] != wnid:
+                    refused.append((where, f"its label {label} is not the class {wnid} its name says"))
+                    continue
+                location = ByteLocation(str(path), row, group, PARQUET)
+                by_class.setdefault(wnid, []).append(SourceFile(name, key, location))
+        return by_class, refused
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        return tuple(sorted(self._files(split)[0]))
+
+    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        by_class, refused = self._files(split)
+        files = {wnid: tuple(by_class.get(wnid, ())) for wnid in wnids}
+        return SplitIndex(split, files, tuple(refused), (), self._bytes.pop(split, 0))
+
+    def member_label(self, split: str, wnid: str, name: str) -> str:
+        return f"{split}/{name}"
+
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+        by_file: dict[str, list[Sample]] = {}
+        for sample in samples:
+            by_file.setdefault(sample.location.locator, []).append(sample)
+        return [
+            (f"{split}-{Path(locator).stem}", tuple(sorted(chosen, key=lambda s: s.location.offset)))
+            for locator, chosen in sorted(by_file.items())
+        ]
+
+    def records(self) -> list[SourceRecord]:
+        return [SourceRecord(path, split) for split in self.splits() for path in self.shards[split]]
+
+    @classmethod
+    def open_unit(cls, unit: WorkUnit) -> ParquetReader:
+        return ParquetReader(unit)
+
+
+class ParquetReader:
+    """Reads a unit's rows, one row group at a time (only the groups it needs; ``image.bytes`` only)."""
+
+    def __init__(self, unit: WorkUnit) -> None:
+        self.unit = unit
+        self.bytes_read = 0
+        self._files: dict[str, Any] = {}
+
+    def _group(self, locator: str, group: int) -> tuple[int, list[bytes | None]]:
+        handle = self._files.get(locator)
+        if handle is None:
+            handle = self._files[locator] = _pyarrow().ParquetFile(locator)
+        meta = handle.metadata
+        first = sum(meta.row_group(g).num_rows for g in range(group))
+        table = handle.read_row_group(group, columns=["image.bytes"])
+        info = meta.row_group(group)
+        for col in range(info.num_columns):
+            if info.column(col).path_in_schema == "image.bytes":
+                self.bytes_read += info.column(col).total_compressed_size
+        return first, table.column("image").combine_chunks().field("bytes").to_pylist()
+
+    def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
+        loaded: tuple[str, int] | None = None
+        first, values = 0, list[bytes | None]()
+        for sample in self.unit.samples:
+            where = sample.location
+            if loaded != (where.locator, where.size):
+                first, values = self._group(where.locator, where.size)
+                loaded = (where.locator, where.size)
+            index = where.offset - first
+            data = values[index] if 0 <= index < len(values) else None
+            if data is None:
+                raise ArchiveError(f"{where.locator}: row {where.offset} has no image bytes; re-download it.")
+            yield sample, data
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            with contextlib.suppress(Exception):  # closing must not mask the unit's outcome
+                handle.close()
+        self._files.clear()

@@ -1,0 +1,505 @@
+"""The Kaggle "ImageNet Object Localization Challenge" download, unzipped (layout ``kaggle``) or as the zip
+itself, read in place (layout ``kaggle-zip``).
+
+Tree: ``ILSVRC/Data/CLS-LOC/train/<wnid>/<wnid>_<n>.JPEG`` and a FLAT ``ILSVRC/Data/CLS-LOC/val/`` of
+``ILSVRC2012_val_%08d.JPEG``, with ``LOC_val_solution.csv`` (val labels: the first token of PredictionString;
+rows unsorted) and ``LOC_synset_mapping.txt`` beside ``ILSVRC/`` (checked against the bundled classes: another
+wnid order is an error naming the first differing line; other descriptions are a warning). Without the CSV,
+val is labelled by the bundled labels only when it holds exactly the real 50,000 names. ``test/`` is ignored.
+
+The zip (``imagenet-object-localization-challenge.zip``) is never extracted. Either it holds the tree itself:
+each member's data offset comes from its local header (read in the planning workers for the chosen classes
+only), and a worker reads each image with one positioned read (a deflated member is inflated, never past its
+declared size: a zip bomb is refused). Or (the older download) it holds
+``imagenet_object_localization_patched2019.tar.gz``: that gzip stream cannot seek, so it is listed once
+(cached) and each split is read in one streamed unit (sources/streamed.py).
+
+Member names are untrusted: absolute or ``..`` names, links, encrypted members, unknown compression methods
+and members whose declared size is absurd are refused with a reason (io/tar.py's name policy).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from ..errors import ArchiveError, InputError
+from ..io.bytesource import FileByteSource
+from ..io.tar import name_problem
+from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from .base import (
+    MAX_INFLATED,
+    FolderProbe,
+    LocationReader,
+    Runner,
+    SourceRecord,
+    SplitIndex,
+    group_by_class,
+    group_in_storage_order,
+)
+from .common import (
+    SYNSET_MAPPING,
+    VAL_SOLUTION,
+    WNID_RE,
+    FileReader,
+    bundled_val_labels,
+    check_synset_mapping,
+    folder_files,
+    list_image_files,
+    parse_val_solution,
+    val_key,
+    wnid_dirs,
+)
+from .streamed import (
+    STREAM,
+    ZIP_SEP,
+    StreamListing,
+    StreamReader,
+    group_by_stream,
+    list_streams,
+    stream_index,
+    zip_data_offset,
+)
+
+ZIP_NAME = "imagenet-object-localization-challenge.zip"
+NESTED_TAR = "imagenet_object_localization_patched2019.tar.gz"
+CLS_LOC = "ILSVRC/Data/CLS-LOC/"
+MAX_TEXT = 64 << 20  # the label files are a few MB
+MAX_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
+_TEXT_NAMES = frozenset({VAL_SOLUTION, SYNSET_MAPPING, NESTED_TAR})
+
+
+class _KaggleLabels:
+    """Val labelling and the synset-mapping check, shared by the folder and the zip."""
+
+    folder: Path
+
+    def _read_text(self, name: str) -> str | None:
+        raise NotImplementedError
+
+    def _val_labels(self, keys: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+        warnings: list[str] = []
+        mapping = self._read_text(SYNSET_MAPPING)
+        if mapping is not None:
+            warnings.extend(check_synset_mapping(mapping, SYNSET_MAPPING))
+        text = self._read_text(VAL_SOLUTION)
+        if text is not None:
+            return parse_val_solution(text, VAL_SOLUTION), warnings
+        bundled = bundled_val_labels(keys)
+        if bundled is None:
+            raise InputError(
+                f"{VAL_SOLUTION} is missing from {self.folder} and its val folder does not hold the real 50,000 "
+                f"ILSVRC2012_val_* names, so the validation images cannot be labelled: put {VAL_SOLUTION} from "
+                "the Kaggle download beside ILSVRC/, or build only train with --splits train."
+            )
+        return bundled, warnings
+
+
+def _val_by_class(
+    files: Sequence[tuple[str, ByteLocation]], labels: dict[str, str]
+) -> tuple[dict[str, list[SourceFile]], list[tuple[str, str]]]:
+    by_class: dict[str, list[SourceFile]] = {}
+    refused: list[tuple[str, str]] = []
+    for name, location in files:
+        key = val_key(name)
+        if key is None:
+            refused.append((f"val/{name}", "not an ILSVRC2012_val_<8 digits> file name"))
+        elif key not in labels:
+            refused.append((f"val/{name}", f"no label in {VAL_SOLUTION}"))
+        else:
+            by_class.setdefault(labels[key], []).append(SourceFile(os.path.basename(name), key, location))
+    return by_class, refused
+
+
+# ------------------------------------------------------------------------------------------------ folder
+class KaggleFolderSource(_KaggleLabels):
+    """The unzipped Kaggle download: ``ILSVRC/Data/CLS-LOC/{train,val}`` plus the LOC_* files."""
+
+    layout: ClassVar[str] = "kaggle"
+    needs: ClassVar[str] = (
+        f"the unzipped Kaggle tree {CLS_LOC}{{train,val}} (with {VAL_SOLUTION} beside ILSVRC/)"
+    )
+
+    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
+        self.folder = Path(folder)
+        self.root = self.folder / CLS_LOC
+        self._val: dict[str, list[SourceFile]] | None = None
+        self._val_refused: list[tuple[str, str]] = []
+        self._val_warnings: list[str] = []
+
+    @classmethod
+    def detect(cls, probe: FolderProbe) -> bool:
+        return probe.has("ILSVRC") and (probe.folder / CLS_LOC).is_dir()
+
+    def _read_text(self, name: str) -> str | None:
+        path = self.folder / name
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    def splits(self) -> tuple[str, ...]:
+        return tuple(split for split in ("train", "val") if (self.root / split).is_dir())
+
+    def missing(self) -> list[str]:
+        out = [f"{CLS_LOC}{split}/ ({split})" for split in ("train", "val") if split not in self.splits()]
+        for name, what in ((VAL_SOLUTION, "val labels"), (SYNSET_MAPPING, "class check")):
+            if not (self.folder / name).is_file():
+                out.append(f"{name} ({what})")
+        return out
+
+    def _dir(self, split: str) -> Path:
+        if split not in self.splits():
+            raise InputError(
+                f"{self.folder} has no {CLS_LOC}{split}/ folder: build the splits it has with --splits."
+            )
+        return self.root / split
+
+    def _val_files(self) -> dict[str, list[SourceFile]]:
+        if self._val is None:
+            val_dir = self._dir("val")
+            listing, refusals, _ignored = list_image_files(str(val_dir))
+            located = [(name, ByteLocation(str(val_dir / name), 0, size)) for name, size in listing]
+            labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in listing])
+            self._val, refused = _val_by_class(located, labels)
+            self._val_refused = [(f"val/{n}", r) for n, r in refusals] + refused
+        return self._val
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        if split == "train":
+            return tuple(wnid_dirs(self._dir("train")))
+        return tuple(sorted(self._val_files()))
+
+    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        if split == "val":
+            by_class = self._val_files()
+            chosen = {wnid: tuple(by_class.get(wnid, ())) for wnid in wnids}
+            return SplitIndex("val", chosen, tuple(self._val_refused), tuple(self._val_warnings))
+        root = self._dir("train")
+        args = [(str(root / wnid),) for wnid in wnids]
+        listings = (
+            runner(list_image_files, args)
+            if runner and len(args) > 1
+            else [list_image_files(*a) for a in args]
+        )
+        files: dict[str, tuple[SourceFile, ...]] = {}
+        refused: list[tuple[str, str]] = []
+        for wnid, (listing, refusals, _ignored) in zip(wnids, listings, strict=True):
+            files[wnid] = folder_files(root / wnid, listing)
+            refused.extend((f"train/{wnid}/{name}", reason) for name, reason in refusals)
+        return SplitIndex("train", files, tuple(refused))
+
+    def member_label(self, split: str, wnid: str, name: str) -> str:
+        return f"train/{wnid}/{name}" if split == "train" else f"val/{name}"
+
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+        return group_by_class(split, samples)
+
+    def records(self) -> list[SourceRecord]:
+        out = [SourceRecord(self.root / split, split) for split in self.splits()]
+        out += [SourceRecord(self.folder / n, "labels") for n in (VAL_SOLUTION, SYNSET_MAPPING)]
+        return [r for r in out if r.path.exists()]
+
+    @classmethod
+    def open_unit(cls, unit: WorkUnit) -> LocationReader:
+        return FileReader(unit)
+
+
+# --------------------------------------------------------------------------------------------------- zip
+def _in_cls_loc(name: str) -> list[str]:
+    """The parts of a member name after ``ILSVRC/Data/CLS-LOC/`` (``['train', wnid, file]``)."""
+    return name[name.find(CLS_LOC) + len(CLS_LOC) :].split("/")
+
+
+def _zip_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member is refused (None = fine)."""
+    problem = name_problem(info.filename, flat=False)
+    if problem:
+        return problem
+    kind = stat.S_IFMT(info.external_attr >> 16)  # Unix type bits (0 from zips made elsewhere)
+    if kind == stat.S_IFLNK:
+        return "symbolic link"
+    if kind and kind != stat.S_IFREG:
+        return "not a regular file"
+    if info.flag_bits & 0x1:
+        return "encrypted"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return f"unsupported zip compression method {info.compress_type}"
+    if info.file_size > MAX_INFLATED:
+        return f"declares {info.file_size:,} bytes, more than any image ({MAX_INFLATED:,}): a zip bomb?"
+    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+        return "stored member whose sizes disagree"
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        return f"inflates {info.file_size // max(info.compress_size, 1):,}:1 (a zip bomb)"
+    return None
+
+
+def locate_members(
+    path: str, rows: Sequence[tuple[str, int, int, int, int]]
+) -> tuple[list[tuple[str, ByteLocation]], list[tuple[str, str]]]:
+    """Worker side: the data offsets of zip members (name, header offset, compressed size, size, method),
+    from their local headers."""
+    out: list[tuple[str, ByteLocation]] = []
+    refused: list[tuple[str, str]] = []
+    with FileByteSource(path) as source:
+        for name, header_offset, compress_size, file_size, method in rows:
+            info = zipfile.ZipInfo(name)
+            info.header_offset = header_offset
+            try:
+                start = zip_data_offset(source, info)
+            except ArchiveError:
+                refused.append((name, "its local header is missing or damaged"))
+                continue
+            if start + compress_size > source.size:
+                refused.append((name, "truncated: the zip ends before its data"))
+                continue
+            compression = "deflate" if method == zipfile.ZIP_DEFLATED else None
+            out.append((name, ByteLocation(path, start, compress_size, compression, raw_size=file_size)))
+    return out, refused
+
+
+class KaggleZipSource(_KaggleLabels):
+    """``imagenet-object-localization-challenge.zip`` read in place (the tree inside, or the 2019 tar.gz)."""
+
+    layout: ClassVar[str] = "kaggle-zip"
+    needs: ClassVar[str] = f"{ZIP_NAME} (the Kaggle download, not unzipped)"
+
+    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
+        self.folder = Path(folder)
+        self.cache_dir = cache_dir
+        self.path = self.folder / ZIP_NAME
+        self._members: dict[str, list[zipfile.ZipInfo]] | None = None
+        self._texts: dict[str, zipfile.ZipInfo] = {}
+        self._refused: list[tuple[str, str, str]] = []  # (split, name, reason); label files count under val
+        self._val: dict[str, list[SourceFile]] | None = None
+        self._val_refused: list[tuple[str, str]] = []
+        self._val_warnings: list[str] = []
+        self._nested: StreamListing | None = None
+        self._nested_bytes = 0
+        self._nested_label_map: dict[str, str] | None = None
+        self._splits: tuple[str, ...] | None = None
+        self._index_bytes = 0  # central directory bytes, reported once
+
+    @classmethod
+    def detect(cls, probe: FolderProbe) -> bool:
+        return probe.has(ZIP_NAME)
+
+    # --------------------------------------------------------------------------------------- central dir
+    def members(self) -> dict[str, list[zipfile.ZipInfo]]:
+        """The central directory, once: the train and val images (``CLS-LOC/{train,val}/``) and the label files.
+        Other members (annotations, test images) are never read, so they are neither kept nor checked."""
+        if self._members is None:
+            if not self.path.is_file():
+                raise InputError(f"{ZIP_NAME} is missing from {self.folder}.")
+            try:
+                with zipfile.ZipFile(self.path) as archive:
+                    infos = archive.infolist()
+                    # The central directory and its end records: what listing the zip read.
+                    self._index_bytes = self.path.stat().st_size - archive.start_dir
+            except (OSError, zipfile.BadZipFile) as exc:
+                raise ArchiveError(f"{self.path} is not a readable zip ({exc}); re-download it.") from None
+            by_split: dict[str, list[zipfile.ZipInfo]] = {"train": [], "val": []}
+            seen: set[str] = set()
+            for info in infos:
+                name = info.filename
+                if info.is_dir():
+                    continue
+                base = name.rsplit("/", 1)[-1]
+                at = name.find(CLS_LOC)
+                split = name[at + len(CLS_LOC) :].split("/", 1)[0] if at >= 0 else ""
+                if base not in _TEXT_NAMES and split not in by_split:
+                    continue
+                problem = _zip_problem(info)
+                if problem is None and name in seen:
+                    problem = "duplicate name"
+                if problem:
+                    self._refused.append((split if split in by_split else "val", name, problem))
+                elif base in _TEXT_NAMES and split not in by_split:
+                    current = self._texts.get(base)
+                    if current is None or len(name) < len(current.filename):  # the one nearest the root
+                        self._texts[base] = info
+                else:
+                    by_split[split].append(info)
+                seen.add(name)
+            self._members = by_split
+        return self._members
+
+    def _text_member(self, name: str) -> zipfile.ZipInfo | None:
+        self.members()
+        return self._texts.get(name)
+
+    def _read_text(self, name: str) -> str | None:
+        info = self._text_member(name)
+        if info is None:
+            return None
+        if info.file_size > MAX_TEXT:
+            raise ArchiveError(
+                f"{name} inside {self.path} declares {info.file_size:,} bytes: not a label file."
+            )
+        with zipfile.ZipFile(self.path) as archive, archive.open(info) as handle:
+            return handle.read(MAX_TEXT + 1).decode("utf-8")
+
+    def nested(self) -> StreamListing | None:
+        """The older download's tar.gz inside the zip, listed (once, cached), or None."""
+        info = self._text_member(NESTED_TAR)
+        if info is None:
+            return None
+        if self._nested is None:
+            self._nested = StreamListing(self.path, info.filename, cache_dir=self.cache_dir)
+            self._nested_bytes = list_streams([self._nested])
+        return self._nested
+
+    def _nested_parse(self, split: str):
+        def parse(name: str) -> tuple[str, str] | str:
+            at = name.find(CLS_LOC)
+            rest = name[at + len(CLS_LOC) :].split("/") if at >= 0 else []
+            if split == "train" and len(rest) == 3 and rest[0] == "train" and WNID_RE.match(rest[1]):
+                return rest[1], os.path.splitext(rest[2])[0]
+            if split == "val" and len(rest) == 2 and rest[0] == "val":
+                key = val_key(rest[1])
+                if key and key in self._nested_labels:
+                    return self._nested_labels[key], key
+                return f"no label in {VAL_SOLUTION}" if key else "not an ILSVRC2012_val_<8 digits> name"
+            return "other"
+
+        return parse
+
+    def _split_members(self, split: str) -> list[zipfile.ZipInfo]:
+        return self.members()[split]
+
+    # ------------------------------------------------------------------------------------------- parent
+    def splits(self) -> tuple[str, ...]:
+        if self._splits is None:
+            nested = self.nested()
+            if nested is not None:
+                heads = {_in_cls_loc(name)[0] for name, _o, _s in nested.members or () if CLS_LOC in name}
+            else:
+                heads = {split for split in ("train", "val") if self._split_members(split)}
+            self._splits = tuple(split for split in ("train", "val") if split in heads)
+        return self._splits
+
+    def missing(self) -> list[str]:
+        out = [
+            f"{CLS_LOC}{split}/ inside the zip ({split})"
+            for split in ("train", "val")
+            if split not in self.splits()
+        ]
+        for name, what in ((VAL_SOLUTION, "val labels"), (SYNSET_MAPPING, "class check")):
+            if self._text_member(name) is None:
+                out.append(f"{name} inside the zip ({what})")
+        return out
+
+    @property
+    def _nested_labels(self) -> dict[str, str]:
+        if self._nested_label_map is None:
+            nested = self.nested()
+            names = [n for n, _o, _s in (nested.members or ()) if f"{CLS_LOC}val/" in n] if nested else []
+            keys = [key for key in map(val_key, names) if key]
+            self._nested_label_map, self._val_warnings = self._val_labels(keys)
+        return self._nested_label_map
+
+    def _val_files(self) -> dict[str, list[SourceFile]]:
+        if self._val is None:
+            infos = self._split_members("val")
+            rows = [
+                (i.filename, i.header_offset, i.compress_size, i.file_size, i.compress_type) for i in infos
+            ]
+            located, refused = locate_members(str(self.path), rows)
+            labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in located])
+            pairs = [("/".join(_in_cls_loc(n)[1:]), loc) for n, loc in located]
+            self._val, more = _val_by_class(pairs, labels)
+            self._val_refused = [(f"val/{n}", r) for n, r in refused] + more
+        return self._val
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        if split not in self.splits():
+            raise InputError(
+                f"{self.path} holds no {CLS_LOC}{split}/ images: build the splits it has with --splits."
+            )
+        if self.nested() is not None:
+            return tuple(self._nested_classes(split))
+        if split == "val":
+            return tuple(sorted(self._val_files()))
+        return tuple(sorted(self._train_wnids()))
+
+    def _nested_classes(self, split: str) -> list[str]:
+        nested = self.nested()
+        parse = self._nested_parse(split)
+        out = set()
+        for name, _o, _s in (nested.members or ()) if nested else ():
+            parsed = parse(name)
+            if not isinstance(parsed, str):
+                out.add(parsed[0])
+        return sorted(out)
+
+    def _train_wnids(self) -> set[str]:
+        out = set()
+        for info in self._split_members("train"):
+            parts = _in_cls_loc(info.filename)[1:]
+            if len(parts) == 2 and WNID_RE.match(parts[0]):
+                out.add(parts[0])
+        return out
+
+    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        if split not in self.splits():
+            self.classes(split)  # raises the missing-split message
+        nested = self.nested()
+        if nested is not None:
+            index = stream_index(split, [nested], self._nested_parse(split), wnids, "Kaggle tar.gz")
+            refused = tuple(r for r in index.refused if r[1] != "other")
+            nbytes, self._nested_bytes = self._nested_bytes, 0
+            warnings = (*index.warnings, *self._val_warnings) if split == "val" else index.warnings
+            return SplitIndex(split, index.files, refused, warnings, nbytes)
+        outer = tuple((name, reason) for where, name, reason in self._refused if where == split)
+        listing_bytes, self._index_bytes = self._index_bytes, 0
+        if split == "val":
+            by_class = self._val_files()
+            chosen = {wnid: tuple(by_class.get(wnid, ())) for wnid in wnids}
+            val_bytes = listing_bytes + 30 * sum(len(files) for files in by_class.values())
+            refused = outer + tuple(self._val_refused)
+            return SplitIndex("val", chosen, refused, tuple(self._val_warnings), val_bytes)
+        rows: dict[str, list[tuple[str, int, int, int, int]]] = {wnid: [] for wnid in wnids}
+        for info in self._split_members("train"):
+            parts = _in_cls_loc(info.filename)[1:]
+            if len(parts) == 2 and parts[0] in rows:
+                rows[parts[0]].append(
+                    (
+                        info.filename,
+                        info.header_offset,
+                        info.compress_size,
+                        info.file_size,
+                        info.compress_type,
+                    )
+                )
+        args = [(str(self.path), rows[wnid]) for wnid in wnids]
+        outputs = (
+            runner(locate_members, args) if runner and len(args) > 1 else [locate_members(*a) for a in args]
+        )
+        files: dict[str, tuple[SourceFile, ...]] = {}
+        refused_list = list(outer)
+        for wnid, (located, refusals) in zip(wnids, outputs, strict=True):
+            files[wnid] = tuple(
+                SourceFile(os.path.basename(name), os.path.splitext(os.path.basename(name))[0], loc)
+                for name, loc in located
+            )
+            refused_list.extend((f"train/{n}", r) for n, r in refusals)
+        nbytes = listing_bytes + 30 * sum(len(r) for r in rows.values())  # + one local header per image
+        return SplitIndex("train", files, tuple(refused_list), bytes_read=nbytes)
+
+    def member_label(self, split: str, wnid: str, name: str) -> str:
+        return f"train/{wnid}/{name}" if split == "train" else f"val/{name}"
+
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+        if samples and samples[0].location.compression == STREAM:
+            return group_by_stream(split, samples)
+        return group_by_class(split, samples) if split == "train" else group_in_storage_order(split, samples)
+
+    def records(self) -> list[SourceRecord]:
+        return [SourceRecord(self.path, "train+val")]
+
+    @classmethod
+    def open_unit(cls, unit: WorkUnit) -> LocationReader | StreamReader:
+        if unit.samples and ZIP_SEP in unit.samples[0].location.locator:
+            return StreamReader(unit)
+        return LocationReader(unit)

@@ -1,0 +1,341 @@
+"""Streamed tar.gz archives (Hugging Face shards, the face-blurred release, the tar.gz inside the older Kaggle
+zip): gzip cannot seek, so a stream is read from its start, in order.
+
+- Listing: :func:`list_stream` reads a whole stream once and returns each regular member's name, the offset
+  of its data in the *decompressed* tar and its size (names and types checked with io/tar.py's policy).
+  :class:`StreamListing` caches that beside the archive (or in the cache folder), keyed by size + mtime_ns,
+  like the tar index.
+- Reading: a sample's ``ByteLocation`` is ``(locator, offset in the decompressed tar, size, "tar.gz")``. A unit
+  holds the samples of one stream (:func:`group_by_stream`); :class:`StreamReader` streams it with tarfile
+  and yields the unit's samples as the stream reaches them (out-of-order samples are held until asked for),
+  and stops as soon as the last one is read. ``bytes_read`` counts compressed bytes read from disk, so a
+  subset's build.json shows that whole shards were read.
+- A locator ``<zip>!/<member>`` names a tar.gz stored (or deflated) inside a zip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..errors import ArchiveError
+from ..io.bytesource import FileByteSource, RangeView
+from ..io.tar import name_problem, type_problem
+from ..io.tar_index import _IndexedArchive, _refusals_ok
+from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from .base import SplitIndex
+
+STREAM = "tar.gz"  # ByteLocation.compression of a member of a streamed tar.gz
+ZIP_SEP = "!/"
+_BUFFER = 1 << 20
+_LOCAL_HEADER = 30
+_FIX = "re-download it; a gzip stream cut short cannot be read past the cut"
+
+
+def split_locator(locator: str) -> tuple[str, str | None]:
+    path, sep, member = locator.partition(ZIP_SEP)
+    return path, (member if sep else None)
+
+
+def zip_data_offset(source: FileByteSource, info: zipfile.ZipInfo) -> int:
+    """Where a zip member's data starts: after its LOCAL header, whose extra field may differ from the
+    central directory's (one 30-byte read, plus the name to check it)."""
+    head = source.read_at(info.header_offset, _LOCAL_HEADER)
+    if len(head) != _LOCAL_HEADER or head[:4] != b"PK\x03\x04":
+        raise ArchiveError(
+            f"{source.path}: no local header for {info.filename!r} at offset {info.header_offset}; the zip is "
+            "damaged; re-download it."
+        )
+    name_len = int.from_bytes(head[26:28], "little")
+    extra_len = int.from_bytes(head[28:30], "little")
+    return info.header_offset + _LOCAL_HEADER + name_len + extra_len
+
+
+class _Inflater(io.RawIOBase):
+    """A raw deflate stream read as its inflated bytes (a deflated zip member, read in order)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            if self._inflater.eof:
+                return 0
+            chunk = self._inflater.unconsumed_tail or self._raw.read(_BUFFER)
+            if not chunk:
+                raise EOFError("the deflated zip member ends early")
+            self._pending = self._inflater.decompress(chunk, _BUFFER)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def open_stream(locator: str) -> tuple[gzip.GzipFile, FileByteSource]:
+    """The decompressed tar bytes of a stream, and the file source that counts the bytes read from disk."""
+    path, member = split_locator(locator)
+    source = FileByteSource(path)
+    raw: BinaryIO
+    if member is None:
+        raw = io.BufferedReader(RangeView(source, 0, source.size), _BUFFER)
+    else:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                info = archive.getinfo(member)
+        except (OSError, zipfile.BadZipFile, KeyError) as exc:
+            raise ArchiveError(f"Cannot open {member} inside {path}: {exc}; re-download it.") from None
+        start = zip_data_offset(source, info)
+        raw = io.BufferedReader(RangeView(source, start, info.compress_size), _BUFFER)
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            raw = io.BufferedReader(_Inflater(raw), _BUFFER)
+        elif info.compress_type != zipfile.ZIP_STORED:
+            raise ArchiveError(f"{member} inside {path} uses an unsupported zip compression method.")
+    return gzip.GzipFile(fileobj=raw, mode="rb"), source
+
+
+_STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError)
+
+
+def _damaged(locator: str, exc: BaseException) -> ArchiveError:
+    if isinstance(exc, ArchiveError):
+        return exc
+    what = "is truncated" if isinstance(exc, EOFError) else f"is damaged ({exc})"
+    return ArchiveError(f"The stream {locator} {what}; {_FIX}.")
+
+
+def list_stream(locator: str) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]], int]:
+    """Worker side: every regular member of a tar.gz stream as (name, data offset, size), refusals
+    (name, reason), and the compressed bytes read. Folders are skipped; a cut or damaged stream raises."""
+    members: list[tuple[str, int, int]] = []
+    refused: list[tuple[str, str]] = []
+    names: set[str] = set()
+    stream, source = open_stream(locator)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=_BUFFER) as tar:
+            for info in tar:
+                name = info.name[2:] if info.name.startswith("./") else info.name
+                if info.isdir() or name in ("", "."):
+                    continue
+                problem = name_problem(name, flat=False) or type_problem(info)
+                if problem is None and name in names:
+                    problem = "duplicate name"
+                if problem is None:
+                    names.add(name)
+                    members.append((name, info.offset_data, info.size))
+                else:
+                    refused.append((name, problem))
+        while stream.read(_BUFFER):  # the rest (tar padding, gzip trailer): a cut stream raises here
+            pass
+    except _STREAM_ERRORS as exc:
+        raise _damaged(locator, exc) from None
+    finally:
+        stream.close()
+        source.close()
+    return members, refused, source.bytes_read
+
+
+class StreamListing(_IndexedArchive):
+    """The cached listing of one stream (``path`` is the file on disk; ``member`` a tar.gz inside a zip)."""
+
+    _KIND = "stream"
+    _EXPECTED = "a tar.gz archive"
+
+    def __init__(self, path: Path, member: str | None = None, cache_dir: Path | None = None) -> None:
+        self._SUFFIX = f".{Path(member).name}.index.json" if member else ".index.json"
+        super().__init__(path, cache_dir)
+        self.source.close()
+        self.locator = str(path) if member is None else f"{path}{ZIP_SEP}{member}"
+        self.members: list[tuple[str, int, int]] | None = None
+        self.refused: list[tuple[str, str]] = []
+        cached = self._load_cache()
+        if cached is not None:
+            self.members = [tuple(m) for m in cached["members"]]
+            self.refused = [tuple(r) for r in cached["refused"]]
+
+    def _schema_ok(self, data: dict) -> bool:
+        # Offsets are in the decompressed stream: whole, non-negative numbers; anything else is rebuilt.
+        members = data.get("members")
+        return (
+            isinstance(members, list)
+            and all(
+                isinstance(m, list)
+                and len(m) == 3
+                and isinstance(m[0], str)
+                and all(type(v) is int and v >= 0 for v in m[1:])
+                for m in members
+            )
+            and _refusals_ok(data.get("refused"))
+        )
+
+    def set(self, members: list[tuple[str, int, int]], refused: list[tuple[str, str]]) -> None:
+        self.members, self.refused = list(members), list(refused)
+        self._write_cache({"members": [list(m) for m in members], "refused": [list(r) for r in refused]})
+
+
+def list_streams(listings: Sequence[StreamListing]) -> int:
+    """List the streams not yet cached, in parallel threads (zlib inflates without the GIL); returns the
+    compressed bytes read. The parent writes each cache."""
+    todo = [listing for listing in listings if listing.members is None]
+    if not todo:
+        return 0
+    workers = max(1, min(len(todo), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outputs = list(pool.map(lambda listing: list_stream(listing.locator), todo))
+    total = 0
+    for listing, (members, refused, nbytes) in zip(todo, outputs, strict=True):
+        listing.set(members, refused)
+        total += nbytes
+    return total
+
+
+def stream_unit_id(split: str, locator: str) -> str:
+    path, member = split_locator(locator)
+    name = Path(member or path).name
+    for suffix in (".tar.gz", ".tgz"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return f"{split}-{name}"
+
+
+def group_by_stream(split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    """One unit per stream, its samples in stream order: a stream is read once, from its start."""
+    by_stream: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_stream.setdefault(sample.location.locator, []).append(sample)
+    return [
+        (stream_unit_id(split, locator), tuple(sorted(chosen, key=lambda s: s.location.offset)))
+        for locator, chosen in sorted(by_stream.items())
+    ]
+
+
+class StreamReader:
+    """Yields a unit's samples from their streams, in the unit's order, reading each stream once."""
+
+    def __init__(self, unit: WorkUnit) -> None:
+        self.unit = unit
+        self._open: dict[str, tuple[gzip.GzipFile, FileByteSource, tarfile.TarFile]] = {}
+        self._done_bytes = 0
+
+    @property
+    def bytes_read(self) -> int:
+        return self._done_bytes + sum(source.bytes_read for _s, source, _t in self._open.values())
+
+    def _tar(self, locator: str) -> tarfile.TarFile:
+        if locator not in self._open:
+            stream, source = open_stream(locator)
+            try:
+                tar = tarfile.open(fileobj=stream, mode="r|", bufsize=_BUFFER)  # noqa: SIM115 - closed by _finish
+            except _STREAM_ERRORS as exc:
+                stream.close()
+                source.close()
+                raise _damaged(locator, exc) from None
+            self._open[locator] = (stream, source, tar)
+        return self._open[locator][2]
+
+    def _finish(self, locator: str) -> None:
+        stream, source, tar = self._open.pop(locator)
+        self._done_bytes += source.bytes_read
+        for closer in (tar.close, stream.close, source.close):
+            with contextlib.suppress(Exception):
+                closer()
+
+    def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
+        wanted: dict[str, set[int]] = {}
+        for sample in self.unit.samples:
+            wanted.setdefault(sample.location.locator, set()).add(sample.location.offset)
+        held: dict[tuple[str, int], bytes] = {}
+        for sample in self.unit.samples:
+            where = sample.location
+            key = (where.locator, where.offset)
+            data = held.pop(key, None)
+            if data is None:
+                data = self._advance(where.locator, where.offset, wanted[where.locator], held)
+            if len(data) != where.size:
+                raise ArchiveError(
+                    f"{where.locator}: {sample.name} holds {len(data)} bytes, the index says {where.size}: the "
+                    "archive changed since it was indexed; run the build again."
+                )
+            wanted[where.locator].discard(where.offset)
+            if not wanted[where.locator] and where.locator in self._open:
+                self._finish(where.locator)  # nothing more needed from this stream: stop reading it
+            yield sample, data
+
+    def _advance(
+        self, locator: str, offset: int, wanted: set[int], held: dict[tuple[str, int], bytes]
+    ) -> bytes:
+        tar = self._tar(locator)
+        try:
+            while (info := tar.next()) is not None:
+                if info.offset_data > offset:
+                    break
+                if info.offset_data in wanted and info.isreg():
+                    handle = tar.extractfile(info)
+                    data = handle.read() if handle is not None else b""
+                    if info.offset_data == offset:
+                        return data
+                    held[(locator, info.offset_data)] = data
+        except _STREAM_ERRORS as exc:
+            raise _damaged(locator, exc) from None
+        raise ArchiveError(
+            f"{locator} has no member at offset {offset} any more: the archive changed since it was "
+            "indexed; run the build again."
+        )
+
+    def close(self) -> None:
+        for locator in list(self._open):
+            self._finish(locator)
+
+
+def listing_files(
+    listing: StreamListing, parse: Callable[[str], tuple[str, str] | str]
+) -> tuple[dict[str, list[tuple[str, str, int, int]]], list[tuple[str, str]]]:
+    """Sort a stream's members into classes: ``parse(name)`` gives (wnid, key) or a refusal reason."""
+    by_class: dict[str, list[tuple[str, str, int, int]]] = {}
+    refused = list(listing.refused)
+    for name, offset, size in listing.members or ():
+        parsed = parse(name)
+        if isinstance(parsed, str):
+            refused.append((name, parsed))
+            continue
+        wnid, key = parsed
+        by_class.setdefault(wnid, []).append((name, key, offset, size))
+    return by_class, refused
+
+
+def stream_index(
+    split: str, listings: Sequence[StreamListing], parse, wnids: Sequence[str], layout: str
+) -> SplitIndex:
+    """The chosen classes' files across a split's streams (shared by the streamed layouts)."""
+    files: dict[str, list[SourceFile]] = {wnid: [] for wnid in wnids}
+    refused: list[tuple[str, str]] = []
+    all_classes: set[str] = set()
+    for listing in listings:
+        by_class, refusals = listing_files(listing, parse)
+        all_classes.update(by_class)
+        shard = Path(listing.locator).name
+        refused.extend((f"{split}/{shard}/{name}", reason) for name, reason in refusals)
+        for wnid in wnids:
+            for name, key, offset, size in by_class.get(wnid, ()):
+                files[wnid].append(SourceFile(name, key, ByteLocation(listing.locator, offset, size, STREAM)))
+    warnings = []
+    if len(set(wnids)) < len(all_classes):
+        total = sum(os.path.getsize(listing.path) for listing in listings)
+        warnings.append(
+            f"{split}: the {layout} archives are gzip streams that cannot seek, so building {len(wnids)} of "
+            f"{len(all_classes)} classes still reads all {len(listings)} of them ({total / 1e9:.2f} GB)."
+        )
+    return SplitIndex(split, {w: tuple(f) for w, f in files.items()}, tuple(refused), tuple(warnings))
