@@ -51,7 +51,8 @@ def sample(
         typer.Option(
             "--layout",
             help="Layout to write the same images in: ilsvrc (default), kaggle, kaggle-zip, hf-tar, hf-parquet, "
-            "blurred, imagefolder.",
+            "blurred, imagefolder; or a miniature of another release: fall11, winter21, bbox, imagenetv2, "
+            "imagenet-a, imagenet-r, sketch.",
         ),
     ] = "ilsvrc",
 ) -> None:
@@ -64,6 +65,11 @@ def sample(
     from ..sample import SampleSpec, choose_wnids, write_sample
 
     wnid_list = tuple(w.strip() for w in wnids.split(",") if w.strip()) if wnids is not None else None
+    from ..sample_beyond import BEYOND_LAYOUTS
+
+    if layout in BEYOND_LAYOUTS:
+        _sample_beyond(dest, layout, wnid_list, seed)
+        return
     spec = SampleSpec(
         classes=classes,
         train_per_class=train_per_class,
@@ -106,4 +112,16 @@ def _sample_layout(dest: Path, spec, layout: str, total_images: int, overwrite: 
         f"Wrote a miniature ImageNet release in the {layout} layout to {release.root}: "
         f"{len(release.wnids)} classes, {n_train} train + {len(release.val_files)} val images "
         f"({', '.join(release.written)}). Next: imagenet-prep build --source {release.root} --out OUT"
+    )
+
+
+def _sample_beyond(dest: Path, layout: str, wnids: tuple[str, ...] | None, seed: int) -> None:
+    """A miniature of a release beyond ILSVRC2012 (21K, boxes, evaluation sets: imagenet_prep.sample_beyond)."""
+    from ..sample_beyond import write_layout
+
+    root = write_layout(dest, layout, wnids=wnids, seed=seed)
+    files = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+    typer.echo(
+        f"Wrote a miniature {layout} release to {root} ({', '.join(files)}). "
+        f"Next: imagenet-prep build --source {root} --out OUT"
     )
