@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import BuildConfig
-from .errors import UsageError
+from .errors import InputError, UsageError
 from .outputs.base import Writer
 from .records import ClassSet, Sample, SourceFile, WorkUnit
 from .sources import Source, open_source
@@ -52,6 +52,11 @@ def select_classes(config: BuildConfig, available: Iterable[str]) -> tuple[str, 
     elif config.classes:
         if len(config.classes) == 1 and Path(config.classes[0]).is_file():
             wnids = classes.read_class_file(Path(config.classes[0]))
+        elif len(config.classes) == 1 and _looks_like_a_path(config.classes[0]):
+            raise InputError(
+                f"The classes file {config.classes[0]} does not exist. Give an existing file of wnids or names "
+                "(one per line), or the classes themselves: --classes n01440764,n02102040."
+            )
         else:
             wnids = classes.resolve(config.classes)
     elif config.under:
@@ -60,6 +65,11 @@ def select_classes(config: BuildConfig, available: Iterable[str]) -> tuple[str, 
         if config.wordnet:
             synsets.use_wordnet(config.wordnet)
         leaves = tuple(synsets.imagenet_leaves(config.under))
+        if not leaves:
+            raise UsageError(
+                f"No ImageNet-1K class lies under '{config.under}': it is not an ancestor of any of the 1000 "
+                "classes. Choose a synset that is (see `imagenet-prep synsets tree entity.n.01 --depth 3`)."
+            )
         # A synset names a family, not a list: build the members the archives hold (warned by make_plan).
         wnids = tuple(wnid for wnid in leaves if wnid in available)
         if not wnids:
@@ -76,6 +86,15 @@ def select_classes(config: BuildConfig, available: Iterable[str]) -> tuple[str, 
             f"the archives hold {len(available)} classes."
         )
     return tuple(sorted(wnids))
+
+
+def _looks_like_a_path(entry: str) -> bool:
+    """A single --classes entry meant as a file (``./x.txt``, ``lists/dogs``), not a wnid or a class name."""
+    return (
+        "/" in entry
+        or "\\" in entry
+        or Path(entry).suffix.lower() in (".txt", ".csv", ".lst", ".list", ".tsv")
+    )
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,12 @@ class ImageIssue:
 
 @dataclass(frozen=True)
 class UnitResult:
-    """What a finished unit reports: its manifest rows, issues, and the source bytes it read."""
+    """What a finished unit reports: its manifest rows, issues, and the source bytes it read.
+
+    ``files`` lists the files the unit's writer committed, ``(path relative to OUT, size in bytes)``: the done
+    marker records them, so a re-run (stat only) rebuilds a finished unit whose files were deleted or changed.
+    ``enlarged`` counts images made larger than their source (fixed-shape modes, or ``upscale``).
+    """
 
     split: str
     unit_id: str
@@ -106,6 +111,8 @@ class UnitResult:
     repaired: tuple[ImageIssue, ...]
     bytes_read: int
     seconds: float
+    enlarged: int = 0
+    files: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

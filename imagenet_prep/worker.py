@@ -14,7 +14,7 @@ from .build.state import disk_full, write_marker
 from .errors import ArchiveError, BuildError
 from .image import ImageFailure, ImageOptions, process_image
 from .io.atomic import DISK_FULL_ERRNOS
-from .outputs.base import Writer
+from .outputs.base import Writer, written_files
 from .records import ImageIssue, ManifestRow, UnitResult, WorkUnit
 from .sources import source_class
 
@@ -36,6 +36,7 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
     rows: list[ManifestRow] = []
     skipped: list[ImageIssue] = []
     repaired: list[ImageIssue] = []
+    enlarged = 0
     try:
         try:
             for sample, data in reader:
@@ -45,6 +46,7 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
                     skipped.append(ImageIssue(file_label, result.reason))
                 else:
                     rows.append(unit_writer.add(sample, result))
+                    enlarged += result.enlarged
                     if result.repairs:
                         repaired.append(ImageIssue(file_label, ", ".join(result.repairs)))
                 if tick is not None:
@@ -69,6 +71,8 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
         tuple(repaired),
         reader.bytes_read,
         time.perf_counter() - started,
+        enlarged,
+        written_files(unit_writer),
     )
     write_marker(job.out, unit, unit_result)
     return unit_result

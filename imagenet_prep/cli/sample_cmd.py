@@ -51,9 +51,8 @@ def sample(
 
     Example: imagenet-prep sample ./mini --classes 20 --quirks
     """
-    from tqdm import tqdm
-
     from ..sample import SampleSpec, choose_wnids, write_sample
+    from .progress import Progress
 
     wnid_list = tuple(w.strip() for w in wnids.split(",") if w.strip()) if wnids is not None else None
     spec = SampleSpec(
@@ -66,10 +65,8 @@ def sample(
         wnids=wnid_list,
     )
     total_images = len(choose_wnids(spec)) * (train_per_class + val_per_class)
-    with tqdm(total=total_images, desc="sample", unit="img", leave=False, disable=None) as bar:
-        release = write_sample(
-            dest, spec, progress=lambda n: None if bar.update(n) else None, overwrite=overwrite
-        )
+    with Progress(total_images, "sample", "img") as bar:
+        release = write_sample(dest, spec, progress=bar.update, overwrite=overwrite)
     n_train = sum(len(names) for names in release.train_files.values())
     total = sum(p.stat().st_size for p in (release.train_tar, release.val_tar, release.devkit))
     extra = f", {len(release.quirk_files)} quirk files" if release.quirk_files else ""

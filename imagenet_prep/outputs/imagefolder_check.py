@@ -7,7 +7,9 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
+from ..build.state import recorded_file_sizes
 from ..errors import InputError
 from .base import CheckReport
 
@@ -41,6 +43,7 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
         problems.add("labels.txt is not sorted and unique")
     _check_label_maps(out, wnids, problems)
 
+    recorded = recorded_file_sizes(out)  # the sizes the done markers recorded (stat-cheap truncation check)
     checked = 0
     for split in ("train", "val"):
         manifest = out / f"{split}.csv"
@@ -61,7 +64,10 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
                 if label_of.get(row["wnid"]) != int(row["label"]):
                     problems.add(f"{rel}: label {row['label']} does not match labels.txt for {row['wnid']}")
                 try:
-                    with Image.open(out / rel) as image:
+                    with open(out / rel, "rb") as image_file, Image.open(image_file) as image:
+                        end_problem = _end_problem(image_file, recorded.get(rel))
+                        if end_problem:
+                            problems.add(f"{rel}: {end_problem}")
                         if image.size != (int(row["width"]), int(row["height"])):
                             problems.add(
                                 f"{rel}: size {image.size} but the manifest says "
@@ -87,6 +93,29 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
                     if rel not in listed:
                         problems.add(f"{rel}: not in {split}.csv")
     return CheckReport(checked, tuple(problems.items), problems.count)
+
+
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def _end_problem(handle: BinaryIO, recorded: int | None) -> str | None:
+    """A cut-off file, found without decoding: its size differs from the one its unit recorded, or it does not
+    end the way its format must (a JPEG with its EOI marker FF D9, a PNG with IEND, a WebP at its RIFF size)."""
+    size = os.fstat(handle.fileno()).st_size
+    if recorded is not None and size != recorded:
+        return f"{size} bytes but {recorded} were written (truncated or changed)"
+    handle.seek(0)
+    head = handle.read(12)
+    handle.seek(max(0, size - 12))
+    tail = handle.read(12)
+    handle.seek(0)
+    if head.startswith(b"\xff\xd8") and not tail.endswith(b"\xff\xd9"):
+        return "truncated: the JPEG does not end with its EOI marker (FF D9)"
+    if head.startswith(b"\x89PNG") and not tail.endswith(_PNG_END):
+        return "truncated: the PNG does not end with its IEND chunk"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and int.from_bytes(head[4:8], "little") + 8 > size:
+        return "truncated: the WebP is shorter than its RIFF header says"
+    return None
 
 
 def _check_label_maps(out: Path, wnids: list[str], problems: _Problems) -> None:

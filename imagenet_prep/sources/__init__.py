@@ -31,6 +31,11 @@ def source_class(layout: str) -> type:
 def open_source(folder: Path, layout: str | None = None, cache_dir: Path | None = None) -> Source:
     """The source in ``folder``: the named layout, or the one layout detected there."""
     folder = Path(folder)
+    if folder.is_file():
+        raise InputError(
+            f"--source {folder} is a file: point --source at the folder holding it "
+            f"(--source {folder.parent}), where the ILSVRC2012 archives are."
+        )
     if not folder.is_dir():
         raise InputError(
             f"The source folder {folder} does not exist. Point --source at the folder holding the ILSVRC2012 "
