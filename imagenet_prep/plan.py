@@ -32,7 +32,10 @@ _NUMBER_RE = re.compile(r"(\d+)")
 
 def natural_key(name: str) -> tuple:
     """n01440764_2.JPEG before n01440764_10.JPEG."""
-    return tuple(int(part) if part.isdigit() else part for part in _NUMBER_RE.split(name))
+    # split() with a capturing group alternates text and digit runs: the odd items are the numbers.
+    parts: list = _NUMBER_RE.split(name)
+    parts[1::2] = map(int, parts[1::2])
+    return tuple(parts)
 
 
 def choose(names: Iterable[str], count: int | None, seed: int, split: str, wnid: str) -> list[str]:

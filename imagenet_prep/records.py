@@ -8,6 +8,7 @@ travel back. Pixels never do: a worker reads a sample's bytes itself, from where
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -65,7 +66,7 @@ class WorkUnit:
     source: str
     samples: tuple[Sample, ...]
 
-    @property
+    @functools.cached_property  # computed once: the build, its markers and the state all ask for it
     def fingerprint(self) -> str:
         """Identifies what the unit reads and writes: a done marker counts only for the same fingerprint."""
         digest = hashlib.sha256(f"{self.split}|{self.unit_id}|".encode())

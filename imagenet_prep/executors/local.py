@@ -26,6 +26,9 @@ from ..worker import UnitJob, run_unit
 from .base import Progress
 
 TICK_EVERY = 0.1  # seconds between progress publications (the parent polls every 0.2 s)
+# A build with at most this many images runs in this process: handing it to the pool (whose workers may still
+# be starting) costs more than the images (a CI subset of 10 classes x 2 images is done before a worker is up).
+IN_PROCESS_MAX = 48
 
 # ---------------------------------------------------------------------------------------- worker process
 _counter: Any = None
@@ -89,33 +92,70 @@ class LocalExecutor:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.pool: ProcessPoolExecutor | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
+        self._unused = False
         if workers > 1:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["imagenet_prep.executors.local"])
-            self.counter = context.Value("q", 0)
-            self.pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(self.counter,)
+            # Start the workers now, in a thread, so their start-up (the forkserver imports the worker modules
+            # before it forks; the parent would block on it) overlaps planning instead of following it.
+            self._starting = threading.Thread(
+                target=self._start, name="imagenet-prep-pool-start", daemon=True
             )
-            # Start the workers now, so their start-up overlaps planning instead of following it.
-            for _ in range(workers):
-                self.pool.submit(os.getpid)
+            self._starting.start()
         else:
             self.counter = multiprocessing.Value("q", 0, lock=True)
 
+    def _start(self) -> None:
+        try:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["imagenet_prep.executors.local"])
+            self.counter = context.Value("q", 0)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(self.counter,),
+            )
+            for _ in range(self.workers):
+                self._pool.submit(os.getpid)
+        except BaseException as exc:  # re-raised where the pool is first needed
+            self._start_error = exc
+
+    @property
+    def pool(self) -> ProcessPoolExecutor | None:
+        """The started pool (waits for the start to finish), or None for one worker or once closed."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+            if self._start_error is not None:
+                error, self._start_error = self._start_error, None
+                raise error
+        return self._pool
+
+    @pool.setter
+    def pool(self, value: ProcessPoolExecutor | None) -> None:
+        self._pool = value
+
     def map(self, function: Callable, arguments: Sequence[tuple]) -> list:
-        if self.pool is None or not arguments:
+        if self.workers <= 1 or len(arguments) <= 1 or self.pool is None:
             return [function(*args) for args in arguments]
         return list(self.pool.map(function, *zip(*arguments, strict=True)))
 
     def run_units(
         self, units: Sequence[WorkUnit], job: UnitJob, progress: Progress | None
     ) -> Iterator[UnitResult]:
-        if self.pool is None:
+        if (
+            self.workers <= 1
+            or sum(len(unit.samples) for unit in units) <= IN_PROCESS_MAX
+            or self.pool is None
+        ):
+            self._unused = True
             tick = (lambda: progress(1)) if progress is not None else None
             for unit in units:
                 yield run_unit(unit, job, tick)
             return
+        self._unused = False
         reported = 0
 
         def report() -> None:
@@ -142,10 +182,14 @@ class LocalExecutor:
             ) from None
 
     def close(self, *, cancel: bool = False) -> None:
-        if self.pool is None:
+        if self.workers <= 1:
             return
-        pool, self.pool = self.pool, None  # idempotent: a failure after a normal close closes again
-        if cancel:
+        with contextlib.suppress(Exception):  # a failed start has nothing to close
+            self.pool  # noqa: B018 - waits for a start under way
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None  # idempotent: a failure after a normal close closes again
+        if cancel or self._unused:  # an idle pool has nothing to finish: stop it now
             # Stop now: workers may be mid-image; their temp files are cleaned by this run or the next.
             processes = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)

@@ -14,14 +14,17 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 from ..errors import ArchiveError
-from .atomic import write_text_atomic
+from .atomic import write_bytes_atomic
 from .bytesource import FileByteSource
 from .paths import cache_dir as _tool_cache_dir
 from .tar import ClassTar, TarMember, index_class_tar, scan_tar
 
-CACHE_FORMAT = 2  # 2: hidden names (._x.JPEG) and over-long names are refused
+# 2: hidden names (._x.JPEG) and over-long names are refused. 3: JSON lines: a header line (classes, refusals,
+# where each class's members are), then one line per class, read only when that class is needed.
+CACHE_FORMAT = 3
 _CLASS_TAR_RE = re.compile(r"^n\d{8}\.tar$")
 
 
@@ -82,12 +85,21 @@ class _IndexedArchive:
         self.source = FileByteSource(self.path)
         self.cache_path: Path | None = None  # where the index was loaded from or saved to
         self._dirty = False
+        self._cache_handle: IO[bytes] | None = None  # the loaded cache file, kept open for its sections
+        self._cache_base = 0  # where its sections start (after the header line)
 
     def _load_cache(self) -> dict | None:
+        """The cache's header line (sections are read on demand with :meth:`_section`)."""
         for candidate in cache_path_candidates(self.path, self.cache_dir):
             try:
-                data = json.loads(candidate.read_text(encoding="utf-8"))
+                handle = open(candidate, "rb")  # noqa: SIM115 - kept open: it pins this version of the file
+            except OSError:
+                continue
+            try:
+                first = handle.readline()
+                data = json.loads(first)
             except (OSError, ValueError):
+                handle.close()
                 continue
             if (
                 isinstance(data, dict)
@@ -97,12 +109,27 @@ class _IndexedArchive:
                 and data.get("mtime_ns") == self._key["mtime_ns"]
             ):
                 self.cache_path = candidate
+                self._cache_handle, self._cache_base = handle, len(first)
                 return data
+            handle.close()
         return None
 
-    def _write_cache(self, payload: dict) -> Path | None:
+    def _section(self, span: list[int]) -> bytes:
+        """The raw bytes of one section of the loaded cache file."""
+        assert self._cache_handle is not None
+        self._cache_handle.seek(self._cache_base + span[0])
+        return self._cache_handle.read(span[1])
+
+    def _write_cache(self, payload: dict, sections: dict[str, bytes] | None = None) -> Path | None:
+        spans: dict[str, list[int]] = {}
+        position = 0
+        for name, blob in (sections or {}).items():
+            spans[name] = [position, len(blob)]
+            position += len(blob)
         doc = {"format": CACHE_FORMAT, "kind": self._KIND, "archive": self.path.name, **self._key, **payload}
-        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
+        doc["sections"] = spans
+        header = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
+        text = b"".join([header.encode("ascii"), b"\n", *(sections or {}).values()])
         for candidate in cache_path_candidates(self.path, self.cache_dir):
             folder = candidate.parent
             try:
@@ -110,7 +137,7 @@ class _IndexedArchive:
                     folder.mkdir(parents=True, exist_ok=True)
                 elif not os.access(folder, os.W_OK):
                     continue
-                write_text_atomic(candidate, text)
+                write_bytes_atomic(candidate, text)
             except OSError:
                 continue
             self.cache_path = candidate
@@ -120,6 +147,9 @@ class _IndexedArchive:
 
     def close(self) -> None:
         self.source.close()
+        if self._cache_handle is not None:
+            self._cache_handle.close()
+            self._cache_handle = None
 
     def __enter__(self) -> _IndexedArchive:
         return self
@@ -142,16 +172,18 @@ class TrainArchive(_IndexedArchive):
         super().__init__(path, cache_dir)
         self._classes: dict[str, ClassTar] | None = None
         self._outer_refused: list[tuple[str, str]] = []
-        self._members: dict[str, tuple[TarMember, ...]] = {}
-        self._packed: dict[str, dict[str, list]] = {}  # cached inner indexes, unpacked on first use
+        self._members: dict[str, tuple[TarMember, ...]] = {}  # indexed in this session
+        self._spans: dict[
+            str, list[int]
+        ] = {}  # cached inner indexes: where in the cache file, read on demand
         self._inner_refused: dict[str, list[tuple[str, str]]] = {}
         cached = self._load_cache()
         if cached is not None:
             self._classes = {row[0]: ClassTar(*row) for row in cached["classes"]}
             self._outer_refused = [tuple(r) for r in cached["refused"]]
-            for wnid, packed in cached["members"].items():
-                self._packed[wnid] = packed
-                self._inner_refused[wnid] = [tuple(r) for r in packed.get("refused", [])]
+            self._spans = dict(cached["sections"])
+            for wnid, refused in cached["inner_refused"].items():
+                self._inner_refused[wnid] = [tuple(r) for r in refused]
 
     def classes(self) -> dict[str, ClassTar]:
         """wnid -> its class tar, in archive order."""
@@ -180,9 +212,9 @@ class TrainArchive(_IndexedArchive):
         """The images of one class (built on demand from that class tar's headers only)."""
         if wnid in self._members:
             return self._members[wnid]
-        if wnid in self._packed:
-            self._members[wnid] = _unpack(self._packed.pop(wnid))
-            return self._members[wnid]
+        if wnid in self._spans:
+            # Not kept: a whole-set plan would hold 1.28M members twice (here and in its samples).
+            return _unpack(json.loads(self._section(self._spans[wnid])))
         classes = self.classes()
         if wnid not in classes:
             raise ArchiveError(
@@ -199,17 +231,17 @@ class TrainArchive(_IndexedArchive):
         if wnid not in self.classes():
             raise ArchiveError(f"The class {wnid} is not in {self.path}.")
         self._members[wnid] = tuple(members)
-        self._packed.pop(wnid, None)
+        self._spans.pop(wnid, None)
         self._inner_refused[wnid] = list(refused or [])
         self._dirty = True
 
     def has_members(self, wnid: str) -> bool:
         """Whether the inner index of ``wnid`` is already known (so :meth:`members` reads nothing)."""
-        return wnid in self._members or wnid in self._packed
+        return wnid in self._members or wnid in self._spans
 
     def indexed_wnids(self) -> tuple[str, ...]:
         """Classes whose inner index is known (from this session or the cache)."""
-        return tuple(sorted({*self._members, *self._packed}))
+        return tuple(sorted({*self._members, *self._spans}))
 
     @property
     def refused(self) -> list[tuple[str, str]]:
@@ -234,16 +266,22 @@ class TrainArchive(_IndexedArchive):
         classes = self.classes()
         if not self._dirty and self.cache_path is not None:
             return self.cache_path
-        packed = dict(self._packed)
-        packed.update({wnid: _pack(members) for wnid, members in self._members.items()})
-        for wnid, entry in packed.items():
-            entry["refused"] = [list(r) for r in self._inner_refused.get(wnid, [])]
+        sections: dict[str, bytes] = {}
+        for wnid in sorted({*self._spans, *self._members}):
+            if wnid in self._members:
+                sections[wnid] = (
+                    json.dumps(_pack(self._members[wnid]), separators=(",", ":")).encode() + b"\n"
+                )
+            else:  # from the loaded cache, copied as it is
+                sections[wnid] = self._section(self._spans[wnid])
         payload = {
             "classes": [[c.wnid, c.name, c.offset, c.size] for c in classes.values()],
             "refused": [list(r) for r in self._outer_refused],
-            "members": packed,
+            "inner_refused": {
+                wnid: [list(r) for r in self._inner_refused.get(wnid, [])] for wnid in sections
+            },
         }
-        return self._write_cache(payload)
+        return self._write_cache(payload, sections)
 
 
 class ValArchive(_IndexedArchive):
