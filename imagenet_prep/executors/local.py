@@ -1,9 +1,10 @@
 """The local executor: a process pool on this machine (in-process for one worker).
 
-Workers are started with the forkserver (preloaded with the worker module) while the parent plans, so their
-start-up overlaps planning. Progress: each worker counts finished images and publishes them to a shared
-counter at most every ``TICK_EVERY`` seconds (a cross-process lock per image would cost more than the write);
-the parent polls it. A worker exits at once when the parent dies, so a killed build leaves no writer behind.
+Workers are started with the forkserver (preloaded with the worker module) when work first needs them:
+indexing a cold archive, or a build of more than ``IN_PROCESS_MAX`` images (a smaller one runs in this
+process). Progress: each worker counts finished images and publishes them to a shared counter at most every
+``TICK_EVERY`` seconds (a cross-process lock per image would cost more than the write); the parent polls it.
+A worker exits at once when the parent dies, so a killed build leaves no writer behind.
 """
 
 from __future__ import annotations
@@ -92,70 +93,38 @@ class LocalExecutor:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-        self._starting: threading.Thread | None = None
-        self._start_error: BaseException | None = None
-        self._unused = False
-        if workers > 1:
-            # Start the workers now, in a thread, so their start-up (the forkserver imports the worker modules
-            # before it forks; the parent would block on it) overlaps planning instead of following it.
-            self._starting = threading.Thread(
-                target=self._start, name="imagenet-prep-pool-start", daemon=True
-            )
-            self._starting.start()
-        else:
-            self.counter = multiprocessing.Value("q", 0, lock=True)
+        self.pool: ProcessPoolExecutor | None = None  # started on first need (see _started)
+        self.counter: Any = multiprocessing.Value("q", 0, lock=True)
 
-    def _start(self) -> None:
-        try:
+    def _started(self) -> ProcessPoolExecutor:
+        """The pool, started now if it is not yet: only work that needs it pays for it (a warm-index plan
+        and a small build never do; the forkserver importing the worker modules costs ~0.3 s)."""
+        if self.pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["imagenet_prep.executors.local"])
             self.counter = context.Value("q", 0)
-            self._pool = ProcessPoolExecutor(
+            self.pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=context,
                 initializer=_init_worker,
                 initargs=(self.counter,),
             )
-            for _ in range(self.workers):
-                self._pool.submit(os.getpid)
-        except BaseException as exc:  # re-raised where the pool is first needed
-            self._start_error = exc
-
-    @property
-    def pool(self) -> ProcessPoolExecutor | None:
-        """The started pool (waits for the start to finish), or None for one worker or once closed."""
-        if self._starting is not None:
-            self._starting.join()
-            self._starting = None
-            if self._start_error is not None:
-                error, self._start_error = self._start_error, None
-                raise error
-        return self._pool
-
-    @pool.setter
-    def pool(self, value: ProcessPoolExecutor | None) -> None:
-        self._pool = value
+        return self.pool
 
     def map(self, function: Callable, arguments: Sequence[tuple]) -> list:
-        if self.workers <= 1 or len(arguments) <= 1 or self.pool is None:
+        if self.workers <= 1 or len(arguments) <= 1:
             return [function(*args) for args in arguments]
-        return list(self.pool.map(function, *zip(*arguments, strict=True)))
+        return list(self._started().map(function, *zip(*arguments, strict=True)))
 
     def run_units(
         self, units: Sequence[WorkUnit], job: UnitJob, progress: Progress | None
     ) -> Iterator[UnitResult]:
-        if (
-            self.workers <= 1
-            or sum(len(unit.samples) for unit in units) <= IN_PROCESS_MAX
-            or self.pool is None
-        ):
-            self._unused = True
+        if self.workers <= 1 or sum(len(unit.samples) for unit in units) <= IN_PROCESS_MAX:
             tick = (lambda: progress(1)) if progress is not None else None
             for unit in units:
                 yield run_unit(unit, job, tick)
             return
-        self._unused = False
+        pool = self._started()
         reported = 0
 
         def report() -> None:
@@ -167,7 +136,7 @@ class LocalExecutor:
 
         # Big units first, so the pool does not end waiting on one large class.
         ordered = sorted(units, key=lambda unit: -len(unit.samples))
-        pending: set[Future] = {self.pool.submit(_run_unit_counting, unit, job) for unit in ordered}
+        pending: set[Future] = {pool.submit(_run_unit_counting, unit, job) for unit in ordered}
         try:
             while pending:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -182,14 +151,10 @@ class LocalExecutor:
             ) from None
 
     def close(self, *, cancel: bool = False) -> None:
-        if self.workers <= 1:
+        if self.pool is None:
             return
-        with contextlib.suppress(Exception):  # a failed start has nothing to close
-            self.pool  # noqa: B018 - waits for a start under way
-        if self._pool is None:
-            return
-        pool, self._pool = self._pool, None  # idempotent: a failure after a normal close closes again
-        if cancel or self._unused:  # an idle pool has nothing to finish: stop it now
+        pool, self.pool = self.pool, None  # idempotent: a failure after a normal close closes again
+        if cancel:
             # Stop now: workers may be mid-image; their temp files are cleaned by this run or the next.
             processes = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
