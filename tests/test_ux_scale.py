@@ -28,7 +28,7 @@ def test_index_cache_sections_are_read_per_class(release):
         saved = archive.save()
     assert saved is not None
     header = json.loads(saved.read_bytes().split(b"\n", 1)[0])
-    assert header["format"] == tar_index.CACHE_FORMAT == 3
+    assert header["format"] == tar_index.CACHE_FORMAT == 4
     assert sorted(header["sections"]) == sorted(release.wnids) and "members" not in header
     with tar_index.TrainArchive(release.train_tar) as archive:
         assert archive.has_members(release.wnids[0])
@@ -60,8 +60,10 @@ def test_devkit_is_parsed_once_then_read_from_the_cache(release, tmp_path):
     first = devkit.read_devkit_cached(release.devkit, cache_dir=tmp_path)
     cached = list(tmp_path.glob("*.parsed.json"))
     assert len(cached) == 1
-    assert devkit.read_devkit_cached(release.devkit, cache_dir=tmp_path) == first == devkit.read_devkit(
-        release.devkit
+    assert (
+        devkit.read_devkit_cached(release.devkit, cache_dir=tmp_path)
+        == first
+        == devkit.read_devkit(release.devkit)
     )
     # a warm build never imports scipy (its import and meta.mat's parse were ~0.3 s of every command)
     code = (

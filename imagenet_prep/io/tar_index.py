@@ -22,9 +22,10 @@ from .bytesource import FileByteSource
 from .paths import cache_dir as _tool_cache_dir
 from .tar import ClassTar, TarMember, index_class_tar, scan_tar
 
-# 2: hidden names (._x.JPEG) and over-long names are refused. 3: JSON lines: a header line (classes, refusals,
-# where each class's members are), then one line per class, read only when that class is needed.
-CACHE_FORMAT = 3
+# 2: hidden names (._x.JPEG) and over-long names are refused. 4: JSON lines: a header line (classes, refusals,
+# where each class's members are), then one line per class, read only when that class is needed. (Not 3:
+# another branch's format 3 is a different layout under the same file name.)
+CACHE_FORMAT = 4
 _CLASS_TAR_RE = re.compile(r"^n\d{8}\.tar$")
 
 
@@ -107,6 +108,7 @@ class _IndexedArchive:
                 and data.get("kind") == self._KIND
                 and data.get("size") == self._key["size"]
                 and data.get("mtime_ns") == self._key["mtime_ns"]
+                and isinstance(data.get("sections"), dict)
             ):
                 self.cache_path = candidate
                 self._cache_handle, self._cache_base = handle, len(first)
