@@ -74,8 +74,10 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         if not self.splits or any(split not in SPLITS for split in self.splits):
+            unknown = [split for split in self.splits if split not in SPLITS]
+            got = f"unknown split {', '.join(repr(s) for s in unknown)}" if unknown else "no split"
             raise UsageError(
-                f"splits must be a comma-separated list of {', '.join(SPLITS)}; got {self.splits!r}."
+                f"--splits: {got}. Valid splits: {', '.join(SPLITS)} (comma-separated, e.g. --splits train,val)."
             )
         chosen = [name for name in ("subset", "classes", "under") if getattr(self, name)]
         if len(chosen) > 1:

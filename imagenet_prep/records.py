@@ -8,6 +8,7 @@ travel back. Pixels never do: a worker reads a sample's bytes itself, from where
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -91,7 +92,7 @@ class WorkUnit:
         DEFAULT_MAX_MEMBER_SIZE  # the reader refuses a larger read (not in the fingerprint)
     )
 
-    @property
+    @functools.cached_property  # computed once: the build, its markers and the state all ask for it
     def fingerprint(self) -> str:
         """Identifies what the unit reads and writes: a done marker counts only for the same fingerprint."""
         digest = hashlib.sha256(f"{self.split}|{self.unit_id}|".encode())
@@ -128,7 +129,12 @@ class ImageIssue:
 
 @dataclass(frozen=True)
 class UnitResult:
-    """What a finished unit reports: its manifest rows, issues, and the source bytes it read."""
+    """What a finished unit reports: its manifest rows, issues, and the source bytes it read.
+
+    ``files`` lists the files the unit's writer committed, ``(path relative to OUT, size in bytes)``: the done
+    marker records them, so a re-run (stat only) rebuilds a finished unit whose files were deleted or changed.
+    ``enlarged`` counts images made larger than their source (fixed-shape modes, or ``upscale``).
+    """
 
     split: str
     unit_id: str
@@ -139,6 +145,8 @@ class UnitResult:
     seconds: float
     # Named counts a unit adds to build.json (e.g. boxes kept/clipped/dropped); summed over units.
     counters: tuple[tuple[str, int], ...] = ()
+    enlarged: int = 0
+    files: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from .build.state import disk_full, write_marker
 from .errors import ArchiveError, BuildError
 from .image import ImageFailure, ImageOptions, process_image
 from .io.atomic import DISK_FULL_ERRNOS
-from .outputs.base import Writer
+from .outputs.base import Writer, written_files
 from .records import ImageIssue, ManifestRow, UnitResult, WorkUnit
 from .sources import source_class
 
@@ -38,6 +38,7 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
     skipped: list[ImageIssue] = []
     repaired: list[ImageIssue] = []
     counters: Counter[str] = Counter()
+    enlarged = 0
     try:
         try:
             for sample, data in reader:
@@ -56,6 +57,7 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
                         rows.append(replace(row, extra=sample.extra, boxes=sample.boxes))
                     else:
                         rows.append(unit_writer.add(sample, result))
+                    enlarged += result.enlarged
                     if result.repairs:
                         repaired.append(ImageIssue(file_label, ", ".join(result.repairs)))
                 if tick is not None:
@@ -81,6 +83,8 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
         reader.bytes_read,
         time.perf_counter() - started,
         tuple(sorted(counters.items())),
+        enlarged,
+        written_files(unit_writer),
     )
     write_marker(job.out, unit, unit_result)
     return unit_result

@@ -2,10 +2,10 @@
 
 Promises checked: NONE keeps the size; SHORTER/LONGER put exactly ``size`` on that side and keep the
 aspect ratio (the derived side within 0.5 px of exact, or clamped to 1 px); SQUARE/CENTER-CROP are
-always square with side ``size`` (or ``min(size, w, h)`` without upscaling); without ``upscale`` no
-output side exceeds its source side; ``None`` is returned exactly when the output would equal the
-source. Then a few real tiny images go through ``process_image`` and must come out at exactly
-``target_size`` as decodable 3-channel RGB.
+fixed-shape modes: always exactly ``size x size``, whatever the source and ``upscale`` (a smaller source is
+enlarged); for SHORTER/LONGER without ``upscale`` no output side exceeds its source side; ``None`` is
+returned exactly when the output would equal the source. Then a few real tiny images go through
+``process_image`` and must come out at exactly ``target_size`` as decodable 3-channel RGB.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def test_target_size_keeps_its_promises(mode, size, width, height, upscale):
         out_w, out_h = out
         assert (out_w, out_h) != (width, height)  # None is the only way to say "unchanged"
     assert out_w >= 1 and out_h >= 1
-    if not upscale:
+    if not upscale and mode in (ResizeMode.SHORTER, ResizeMode.LONGER):
         assert out_w <= width and out_h <= height
 
     short, long_ = min(width, height), max(width, height)
@@ -62,9 +62,8 @@ def test_target_size_keeps_its_promises(mode, size, width, height, upscale):
             assert abs(derived - exact) <= Fraction(1, 2) or (derived == 1 and exact < 1)
         else:
             assert out is None  # already there, or smaller without --upscale
-    else:  # SQUARE, CENTER_CROP
-        side = size if upscale else min(size, width, height)
-        assert (out_w, out_h) == (side, side)
+    else:  # SQUARE, CENTER_CROP: exactly size x size, enlarging a smaller source even without upscale
+        assert (out_w, out_h) == (size, size)
 
 
 @settings(max_examples=200, deadline=None)
@@ -94,8 +93,8 @@ def test_upscale_only_matters_for_small_sources(mode, size, width, height):
         ResizeMode.NONE: True,
         ResizeMode.SHORTER: min(width, height) >= size,
         ResizeMode.LONGER: max(width, height) >= size,
-        ResizeMode.SQUARE: min(width, height) >= size,
-        ResizeMode.CENTER_CROP: min(width, height) >= size,
+        ResizeMode.SQUARE: True,  # fixed-shape modes ignore upscale: always size x size
+        ResizeMode.CENTER_CROP: True,
     }[mode]
     if big_enough:
         assert plain == grown

@@ -128,12 +128,13 @@ def jpeg_500x375() -> bytes:
         ((80, 60), "longer", 100, True, (100, 75)),
         ((8000, 1), "longer", 100, False, (100, 1)),  # the short side never rounds to 0
         ((500, 375), "square", 64, False, (64, 64)),
-        ((50, 300), "square", 64, False, (50, 50)),  # always square, never upscaled
+        ((50, 300), "square", 64, False, (64, 64)),  # fixed shape: enlarged even without upscale
         ((50, 300), "square", 64, True, (64, 64)),
         ((64, 64), "square", 64, False, None),
         ((500, 375), "center-crop", 224, False, (224, 224)),
-        ((300, 200), "center-crop", 256, False, (200, 200)),  # cropped, not scaled
-        ((200, 200), "center-crop", 256, False, None),
+        ((300, 200), "center-crop", 256, False, (256, 256)),  # fixed shape: enlarged, then cropped
+        ((200, 200), "center-crop", 256, False, (256, 256)),
+        ((256, 256), "center-crop", 256, False, None),
         ((100, 50), "center-crop", 256, True, (256, 256)),
         ((500, 375), "none", 256, False, None),
         ((10, 10), "none", 256, True, None),
@@ -188,13 +189,23 @@ def test_center_crop_stays_centred_on_the_draft_path():
         assert crop[:, :, 1].min() > 200 and crop[:, :, 0].max() < 60 and crop[:, :, 2].max() < 60
 
 
-def test_small_center_crop_without_upscale_is_an_exact_pixel_crop():
+def test_center_crop_at_the_source_side_is_an_exact_pixel_crop():
     src = photo(30, 20, seed=5)
     result = ok(
-        process_image(encode(src, "PNG"), ImageOptions(resize="center-crop", size=64, format="png"), "a.png")
+        process_image(encode(src, "PNG"), ImageOptions(resize="center-crop", size=20, format="png"), "a.png")
     )
     assert (result.width, result.height) == (20, 20)
     assert np.array_equal(np.asarray(decode(result.data)), np.asarray(src)[:, 5:25])
+
+
+@pytest.mark.parametrize("mode", ["square", "center-crop"])
+@pytest.mark.parametrize("source", [(62, 29), (29, 62), (10, 10), (31, 200), (200, 31)])
+def test_fixed_shape_modes_are_exact_for_smaller_sources(mode, source):
+    """square/center-crop give exactly size x size when the source is smaller on either side (enlarged)."""
+    for upscale in (False, True):
+        options = ImageOptions(resize=mode, size=32, upscale=upscale, format="png")
+        result = ok(process_image(encode(photo(*source, seed=2)), options))
+        assert (result.width, result.height) == (32, 32) == decode(result.data).size
 
 
 def test_no_upscale_passes_a_small_jpeg_through_and_upscale_enlarges_it():

@@ -3,8 +3,10 @@
 Guarantees (see README "Guarantees" and docs/architecture.md):
 - every output file is written under a temporary name and moved into place, so no half-written file ever
   carries a final name (the writer's job, through io/atomic.py);
-- a unit's done marker is written after its output is committed: a unit with a marker is finished, and a
-  re-run skips it; anything else is redone from scratch (build/state.py);
+- a unit's done marker is written after its output is committed, recording its files' sizes: a unit with a
+  marker whose files are all in place (stat only) is finished, and a re-run skips it; anything else (no
+  marker, or a file missing or of another size) is redone from scratch (build/state.py);
+- a refused build (exit 2 before any unit ran) removes the OUT folder (or state folder) it created;
 - one build at a time per OUT, and a different config into an OUT built before is refused unless
   ``overwrite``;
 - the same config gives byte-identical outputs, label maps and manifests whatever the worker count; only
@@ -14,6 +16,7 @@ Guarantees (see README "Guarantees" and docs/architecture.md):
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import threading
 import time
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import VALID_KEYS, BuildConfig, build_config
-from ..errors import BuildError, BuildInterrupted, InputError, UsageError
+from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError, UsageError
 from ..executors import Executor, make_executor
 from ..outputs import Writer, writer_for
 from ..outputs.record import write_build_record
@@ -31,7 +34,9 @@ from ..plan import BuildPlan, make_plan
 from ..records import ImageIssue, UnitResult, WorkUnit
 from ..worker import UnitJob
 from .state import (
+    STATE_DIR,
     assign_shards,
+    files_intact,
     missing_units,
     output_lock,
     prepare_out,
@@ -64,6 +69,10 @@ class BuildResult:
         None  # (index, count) for a shard of a static-sharded build (not finalized)
     )
     layout: str = ""  # the source layout read (detected or --layout)
+    units_rebuilt: int = 0  # finished units whose files were missing or changed, rebuilt by this run
+    enlarged: int = 0  # images made larger than their source (fixed-shape modes, or upscale)
+    timings: tuple[tuple[str, float], ...] = ()
+    bytes_read: int = 0  # source bytes the units read (images)
 
     @property
     def ok(self) -> bool:
@@ -77,17 +86,49 @@ def build(
 ) -> BuildResult:
     """Build the output described by ``config``. ``on_plan(plan, images_to_do)`` is called once planning is
     done (the CLI sizes its progress bar there); ``progress(n)`` is called as images finish."""
+    created = _would_create(config.out)
+    running: list[bool] = []  # becomes [True] once units start: from then on OUT holds work worth keeping
     try:
-        return _build(config, progress, on_plan)
-    except OSError as exc:
-        # The parent's own writes (lock, state, folders, label maps, manifests, build.json): one clear line.
-        raise write_error(exc, config.out) from None
+        try:
+            return _build(config, progress, on_plan, running)
+        except OSError as exc:
+            # The parent's own writes (lock, state, folders, label maps, manifests, build.json): one clear line.
+            raise write_error(exc, config.out) from None
+    except (UsageError, InputError) as exc:
+        # A refused build (unknown class, different config, bad source, ...) leaves nothing it created behind.
+        if created is not None and not running and not isinstance(exc, OutputLockedError):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _would_create(out: Path) -> Path | None:
+    """What a build creates at ``out`` that a refused build must remove: OUT itself, or its state folder."""
+    if not out.exists():
+        return out
+    return None if (out / STATE_DIR).exists() else out / STATE_DIR
+
+
+def settings_of(config: BuildConfig, wnids: Sequence[str]) -> dict[str, Any]:
+    """The settings that decide the output bytes, as state.json records them (named when a config differs)."""
+    return {
+        "splits": list(config.splits),
+        "subset": config.subset,
+        "classes": list(config.classes) if config.classes else None,
+        "under": config.under,
+        "wnids": list(wnids),
+        "train_per_class": config.train_per_class,
+        "val_per_class": config.val_per_class,
+        "seed": config.seed,
+        **config.image_dict(),
+        "output": config.output,
+    }
 
 
 def _build(
     config: BuildConfig,
     progress: Callable[[int], None] | None,
     on_plan: Callable[[BuildPlan, int], None] | None,
+    running: list[bool],
 ) -> BuildResult:
     started = time.perf_counter()
     out = config.out
@@ -108,8 +149,10 @@ def _build(
                     config.overwrite,
                     writer.managed_entries(out),
                     protect=(config.source,) if isinstance(config.source, Path) else (),
+                    settings=settings_of(config, plan.wnids),
                 )
                 write_plan_state(out, fingerprint, plan_config(config), plan.units, config.num_shards)
+                running.append(True)
                 writer.prepare(out, plan)
             mine = plan.units
             if config.num_shards is not None and config.shard_index is not None:
@@ -117,11 +160,13 @@ def _build(
 
             results: dict[str, UnitResult] = {}
             todo: list[WorkUnit] = []
+            rebuilt = 0
             for unit in mine:
                 previous = read_marker(out, unit)
-                if previous is not None:
+                if previous is not None and files_intact(out, previous):
                     results[unit.unit_id] = previous
                 else:
+                    rebuilt += previous is not None  # finished once, but its files are missing or changed
                     todo.append(unit)
             work_dirs = writer.work_dirs(todo)
             if not config.sharded:
@@ -149,6 +194,7 @@ def _build(
                 len(plan.units) - len(todo),
                 {"plan": planned_at - started, "images": images_done - planned_at},
                 started,
+                rebuilt,
             )
         except KeyboardInterrupt:
             _stop(executor, out, [] if config.sharded else work_dirs)
@@ -295,6 +341,7 @@ def _finish(
     resumed: int,
     timings: dict[str, float],
     started: float,
+    rebuilt: int = 0,
 ) -> BuildResult:
     out = config.out
     writer.finalize(out, plan, ordered)
@@ -308,6 +355,8 @@ def _finish(
     skipped = tuple(issue for result in ordered for issue in result.skipped) + refused
     repaired = tuple(issue for result in ordered for issue in result.repaired)
     images_written = sum(len(result.rows) for result in ordered)
+    enlarged = sum(result.enlarged for result in ordered)
+    image_bytes = sum(result.bytes_read for result in ordered)
     seconds = time.perf_counter() - started
     extra = {key: dict(value) if isinstance(value, dict) else value for key, value in plan.record.items()}
     counters: dict[str, int] = {}
@@ -331,10 +380,11 @@ def _finish(
         repaired=repaired,
         refused=plan.refused,
         warnings=plan.warnings,
-        units={"total": len(plan.units), "resumed": resumed},
-        bytes_read={"index": plan.index_bytes, "images": sum(result.bytes_read for result in ordered)},
+        units={"total": len(plan.units), "resumed": resumed, "rebuilt": rebuilt},
+        bytes_read={"index": plan.index_bytes, "images": image_bytes},
         timings={**timings, "total": seconds},
         extra=extra,
+        enlarged=enlarged,
     )
     prune_created(out)  # last: build.json is a managed entry too
     return BuildResult(
@@ -348,4 +398,8 @@ def _finish(
         seconds=seconds,
         warnings=plan.warnings,
         layout=type(plan.source).layout,
+        units_rebuilt=rebuilt,
+        enlarged=enlarged,
+        timings=tuple({**timings, "total": seconds}.items()),
+        bytes_read=image_bytes,
     )

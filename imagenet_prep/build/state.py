@@ -18,7 +18,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
@@ -69,6 +69,9 @@ def write_marker(out: Path | str, unit: WorkUnit, result: UnitResult) -> None:
         "bytes_read": result.bytes_read,
         "seconds": result.seconds,
         **({"counters": [list(c) for c in result.counters]} if result.counters else {}),
+        "enlarged": result.enlarged,
+        # The files the unit committed and their sizes: a re-run stats them and redoes the unit on a mismatch.
+        "files": dict(result.files),
     }
     try:
         write_text_atomic(marker_path(out, unit.unit_id), json.dumps(payload, separators=(",", ":")))
@@ -95,6 +98,8 @@ def read_marker(out: Path, unit: WorkUnit) -> UnitResult | None:
         int(payload.get("bytes_read", 0)),
         float(payload.get("seconds", 0.0)),
         tuple((str(name), int(count)) for name, count in payload.get("counters", ())),
+        int(payload.get("enlarged", 0)),
+        tuple((str(rel), int(size)) for rel, size in payload.get("files", {}).items()),
     )
 
 
@@ -103,6 +108,36 @@ def _row(fields: dict) -> ManifestRow:
     extra = tuple((str(k), str(v)) for k, v in fields.pop("extra", ()))
     boxes = tuple((str(b[0]), *map(float, b[1:])) for b in fields.pop("boxes", ()))
     return ManifestRow(**fields, extra=extra, boxes=boxes)  # type: ignore[arg-type]
+
+
+def files_intact(out: Path | str, result: UnitResult) -> bool:
+    """True when every file a finished unit recorded is in place with its recorded size (one stat each).
+
+    A marker written before files were recorded (no ``files``) is trusted, as it was then."""
+    prefix = f"{out}/"
+    for rel, size in result.files:
+        try:
+            if os.stat(prefix + rel).st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def recorded_file_sizes(out: Path) -> dict[str, int]:
+    """Every file the done markers in OUT record, with its size (for ``check``; empty when none are recorded)."""
+    sizes: dict[str, int] = {}
+    done = out / STATE_DIR / "done"
+    if not done.is_dir():
+        return sizes
+    with os.scandir(done) as entries:
+        for entry in entries:
+            if not entry.name.endswith(".json") or entry.name.startswith(TMP_MARK):
+                continue
+            with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+                files = json.loads(Path(entry.path).read_text()).get("files") or {}
+                sizes.update({str(rel): int(size) for rel, size in files.items()})
+    return sizes
 
 
 # --------------------------------------------------------------------------------------------------- lock
@@ -223,11 +258,44 @@ def _holds(entry: Path, protected: Sequence[Path]) -> Path | None:
     return None
 
 
+def _differences(before: Any, after: Mapping[str, Any] | None) -> str:
+    """' (size: 256 -> 128; resize: shorter -> square)': the recorded settings that differ, or ''."""
+    if not isinstance(before, dict) or not after:
+        return ""
+    changed = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if isinstance(old, list) and isinstance(new, list) and (len(old) > 6 or len(new) > 6):
+            added, removed = len(set(new) - set(old)), len(set(old) - set(new))
+            changed.append(f"{key}: {len(old)} -> {len(new)} ({added} added, {removed} removed)")
+        else:
+            changed.append(f"{key}: {_show(old)} -> {_show(new)}")
+    if not changed:  # same settings, other bytes: the source's files differ
+        return " (the same settings, but the source's files differ)"
+    return f" ({'; '.join(changed)})"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "not set"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
 def prepare_out(
-    out: Path, fingerprint: str, overwrite: bool, managed: Sequence[Path], protect: Sequence[Path] = ()
+    out: Path,
+    fingerprint: str,
+    overwrite: bool,
+    managed: Sequence[Path],
+    protect: Sequence[Path] = (),
+    settings: Mapping[str, Any] | None = None,
 ) -> None:
     """Refuse a different config into an OUT built before (unless ``overwrite``); record this config's
-    fingerprint and what this build will create.
+    fingerprint, its decisive ``settings`` (so a later refusal can name the settings that differ) and what this
+    build will create.
 
     ``overwrite`` removes only the ``managed`` entries (what the writer creates) that a previous build of ours
     RECORDED creating (``created.json``), never one that is, holds or links to a ``protect``-ed path (the
@@ -235,15 +303,17 @@ def prepare_out(
     """
     state_file = out / STATE_DIR / "state.json"
     previous: Any = None
+    previous_settings: Any = None
     if state_file.exists():
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            previous = json.loads(state_file.read_text()).get("fingerprint")
+            recorded = json.loads(state_file.read_text())
+            previous, previous_settings = recorded.get("fingerprint"), recorded.get("settings")
     foreign = [p.name for p in out.iterdir() if p.name != STATE_DIR] if previous is None else []
     created = _read_created(out) if previous is not None else set()
     if previous is not None and previous != fingerprint or previous is None and foreign:
         if not overwrite:
             what = (
-                "was built with a different configuration"
+                "was built with a different configuration" + _differences(previous_settings, settings)
                 if previous is not None
                 else f"is not empty ({', '.join(sorted(foreign)[:5])})"
             )
@@ -275,7 +345,10 @@ def prepare_out(
     (out / STATE_DIR / "done").mkdir(parents=True, exist_ok=True)
     # Before anything is created: what this build will create (a killed build's entries are recorded too).
     record_created(out, created | {entry.name for entry in managed if not os.path.lexists(entry)})
-    write_text_atomic(state_file, json.dumps({"fingerprint": fingerprint, "version": __version__}) + "\n")
+    state: dict[str, Any] = {"fingerprint": fingerprint, "version": __version__}
+    if settings:
+        state["settings"] = dict(settings)
+    write_text_atomic(state_file, json.dumps(state) + "\n")
 
 
 def remove_temp_files(out: Path, dirs: Sequence[str]) -> int:

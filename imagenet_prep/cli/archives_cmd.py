@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from .options import Json
 
 DEFAULT_BASE_URL = (
     "https://image-net.org/data/ILSVRC/2012/"  # repeated from catalog: keeps --help import-free
@@ -116,6 +119,7 @@ def register(app: typer.Typer) -> None:
                 "none (default: stop before the disk is full).",
             ),
         ] = None,
+        as_json: Json = False,
     ) -> None:
         """Download ILSVRC2012 archives: resumable, MD5-verified, atomic.
 
@@ -148,7 +152,7 @@ def register(app: typer.Typer) -> None:
                 jobs=jobs,
                 headers=headers or None,
                 cookies=cookies,
-                progress=bars,
+                progress=None if as_json else bars,
                 timeout=(min(30.0, timeout), timeout),
                 retries=retries,
                 min_rate=min_rate,
@@ -156,7 +160,14 @@ def register(app: typer.Typer) -> None:
             )
         finally:
             bars.close()
-        for r in results:
+        if as_json:
+            doc = {
+                "dest": str(dest),
+                "ok": all(r.ok for r in results),
+                "results": [dataclasses.asdict(r) for r in results],
+            }
+            typer.echo(json.dumps(doc, indent=2))
+        for r in results if not as_json else ():
             if r.ok:
                 md5 = f"  md5 {r.md5}" if r.md5 else ""
                 typer.echo(f"{r.status:<18} {r.file}  {human_bytes(r.size)}{md5}")
@@ -175,7 +186,7 @@ def register(app: typer.Typer) -> None:
                 "--checksums", help="MD5SUMS file that overrides the built-in checksums (mirrors, samples)."
             ),
         ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+        as_json: Json = False,
         rehash: Annotated[
             bool,
             typer.Option(

@@ -11,6 +11,7 @@ import typer
 
 from ..errors import BuildInterrupted
 from . import options as opt
+from .progress import Progress
 
 BUILD_EXAMPLES = """
 Build an ImageFolder tree from the ILSVRC2012 archives in --source.
@@ -23,7 +24,13 @@ Examples:
 
   imagenet-prep build --config configs/imagenette-160.yaml --source /data/ilsvrc --out ./imagenette-160
 
-Re-running the same command resumes an interrupted build.
+Re-running the same command resumes an interrupted build, and rebuilds the units whose files were deleted
+or changed since. --dry-run plans and estimates without writing anything.
+
+--resize square and center-crop always give exactly --size x --size (smaller images are enlarged; build.json
+counts them); shorter and longer enlarge only with --upscale. WebP trees (--format webp): torchvision's
+ImageFolder and datasets' imagefolder list .webp files; Keras and timm do not by default (timm needs
+add_img_extensions('.webp')).
 """
 
 
@@ -90,26 +97,28 @@ def build_command(
     shard_index: opt.ShardIndex = None,
     layout: opt.Layout = None,
     quiet: opt.Quiet = False,
+    dry_run: opt.DryRun = False,
+    as_json: opt.Json = False,
 ) -> None:
     # Every parameter but config/quiet is a config key: pass them on by name (declared once, in cli/options.py).
     from ..config import VALID_KEYS, build_config, read_config_file
 
     cli_values = {name: value for name, value in locals().items() if name in VALID_KEYS}
-    from tqdm import tqdm
-
     from ..build import build
 
     file_values = read_config_file(config) if config else {}
     cfg = build_config(file_values, cli_values)
+    if dry_run:
+        _dry_run(cfg, as_json)
+        return
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
-    bar: list[tqdm] = []
+    bar: list[Progress] = []
 
     def on_plan(plan, todo: int) -> None:
         for warning in plan.warnings:
             typer.echo(f"warning: {warning}", err=True)
-        if not quiet:
-            bar.append(tqdm(total=todo, unit="img", desc="build", dynamic_ncols=True))
+        bar.append(Progress(todo, "build", "img", enabled=not quiet and not as_json))
 
     def progress(count: int) -> None:
         if bar:
@@ -133,18 +142,12 @@ def build_command(
         if result.skipped and not cfg.allow_skips:
             raise typer.Exit(1)
         return
-    per_split = ", ".join(f"{split} {sum(c.values()):,}" for split, c in result.counts.items())
-    rate = result.images_written / result.seconds if result.seconds else 0.0
-    built_classes = _plural(len(next(iter(result.counts.values()))), "class", "classes")
-    typer.echo(
-        f"Built {result.images_written:,} images ({per_split}) in {built_classes} "
-        f"into {result.out} from the {result.layout} layout in {result.seconds:.1f} s ({rate:.0f} img/s); "
-        f"{len(result.repaired)} repaired, {len(result.skipped)} skipped"
-        + (f"; resumed {result.units_resumed} of {result.units_total} units" if result.units_resumed else "")
-        + "."
-    )
+    if as_json:
+        typer.echo(json.dumps(_build_summary(result, cfg), indent=2))
+    else:
+        typer.echo(_build_line(result))
     if result.skipped:
-        for issue in result.skipped[:5]:
+        for issue in result.skipped[:5] if not as_json else ():
             typer.echo(f"skipped: {issue.file}: {issue.reason}", err=True)
         more = f" (and {len(result.skipped) - 5} more)" if len(result.skipped) > 5 else ""
         typer.echo(
@@ -152,6 +155,89 @@ def build_command(
         )
         if not cfg.allow_skips:
             raise typer.Exit(1)
+
+
+def _build_line(result) -> str:
+    """The one line a build ends with (stdout)."""
+    per_split = ", ".join(f"{split} {sum(c.values()):,}" for split, c in result.counts.items())
+    built_classes = _plural(len(next(iter(result.counts.values()))), "class", "classes")
+    rebuilt = (
+        f"; rebuilt {_plural(result.units_rebuilt, 'unit', 'units')} whose files were missing or changed"
+        if result.units_rebuilt
+        else ""
+    )
+    if result.units_resumed == result.units_total and not result.units_rebuilt:
+        return (
+            f"Nothing to do: {result.units_resumed} of {result.units_total} units already built in {result.out} "
+            f"({result.images_written:,} images: {per_split}; {built_classes})."
+        )
+    rate = result.images_written / result.seconds if result.seconds else 0.0
+    resumed = (
+        f"; resumed {result.units_resumed} of {result.units_total} units" if result.units_resumed else ""
+    )
+    enlarged = f", {result.enlarged} enlarged" if result.enlarged else ""
+    return (
+        f"Built {result.images_written:,} images ({per_split}) in {built_classes} "
+        f"into {result.out} from the {result.layout} layout in {result.seconds:.1f} s ({rate:.0f} img/s); "
+        f"{len(result.repaired)} repaired, {len(result.skipped)} skipped{enlarged}{resumed}{rebuilt}."
+    )
+
+
+def _build_summary(result, cfg) -> dict:
+    """The --json document of a build: what a script needs."""
+    return {
+        "ok": result.ok or cfg.allow_skips,
+        "out": str(result.out),
+        "build_record": str(result.out / "build.json"),
+        "classes": len(next(iter(result.counts.values()))),
+        "images": result.images_written,
+        "per_split": {split: sum(c.values()) for split, c in result.counts.items()},
+        "skipped": len(result.skipped),
+        "skipped_files": [{"file": i.file, "reason": i.reason} for i in result.skipped[:100]],
+        "repaired": len(result.repaired),
+        "enlarged": result.enlarged,
+        "units": {
+            "total": result.units_total,
+            "already_built": result.units_resumed,
+            "built": result.units_total - result.units_resumed,
+            "rebuilt": result.units_rebuilt,
+        },
+        "bytes_read": result.bytes_read,
+        "seconds": round(result.seconds, 3),
+        "timings": {key: round(value, 3) for key, value in result.timings},
+        "warnings": list(result.warnings),
+    }
+
+
+def _dry_run(cfg, as_json: bool) -> None:
+    from ..build.dryrun import dry_run
+
+    report = dry_run(cfg)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    per_split = ", ".join(f"{split} {count:,}" for split, count in report.images.items())
+    free = "unknown" if report.free_bytes is None else _size(report.free_bytes)
+    fits = "" if report.fits is not False else " (NOT enough: free space first)"
+    typer.echo(
+        f"Dry run (nothing written): {_plural(report.classes, 'class', 'classes')}, "
+        f"{sum(report.images.values()):,} images ({per_split}) in {report.units} units; "
+        f"{_size(report.bytes_to_read)} to read.\n"
+        f"Estimate from {report.sampled} images processed in memory: ~{_size(report.estimated_output_bytes)} "
+        f"written in ~{report.estimated_seconds:.0f} s with {report.workers} workers.\n"
+        f"Free space at {report.out}: {free}{fits}."
+    )
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{count} B"
 
 
 def check_command(
@@ -172,10 +258,12 @@ def check_command(
             json.dumps(
                 {
                     "ok": report.ok,
+                    "out": str(out),
                     "checked": report.checked,
                     "problems": report.problem_count,
                     "examples": list(report.problems),
                     "notes": notes,
+                    "repair": report.repair,
                 },
                 indent=2,
             )
@@ -187,6 +275,12 @@ def check_command(
             typer.echo(f"note: {note}", err=True)
         status = "OK" if report.ok else f"{report.problem_count} problems"
         typer.echo(f"Checked {report.checked:,} images in {out}: {status}.")
+        if report.repair:
+            typer.echo(
+                f"To repair it, run its build again (units whose files are missing or changed are rebuilt): "
+                f"{report.repair}",
+                err=True,
+            )
     if not report.ok:
         raise typer.Exit(1)
 

@@ -27,16 +27,36 @@ Under = Annotated[str | None, typer.Option(help="The 1K classes under a WordNet 
 TrainPerClass = Annotated[int | None, typer.Option(help="Seeded sample of N train images per class.")]
 ValPerClass = Annotated[int | None, typer.Option(help="Seeded sample of N val images per class.")]
 Seed = Annotated[int | None, typer.Option(help="Seed for the per-class samples (default 0).")]
-Resize = Annotated[str | None, typer.Option(help=f"Resize mode: {RESIZE_MODES} (default shorter).")]
+Resize = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Resize mode: {RESIZE_MODES} (default shorter). square and center-crop always give exactly "
+        "size x size (a smaller image is enlarged); shorter and longer enlarge only with --upscale."
+    ),
+]
 Size = Annotated[int | None, typer.Option(help="Target size in pixels (default 256).")]
 Quality = Annotated[int | None, typer.Option(help="JPEG/WebP quality 1-100 (default 90).")]
-Format = Annotated[str | None, typer.Option("--format", help=f"Output format: {FORMATS}.")]
+Format = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help=f"Output format: {FORMATS}. WebP trees: torchvision's ImageFolder and datasets' imagefolder list "
+        ".webp; Keras and timm do not by default (timm: add_img_extensions('.webp')).",
+    ),
+]
 Filter = Annotated[str | None, typer.Option("--filter", help="Resampling filter (bicubic, bilinear, ...).")]
 Resizer = Annotated[
     str | None,
     typer.Option(help="Resize engine: pillow (default) or fast (SIMD; pip install 'imagenet-prep[fast]')."),
 ]
-Upscale = Annotated[bool | None, typer.Option("--upscale/--no-upscale", help="Enlarge small images.")]
+Upscale = Annotated[
+    bool | None,
+    typer.Option(
+        "--upscale/--no-upscale",
+        help="shorter/longer: enlarge images smaller than --size (default: keep them). square and "
+        "center-crop always enlarge to size x size.",
+    ),
+]
 Workers = Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")]
 AllowSkips = Annotated[
     bool | None, typer.Option("--allow-skips", help="Exit 0 even when bad images were skipped.")
@@ -114,5 +134,13 @@ Layout = Annotated[
     typer.Option(
         "--layout",
         help="Source layout (default: detected): ilsvrc, kaggle, kaggle-zip, hf-tar, hf-parquet, blurred, imagefolder.",
+    ),
+]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Plan only: print the classes, images per split, bytes to read, the estimated output size and "
+        "time (a few images processed in memory) and the free space at --out; write nothing.",
     ),
 ]

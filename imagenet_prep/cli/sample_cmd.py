@@ -60,9 +60,8 @@ def sample(
 
     Example: imagenet-prep sample ./mini --classes 20 --quirks
     """
-    from tqdm import tqdm
-
     from ..sample import SampleSpec, choose_wnids, write_sample
+    from .progress import Progress
 
     wnid_list = tuple(w.strip() for w in wnids.split(",") if w.strip()) if wnids is not None else None
     from ..sample_beyond import BEYOND_LAYOUTS
@@ -83,10 +82,8 @@ def sample(
     if layout != "ilsvrc":
         _sample_layout(dest, spec, layout, total_images, overwrite)
         return
-    with tqdm(total=total_images, desc="sample", unit="img", leave=False, disable=None) as bar:
-        release = write_sample(
-            dest, spec, progress=lambda n: None if bar.update(n) else None, overwrite=overwrite
-        )
+    with Progress(total_images, "sample", "img") as bar:
+        release = write_sample(dest, spec, progress=bar.update, overwrite=overwrite)
     n_train = sum(len(names) for names in release.train_files.values())
     total = sum(p.stat().st_size for p in (release.train_tar, release.val_tar, release.devkit))
     extra = f", {len(release.quirk_files)} quirk files" if release.quirk_files else ""
@@ -99,14 +96,11 @@ def sample(
 
 def _sample_layout(dest: Path, spec, layout: str, total_images: int, overwrite: bool) -> None:
     """The same miniature release, written in another layout (imagenet_prep.sample_layouts)."""
-    from tqdm import tqdm
-
     from ..sample_layouts import write_layout
+    from .progress import Progress
 
-    with tqdm(total=total_images, desc="sample", unit="img", leave=False, disable=None) as bar:
-        release = write_layout(
-            dest, spec, layout, progress=lambda n: None if bar.update(n) else None, overwrite=overwrite
-        )
+    with Progress(total_images, "sample", "img") as bar:
+        release = write_layout(dest, spec, layout, progress=bar.update, overwrite=overwrite)
     n_train = sum(len(names) for names in release.train_files.values())
     typer.echo(
         f"Wrote a miniature ImageNet release in the {layout} layout to {release.root}: "

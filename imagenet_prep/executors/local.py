@@ -1,9 +1,10 @@
 """The local executor: a process pool on this machine (in-process for one worker).
 
-Workers are started with the forkserver (preloaded with the worker module) while the parent plans, so their
-start-up overlaps planning. Progress: each worker counts finished images and publishes them to a shared
-counter at most every ``TICK_EVERY`` seconds (a cross-process lock per image would cost more than the write);
-the parent polls it. A worker exits at once when the parent dies, so a killed build leaves no writer behind.
+Workers are started with the forkserver (preloaded with the worker module) when work first needs them:
+indexing a cold archive, or a build of more than ``IN_PROCESS_MAX`` images (a smaller one runs in this
+process). Progress: each worker counts finished images and publishes them to a shared counter at most every
+``TICK_EVERY`` seconds (a cross-process lock per image would cost more than the write); the parent polls it.
+A worker exits at once when the parent dies, so a killed build leaves no writer behind.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from ..worker import UnitJob, run_unit
 from .base import Progress
 
 TICK_EVERY = 0.1  # seconds between progress publications (the parent polls every 0.2 s)
+# A build with at most this many images runs in this process: handing it to the pool (whose workers may still
+# be starting) costs more than the images (a CI subset of 10 classes x 2 images is done before a worker is up).
+IN_PROCESS_MAX = 48
 
 # ---------------------------------------------------------------------------------------- worker process
 _counter: Any = None
@@ -89,33 +93,38 @@ class LocalExecutor:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.pool: ProcessPoolExecutor | None = None
-        if workers > 1:
+        self.pool: ProcessPoolExecutor | None = None  # started on first need (see _started)
+        self.counter: Any = multiprocessing.Value("q", 0, lock=True)
+
+    def _started(self) -> ProcessPoolExecutor:
+        """The pool, started now if it is not yet: only work that needs it pays for it (a warm-index plan
+        and a small build never do; the forkserver importing the worker modules costs ~0.3 s)."""
+        if self.pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["imagenet_prep.executors.local"])
             self.counter = context.Value("q", 0)
             self.pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(self.counter,)
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(self.counter,),
             )
-            # Start the workers now, so their start-up overlaps planning instead of following it.
-            for _ in range(workers):
-                self.pool.submit(os.getpid)
-        else:
-            self.counter = multiprocessing.Value("q", 0, lock=True)
+        return self.pool
 
     def map(self, function: Callable, arguments: Sequence[tuple]) -> list:
-        if self.pool is None or not arguments:
+        if self.workers <= 1 or len(arguments) <= 1:
             return [function(*args) for args in arguments]
-        return list(self.pool.map(function, *zip(*arguments, strict=True)))
+        return list(self._started().map(function, *zip(*arguments, strict=True)))
 
     def run_units(
         self, units: Sequence[WorkUnit], job: UnitJob, progress: Progress | None
     ) -> Iterator[UnitResult]:
-        if self.pool is None:
+        if self.workers <= 1 or sum(len(unit.samples) for unit in units) <= IN_PROCESS_MAX:
             tick = (lambda: progress(1)) if progress is not None else None
             for unit in units:
                 yield run_unit(unit, job, tick)
             return
+        pool = self._started()
         reported = 0
 
         def report() -> None:
@@ -127,7 +136,7 @@ class LocalExecutor:
 
         # Big units first, so the pool does not end waiting on one large class.
         ordered = sorted(units, key=lambda unit: -len(unit.samples))
-        pending: set[Future] = {self.pool.submit(_run_unit_counting, unit, job) for unit in ordered}
+        pending: set[Future] = {pool.submit(_run_unit_counting, unit, job) for unit in ordered}
         try:
             while pending:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)

@@ -36,10 +36,15 @@ def target_size(width: int, height: int, options: ImageOptions) -> tuple[int, in
         else:
             new_short, new_long = max(1, _round_half_up(short * size, long_)), size
         out = (new_short, new_long) if width <= height else (new_long, new_short)
-    else:  # SQUARE, CENTER_CROP
-        side = size if options.upscale else min(size, width, height)
-        out = (side, side)
+    else:  # SQUARE, CENTER_CROP: fixed-shape modes are always exactly size x size (a smaller source is
+        # enlarged whatever ``upscale`` says: a "32x32" dataset must hold only 32x32 arrays)
+        out = (size, size)
     return None if out == (width, height) else out
+
+
+def enlarges(width: int, height: int, out: tuple[int, int] | None) -> bool:
+    """True when the output ``out`` is larger than the source on either side (an enlarged image)."""
+    return out is not None and (out[0] > width or out[1] > height)
 
 
 def source_box(

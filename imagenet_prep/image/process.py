@@ -25,10 +25,11 @@ Conventions (what a model trained on the output sees):
 * **Geometry** (``target_size``): ``shorter``/``longer`` set that side to ``size`` keeping the
   aspect ratio (the other side rounded half up, at least 1 px); ``square`` squashes to
   ``size x size``; ``center-crop`` scales the shorter side to ``size`` and cuts the central
-  ``size x size`` square (a float crop box, so the crop is exactly centred). Without ``upscale`` no
-  output side exceeds its source side: ``shorter``/``longer`` keep a source whose side is already
-  <= ``size``; ``square`` and ``center-crop`` use ``min(size, width, height)`` as the side, so the
-  output is always square (a small ``center-crop`` source is cropped, not scaled).
+  ``size x size`` square (a float crop box, so the crop is exactly centred). ``square`` and
+  ``center-crop`` are fixed-shape modes: the output is always exactly ``size x size``, so a source
+  smaller than ``size`` on either side is enlarged whatever ``upscale`` says
+  (``ImageResult.enlarged``; build.json counts them). Without ``upscale``, ``shorter``/``longer``
+  keep a source whose side is already <= ``size`` (no output side exceeds its source side).
 * **Speed.** For JPEG sources much larger than the target, Pillow's ``draft`` makes libjpeg decode
   at 1/2, 1/4 or 1/8 scale (DCT scaling) such that the decoded region is still >= ``DRAFT_GAP``
   times the output (2x, the gap Pillow's own ``thumbnail`` uses). Measured against a full decode +
@@ -62,12 +63,12 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 
 from PIL import Image, WebPImagePlugin  # noqa: F401  (WEBP is not among the plugins Pillow preloads)
 
-from .geometry import source_box, target_size
+from .geometry import enlarges, source_box, target_size
 from .options import (
     MAX_OUTPUT_SIDE,
     WEBP_MAX_SIDE,
@@ -137,6 +138,7 @@ class ImageResult:
     source_height: int
     extension: str  # ".JPEG", ".png" or ".webp"
     passthrough: bool = False  # True when ``data`` is the source's bytes, unchanged
+    enlarged: bool = False  # True when the output is larger than the source on a side (fixed-shape modes)
 
 
 @dataclass(frozen=True)
@@ -434,7 +436,10 @@ def _process(data: bytes, sniffed: str, options: ImageOptions, name: str) -> Ima
             )
     rgb = _decode_resized(im, out, options)
     encoded = _encode(rgb, fmt, options)
-    return _result(encoded, rgb.size[0], rgb.size[1], repairs, source_format, width, height, fmt)
+    result = _result(encoded, rgb.size[0], rgb.size[1], repairs, source_format, width, height, fmt)
+    if enlarges(width, height, out):
+        result = replace(result, enlarged=True)
+    return result
 
 
 def _result(

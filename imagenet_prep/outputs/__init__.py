@@ -60,11 +60,20 @@ def check_output(
     """Check a built output with its own writer (named in build.json; ImageFolder when there is none)."""
     out = Path(out)
     if not out.exists():
-        raise InputError(f"{out} does not exist: give the --out folder of a build.")
+        raise InputError(f"{out} is missing: it does not exist. Give the --out folder of a build.")
+    if not out.is_dir():
+        raise InputError(f"{out} is a file, not a folder: give the --out folder of a build.")
     name = "imagefolder"
     try:
         record = json.loads((out / "build.json").read_text(encoding="utf-8"))
         name = str(record.get("config", {}).get("output") or name)
     except (OSError, ValueError, AttributeError):
         pass
-    return make_writer(name).check(out, decode, progress)
+    report = make_writer(name).check(out, decode, progress)
+    if not report.ok and report.repair is None:
+        from dataclasses import replace
+
+        from .record import repair_command
+
+        report = replace(report, repair=repair_command(out))
+    return report

@@ -31,6 +31,7 @@ class CheckReport:
     checked: int
     problems: tuple[str, ...]
     problem_count: int
+    repair: str | None = None  # the command that repairs the tree (set by ``check_output`` when not ok)
 
     @property
     def ok(self) -> bool:
@@ -38,11 +39,21 @@ class CheckReport:
 
 
 class UnitWriter(Protocol):
+    """A unit's writer in a worker. It may also have ``files() -> dict[str, int]``: after ``commit``, the
+    files it wrote (path relative to OUT -> size in bytes; a shard writer reports its shard). The done marker
+    records them and a re-run rebuilds the unit when one is missing or changed (see ``written_files``)."""
+
     def add(self, sample: Sample, image: ImageResult) -> ManifestRow: ...
 
     def commit(self) -> None: ...
 
     def abort(self) -> None: ...
+
+
+def written_files(unit_writer: object) -> tuple[tuple[str, int], ...]:
+    """The files a committed unit writer reports (``files()``), sorted; () for a writer that does not say."""
+    files = getattr(unit_writer, "files", None)
+    return tuple(sorted(files().items())) if callable(files) else ()
 
 
 class Writer(Protocol):

@@ -25,11 +25,17 @@ if TYPE_CHECKING:
 class ImageFolderUnit:
     def __init__(self, out: str) -> None:
         self._prefix = f"{out}/"  # plain strings on the per-image path: Path objects cost more than the write
+        self._files: dict[str, int] = {}
 
     def add(self, sample: Sample, image: ImageResult) -> ManifestRow:
         rel = f"{sample.split}/{sample.wnid}/{sample.key}{image.extension}"
         write_bytes_atomic(self._prefix + rel, image.data)
+        self._files[rel] = len(image.data)
         return ManifestRow(rel, sample.label, sample.wnid, image.width, image.height)
+
+    def files(self) -> dict[str, int]:
+        """The files this unit wrote (the manifest rows' paths) and their sizes."""
+        return self._files
 
     def commit(self) -> None:
         """Nothing left to do: every file was moved into place as it was written."""

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from ..build.state import recorded_file_sizes
 from ..errors import InputError
 from .base import CheckReport
 
@@ -94,6 +95,7 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
         problems.add("labels.txt is not sorted and unique")
     _check_label_maps(out, wnids, problems)
 
+    recorded = recorded_file_sizes(out)  # the sizes the done markers recorded (stat-cheap truncation check)
     checked = 0
     for split in ("train", "val"):
         manifest = out / f"{split}.csv"
@@ -125,7 +127,9 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
                     problems.add(f"{rel}: {field} {row.get(field)!r} is not a whole number")
             if numbers["label"] is not None and label_of.get(wnid) != numbers["label"]:
                 problems.add(f"{rel}: label {row['label']} does not match labels.txt for {wnid}")
-            _check_image(out / rel, rel, numbers["width"], numbers["height"], decode, problems)
+            _check_image(
+                out / rel, rel, numbers["width"], numbers["height"], decode, problems, recorded.get(rel)
+            )
             if progress is not None:
                 progress(1)
         if split_dir.is_dir():
@@ -157,17 +161,23 @@ def _check_image(
     height: int | None,
     decode: bool,
     problems: _Problems,
+    recorded: int | None = None,
 ) -> None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with _open_regular(path) as handle, Image.open(handle, formats=IMAGE_FORMATS) as image:
+        with _open_regular(path) as handle:
+            image = Image.open(handle, formats=IMAGE_FORMATS)  # what is not an image is reported once, below
+            end_problem = _end_problem(handle, recorded)
+            if end_problem:
+                problems.add(f"{rel}: {end_problem}")
             if width is not None and height is not None and image.size != (width, height):
                 problems.add(f"{rel}: size {image.size} but the manifest says {width}x{height}")
             if image.mode != "RGB":
                 problems.add(f"{rel}: mode {image.mode}, expected RGB")
             if decode:
                 image.load()
+            image.close()
     except FileNotFoundError:
         problems.add(f"{rel}: missing")
     except _NotRegular:
@@ -176,6 +186,29 @@ def _check_image(
         problems.add(f"{rel}: not a JPEG, PNG or WEBP image")
     except Exception as exc:  # noqa: BLE001 - any decoder error is a finding, not a crash
         problems.add(f"{rel}: cannot be read as an image ({exc})")
+
+
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def _end_problem(handle: IO[bytes], recorded: int | None) -> str | None:
+    """A cut-off file, found without decoding: its size differs from the one its unit recorded, or it does not
+    end the way its format must (a JPEG with its EOI marker FF D9, a PNG with IEND, a WebP at its RIFF size)."""
+    size = os.fstat(handle.fileno()).st_size
+    if recorded is not None and size != recorded:
+        return f"{size} bytes but {recorded} were written (truncated or changed)"
+    handle.seek(0)
+    head = handle.read(12)
+    handle.seek(max(0, size - 12))
+    tail = handle.read(12)
+    handle.seek(0)
+    if head.startswith(b"\xff\xd8") and not tail.endswith(b"\xff\xd9"):
+        return "truncated: the JPEG does not end with its EOI marker (FF D9)"
+    if head.startswith(b"\x89PNG") and not tail.endswith(_PNG_END):
+        return "truncated: the PNG does not end with its IEND chunk"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and int.from_bytes(head[4:8], "little") + 8 > size:
+        return "truncated: the WebP is shorter than its RIFF header says"
+    return None
 
 
 def _check_label_maps(out: Path, wnids: list[str], problems: _Problems) -> None:

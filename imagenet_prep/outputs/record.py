@@ -70,6 +70,7 @@ def write_build_record(
     bytes_read: Mapping[str, int],
     timings: Mapping[str, float],
     extra: Mapping[str, Any] | None = None,
+    enlarged: int = 0,
 ) -> None:
     record = {
         "tool": "imagenet-prep",
@@ -86,6 +87,8 @@ def write_build_record(
         "available": dict(available),
         "skipped": [asdict(issue) for issue in skipped],
         "repaired": [asdict(issue) for issue in repaired],
+        # Images made larger than their source: square/center-crop are always size x size (and --upscale).
+        "enlarged": enlarged,
         "refused_members": [{"member": name, "reason": reason} for name, reason in refused],
         "warnings": list(warnings),
         "units": dict(units),
@@ -95,3 +98,52 @@ def write_build_record(
         **(extra or {}),  # sections of optional features (a recipe, boxes), only when used
     }
     write_text_atomic(out / "build.json", json.dumps(record, indent=2) + "\n")
+
+
+# CLI flag -> (config key, the default it is left out at); order as a user would write them.
+_FLAGS = (
+    ("--splits", "splits", ["train", "val"]),
+    ("--subset", "subset", None),
+    ("--classes", "classes", None),
+    ("--under", "under", None),
+    ("--train-per-class", "train_per_class", None),
+    ("--val-per-class", "val_per_class", None),
+    ("--seed", "seed", 0),
+    ("--resize", "resize", "shorter"),
+    ("--size", "size", 256),
+    ("--quality", "quality", 90),
+    ("--format", "format", "jpeg"),
+    ("--filter", "filter", "bicubic"),
+    ("--resizer", "resizer", "pillow"),
+    ("--output", "output", "imagefolder"),
+    ("--executor", "executor", "local"),
+)
+
+
+def rebuild_command(config: Mapping[str, Any], out: Path | str | None = None) -> str:
+    """The `imagenet-prep build` command that (re)builds a tree from its recorded config (build.json's
+    ``config``): run again, it rebuilds just the units whose files are missing or changed."""
+    import shlex
+
+    words = ["imagenet-prep", "build", "--source", str(config.get("source") or "SOURCE")]
+    words += ["--out", str(out if out is not None else config.get("out") or "OUT")]
+    for flag, key, default in _FLAGS:
+        value = config.get(key)
+        if value is None or value == default:
+            continue
+        words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    if config.get("upscale"):
+        words.append("--upscale")
+    if config.get("allow_skips"):
+        words.append("--allow-skips")
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def repair_command(out: Path) -> str:
+    """The command that repairs a built tree: its build command (from build.json, else state.json)."""
+    for name, key in (("build.json", "config"), (".imagenet-prep/state.json", "settings")):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            config = json.loads((out / name).read_text(encoding="utf-8")).get(key)
+            if isinstance(config, dict):
+                return rebuild_command(config, out)
+    return f"imagenet-prep build --source SOURCE --out {out} (with the options that built it)"

@@ -63,7 +63,8 @@ def open_source(folder: Path | str, layout: str | None = None, cache_dir: Path |
     folder = Path(folder)
     if folder.is_file():
         raise InputError(
-            f"--source takes the folder that holds {folder.name}, not the file itself: use --source {folder.parent}."
+            f"--source {folder} is a file: point --source at the folder holding it "
+            f"(--source {folder.parent}), where the ILSVRC2012 archives are."
         )
     if not folder.is_dir():
         raise InputError(

@@ -13,18 +13,18 @@ regular files (a FIFO would hang the read).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
+import json
 import os
 import re
 import stat
 import tarfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import IO
-
-import numpy as np
+from typing import IO, Any
 
 from ..errors import DevkitError
 from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, GROUND_TRUTH_PATH, META_PATH
@@ -146,6 +146,64 @@ def _read_regular(path: Path, cap: int) -> bytes:
     return data
 
 
+# ------------------------------------------------------------------------------------------ parsed cache
+PARSED_CACHE_FORMAT = 1
+
+
+def read_devkit_cached(
+    path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
+) -> Devkit:
+    """:func:`read_devkit`, through a cache of the parsed result keyed by the devkit's size and mtime_ns (in
+    the tool's cache folder, ``~/.cache/imagenet-prep/archive-index``, or ``cache_dir``). Parsing meta.mat
+    needs scipy (~0.3 s to import and parse); a warm cache is a small JSON read."""
+    from ..io.atomic import write_text_atomic
+    from ..io.tar_index import cache_path_candidates
+
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return read_devkit(path)  # its own message for a missing devkit
+    key = [st.st_size, st.st_mtime_ns, str(path.resolve()) if path.is_dir() else path.name]
+    # The tool's cache folder only (or ``cache_dir``): the source folder keeps only the archive index caches.
+    shared = cache_path_candidates(path, cache_dir)[-1]
+    candidates = [shared.with_name(shared.name.replace(".index.json", ".parsed.json"))]
+    for candidate in candidates:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            payload = json.loads(candidate.read_text())
+            if payload["format"] == PARSED_CACHE_FORMAT and payload["key"] == key:
+                return _from_payload(payload)
+    devkit = read_devkit(path)
+    if path.is_dir():
+        return devkit  # a folder's mtime does not follow its files: parse it each time
+    text = json.dumps(_to_payload(devkit, key), separators=(",", ":"))
+    for candidate in candidates:
+        try:
+            candidate.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(candidate, text)
+            break
+        except OSError:
+            continue
+    return devkit
+
+
+def _to_payload(devkit: Devkit, key: list[Any]) -> dict[str, Any]:
+    return {
+        "format": PARSED_CACHE_FORMAT,
+        "key": key,
+        "synsets": [list(astuple(s)) for s in devkit.synsets],
+        "truth": list(devkit.val_ground_truth),
+    }
+
+
+def _from_payload(payload: dict[str, Any]) -> Devkit:
+    synsets = tuple(
+        DevkitSynset(int(i), str(w), str(words), str(gloss), int(n), tuple(map(int, kids)), int(h), int(t))
+        for i, w, words, gloss, n, kids, h, t in payload["synsets"]
+    )
+    return Devkit(synsets=synsets, val_ground_truth=tuple(map(int, payload["truth"])))
+
+
 def _read_folder(folder: Path) -> tuple[bytes, bytes]:
     for root in (folder, folder / DEVKIT_DIR):
         meta = root / Path(META_PATH).relative_to(DEVKIT_DIR)
@@ -193,23 +251,30 @@ def _read_tar(path: Path) -> tuple[bytes, bytes]:
 
 
 def _as_int_tuple(value: object) -> tuple[int, ...]:
+    import numpy as np
+
     # squeeze_me turns a 1x0 array into an empty array, a 1x1 into a scalar and 1xN into a vector.
     return tuple(int(v) for v in np.atleast_1d(np.asarray(value)).ravel())
 
 
 def _as_int(value: object) -> int:
+    import numpy as np
+
     return int(np.asarray(value).ravel()[0])
 
 
 def _as_str(value: object) -> str:
     if isinstance(value, str):
         return str(value)
+    import numpy as np
+
     arr = np.asarray(value).ravel()
     return str(arr[0]) if arr.size else ""  # an empty MATLAB string loads as an empty array
 
 
 def _parse_meta(data: bytes, where: Path) -> tuple[DevkitSynset, ...]:
-    import scipy.io  # heavy import: only when a devkit is actually read
+    import numpy as np
+    import scipy.io  # heavy import: only when a devkit is actually read (not from a warm parsed cache)
 
     try:
         mat = scipy.io.loadmat(io.BytesIO(data), squeeze_me=True, struct_as_record=True)

@@ -212,14 +212,26 @@ def _nltk_corpus_dir() -> Path | None:
     return None
 
 
-def locate(explicit: Path | str | None = None) -> WordNetLocation:
-    """Find a WordNet 3.0 usable by nltk, preparing a dict folder into the cache when needed.
+def _found(dict_dir: Path, source: str, prepare_it: bool) -> WordNetLocation:
+    """A dict folder: prepared into the cache (``prepare_it``), or only checked (a report changes nothing)."""
+    if prepare_it:
+        return prepare(dict_dir)
+    dict_dir = Path(dict_dir).expanduser().resolve()
+    version = _check_dict_dir(dict_dir)
+    if _check_prepared(_prepared_root() / "corpora" / "wordnet"):
+        return WordNetLocation(_prepared_root(), "cache", dict_dir, version)
+    return WordNetLocation(_prepared_root(), source, dict_dir, version)
+
+
+def locate(explicit: Path | str | None = None, prepare_missing: bool = True) -> WordNetLocation:
+    """Find a WordNet 3.0 usable by nltk, preparing a dict folder into the cache when needed (unless
+    ``prepare_missing`` is False: then a dict folder is only checked, and nothing is written).
 
     Raises WordNetError (one line, with how to install) when none is found or the version is wrong.
     """
     explicit = explicit or os.environ.get(ENV_WORDNET_DIR) or None
     if explicit:
-        return prepare(Path(explicit))
+        return _found(Path(explicit), "explicit", prepare_missing)
     prepared = _prepared_root() / "corpora" / "wordnet"
     if _check_prepared(prepared):
         version = dict_version(prepared) or ""
@@ -232,7 +244,7 @@ def locate(explicit: Path | str | None = None) -> WordNetLocation:
         return WordNetLocation(nltk_dir.parent.parent, "nltk", nltk_dir, dict_version(nltk_dir) or "3.0")
     for system_dir in SYSTEM_DICT_DIRS:
         if (system_dir / "data.noun").is_file():
-            return prepare(system_dir)
+            return _found(system_dir, "system", prepare_missing)
     raise WordNetError(f"WordNet 3.0 was not found. {_INSTALL_HINT}")
 
 
@@ -279,11 +291,20 @@ class WordNetStatus:
 
 
 def status(explicit: Path | str | None = None) -> WordNetStatus:
-    """Report where WordNet would be loaded from, without loading it."""
+    """Report where WordNet would be loaded from, without loading it and without writing anything (preparing
+    a dict folder into the cache is :func:`install`'s job, or happens on first use)."""
     try:
-        location = locate(explicit)
+        location = locate(explicit, prepare_missing=False)
     except WordNetError as exc:
         return WordNetStatus(False, str(exc), None)
+    if location.source in ("explicit", "system"):
+        return WordNetStatus(
+            True,
+            f"WordNet {location.version} ({location.source}) in the dict folder {location.origin}; not prepared "
+            f"for nltk yet: `imagenet-prep wordnet install --from {location.origin}` does it (else the first "
+            "query does)",
+            location,
+        )
     return WordNetStatus(
         True,
         f"WordNet {location.version} ({location.source}) at {location.nltk_root} from {location.origin}",

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Write a full-scale ILSVRC2012 release of tiny images, and measure planning on it (benchmark only).
+
+The archives have the real layout and the real member counts: ``ILSVRC2012_img_train.tar`` holds 1000 class
+tars with 1,281,167 images in all (1300 per class, fewer in a seeded tenth of the classes, 732 at the least,
+like the real release: the exact per-class counts are not reproduced), ``ILSVRC2012_img_val.tar`` the 50,000
+``ILSVRC2012_val_%08d.JPEG`` files, and the devkit the real validation ground truth. Every image is one of a
+few dozen tiny JPEGs (~1 KB; 2.5 KB a member with its tar header and padding), so the release is
+~3.4 GB and is written in about five minutes.
+
+``--scale 0.25`` writes a quarter of the images (every class, a quarter of its members; val likewise).
+
+``--measure`` then times, each in a fresh process (wall seconds and the parent's peak RSS):
+
+- cold index: planning the whole set with no index cache (indexing runs in the pool);
+- warm plan: planning the whole set again (index cache warm);
+- imagenette: planning the Imagenette subset from the full (warm) index.
+
+Example:
+
+    python scripts/make_full_release.py /tmp/full-release --measure
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+TRAIN_IMAGES = 1_281_167
+VAL_IMAGES = 50_000
+MIN_PER_CLASS = 732
+FULL_PER_CLASS = 1300
+
+
+def class_counts(wnids: list[str], seed: int = 0) -> dict[str, int]:
+    """1300 per class but for a seeded tenth of the classes that share the shortfall (>= 732 each)."""
+    rng = random.Random(seed)
+    counts = dict.fromkeys(wnids, FULL_PER_CLASS)
+    short = rng.sample(wnids, len(wnids) // 10)
+    missing = FULL_PER_CLASS * len(wnids) - TRAIN_IMAGES
+    for i, wnid in enumerate(short):
+        share = missing // (len(short) - i)
+        take = min(FULL_PER_CLASS - MIN_PER_CLASS, max(0, share + rng.randint(-share // 2, share // 2)))
+        if i == len(short) - 1:
+            take = missing
+        counts[wnid] -= take
+        missing -= take
+    assert sum(counts.values()) == TRAIN_IMAGES and min(counts.values()) >= MIN_PER_CLASS
+    return counts
+
+
+def tiny_jpegs(count: int = 48) -> list[bytes]:
+    from PIL import Image
+
+    rng = random.Random(1)
+    images = []
+    for i in range(count):
+        width, height = rng.randint(24, 48), rng.randint(24, 48)
+        im = Image.effect_noise((width, height), 40 + i).convert("RGB")
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=90)
+        images.append(buf.getvalue())
+    return images
+
+
+def _header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 1_330_000_000
+    info.mode = 0o644
+    return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def _member(name: str, data: bytes) -> bytes:
+    pad = -len(data) % 512
+    return _header(name, len(data)) + data + b"\0" * pad
+
+
+def write_release(dest: Path, scale: float = 1.0) -> dict[str, int]:
+    from imagenet_prep.fetch.catalog import DEVKIT_TAR, TRAIN_TAR, VAL_TAR
+    from imagenet_prep.sample import _devkit_tar_gz
+    from imagenet_prep.taxonomy import classes
+
+    dest.mkdir(parents=True, exist_ok=True)
+    wnids = sorted(info.wnid for info in classes.all_classes())
+    counts = {w: max(1, round(n * scale)) for w, n in class_counts(wnids).items()}
+    blobs = tiny_jpegs()
+    rng = random.Random(2)
+    train_names: dict[str, tuple[str, ...]] = {}
+    started = time.perf_counter()
+    k = 0
+    with open(dest / (TRAIN_TAR + ".part"), "wb") as outer:
+        for ci, wnid in enumerate(wnids):
+            numbers = sorted(rng.sample(range(1, 60_000), counts[wnid]))
+            names = tuple(f"{wnid}_{n}.JPEG" for n in numbers)
+            train_names[wnid] = names
+            parts = []
+            for name in names:
+                parts.append(_member(name, blobs[k % len(blobs)]))
+                k += 1
+            parts.append(b"\0" * 1024)
+            inner = b"".join(parts)
+            inner += b"\0" * (-len(inner) % 10240)
+            outer.write(_member(f"{wnid}.tar", inner))
+            if ci % 100 == 99:
+                print(
+                    f"train: {ci + 1} of 1000 class tars, {time.perf_counter() - started:.0f} s", flush=True
+                )
+        outer.write(b"\0" * 1024)
+    os.replace(dest / (TRAIN_TAR + ".part"), dest / TRAIN_TAR)
+    n_val = max(1, round(VAL_IMAGES * scale))
+    with open(dest / (VAL_TAR + ".part"), "wb") as flat:
+        for number in range(1, n_val + 1):
+            flat.write(_member(f"ILSVRC2012_val_{number:08d}.JPEG", blobs[number % len(blobs)]))
+        flat.write(b"\0" * 1024)
+    os.replace(dest / (VAL_TAR + ".part"), dest / VAL_TAR)
+    (dest / DEVKIT_TAR).write_bytes(_devkit_tar_gz(train_names))
+    print(f"wrote {dest} in {time.perf_counter() - started:.0f} s", flush=True)
+    return {"train": sum(counts.values()), "val": n_val}
+
+
+_PLAN_CHILD = """
+import json, resource, sys, time
+t = time.perf_counter()
+from imagenet_prep.config import build_config
+from imagenet_prep.executors import make_executor
+from imagenet_prep.plan import make_plan
+options = json.loads(sys.argv[1])
+config = build_config({}, options)
+executor = make_executor("local", config.worker_count)
+try:
+    plan = make_plan(config, runner=executor.map)
+    images = sum(len(u.samples) for u in plan.units)
+finally:
+    executor.close()
+seconds = time.perf_counter() - t
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "rss_mb": rss, "images": images, "units": len(plan.units)}))
+"""
+
+
+def measure(dest: Path, workers: int) -> dict[str, dict]:
+    def run(label: str, **options: object) -> dict:
+        options = {"source": str(dest), "out": str(dest.parent / "unused-out"), "workers": workers, **options}
+        done = subprocess.run(
+            [sys.executable, "-c", _PLAN_CHILD, json.dumps(options)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"{label} failed: {done.stderr.strip().splitlines()[-1:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{label:<12} {result['seconds']:6.2f} s  parent RSS {result['rss_mb']:6.0f} MB  "
+              f"{result['images']:,} images in {result['units']} units", flush=True)  # fmt: skip
+        return result
+
+    for cache in dest.glob("*.json"):
+        cache.unlink()
+    results = {"cold-index": run("cold index")}
+    results["warm-plan"] = run("warm plan")
+    results["imagenette"] = run("imagenette", subset="imagenette")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dest", type=Path, help="folder to write the release into (~3.4 GB at scale 1)")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the images (default 1)")
+    parser.add_argument("--measure", action="store_true", help="then time planning on it (fresh processes)")
+    parser.add_argument("--measure-only", action="store_true", help="time planning on an existing release")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="pool size for indexing")
+    args = parser.parse_args(argv)
+    if not args.measure_only:
+        write_release(args.dest, args.scale)
+    if args.measure or args.measure_only:
+        results = measure(args.dest, args.workers)
+        (args.dest / "plan-bench.txt").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
