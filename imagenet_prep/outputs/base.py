@@ -26,6 +26,22 @@ if TYPE_CHECKING:
 Groups = list[tuple[str, tuple[Sample, ...]]]
 
 
+MAX_LISTED = 20  # findings a check lists as text (all are counted)
+
+
+class Problems:
+    """Findings of a check: all counted, the first ``MAX_LISTED`` kept as text."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.count = 0
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        if len(self.items) < MAX_LISTED:
+            self.items.append(text)
+
+
 @dataclass(frozen=True)
 class CheckReport:
     checked: int

@@ -21,21 +21,9 @@ from typing import IO
 
 from ..build.state import recorded_file_sizes
 from ..errors import InputError
-from .base import CheckReport
+from .base import CheckReport, Problems
 
-MAX_LISTED = 20
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")  # what `imagenet-prep build` writes
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[str] = []
-        self.count = 0
-
-    def add(self, text: str) -> None:
-        self.count += 1
-        if len(self.items) < MAX_LISTED:
-            self.items.append(text)
 
 
 class _NotRegular(Exception):
@@ -86,7 +74,7 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
         raise InputError(
             f"{out} is not a tree built by imagenet-prep (no readable labels.txt). Check the path."
         ) from None
-    problems = _Problems()
+    problems = Problems()
     wnids = labels_text.split()
     label_of = {wnid: i for i, wnid in enumerate(wnids)}
     built = _built_classes(out, wnids)
@@ -160,7 +148,7 @@ def _check_image(
     width: int | None,
     height: int | None,
     decode: bool,
-    problems: _Problems,
+    problems: Problems,
     recorded: int | None = None,
 ) -> None:
     from PIL import Image, UnidentifiedImageError
@@ -211,7 +199,7 @@ def _end_problem(handle: IO[bytes], recorded: int | None) -> str | None:
     return None
 
 
-def _check_label_maps(out: Path, wnids: list[str], problems: _Problems) -> None:
+def _check_label_maps(out: Path, wnids: list[str], problems: Problems) -> None:
     for name in ("class_index.json", "classes.csv"):
         try:
             text = _read_text(out / name)

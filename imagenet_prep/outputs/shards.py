@@ -34,10 +34,9 @@ from pathlib import Path
 from ..errors import UsageError
 from ..io.atomic import write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult
-from .base import Groups
+from .base import Groups, Problems
 
 SHARD_MANIFEST_FIELDS = ("shard", "key", "label", "wnid", "width", "height")
-MAX_LISTED = 20
 _NUMBER_RE = re.compile(r"(\d+)")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -172,19 +171,6 @@ def read_shard_manifest(path: Path) -> dict[str, list[dict[str, str]]]:
     return by_shard
 
 
-class Problems:
-    """Findings of a check: all counted, the first ``MAX_LISTED`` kept as text."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-        self.count = 0
-
-    def add(self, text: str) -> None:
-        self.count += 1
-        if len(self.items) < MAX_LISTED:
-            self.items.append(text)
-
-
 def check_label_maps(out: Path, problems: Problems) -> dict[str, int]:
     """wnid -> label from labels.txt (the label maps checked against each other); raises when OUT has none."""
     from ..errors import InputError
@@ -196,8 +182,7 @@ def check_label_maps(out: Path, problems: Problems) -> dict[str, int]:
     wnids = labels_file.read_text().split()
     if wnids != sorted(set(wnids)):
         problems.add("labels.txt is not sorted and unique")
-    # imagefolder_check's _Problems has the same add(text) interface
-    _check_label_maps(out, wnids, problems)  # type: ignore[arg-type]
+    _check_label_maps(out, wnids, problems)
     return {wnid: i for i, wnid in enumerate(wnids)}
 
 

@@ -33,9 +33,8 @@ from ..image import ImageResult
 from ..io.atomic import temp_path_for, write_bytes_atomic, write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from . import labels
-from .base import CheckReport, Groups
+from .base import CheckReport, Groups, Problems
 from .shards import (
-    Problems,
     check_image,
     check_label_maps,
     parse_shard_size,

@@ -52,6 +52,30 @@ def _stem(name: str) -> str:
     return base[:dot] if 0 < dot < len(base) - 1 else base
 
 
+def index_class_tars(
+    archive: TrainArchive, wnids: Sequence[str], runner: Runner | None, refusal_prefix: str = ""
+) -> SplitIndex:
+    """The train split of a tar of class tars (ILSVRC2012 train, fall11): the chosen classes' inner indexes, the
+    uncached ones in parallel through ``runner``; only what concerns this build is refused (the outer archive's
+    refusals and those inside the chosen classes)."""
+    read_before = archive.source.bytes_read
+    class_tars = archive.classes()
+    path = archive.locator
+    uncached = [wnid for wnid in wnids if not archive.has_members(wnid)]
+    inner_bytes = 0
+    if runner is not None and len(uncached) > 1:
+        outputs = runner(index_class, [(path, class_tars[wnid]) for wnid in uncached])
+        for wnid, (members, refused, nbytes) in zip(uncached, outputs, strict=True):
+            archive.add_members(wnid, members, refused)
+            inner_bytes += nbytes
+    files = {wnid: _files(path, archive.members(wnid)) for wnid in wnids}
+    archive.save()
+    refused = tuple((f"{refusal_prefix}{name}", reason) for name, reason in archive.refused_for(wnids))
+    return SplitIndex(
+        "train", files, refused, bytes_read=archive.source.bytes_read - read_before + inner_bytes
+    )
+
+
 def _files(path: str, members: Sequence[TarMember]) -> tuple[SourceFile, ...]:
     return tuple(SourceFile(m.name, _stem(m.name), _location(path, m)) for m in members)
 
@@ -146,24 +170,7 @@ class IlsvrcSource:
         return self._index_val(wnids)
 
     def _index_train(self, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
-        archive = self.train_archive()
-        read_before = archive.source.bytes_read
-        class_tars = archive.classes()
-        path = archive.locator
-        uncached = [wnid for wnid in wnids if not archive.has_members(wnid)]
-        inner_bytes = 0
-        if runner is not None and len(uncached) > 1:
-            outputs = runner(index_class, [(path, class_tars[wnid]) for wnid in uncached])
-            for wnid, (members, refused, nbytes) in zip(uncached, outputs, strict=True):
-                archive.add_members(wnid, members, refused)
-                inner_bytes += nbytes
-        files = {wnid: _files(path, archive.members(wnid)) for wnid in wnids}
-        archive.save()
-        # Only what concerns this build: the outer archive's refusals, and those inside the chosen classes.
-        refused = tuple((f"train/{name}", reason) for name, reason in archive.refused_for(wnids))
-        return SplitIndex(
-            "train", files, refused, bytes_read=archive.source.bytes_read - read_before + inner_bytes
-        )
+        return index_class_tars(self.train_archive(), wnids, runner, refusal_prefix="train/")
 
     def _index_val(self, wnids: Sequence[str]) -> SplitIndex:
         archive = self.val_archive()

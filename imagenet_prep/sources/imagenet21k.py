@@ -29,7 +29,7 @@ from ..io.tar import ClassTar, TarMember
 from ..io.tar_index import Fall11Archive, cache_path_candidates
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from .base import FolderProbe, LocationReader, Runner, SourceRecord, SplitIndex, group_by_class
-from .ilsvrc import index_class
+from .ilsvrc import index_class, index_class_tars
 
 FALL11_TAR = "fall11_whole.tar"
 WINTER21_TAR_GZ = "winter21_whole.tar.gz"
@@ -80,23 +80,7 @@ class Fall11Source:
     def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
         if split != "train":
             raise _no_val(FALL11_TAR)
-        archive = self.archive()
-        read_before = archive.source.bytes_read
-        class_tars = archive.classes()
-        path = str(archive.path)
-        uncached = [wnid for wnid in wnids if not archive.has_members(wnid)]
-        inner_bytes = 0
-        if runner is not None and len(uncached) > 1:
-            outputs = runner(index_class, [(path, class_tars[wnid]) for wnid in uncached])
-            for wnid, (members, refused, nbytes) in zip(uncached, outputs, strict=True):
-                archive.add_members(wnid, members, refused)
-                inner_bytes += nbytes
-        files = {wnid: _files(path, archive.members(wnid)) for wnid in wnids}
-        archive.save()
-        refused = tuple((name, reason) for name, reason in archive.refused_for(wnids))
-        return SplitIndex(
-            "train", files, refused, bytes_read=archive.source.bytes_read - read_before + inner_bytes
-        )
+        return index_class_tars(self.archive(), wnids, runner)
 
     def member_label(self, split: str, wnid: str, name: str) -> str:
         return f"{wnid}.tar/{name}"
