@@ -171,3 +171,26 @@ def test_boxes_survive_a_resume_and_kaggle_csv_boxes_are_read(release, tmp_path)
     assert len(got) == len(expected) > 1
     for g, e in zip(got[1:], expected[1:], strict=True):
         assert g[:3] == e[:3] and all(abs(int(a) - int(b)) <= 1 for a, b in zip(g[3:], e[3:], strict=True))
+
+
+def test_shard_outputs_carry_the_same_boxes_in_each_sample_json(release, tmp_path):
+    """--boxes with --output wds: every sample's .json holds its boxes, equal to boxes.csv of the same build as
+    an ImageFolder (the issue: boxes.csv, and the boxes in each sample's .json for shard outputs)."""
+    options = {"source": release, "resize": "square", "size": 24, "workers": 1, "boxes": True}
+    build(build_config({}, {**options, "out": tmp_path / "tree"}))
+    build(build_config({}, {**options, "out": tmp_path / "wds", "output": "wds", "shuffle": False}))
+    expected: dict[str, list[list[object]]] = {}
+    for row in _rows(tmp_path / "tree" / "boxes.csv"):
+        stem = Path(row["path"]).stem
+        box = [row["wnid"], *(int(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))]
+        expected.setdefault(stem, []).append(box)
+    assert expected, "the release must hold boxes"
+    found: dict[str, list[list[object]]] = {}
+    for shard in sorted((tmp_path / "wds").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for info in tar:
+                if info.name.endswith(".json"):
+                    meta = json.loads(tar.extractfile(info).read())
+                    if meta.get("boxes"):
+                        found[info.name[: -len(".json")]] = meta["boxes"]
+    assert found == expected

@@ -186,7 +186,7 @@ class ParquetWriter:
         return ParquetUnit(out, unit)
 
     def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
-        labels.write_label_maps(out, plan.wnids)
+        labels.write_class_set_maps(out, plan.class_set)
         write_shard_manifests(out, plan.splits, results)
         counts = {split: 0 for split in plan.splits}
         sizes = {split: 0 for split in plan.splits}

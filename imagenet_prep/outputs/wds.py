@@ -88,6 +88,13 @@ def sample_json(sample: Sample, image: ImageResult) -> bytes:
         "height": image.height,
         "filename": os.path.basename(sample.name),
     }
+    if sample.boxes:  # --boxes: in output pixels (the worker mapped them), rounded exactly as in boxes.csv
+        from ..image.boxes import Box, boxes_csv_rows
+
+        rows = boxes_csv_rows(
+            [("", sample.label, [Box(*b) for b in sample.boxes], (image.width, image.height))], header=False
+        )
+        meta["boxes"] = [[row[2], *map(int, row[3:])] for row in rows]
     return json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -187,7 +194,7 @@ class WdsWriter:
         return WdsUnit(out, unit)
 
     def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
-        labels.write_label_maps(out, plan.wnids)
+        labels.write_class_set_maps(out, plan.class_set)
         write_shard_manifests(out, plan.splits, results)
         splits: dict[str, dict[str, object]] = {}
         for split in plan.splits:
