@@ -18,36 +18,37 @@ from imagenet_prep.fetch import download as fetch_mod
 from imagenet_prep.fetch.download import fetch, redact
 
 try:
-    from tests.http_server import ArchiveServer, etag_of
-    from tests.test_fetch import EXTRA, FAST, SIZE, VAL, assert_no_final, make_bytes, md5, only
+    from tests.http_server import etag_of
+    from tests.test_fetch import (  # noqa: F401 (fixtures, shared)
+        EXTRA,
+        FAST,
+        SIZE,
+        VAL,
+        assert_no_final,
+        make_bytes,
+        md5,
+        no_netrc,
+        only,
+        payload,
+        server,
+        sums,
+    )
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from http_server import ArchiveServer, etag_of
-    from test_fetch import EXTRA, FAST, SIZE, VAL, assert_no_final, make_bytes, md5, only
-
-
-@pytest.fixture
-def payload() -> bytes:
-    return make_bytes(1)
-
-
-@pytest.fixture
-def server(payload: bytes):
-    with ArchiveServer({VAL: payload, EXTRA: make_bytes(2, 1_000_000)}) as srv:
-        yield srv
-
-
-@pytest.fixture
-def sums(server: ArchiveServer) -> dict[str, str]:
-    return {name: md5(data) for name, data in server.files.items()}
-
-
-@pytest.fixture
-def no_netrc(tmp_path, monkeypatch):
-    empty = tmp_path / "empty-netrc"
-    empty.write_text("")
-    monkeypatch.setenv("NETRC", str(empty))
-    monkeypatch.delenv("IMAGENET_PREP_USER", raising=False)
-    monkeypatch.delenv("IMAGENET_PREP_PASSWORD", raising=False)
+    from http_server import etag_of
+    from test_fetch import (  # noqa: F401 (fixtures, shared)
+        EXTRA,
+        FAST,
+        SIZE,
+        VAL,
+        assert_no_final,
+        make_bytes,
+        md5,
+        no_netrc,
+        only,
+        payload,
+        server,
+        sums,
+    )
 
 
 class Counter:
