@@ -52,6 +52,22 @@ def sums(server: ArchiveServer) -> dict[str, str]:
     return {name: md5(data) for name, data in server.files.items()}
 
 
+def interrupt_after(nbytes: int):
+    """A progress factory that stops a download (KeyboardInterrupt) once ``nbytes`` have arrived."""
+
+    def factory(name, total, initial):
+        seen = [0]
+
+        def update(n):
+            seen[0] += n
+            if seen[0] >= nbytes:
+                raise KeyboardInterrupt
+
+        return update
+
+    return factory
+
+
 def only(results: list[FetchResult]) -> FetchResult:
     assert len(results) == 1
     return results[0]
@@ -219,15 +235,7 @@ def test_partial_file_from_an_earlier_run_is_hashed_and_resumed(tmp_path, server
 
 
 def test_interrupted_run_keeps_partial_and_validator_then_resumes(tmp_path, server, payload, sums):
-    def interrupting(name, total, initial):
-        seen = [0]
-
-        def update(n):
-            seen[0] += n
-            if seen[0] >= 1_000_000:
-                raise KeyboardInterrupt
-
-        return update
+    interrupting = interrupt_after(1_000_000)
 
     with pytest.raises(KeyboardInterrupt):
         fetch(tmp_path, [VAL], server.url, checksums=sums, progress=interrupting, **FAST)

@@ -17,38 +17,24 @@ from imagenet_prep.errors import UsageError
 from imagenet_prep.fetch import download as fetch_mod
 from imagenet_prep.fetch.download import fetch, redact
 
-try:
-    from tests.http_server import etag_of
-    from tests.test_fetch import (  # noqa: F401 (fixtures, shared)
-        EXTRA,
-        FAST,
-        SIZE,
-        VAL,
-        assert_no_final,
-        make_bytes,
-        md5,
-        no_netrc,
-        only,
-        payload,
-        server,
-        sums,
-    )
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from http_server import etag_of
-    from test_fetch import (  # noqa: F401 (fixtures, shared)
-        EXTRA,
-        FAST,
-        SIZE,
-        VAL,
-        assert_no_final,
-        make_bytes,
-        md5,
-        no_netrc,
-        only,
-        payload,
-        server,
-        sums,
-    )
+try:  # tests/ is not a package: pytest puts tests/ itself on sys.path, a runner from the root imports tests.*
+    import tests.http_server as http_server
+    import tests.test_fetch as test_fetch
+except ImportError:
+    import http_server  # type: ignore[no-redef]
+    import test_fetch  # type: ignore[no-redef]
+
+etag_of = http_server.etag_of
+EXTRA, FAST, SIZE, VAL = test_fetch.EXTRA, test_fetch.FAST, test_fetch.SIZE, test_fetch.VAL
+assert_no_final, make_bytes, md5, only = (
+    test_fetch.assert_no_final,
+    test_fetch.make_bytes,
+    test_fetch.md5,
+    test_fetch.only,
+)
+interrupt_after = test_fetch.interrupt_after
+# The server fixtures are test_fetch's own (a name bound here is a fixture pytest finds in this module).
+no_netrc, payload, server, sums = test_fetch.no_netrc, test_fetch.payload, test_fetch.server, test_fetch.sums
 
 
 class Counter:
@@ -101,15 +87,7 @@ def test_part_json_never_stores_credentials_and_is_private(tmp_path, server, pay
     """A download that stops keeps its sidecar: without the URL's userinfo, mode 0600, and it still resumes."""
     url = server.url.replace("http://", "http://dave:t0psecret@")
 
-    def interrupting(name, total, initial):
-        seen = [0]
-
-        def update(n):
-            seen[0] += n
-            if seen[0] >= 1_000_000:
-                raise KeyboardInterrupt
-
-        return update
+    interrupting = interrupt_after(1_000_000)
 
     with pytest.raises(KeyboardInterrupt):
         fetch(tmp_path, [VAL], url, checksums=sums, progress=interrupting, **FAST)
