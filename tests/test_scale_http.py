@@ -13,7 +13,7 @@ import pytest
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
-from imagenet_prep.errors import BuildError
+from imagenet_prep.errors import BuildError, UsageError
 from imagenet_prep.io import http
 from imagenet_prep.io.tar_index import TrainArchive, ValArchive
 from imagenet_prep.sample import SampleSpec, write_sample
@@ -158,3 +158,54 @@ def test_credentials_never_follow_a_redirect_to_another_origin(files, monkeypatc
         assert all("Authorization" in seen.headers for seen in home.seen)
         assert other.seen and all("Authorization" not in seen.headers for seen in other.seen)
         assert "s3cret" not in repr(source) and "alice" not in str(source)
+
+
+def test_the_spool_makes_a_subset_cross_the_network_once(
+    release, files, reference, server, tmp_path, monkeypatch
+):
+    """Indexing streams each chosen class tar once; the spool keeps those bytes, so the build's image reads
+    cost no second transfer (without it, the class tars are transferred twice)."""
+    monkeypatch.setenv("IMAGENET_PREP_CACHE", str(tmp_path / "cache"))
+    wnids = set(reference_wnids(reference))
+    with TrainArchive(release.train_tar, cache_dir=release.root / "idx") as archive:
+        class_tars = sum(c.size for w, c in archive.classes().items() if w in wnids)
+        images = sum(m.size for w in wnids for m in archive.members(w))
+    needed = image_bytes(release, files, wnids)
+    devkit = len(files["ILSVRC2012_devkit_t12.tar.gz"])
+    headers = 1024 * (len(release.val_files) + 40 + 10)  # val headers, outer headers, one check per unit
+
+    out = tmp_path / "out"
+    assert build(build_config({}, {"source": server.url, "out": out, **OPTIONS})).ok
+    assert snapshot(out) == reference
+    assert server.bytes_served <= needed + headers + devkit, (server.bytes_served, needed)
+    spooled = sorted((tmp_path / "cache" / "remote-spool").rglob("*.bin"))
+    # One file per chosen class tar, from its first header to its end-of-archive marker (every image in it).
+    assert len(spooled) == 10 and sum(p.stat().st_size for p in spooled) >= images + 512 * 40
+
+    # The same build with the spool off: the class tars cross twice.
+    monkeypatch.setenv("IMAGENET_PREP_CACHE", str(tmp_path / "cache-off"))
+    monkeypatch.setenv("IMAGENET_PREP_SPOOL_MAX", "0")
+    before = server.bytes_served
+    assert build(build_config({}, {"source": server.url, "out": tmp_path / "off", **OPTIONS})).ok
+    assert snapshot(tmp_path / "off") == reference
+    assert server.bytes_served - before >= 2 * class_tars
+    assert not (tmp_path / "cache-off" / "remote-spool").exists()
+
+
+def test_the_spool_stays_within_its_bound_and_a_build_is_right_either_way(
+    reference, server, tmp_path, monkeypatch
+):
+    from imagenet_prep.io import spool
+
+    monkeypatch.setenv("IMAGENET_PREP_CACHE", str(tmp_path / "cache"))
+    bound = 60_000  # two or so of the ten ~24 KB class tars
+    monkeypatch.setenv("IMAGENET_PREP_SPOOL_MAX", str(bound))
+    out = tmp_path / "out"
+    assert build(build_config({}, {"source": server.url, "out": out, **OPTIONS})).ok
+    assert snapshot(out) == reference
+    kept = list(spool.spool_root().rglob("*.bin"))
+    assert 0 < len(kept) < 10 and sum(p.stat().st_size for p in kept) <= bound
+    assert not list(spool.spool_root().rglob(".part-*")), "no temporary file is left behind"
+    monkeypatch.setenv("IMAGENET_PREP_SPOOL_MAX", "lots")
+    with pytest.raises(UsageError, match="IMAGENET_PREP_SPOOL_MAX"):
+        spool.spool_limit()

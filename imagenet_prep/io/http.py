@@ -25,6 +25,7 @@ from urllib3.util.retry import Retry
 
 from .. import __version__
 from ..errors import ArchiveError, UsageError
+from .spool import Spool, SpoolWriter
 
 USER_ENV = "IMAGENET_PREP_USER"
 PASSWORD_ENV = "IMAGENET_PREP_PASSWORD"
@@ -278,6 +279,9 @@ class HttpByteSource:
       header scan, a unit's contiguous images), reads go through ONE streamed request from the first read to the
       window's end, skipping forward: a class tar's index costs one request, not one per member.
     - A body cut short (a dropped connection, a reset) is resumed from where it stopped (``READ_RETRIES``).
+    - What a scan window streamed is kept in the spool (io/spool.py) and later reads of those bytes are served
+      from it, after one If-Match check per source that the version is still current: a subset's class tars
+      cross the network once, not once to index them and again for their images.
     - ``bytes_read`` counts body bytes received (skipped ones included): the bytes transferred.
     Pickles as its locator: a worker process opens its own session.
     """
@@ -297,6 +301,9 @@ class HttpByteSource:
         self._stream_end = 0
         self.bytes_read = 0
         self.requests = 0
+        self._spool: Spool | None = None
+        self._spooling: SpoolWriter | None = None
+        self._revalidated = False
 
     # ------------------------------------------------------------------------------------- identity
     @property
@@ -391,6 +398,9 @@ class HttpByteSource:
             return b""
         window = self._window
         try:
+            spooled = self._from_spool(offset, end)
+            if spooled is not None:
+                return spooled
             if window is not None and window[0] <= offset < window[1] and end <= window[1]:
                 return self._read_streamed(offset, end, window[1])
             if self._block is not None:
@@ -404,6 +414,24 @@ class HttpByteSource:
             return data[: end - offset]
         except _PastEnd:
             return b""
+
+    def _spool_for_pin(self) -> Spool | None:
+        if self._spool is None and self._pin is not None:
+            self._spool = Spool(self.url, self._pin)
+        return self._spool
+
+    def _from_spool(self, offset: int, end: int) -> bytes | None:
+        spool = self._spool_for_pin()
+        data = spool.read(offset, end) if spool is not None else None
+        if data is not None and not self._revalidated:
+            # The spool holds the pinned version: make sure it is still the server's (412 if not).
+            response = self._request("GET", self._headers(0, 1), stream=False)
+            self._count(len(response.content))
+            if response.status_code != 206:
+                raise self._error(f"the server answered HTTP {response.status_code} to a ranged read at 0.")
+            self._check_validators(response)
+            self._revalidated = True
+        return data
 
     def _open(self, start: int, end: int) -> requests.Response:
         response = self._request("GET", self._headers(start, end), stream=True)
@@ -474,6 +502,8 @@ class HttpByteSource:
                 self._close_stream()
                 self._stream = self._open(pos, window_end)
                 self._stream_pos, self._stream_end = pos, window_end
+                spool = self._spool_for_pin()
+                self._spooling = spool.writer(pos) if spool is not None else None
             try:
                 while self._stream_pos < pos:  # skip forward (member data a header scan does not need)
                     skipped = self._stream.raw.read(
@@ -481,12 +511,14 @@ class HttpByteSource:
                     )
                     if not skipped:
                         raise http.client.IncompleteRead(b"")
+                    self._spool_write(self._stream_pos, skipped)
                     self._stream_pos += len(skipped)
                     self._count(len(skipped))
                 while pos < want:
                     chunk = self._stream.raw.read(want - pos, decode_content=False)
                     if not chunk:
                         raise http.client.IncompleteRead(b"")
+                    self._spool_write(pos, chunk)
                     parts.append(chunk)
                     pos += len(chunk)
                     self._stream_pos = pos
@@ -501,8 +533,15 @@ class HttpByteSource:
             f"the connection kept dropping ({READ_RETRIES + 1} tries) reading bytes {offset}-{end}."
         )
 
+    def _spool_write(self, offset: int, data: bytes) -> None:
+        if self._spooling is not None:
+            self._spooling.write(offset, data)
+
     def _close_stream(self) -> None:
         self._tail = None
+        spooling, self._spooling = self._spooling, None
+        if spooling is not None:
+            spooling.finish()
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.close()
