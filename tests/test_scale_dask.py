@@ -134,3 +134,76 @@ def test_a_worker_killed_mid_unit_has_its_unit_redone_elsewhere_with_the_same_by
     leftovers = [p for p in out.rglob("*") if p.name.startswith(TMP_MARK)]
     assert leftovers == []
     assert check_tree(out, decode=True).ok
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process under ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_kill_9_of_the_cli_leaves_no_cluster_process_behind_and_the_same_command_finishes(
+    release, reference, tmp_path
+):
+    """``--scheduler local:N`` starts the LocalCluster in the CLI's process: killed with -9 mid-build, its
+    worker processes must not outlive it (nothing left writing into OUT), and the same command then finishes
+    with the bytes of an uninterrupted build."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "imagenet_prep",
+        "build",
+        "--source",
+        str(release.root),
+        "--out",
+        str(out),
+    ]
+    command += ["--resize", "shorter", "--size", "64", "--executor", "dask", "--scheduler", "local:2", "-q"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = out / STATE_DIR / "done"
+    deadline = time.monotonic() + 90
+    tree: set[int] = set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        tree |= _descendants(proc.pid)
+        if done.is_dir() and any(done.glob("*.json")):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the build finished before it could be killed"
+    tree |= _descendants(proc.pid)
+    assert len(tree) >= 2, "the LocalCluster's worker processes were not seen"
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
+        time.sleep(0.2)
+    assert [pid for pid in tree if _alive(pid)] == [], "cluster processes outlived the killed build"
+    assert snapshot(out) != reference  # it was killed mid-build
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert finished.returncode == 0, finished.stderr
+    assert snapshot(out) == reference
