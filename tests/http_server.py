@@ -247,13 +247,23 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_body(seen, body, drop, stall, trickle=n < faults.trickle_requests)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that goes away (a worker process exiting with its keep-alive connection open) is normal;
+        anything else is still printed."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class ArchiveServer:
     """A threaded HTTP server in the background; use as a context manager."""
 
     def __init__(self, files: dict[str, bytes] | None = None) -> None:
         self.state = _State(files=dict(files or {}))
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/data/"
