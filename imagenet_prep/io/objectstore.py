@@ -21,12 +21,12 @@ MIN_READ = 513  # tarfile's 1-byte probe and the next 512-byte header in one req
 SCHEMES = ("s3",)
 
 
-def _filesystem(protocol: str) -> Any:
+def _filesystem(protocol: str, what: str = "--source") -> Any:
     try:
         import fsspec
     except ImportError:
         raise UsageError(
-            f"--source {protocol}:// needs fsspec and s3fs: pip install 'imagenet-prep[cloud]'."
+            f"{what} {protocol}:// needs fsspec and s3fs: pip install 'imagenet-prep[cloud]'."
         ) from None
     try:
         options: dict[str, Any] = {}
@@ -35,7 +35,7 @@ def _filesystem(protocol: str) -> Any:
             options["client_kwargs"] = {"endpoint_url": endpoint}
         return fsspec.filesystem(protocol, **options)
     except ImportError:
-        raise UsageError(f"--source {protocol}:// needs s3fs: pip install 'imagenet-prep[cloud]'.") from None
+        raise UsageError(f"{what} {protocol}:// needs s3fs: pip install 'imagenet-prep[cloud]'.") from None
 
 
 def split_pin(locator: str) -> tuple[str, str | None]:
