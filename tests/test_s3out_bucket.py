@@ -18,7 +18,7 @@ import pytest
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
-from imagenet_prep.errors import BuildInterrupted, OutputLockedError, UsageError
+from imagenet_prep.errors import BuildInterrupted, InputError, OutputLockedError, UsageError
 from imagenet_prep.sample import SampleSpec, write_sample
 
 moto_server = pytest.importorskip("moto.server")  # in the test extra: never skipped here
@@ -251,6 +251,8 @@ def test_imagefolder_to_a_bucket_and_a_second_build_are_refused(client, release,
     config = build_config({}, {"source": release.root, "out": "s3://shards/held", "output": "wds", **OPTIONS})
     with pytest.raises(OutputLockedError, match="node-7"):
         build(config)
+    with pytest.raises(InputError, match="bucket no-such-bucket does not exist"):
+        build(build_config({}, {"source": release.root, "out": "s3://no-such-bucket/x", "output": "wds"}))
     client.put_object(Bucket="shards", Key="foreign/data.bin", Body=b"x")
     with pytest.raises(UsageError, match="not empty"):
         build(

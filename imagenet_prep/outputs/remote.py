@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from ..errors import BuildError, ImagenetPrepError, OutputLockedError, UsageError
+from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError, UsageError
 from ..io.atomic import TMP_MARK
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from .base import CheckReport, Groups, UnitWriter, Writer
@@ -136,10 +136,7 @@ class RemoteUnit:
     def published(self, marker: Path) -> None:
         """Upload the done marker (written after the unit's objects are in the bucket)."""
         rel = f"{STATE}/done/{marker.name}"
-        try:
-            _upload(_fs(self._url), str(marker), f"{self._url}/{rel}", marker.stat().st_size)
-        except OSError as exc:
-            raise BuildError(f"Cannot upload the done marker {self._url}/{rel}: {exc}.") from None
+        _upload(_fs(self._url), str(marker), f"{self._url}/{rel}", marker.stat().st_size)
 
 
 def _upload(fs: Any, local: str, remote: str, size: int) -> None:
@@ -148,9 +145,14 @@ def _upload(fs: Any, local: str, remote: str, size: int) -> None:
         fs.put_file(local, remote)
         stored = int(fs.info(remote)["size"])
     except (OSError, ValueError) as exc:
-        raise OSError(f"cannot upload {local} to {remote}: {exc}") from None
+        raise BuildError(
+            f"Cannot upload {remote}: {exc}. Check the bucket and your credentials, then run the same command "
+            "again: finished units are kept."
+        ) from None
     if stored != size:
-        raise OSError(f"{remote} holds {stored} bytes after the upload, not {size}")
+        raise BuildError(
+            f"{remote} holds {stored} bytes after its upload, not {size}: run the same command again."
+        )
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,12 @@ def _bucket_lock(fs: Any, url: str) -> Iterator[None]:
             raise OutputLockedError(
                 f"Another imagenet-prep build (pid {pid} on {host}) holds {key}. Wait for it to finish; if no "
                 "build is running there, delete that object and run this command again."
+            ) from None
+        except FileNotFoundError:
+            bucket = url.split("://", 1)[1].split("/", 1)[0]
+            raise InputError(
+                f"--out {url}: the bucket {bucket} does not exist (or is not visible with your credentials). "
+                "Create it, or name another."
             ) from None
         except (OSError, ValueError) as exc:
             raise BuildError(
@@ -334,9 +342,9 @@ def build_remote(
             except OSError as exc:
                 raise write_error(exc, staging) from None
             _push_final(fs, url, staging)
-    except ImagenetPrepError as exc:
-        text = str(exc).replace(str(staging), url)  # messages name the bucket, never the staging folder
-        raise type(exc)(text) from None
+    except (UsageError, InputError, BuildInterrupted) as exc:
+        # A refusal or an interrupt names the bucket, not the staging folder (a unit's failure keeps its file).
+        raise type(exc)(str(exc).replace(str(staging), url)) from None
     finally:
         _LISTINGS.pop(url, None)
         shutil.rmtree(staging, ignore_errors=True)
