@@ -87,9 +87,8 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
         written_files(unit_writer),
     )
     write_marker(job.out, unit, unit_result)
+    # A writer whose output lives elsewhere (an object store) publishes the marker there too.
     published = getattr(unit_writer, "published", None)
-    if callable(
-        published
-    ):  # a writer whose output lives elsewhere (an object store) publishes the marker too
+    if callable(published):
         published(marker_path(job.out, unit.unit_id))
     return unit_result
