@@ -345,6 +345,10 @@ def build_remote(
     except (UsageError, InputError, BuildInterrupted) as exc:
         # A refusal or an interrupt names the bucket, not the staging folder (a unit's failure keeps its file).
         raise type(exc)(str(exc).replace(str(staging), url)) from None
+    except KeyboardInterrupt:  # outside the units (the lock, the pull, the last uploads)
+        raise BuildInterrupted(
+            f"Interrupted. Finished units are kept in {url}: run the same command again to resume."
+        ) from None
     finally:
         _LISTINGS.pop(url, None)
         shutil.rmtree(staging, ignore_errors=True)
