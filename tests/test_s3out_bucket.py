@@ -251,6 +251,10 @@ def test_imagefolder_to_a_bucket_and_a_second_build_are_refused(client, release,
     config = build_config({}, {"source": release.root, "out": "s3://shards/held", "output": "wds", **OPTIONS})
     with pytest.raises(OutputLockedError, match="node-7"):
         build(config)
+    from imagenet_prep.outputs import check_output
+
+    with pytest.raises(InputError, match="check reads a local folder, not s3://shards/round"):
+        check_output(Path("s3://shards/round"))  # what the CLI's Path argument makes of the URL
     with pytest.raises(InputError, match="bucket no-such-bucket does not exist"):
         build(build_config({}, {"source": release.root, "out": "s3://no-such-bucket/x", "output": "wds"}))
     client.put_object(Bucket="shards", Key="foreign/data.bin", Body=b"x")
