@@ -214,6 +214,10 @@ def test_a_killed_cli_build_resumes_to_the_same_objects(client, release, local, 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+    import tempfile
+
+    left = Path(tempfile.gettempdir()) / f"imagenet-prep-out-{proc.pid}-x"  # the dead build's staging folder
+    left.mkdir(exist_ok=True)
     objects = _objects(client, "killed")
     if "build.json" not in objects:  # the kill landed mid-build: the lock is left behind by the dead process
         assert f"{STATE_DIR}/lock" in objects
@@ -222,6 +226,7 @@ def test_a_killed_cli_build_resumes_to_the_same_objects(client, release, local, 
     rerun = build(build_config({}, {"source": "s3://datasets/ilsvrc2012/", "out": "s3://shards/killed",
                                     "output": "wds", **OPTIONS}))  # fmt: skip
     assert rerun.ok and rerun.units_resumed >= 1
+    assert not left.exists()  # removed by the next build
     assert _object_hashes(client, "killed") == local["wds"]
 
 

@@ -58,6 +58,7 @@ OUT_SCHEMES = ("s3",)
 SHARD_OUTPUTS = ("wds", "parquet")
 STATE = ".imagenet-prep"
 PULLED = ("state.json",)  # state files a resumed build needs (besides the done markers)
+STAGING_PREFIX = "imagenet-prep-out-"  # + pid: a killed build's staging folder is removed by the next build
 
 #: url -> {relative key: size}: the parent's listing of a remote OUT at the start of a build (step 2).
 _LISTINGS: dict[str, dict[str, int]] = {}
@@ -306,6 +307,15 @@ def _push_final(fs: Any, url: str, staging: Path) -> None:
         _upload(fs, str(path), f"{url}/{rel}", path.stat().st_size)
 
 
+def _remove_dead_staging() -> None:
+    """Staging folders that killed builds on this machine left in $TMPDIR (their pid is gone): removed."""
+    root = Path(tempfile.gettempdir())
+    for folder in root.glob(f"{STAGING_PREFIX}*-*"):
+        pid = folder.name[len(STAGING_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and _pid_gone(int(pid)) and folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def build_remote(
     config: BuildConfig,
     progress: Callable[[int], None] | None,
@@ -332,7 +342,8 @@ def build_remote(
             f"--overwrite does not remove objects: delete the prefix {url} yourself (or choose another), then build."
         )
     fs = _fs(url)
-    staging = Path(tempfile.mkdtemp(prefix="imagenet-prep-out-"))
+    _remove_dead_staging()
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
     try:
         with _bucket_lock(fs, url):
             _LISTINGS[url] = _pull(fs, url, staging)
