@@ -39,7 +39,9 @@ class BuildConfig:
     """Everything that decides what a build writes (plus how it runs: workers, allow_skips, overwrite)."""
 
     source: Path | str  # a folder, or the URL of one (str: http(s)://..., read by Range requests)
-    out: Path
+    out: (
+        Path | str
+    )  # a folder, or (shard outputs) an object-store URL: s3://bucket/prefix (outputs/remote.py)
     splits: tuple[str, ...] = SPLITS
     subset: str | None = None
     classes: tuple[str, ...] | None = None  # wnids / names, or one entry naming a file of them
@@ -98,7 +100,11 @@ class BuildConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise UsageError(f"{name.replace('_', '-')} must be 0 or more (got {value}).")
-        if isinstance(self.source, Path) and self.source.resolve() == self.out.resolve():
+        if (
+            isinstance(self.source, Path)
+            and isinstance(self.out, Path)
+            and self.source.resolve() == self.out.resolve()
+        ):
             raise UsageError("--out must be a folder of its own, not the --source folder.")
         _check_bounds(self)
         self._check_shards()
@@ -169,7 +175,7 @@ class BuildConfig:
         """The resolved config, as written into build.json."""
         return {
             "source": _source_text(self.source),
-            "out": str(self.out.resolve()),
+            "out": str(self.out.resolve()) if isinstance(self.out, Path) else self.out,
             "splits": list(self.splits),
             "subset": self.subset,
             "classes": list(self.classes) if self.classes else None,
@@ -218,7 +224,7 @@ def _check_bounds(config: BuildConfig) -> None:
             f"--max-member-size must be 1 byte to 1GiB (got {config.max_member_size}); the default "
             f"{DEFAULT_MAX_MEMBER_SIZE >> 20}MiB is far above any real ImageNet image."
         )
-    if not isinstance(config.source, Path):
+    if not isinstance(config.source, Path) or not isinstance(config.out, Path):
         return  # a URL: nothing of it lives under --out
     source, out = config.source.resolve(), config.out.resolve()
     if out in source.parents:
@@ -458,7 +464,7 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
     wordnet = optional_str("wordnet")
     return BuildConfig(
         source=_source_value(_str(merged["source"], "source")),
-        out=Path(_str(merged["out"], "out")).expanduser(),
+        out=_out_value(_str(merged["out"], "out")),
         splits=_as_list(merged.get("splits", ",".join(SPLITS)), "splits"),
         subset=optional_str("subset"),
         classes=_as_list(classes, "classes") if classes else None,
@@ -508,6 +514,15 @@ def _source_value(value: Any) -> Path | str:
     from .io.bytesource import is_remote
 
     return str(value) if is_remote(str(value)) else Path(value).expanduser()
+
+
+def _out_value(value: str) -> Path | str:
+    """--out: a folder, or an object-store URL kept as text (outputs/remote.py says which schemes it writes)."""
+    if "://" in value:
+        from .outputs.remote import out_url
+
+        return out_url(value)
+    return Path(value).expanduser()
 
 
 def _source_text(source: Path | str) -> str:

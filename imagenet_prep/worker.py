@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .build.state import disk_full, write_marker
+from .build.state import disk_full, marker_path, write_marker
 from .errors import ArchiveError, BuildError
 from .image import ImageFailure, ImageOptions, process_image
 from .io.atomic import DISK_FULL_ERRNOS
@@ -87,4 +87,8 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
         written_files(unit_writer),
     )
     write_marker(job.out, unit, unit_result)
+    # A writer whose output lives elsewhere (an object store) publishes the marker there too.
+    published = getattr(unit_writer, "published", None)
+    if callable(published):
+        published(marker_path(job.out, unit.unit_id))
     return unit_result

@@ -13,7 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..config import BuildConfig
 from ..executors import make_executor
@@ -88,7 +88,7 @@ def dry_run(config: BuildConfig, sample_images: int = SAMPLE_IMAGES) -> DryRunRe
     workers = max(1, min(config.worker_count, len(plan.units) or 1))
     images = {split: sum(per_class.values()) for split, per_class in plan.counts.items()}
     return DryRunReport(
-        out=config.out,
+        out=cast(Path, config.out),  # an object-store URL is shown as it is
         layout=type(plan.source).layout,
         classes=len(plan.wnids),
         images=images,
@@ -98,7 +98,7 @@ def dry_run(config: BuildConfig, sample_images: int = SAMPLE_IMAGES) -> DryRunRe
         estimated_output_bytes=round(bytes_to_read * ratio),
         estimated_seconds=per_image * len(samples) / workers,
         workers=workers,
-        free_bytes=free_space(config.out),
+        free_bytes=free_space(config.out) if isinstance(config.out, Path) else None,
         plan_seconds=plan_seconds,
         warnings=plan.warnings,
     )

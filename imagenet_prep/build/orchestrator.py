@@ -86,6 +86,10 @@ def build(
 ) -> BuildResult:
     """Build the output described by ``config``. ``on_plan(plan, images_to_do)`` is called once planning is
     done (the CLI sizes its progress bar there); ``progress(n)`` is called as images finish."""
+    if isinstance(config.out, str):  # an object-store OUT: a staged local build, mirrored (outputs/remote.py)
+        from ..outputs.remote import build_remote
+
+        return build_remote(config, progress, on_plan)
     created = _would_create(config.out)
     running: list[bool] = []  # becomes [True] once units start: from then on OUT holds work worth keeping
     try:
@@ -129,10 +133,13 @@ def _build(
     progress: Callable[[int], None] | None,
     on_plan: Callable[[BuildPlan, int], None] | None,
     running: list[bool],
+    writer: Writer | None = None,
 ) -> BuildResult:
     started = time.perf_counter()
-    out = config.out
-    writer = writer_for(config)
+    out = Path(config.out)
+    writer = writer or writer_for(config)
+    # A writer whose files live elsewhere (an object store) says itself whether a finished unit's are intact.
+    intact = getattr(writer, "files_intact", files_intact)
     _make_out(out)
     with output_lock(out, config.shard_index if config.sharded else None):
         executor: Executor | None = None
@@ -163,7 +170,7 @@ def _build(
             rebuilt = 0
             for unit in mine:
                 previous = read_marker(out, unit)
-                if previous is not None and files_intact(out, previous):
+                if previous is not None and intact(out, previous):
                     results[unit.unit_id] = previous
                 else:
                     rebuilt += previous is not None  # finished once, but its files are missing or changed
@@ -239,7 +246,7 @@ def _shard_result(
         for row in result.rows:
             counts[result.split][row.wnid] += 1
     return BuildResult(
-        out=config.out,
+        out=Path(config.out),
         counts=counts,
         images_written=sum(len(result.rows) for result in ordered),
         skipped=tuple(issue for result in ordered for issue in result.skipped),
@@ -343,7 +350,7 @@ def _finish(
     started: float,
     rebuilt: int = 0,
 ) -> BuildResult:
-    out = config.out
+    out = Path(config.out)
     writer.finalize(out, plan, ordered)
     counts = {split: {wnid: 0 for wnid in plan.wnids} for split in config.splits}
     for result in ordered:

@@ -17,8 +17,14 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on s
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 # ----------------------------------------------------------------------------------------------- build
-Source = Annotated[Path | None, typer.Option(help="Folder holding the ILSVRC2012 archives.")]
-Out = Annotated[Path | None, typer.Option(help="Output folder for the tree.")]
+# Text, not Path: a Path folds the '//' of a URL (--source s3://bucket/prefix/, --out s3://bucket/prefix).
+Source = Annotated[
+    str | None,
+    typer.Option(help="Folder holding the ILSVRC2012 archives (or its https://, s3:// or gs:// URL)."),
+]
+Out = Annotated[
+    str | None, typer.Option(help="Output folder for the tree (wds/parquet: also s3://bucket/prefix).")
+]
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML file of options; flags override it.")]
 Splits = Annotated[str | None, typer.Option(help="Splits to build: train,val.")]
 Subset = Annotated[str | None, typer.Option(help="Named subset (imagenette, imagewoof, imagenet-100, ...).")]

@@ -114,7 +114,7 @@ class FileByteSource:
 
 
 def is_remote(locator: object) -> bool:
-    """Whether a locator is a URL read by a remote byte source (http, https, s3) rather than a local path."""
+    """Whether a locator is a URL read by a remote byte source (http, https, s3, gs) rather than a local path."""
     return (
         isinstance(locator, str) and locator.split("://", 1)[0].lower() in REMOTE_SCHEMES and "://" in locator
     )
@@ -125,6 +125,7 @@ REMOTE_SCHEMES = {
     "http": "http:HttpByteSource",
     "https": "http:HttpByteSource",
     "s3": "objectstore:ObjectByteSource",
+    "gs": "objectstore:ObjectByteSource",
 }
 
 

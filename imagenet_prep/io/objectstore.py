@@ -1,7 +1,9 @@
-"""Archives in an object store (``s3://bucket/prefix/...``) read through fsspec (s3fs): a ByteSource.
+"""Archives in an object store (``s3://bucket/prefix/...``, ``gs://...``) read through fsspec (s3fs, gcsfs).
 
 Optional extra ``[cloud]``. Credentials come from the usual environment and config files (``AWS_*``,
-``~/.aws``; ``AWS_ENDPOINT_URL`` for an S3-compatible store); they are never printed nor recorded. Like the HTTP
+``~/.aws``; ``AWS_ENDPOINT_URL`` for an S3-compatible store; for gs://, ``GOOGLE_APPLICATION_CREDENTIALS`` or
+gcloud's default credentials, and ``STORAGE_EMULATOR_HOST`` for an emulator, read anonymously through gcsfs's
+JSON-API client: an emulator serves no storage-control gRPC API); they are never printed nor recorded. Like the HTTP
 source, the object's ETag is pinned in the locator (``s3://b/k#etag=...``) at planning; a worker checks it when it
 opens the object, so an archive replaced between planning and a unit fails that unit instead of mixing
 versions. Reads are ranged GETs; inside a scan window (a class tar's header scan) they are served from blocks of
@@ -18,24 +20,33 @@ from ..errors import ArchiveError, UsageError
 
 SCAN_BLOCK = 64 << 20
 MIN_READ = 513  # tarfile's 1-byte probe and the next 512-byte header in one request
-SCHEMES = ("s3",)
+SCHEMES = ("s3", "gs")
+_CLIENTS = {"s3": "s3fs", "gs": "gcsfs"}
 
 
-def _filesystem(protocol: str) -> Any:
+def _filesystem(protocol: str, what: str = "--source") -> Any:
+    client = _CLIENTS.get(protocol, protocol)
     try:
         import fsspec
     except ImportError:
         raise UsageError(
-            f"--source {protocol}:// needs fsspec and s3fs: pip install 'imagenet-prep[cloud]'."
+            f"{what} {protocol}:// needs fsspec and {client}: pip install 'imagenet-prep[cloud]'."
         ) from None
     try:
         options: dict[str, Any] = {}
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if protocol == "s3" and endpoint:
             options["client_kwargs"] = {"endpoint_url": endpoint}
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        if protocol == "gs" and emulator:
+            from gcsfs.core import GCSFileSystem  # the JSON-API client (no storage-control gRPC lookups)
+
+            return GCSFileSystem(token="anon", endpoint_url=emulator)
         return fsspec.filesystem(protocol, **options)
     except ImportError:
-        raise UsageError(f"--source {protocol}:// needs s3fs: pip install 'imagenet-prep[cloud]'.") from None
+        raise UsageError(
+            f"{what} {protocol}:// needs {client}: pip install 'imagenet-prep[cloud]'."
+        ) from None
 
 
 def split_pin(locator: str) -> tuple[str, str | None]:

@@ -59,6 +59,12 @@ def check_output(
 ) -> CheckReport:
     """Check a built output with its own writer (named in build.json; ImageFolder when there is none)."""
     out = Path(out)
+    scheme = str(out).split(":/", 1)[0]
+    if scheme in ("s3", "gs") and str(out).startswith(f"{scheme}:/") and not out.exists():
+        url = f"{scheme}://{str(out)[len(scheme) + 2 :]}"  # (a Path folded the URL's //)
+        raise InputError(
+            f"check reads a local folder, not {url}: download it (aws s3 sync {url} DIR), then check DIR."
+        )
     if not out.exists():
         raise InputError(f"{out} is missing: it does not exist. Give the --out folder of a build.")
     if not out.is_dir():

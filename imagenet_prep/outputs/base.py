@@ -57,7 +57,9 @@ class CheckReport:
 class UnitWriter(Protocol):
     """A unit's writer in a worker. It may also have ``files() -> dict[str, int]``: after ``commit``, the
     files it wrote (path relative to OUT -> size in bytes; a shard writer reports its shard). The done marker
-    records them and a re-run rebuilds the unit when one is missing or changed (see ``written_files``)."""
+    records them and a re-run rebuilds the unit when one is missing or changed (see ``written_files``).
+    Optional too: ``published(marker: Path)``, called once the done marker is written (a writer whose output
+    lives elsewhere, an object store, uploads it there: outputs/remote.py)."""
 
     def add(self, sample: Sample, image: ImageResult) -> ManifestRow: ...
 
@@ -73,7 +75,10 @@ def written_files(unit_writer: object) -> tuple[tuple[str, int], ...]:
 
 
 class Writer(Protocol):
-    """An output format. Instances are small frozen records: they travel to the workers with each unit."""
+    """An output format. Instances are small frozen records: they travel to the workers with each unit.
+
+    Optional: ``files_intact(out, result) -> bool``, whether a finished unit's recorded files are in place, for a
+    writer whose files live elsewhere (an object store); without it the build stats them under OUT."""
 
     name: ClassVar[str]
 

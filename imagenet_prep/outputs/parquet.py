@@ -36,6 +36,7 @@ from .base import CheckReport, Groups, Problems
 from .shards import (
     check_image,
     check_label_maps,
+    check_recorded_sizes,
     parse_shard_size,
     plan_shards,
     read_shard_manifest,
@@ -102,6 +103,7 @@ class ParquetUnit:
         self._schema: Any = None
         self._images: list[dict[str, Any]] = []
         self._labels: list[int] = []
+        self._files: dict[str, int] = {}
 
     def _open(self) -> Any:
         if self._writer is None:
@@ -140,9 +142,15 @@ class ParquetUnit:
         fd = os.open(self.tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
+            size = os.fstat(fd).st_size
         finally:
             os.close(fd)
         os.replace(self.tmp, self.final)
+        self._files = {self.shard: size}
+
+    def files(self) -> dict[str, int]:
+        """The shard (relative to OUT) and its size: the done marker records it; a re-run or ``check`` compares."""
+        return self._files
 
     def abort(self) -> None:
         if self._writer is not None:
@@ -192,7 +200,10 @@ class ParquetWriter:
         sizes = {split: 0 for split in plan.splits}
         for result in results:
             counts[result.split] += len(result.rows)
-            sizes[result.split] += (out / shard_path(result.unit_id)).stat().st_size
+            recorded = dict(result.files).get(shard_path(result.unit_id))
+            sizes[result.split] += (
+                recorded if recorded is not None else (out / shard_path(result.unit_id)).stat().st_size
+            )
         card = dataset_card(plan.class_set.name, plan.class_set.names, counts, sizes)
         write_text_atomic(out / CARD, card)
 
@@ -249,6 +260,7 @@ def check_parquet(
     out = Path(out)
     problems = Problems()
     label_of = check_label_maps(out, problems)
+    check_recorded_sizes(out, problems)
     try:
         index = json.loads((out / "class_index.json").read_text())
         names = [index[str(i)][1] for i in range(len(index))]

@@ -116,6 +116,8 @@ _FLAGS = (
     ("--filter", "filter", "bicubic"),
     ("--resizer", "resizer", "pillow"),
     ("--output", "output", "imagefolder"),
+    ("--shard-size", "shard_size", None),
+    ("--shuffle-seed", "shuffle_seed", 0),
     ("--executor", "executor", "local"),
 )
 
@@ -134,6 +136,8 @@ def rebuild_command(config: Mapping[str, Any], out: Path | str | None = None) ->
         words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     if config.get("upscale"):
         words.append("--upscale")
+    if config.get("shuffle") is False:
+        words.append("--no-shuffle")
     if config.get("allow_skips"):
         words.append("--allow-skips")
     return " ".join(shlex.quote(word) for word in words)

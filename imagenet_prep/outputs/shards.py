@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -202,3 +203,20 @@ def check_image(data: bytes, row: dict[str, str], where: str, decode: bool, prob
                 image.load()
     except Exception as exc:  # noqa: BLE001 - any decoder error is a finding, not a crash
         problems.add(f"{where}: cannot be read as an image ({exc})")
+
+
+def check_recorded_sizes(out: Path, problems: Problems) -> None:
+    """Every file the done markers recorded (shards, indexes) against its size now, one stat each: a truncated,
+    emptied or deleted shard is found without reading it (the repair: the same build command)."""
+    from ..build.state import recorded_file_sizes
+
+    for rel, size in sorted(recorded_file_sizes(out).items()):
+        if rel.startswith("/") or ".." in rel.split("/"):
+            continue  # markers name files inside OUT only: never stat outside it
+        try:
+            now = os.stat(out / rel).st_size
+        except OSError:
+            problems.add(f"{rel}: missing (its build wrote {size} bytes)")
+            continue
+        if now != size:
+            problems.add(f"{rel}: {now} bytes but its build wrote {size} (truncated or changed)")

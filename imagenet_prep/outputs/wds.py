@@ -37,6 +37,7 @@ from .base import CheckReport, Groups, Problems
 from .shards import (
     check_image,
     check_label_maps,
+    check_recorded_sizes,
     parse_shard_size,
     plan_shards,
     read_shard_manifest,
@@ -108,6 +109,7 @@ class WdsUnit:
         self._handle: BinaryIO | None = None  # opened on first write: inside the worker's error handling
         self._offset = 0
         self._index: list[str] = []
+        self._files: dict[str, int] = {}
 
     def _file(self) -> BinaryIO:
         if self._handle is None:
@@ -144,14 +146,23 @@ class WdsUnit:
     def commit(self) -> None:
         handle = self._file()
         end = self._offset + 2 * BLOCK
-        handle.write(b"\0" * (2 * BLOCK + (-end % RECORD)))
+        tail = 2 * BLOCK + (-end % RECORD)
+        handle.write(b"\0" * tail)
         handle.flush()
         os.fsync(handle.fileno())
         handle.close()
         self._handle = None
-        index = f"{IDX_VERSION} {len(self._index)}\n" + "".join(line + "\n" for line in self._index)
-        write_bytes_atomic(self.final[: -len(".tar")] + ".idx", index.encode("utf-8"))
+        index = (
+            f"{IDX_VERSION} {len(self._index)}\n" + "".join(line + "\n" for line in self._index)
+        ).encode()
+        write_bytes_atomic(self.final[: -len(".tar")] + ".idx", index)
         os.replace(self.tmp, self.final)
+        self._files = {self.shard: self._offset + tail, self.shard[: -len(".tar")] + ".idx": len(index)}
+
+    def files(self) -> dict[str, int]:
+        """The shard and its index (relative to OUT) with their sizes: the done marker records them, and a re-run
+        (or ``check``) finds a truncated, emptied or deleted shard by them."""
+        return self._files
 
     def abort(self) -> None:
         if self._handle is not None:
@@ -238,6 +249,7 @@ def check_wds(out: Path, decode: bool = False, progress: Callable[[int], None] |
     out = Path(out)
     problems = Problems()
     label_of = check_label_maps(out, problems)
+    check_recorded_sizes(out, problems)
     try:
         info = json.loads((out / INFO_FILE).read_text(encoding="utf-8"))
         splits = info["splits"]

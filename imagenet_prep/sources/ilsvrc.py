@@ -112,7 +112,7 @@ class IlsvrcSource:
             from ..io.paths import cache_dir
 
             url = join_url(self.folder, name)
-            if url.startswith("s3://"):
+            if url.startswith(("s3://", "gs://")):
                 from ..io.objectstore import object_exists as remote_exists
             if name == DEVKIT_DIR or not remote_exists(url):
                 return None
