@@ -188,7 +188,7 @@ def test_the_reader_reads_any_order_and_checks_each_header(release):
     assert reader.bytes_read > 0
     # A later unit behind this process's cursor (past its 64 KiB look-back) restarts the stream; one ahead of it
     # continues from where the cursor is.
-    cursor = w21._CURSORS[str(root / "winter21_whole.tar.gz")]
+    cursor = w21._cursors()[str(root / "winter21_whole.tar.gz")]
     assert samples[-1].location.offset - samples[2].location.offset > 64 << 10
     restarts = cursor.restarts
     for part in (samples[-5:], samples[:3], samples[3:6]):
@@ -290,3 +290,32 @@ def test_damaged_class_tar_bytes_fail_the_unit_not_the_labels(release, tmp_path)
             )
         )
     w21.close_cursors()
+
+
+def test_the_cursor_reads_forward_looks_back_a_little_and_restarts_further_back(tmp_path):
+    import gzip
+    import random
+
+    data = random.Random(5).randbytes(3 << 20)
+    path = tmp_path / "blob.gz"
+    path.write_bytes(gzip.compress(data, compresslevel=1, mtime=0))
+    cursor = w21._Cursor(str(path))
+    try:
+        reads = [
+            (0, 70_000),  # fills the look-back
+            ((2 << 20) + 10, 5),  # skips more than two chunks
+            ((2 << 20) + 10 - 30_000, 100),  # behind the position, inside the look-back (bytes just skipped)
+            ((2 << 20) - 5, 40_000),  # partly behind, partly ahead
+            (100, 10),  # far behind: a restart
+            (len(data) - 3, 10),  # the end: fewer bytes
+        ]
+        for offset, size in reads:
+            assert cursor.read_at(offset, size) == data[offset : offset + size], (offset, size)
+        assert cursor.restarts == 1
+        cursor.drain()
+        size = path.stat().st_size
+        assert (
+            cursor.pos == len(data) and size < cursor.bytes_read <= 2 * size
+        )  # two passes, the first cut short
+    finally:
+        cursor.close()

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import re
 import tarfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -105,14 +106,11 @@ class _Cursor:
         self.restarts += 1
 
     def skip_to(self, offset: int) -> None:
-        last = b""
         while self.pos < offset:
             chunk = self._read(min(offset - self.pos, _CHUNK))
             if not chunk:
                 break
-            last = chunk
-        if last:
-            self._remember(last)
+            self._remember(chunk)  # every chunk: the look-back must be the bytes just before pos
 
     def read_at(self, offset: int, size: int) -> bytes:
         """Up to ``size`` bytes at ``offset`` of the decompressed stream (fewer only at its end)."""
@@ -374,25 +372,34 @@ def group_in_stream_order(
 
 
 # ----------------------------------------------------------------------------------------------- reader
-_CURSORS: dict[str, _Cursor] = {}  # per process: the stream this worker read last, kept for its next unit
+_LOCAL = threading.local()  # per thread of a worker process: the stream it read last, kept for its next unit
+
+
+def _cursors() -> dict[str, _Cursor]:
+    if not hasattr(_LOCAL, "cursors"):
+        _LOCAL.cursors = {}
+    return _LOCAL.cursors
 
 
 def _cursor_for(locator: str, offset: int) -> _Cursor:
-    """This process's cursor on ``locator``, positioned at or before ``offset`` (restarted if it is past it)."""
-    cursor = _CURSORS.get(locator)
+    """This thread's cursor on ``locator``, positioned at or before ``offset`` (restarted if it is past it).
+    One per thread: a Dask worker with several threads runs units side by side."""
+    cursors = _cursors()
+    cursor = cursors.get(locator)
     if cursor is None:
         close_cursors()
-        cursor = _CURSORS[locator] = _Cursor(locator)
+        cursor = cursors[locator] = _Cursor(locator)
     elif not cursor.reachable(offset):
         cursor.restart()
     return cursor
 
 
 def close_cursors() -> None:
-    """Close the cursors this process keeps between units (a build's end; tests)."""
-    for cursor in _CURSORS.values():
+    """Close the cursor this thread keeps between units (one open file at most; tests, long-lived processes)."""
+    cursors = _cursors()
+    for cursor in cursors.values():
         cursor.close()
-    _CURSORS.clear()
+    cursors.clear()
 
 
 class _HeaderBytes:
@@ -481,7 +488,7 @@ class Winter21Reader:
     def close(self) -> None:
         if self._cursor is not None and self._start_bytes is not None:
             self._bytes += self._cursor.bytes_read - self._start_bytes
-        self._cursor = None  # kept open in _CURSORS for this process's next unit
+        self._cursor = None  # kept open for this thread's next unit (_cursor_for)
 
 
 _STALE = (
