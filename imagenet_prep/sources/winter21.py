@@ -70,7 +70,7 @@ class _Cursor:
     def _open(self) -> None:
         self.stream, self.source = open_stream(self.locator)
         self.pos = 0
-        self._tail = b""  # the bytes just before pos (at most _LOOK_BACK)
+        self._tail = bytearray()  # the bytes just before pos (at least _LOOK_BACK of them, when read)
 
     @property
     def bytes_read(self) -> int:
@@ -83,9 +83,11 @@ class _Cursor:
 
     def _remember(self, data: bytes) -> None:
         if len(data) >= _LOOK_BACK:
-            self._tail = data[-_LOOK_BACK:]
+            self._tail = bytearray(memoryview(data)[-_LOOK_BACK:])
         else:
-            self._tail = (self._tail + data)[-_LOOK_BACK:]
+            self._tail += data
+            if len(self._tail) > 2 * _LOOK_BACK:  # trimmed now and then: amortised, not 64 KiB per read
+                del self._tail[:-_LOOK_BACK]
 
     def _read(self, size: int) -> bytes:
         try:
@@ -121,7 +123,7 @@ class _Cursor:
         head = b""
         if offset < self.pos:
             start = len(self._tail) - (self.pos - offset)
-            head = self._tail[start : start + size]
+            head = bytes(self._tail[start : start + size])
             if len(head) == size:
                 return head
         self.skip_to(offset)
@@ -262,7 +264,8 @@ class Winter21Archive(TrainArchive):
         return found
 
     def members(self, wnid: str) -> tuple[TarMember, ...]:
-        if wnid in self.classes() and not self.has_members(wnid):  # never: the pass and the cache hold all
+        known = self._classes or {}
+        if wnid in known and not self.has_members(wnid):  # never: the pass and the cache hold every class
             raise ArchiveError(f"The index of {self.path} lacks the class {wnid}: delete its index cache.")
         return super().members(wnid)
 
