@@ -70,7 +70,7 @@ def reference(release, tmp_path_factory):
     """The 21K-P recipe built from the extracted class tars: the tree every winter21 build must equal."""
     _, folder, _ = release
     out = tmp_path_factory.mktemp("ref") / "out"
-    record = _build(folder, out, **RECIPE)
+    record = _build(folder, out, **{**RECIPE, "workers": 1})  # in this process: no pool to start
     assert record["layout"] == "class-tars"
     return _tree(out)
 
@@ -103,10 +103,10 @@ def test_the_archive_builds_the_same_bytes_as_its_extracted_class_tars(
     assert record["bytes_read"]["index"] == size
     assert 0 < record["bytes_read"]["images"] <= 2 * 2 * size + 4 * size
     assert check_output(out).ok
-    # One worker (in this process, units in plan order): the same bytes.
+    # One worker (in this process, units in plan order): the same bytes; the index is cached.
     one = tmp_path / "one"
     again = _build(root, one, **{**RECIPE, "workers": 1})
-    assert _tree(one) == reference and again["bytes_read"]["index"] == 0  # the index is cached
+    assert _tree(one) == reference and again["bytes_read"]["index"] == 0
     w21.close_cursors()
 
 
@@ -227,6 +227,11 @@ def test_sample_writes_the_archive_and_it_is_detected(tmp_path):
         make_plan(build_config({}, {"source": tmp_path, "out": tmp_path / "o"}))
 
 
+def _markers(out: Path) -> list[Path]:
+    """The done markers written (not one still under its temporary name)."""
+    return [p for p in (out / STATE_DIR).glob("done/*.json") if not p.name.startswith(".")]
+
+
 def test_kill_9_mid_build_then_resume_gives_the_uninterrupted_tree(release, reference, tmp_path):
     root, _, _ = release
     out = tmp_path / "k"
@@ -249,7 +254,7 @@ def test_kill_9_mid_build_then_resume_gives_the_uninterrupted_tree(release, refe
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and proc.poll() is None:
-                if list((out / STATE_DIR).glob("done/*.json")):
+                if _markers(out):
                     break
                 time.sleep(0.005)
             killed = proc.poll() is None
@@ -258,7 +263,7 @@ def test_kill_9_mid_build_then_resume_gives_the_uninterrupted_tree(release, refe
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-        if len(list((out / STATE_DIR).glob("done/*.json"))) < 20:
+        if len(_markers(out)) < 20:
             break
     assert killed and not (out / "build.json").exists()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
@@ -319,3 +324,16 @@ def test_the_cursor_reads_forward_looks_back_a_little_and_restarts_further_back(
         )  # two passes, the first cut short
     finally:
         cursor.close()
+
+
+def test_shuffled_shards_from_the_archive_equal_those_from_the_class_tars(release, tmp_path):
+    """A shard unit is a seeded draw across the whole split, out of stream order: each comes out the same."""
+    root, folder, _ = release
+    trees = []
+    for name, source in (("tars", folder), ("gz", root)):
+        out = tmp_path / name
+        values = {"source": source, "out": out, "splits": "train", "output": "wds", "shard_size": 16}
+        build(build_config({}, {**values, "resize": "none", "workers": 1}))
+        trees.append(_tree(out))
+    assert trees[0] == trees[1] and any(path.endswith(".tar") for path in trees[0])
+    w21.close_cursors()
