@@ -747,7 +747,7 @@ def bench_winter21(args: argparse.Namespace, out: Path) -> int:
 
     def one(layout: str, workers: int) -> dict[str, Any]:
         dest = work / f"{next(counter):03d}-{layout}-{workers}"
-        with CpuMeter() as meter:
+        with WorkerWatcher() as watcher, CpuMeter() as meter:
             started = time.perf_counter()
             build(
                 _build_config(sources[layout], dest, options, workers, splits=("train",)),
@@ -762,6 +762,7 @@ def bench_winter21(args: argparse.Namespace, out: Path) -> int:
             "other_cores": meter.other_cores,
             "bytes_read_images": record["bytes_read"]["images"],
             "units": record["units"]["total"],
+            "peak_rss_mb": watcher.max_mb if workers > 1 else None,  # 1 worker runs in this process
         }
 
     variants = [("class-tars", args.workers), ("winter21", args.workers), ("class-tars", 1), ("winter21", 1)]
@@ -815,7 +816,11 @@ def bench_winter21(args: argparse.Namespace, out: Path) -> int:
     for key in keys:
         rate = median([run_[key]["per_s"] for run_ in runs])
         read = median([run_[key]["bytes_read_images"] for run_ in runs])
-        print(f"  {key:14s} {rate:6.0f} img/s   image pass read {read / archive_bytes:.2f}x the archive")
+        rss = median([run_[key]["peak_rss_mb"] for run_ in runs])
+        shown = f", worker peak RSS {rss:.0f} MB" if rss else ""
+        print(
+            f"  {key:14s} {rate:6.0f} img/s   image pass read {read / archive_bytes:.2f}x the archive{shown}"
+        )
     for w in ratio:
         print(
             f"  winter21.tar.gz / class-tars, {w} worker(s): {ratio[w]:.2f}x speed (CPU time: {cpu_ratio[w]:.2f}x)"

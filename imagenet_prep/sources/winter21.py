@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import ArchiveError, InputError
-from ..io.bytesource import RangeView
+from ..io.bytesource import RangeView, is_remote
 from ..io.tar import ClassTar, TarMember, member_header_problem, name_problem, scan_tar, type_problem
 from ..io.tar_index import TrainArchive, _is_int, _members_ok, _refusals_ok
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
@@ -283,6 +283,11 @@ class Winter21Source:
     UNIT_SIZE: ClassVar[int] = SEQUENCE_CHUNK  # samples per unit (grouping runs in the parent)
 
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
+        if is_remote(folder):
+            raise InputError(
+                f"{WINTER21_TAR_GZ} is read from a local or mounted disk, not from {folder}: a gzip stream is read "
+                "whole, in order (download it with `imagenet-prep fetch`, or read its class tars by URL one by one)."
+            )
         self.folder = Path(folder)
         self.cache_dir = cache_dir
         self.path = self.folder / WINTER21_TAR_GZ
