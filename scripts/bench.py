@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import gzip
 import io
 import json
 import multiprocessing
@@ -721,6 +722,140 @@ def bench_sources(args: argparse.Namespace, out: Path) -> int:
     return 0
 
 
+def bench_winter21(args: argparse.Namespace, out: Path) -> int:
+    """winter21_whole.tar.gz read in place vs the same images from its extracted folder of class tars."""
+    from imagenet_prep.sample import render_image
+    from imagenet_prep.sample_beyond import DEFAULT_21K_CLASSES, _21k_names, _gzip, _tar_bytes
+    from imagenet_prep.sources import open_source, winter21
+
+    per_class = max(1, args.images // len(DEFAULT_21K_CLASSES))
+    folder = out / "winter21-release"
+    stamp = folder / "bench-spec.json"
+    wanted = json.dumps({"per_class": per_class, "version": __version__})
+    if not (stamp.exists() and stamp.read_text() == wanted):
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "gz").mkdir(parents=True)
+        print(
+            f"winter21 sample: {len(DEFAULT_21K_CLASSES)} classes x {per_class} realistic images ...",
+            flush=True,
+        )
+        members = []
+        for w in DEFAULT_21K_CLASSES:
+            images = [(n, render_image(0, w, n, True)) for n in _21k_names(w, per_class, 0)]
+            members.append((f"winter21_whole/{w}.tar", _tar_bytes(images)))
+        (folder / "gz" / "winter21_whole.tar.gz").write_bytes(_gzip(_tar_bytes(members)))
+        with tarfile.open(folder / "gz" / "winter21_whole.tar.gz") as archive:
+            archive.extractall(folder / "extracted", filter="data")
+        stamp.write_text(wanted)
+    sources = {"winter21": folder / "gz", "class-tars": folder / "extracted" / "winter21_whole"}
+    archive = folder / "gz" / "winter21_whole.tar.gz"
+    archive_bytes = archive.stat().st_size
+    # A real build has ~44,000 units of 250 images; this release of a few hundred images would have two, which
+    # measures how two units balance, not the per-worker cursor: units of 30 here (as many as the class tars).
+    winter21.Winter21Source.UNIT_SIZE = 30
+    # The cold index pass: one decompression of the whole archive, headers parsed (then cached), against a
+    # plain gunzip of the same archive.
+    started = time.perf_counter()
+    with gzip.open(archive) as stream:
+        while stream.read(1 << 20):
+            pass
+    gunzip_seconds = time.perf_counter() - started
+    clear_index_caches(sources["winter21"])
+    started = time.perf_counter()
+    source = open_source(sources["winter21"])
+    index = source.index("train", source.classes("train"), None)
+    index_seconds = time.perf_counter() - started
+    n_images = sum(len(files) for files in index.files.values())
+    work = out / f"winter21-runs-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    work.mkdir()
+    options = ImageOptions(**WORKLOADS["shorter-256"])
+    counter = iter(range(1_000_000))
+
+    def one(layout: str, workers: int) -> dict[str, Any]:
+        dest = work / f"{next(counter):03d}-{layout}-{workers}"
+        with WorkerWatcher() as watcher, CpuMeter() as meter:
+            started = time.perf_counter()
+            build(
+                _build_config(sources[layout], dest, options, workers, splits=("train",)),
+                progress=lambda n: None,
+            )
+            seconds = time.perf_counter() - started
+        record = json.loads((dest / "build.json").read_text())
+        return {
+            "seconds": seconds,
+            "per_s": n_images / seconds,
+            "cpu": meter.cpu,
+            "other_cores": meter.other_cores,
+            "bytes_read_images": record["bytes_read"]["images"],
+            "units": record["units"]["total"],
+            "peak_rss_mb": watcher.max_mb if workers > 1 else None,  # 1 worker runs in this process
+        }
+
+    variants = [("class-tars", args.workers), ("winter21", args.workers), ("class-tars", 1), ("winter21", 1)]
+    for layout, workers in variants:  # warm-up (untimed): index caches, page cache, imports
+        one(layout, workers)
+    runs: list[dict[str, Any]] = []
+    for r in range(args.runs):
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
+        record = {f"{layout}/{workers}w": one(layout, workers) for layout, workers in order}
+        runs.append(record)
+        print(
+            f"run {r + 1}/{args.runs}: "
+            + ", ".join(f"{k} {v['per_s']:.0f}/s" for k, v in sorted(record.items()))
+        )
+    keys = sorted(runs[0])
+    ratio = {
+        w: median([run_[f"winter21/{w}w"]["per_s"] / run_[f"class-tars/{w}w"]["per_s"] for run_ in runs])
+        for w in sorted({args.workers, 1})
+    }
+    cpu_ratio = {
+        w: median([run_[f"class-tars/{w}w"]["cpu"] / run_[f"winter21/{w}w"]["cpu"] for run_ in runs])
+        for w in sorted({args.workers, 1})
+    }
+    busy = median([v["other_cores"] for run_ in runs for v in run_.values()])
+    results = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "images": n_images,
+        "archive_bytes": archive_bytes,
+        "cold_index": {
+            "seconds": index_seconds,
+            "mb_per_s": archive_bytes / 1e6 / index_seconds,
+            "plain_gunzip_seconds": gunzip_seconds,
+        },
+        "unit_size": winter21.Winter21Source.UNIT_SIZE,
+        "workers": args.workers,
+        "runs": runs,
+        "winter21_over_class_tars": ratio,
+        "cpu_class_tars_over_winter21": cpu_ratio,
+        "other_cores_busy": busy,
+    }
+    (out / "results-winter21.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        f"\nshorter-256, {n_images} images ({archive_bytes / 1e6:.1f} MB archive), {args.runs} runs (medians; other "
+        f"processes kept {busy:.2f} cores busy):"
+    )
+    print(
+        f"  cold index pass: {index_seconds:.2f} s ({archive_bytes / 1e6 / index_seconds:.0f} MB/s of archive); "
+        f"a plain gunzip of it: {gunzip_seconds:.2f} s ({index_seconds / gunzip_seconds:.2f}x)"
+    )
+    for key in keys:
+        rate = median([run_[key]["per_s"] for run_ in runs])
+        read = median([run_[key]["bytes_read_images"] for run_ in runs])
+        rss = median([run_[key]["peak_rss_mb"] for run_ in runs])
+        shown = f", worker peak RSS {rss:.0f} MB" if rss else ""
+        print(
+            f"  {key:14s} {rate:6.0f} img/s   image pass read {read / archive_bytes:.2f}x the archive{shown}"
+        )
+    for w in ratio:
+        print(
+            f"  winter21.tar.gz / class-tars, {w} worker(s): {ratio[w]:.2f}x speed (CPU time: {cpu_ratio[w]:.2f}x)"
+        )
+    if not args.keep:
+        shutil.rmtree(work)
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- main
 def median(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
@@ -774,6 +909,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the run folders (outputs, extracted files)")
     parser.add_argument(
+        "--winter21",
+        action="store_true",
+        help="only winter21_whole.tar.gz (issue 13): shorter-256 train builds read from the .tar.gz in place vs "
+        "the same images from its extracted class tars (--images images over 7 classes), and the cold index pass",
+    )
+    parser.add_argument(
         "--outputs",
         action="store_true",
         help="run only the shard-output section (issue 11): wds and parquet vs ImageFolder at shorter-256, "
@@ -817,6 +958,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.sources:
         return bench_sources(args, out)
+    if args.winter21:
+        return bench_winter21(args, out)
     train_per_class = max(1, -(-(args.images - args.classes * VAL_PER_CLASS) // args.classes))
     spec = SampleSpec(
         classes=args.classes, train_per_class=train_per_class, val_per_class=VAL_PER_CLASS, realistic=True

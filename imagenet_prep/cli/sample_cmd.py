@@ -115,7 +115,8 @@ def _sample_beyond(dest: Path, layout: str, wnids: tuple[str, ...] | None, seed:
 
     root = write_layout(dest, layout, wnids=wnids, seed=seed)
     files = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+    split = " --holdout 2" if layout in ("fall11", "winter21") else ""  # ImageNet-21K has no val split
     typer.echo(
         f"Wrote a miniature {layout} release to {root} ({', '.join(files)}). "
-        f"Next: imagenet-prep build --source {root} --out OUT"
+        f"Next: imagenet-prep build --source {root} --out OUT{split}"
     )

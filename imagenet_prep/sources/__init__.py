@@ -19,6 +19,7 @@ from .ilsvrc import IlsvrcSource
 from .imagefolder import ImageFolderSource
 from .imagenet21k import ClassTarFolderSource, Fall11Source
 from .kaggle import KaggleFolderSource, KaggleZipSource
+from .winter21 import Winter21Source
 
 #: layout name -> Source class (each has ``layout``, ``needs``, ``detect(probe)`` and the Source protocol).
 SOURCES: dict[str, Any] = {
@@ -31,6 +32,7 @@ SOURCES: dict[str, Any] = {
     ImageFolderSource.layout: ImageFolderSource,
     Fall11Source.layout: Fall11Source,
     ClassTarFolderSource.layout: ClassTarFolderSource,
+    Winter21Source.layout: Winter21Source,
     **{cls.layout: cls for cls in EVAL_SOURCES},
 }
 

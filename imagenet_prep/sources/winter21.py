@@ -1,0 +1,505 @@
+"""``winter21_whole.tar.gz`` (ImageNet-21K, winter 2021) read in place: a gzip of ``winter21_whole/<wnid>.tar``.
+
+A gzip stream cannot seek, so the archive is read from its start, in order, and never extracted.
+
+**Index (planning): one sequential pass, cached.** The pass decompresses the whole archive once and learns
+every class tar (its data offset and size in the DECOMPRESSED stream) and every image inside it, from the
+headers only, with the very scan and refusal policy of a folder of class tars (``io.tar.scan_tar``: same
+names, same refusals). It is cached like the other archive indexes (``winter21_whole.tar.gz.index.json``
+beside the archive, or in the tool's cache folder; keyed by the archive's size + mtime_ns; every value checked
+when loaded, a malformed cache is rebuilt): a warm plan reads nothing. So every class's image count is known
+before classes are selected (the ImageNet-21K-P recipe keeps classes with more than 500 images).
+
+**Build: stream-ordered units, one forward cursor per worker process.** Units are runs of
+``SEQUENCE_CHUNK`` samples of a split in stream order (the few left over form the split's FIRST unit, so all
+others are the same size). Each worker process keeps one decompressing cursor open from unit to unit
+(:func:`_cursor_for`): a unit after the cursor's position continues from there, decompressing and discarding
+what the other workers read; a unit before it restarts the stream from its start. The local executor hands out
+units of equal size in plan order (stream order; the short first unit last), so each worker decompresses the
+archive about once per split it builds: with W workers the archive is inflated W times in all, in parallel
+(zlib inflates several hundred MB/s, far faster than images are decoded, resized and encoded). No image bytes
+cross processes; a kill -9 loses at most the units that were running (a unit is 250 images).
+
+**Memory bound per worker:** the gzip and read buffers (~2 MB), a 64 KiB look-back, and the images of one
+unit that the stream reaches before their turn: none for units in stream order (the default grouping), at
+most the unit's own source bytes when a shard writer reorders a unit (``--output wds/parquet`` shuffling:
+each such shard also reads the stream up to its last sample, so prefer ImageFolder, or unshuffled shards,
+from this archive). Every read is capped by the member-size cap; a class tar is never held.
+
+Each image's tar header is checked against the index before its bytes are used (a changed archive fails the
+unit instead of mislabelling).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tarfile
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from ..errors import ArchiveError, InputError
+from ..io.bytesource import RangeView, is_remote
+from ..io.tar import ClassTar, TarMember, member_header_problem, name_problem, scan_tar, type_problem
+from ..io.tar_index import TrainArchive, _is_int, _members_ok, _refusals_ok
+from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from .base import SEQUENCE_CHUNK, FolderProbe, Runner, SourceRecord, SplitIndex
+from .streamed import _STREAM_ERRORS, STREAM, _damaged, open_stream
+
+WINTER21_TAR_GZ = "winter21_whole.tar.gz"
+# winter21_whole/n01440764.tar (the top folder's name is not checked; a class tar at the top is accepted too)
+_OUTER_RE = re.compile(r"^(?:[^/]+/)?(n\d{8})\.tar$")
+_CHUNK = 1 << 20  # bytes decompressed per step when skipping
+_LOOK_BACK = 64 << 10  # tarfile reads a byte or a header just before where it last read
+_UNBOUNDED = 1 << 62  # the decompressed length is unknown until the end (gzip's ISIZE is modulo 4 GiB)
+
+
+class _Cursor:
+    """The decompressed bytes of a tar.gz as a forward-only :class:`~imagenet_prep.io.bytesource.ByteSource`:
+    a read ahead of the position decompresses and discards up to it; a read a little behind is served from a
+    short look-back; a read further behind restarts the stream from its start (counted in ``restarts``)."""
+
+    def __init__(self, locator: str) -> None:
+        self.locator = locator
+        self.restarts = 0
+        self._done_bytes = 0
+        self._open()
+
+    def _open(self) -> None:
+        self.stream, self.source = open_stream(self.locator)
+        self.pos = 0
+        self._tail = bytearray()  # the bytes just before pos (at least _LOOK_BACK of them, when read)
+
+    @property
+    def bytes_read(self) -> int:
+        """Compressed bytes read from disk (all passes)."""
+        return self._done_bytes + self.source.bytes_read
+
+    @property
+    def size(self) -> int:
+        return _UNBOUNDED
+
+    def _remember(self, data: bytes) -> None:
+        if len(data) >= _LOOK_BACK:
+            self._tail = bytearray(memoryview(data)[-_LOOK_BACK:])
+        else:
+            self._tail += data
+            if len(self._tail) > 2 * _LOOK_BACK:  # trimmed now and then: amortised, not 64 KiB per read
+                del self._tail[:-_LOOK_BACK]
+
+    def _read(self, size: int) -> bytes:
+        try:
+            data = self.stream.read(size)
+        except _STREAM_ERRORS as exc:
+            raise _damaged(self.locator, exc) from None
+        self.pos += len(data)
+        return data
+
+    def reachable(self, offset: int) -> bool:
+        """Whether ``offset`` can be read without restarting the stream."""
+        return offset >= self.pos - len(self._tail)
+
+    def restart(self) -> None:
+        self._done_bytes += self.source.bytes_read
+        self._close()
+        self._open()
+        self.restarts += 1
+
+    def skip_to(self, offset: int) -> None:
+        while self.pos < offset:
+            chunk = self._read(min(offset - self.pos, _CHUNK))
+            if not chunk:
+                break
+            self._remember(chunk)  # every chunk: the look-back must be the bytes just before pos
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` of the decompressed stream (fewer only at its end)."""
+        if size <= 0 or offset < 0:
+            return b""
+        if not self.reachable(offset):
+            self.restart()
+        head = b""
+        if offset < self.pos:
+            start = len(self._tail) - (self.pos - offset)
+            head = bytes(self._tail[start : start + size])
+            if len(head) == size:
+                return head
+        self.skip_to(offset)
+        data = self._read(size - len(head))
+        self._remember(data)
+        return head + data if head else data
+
+    def drain(self) -> None:
+        """Read to the end: a cut or damaged stream (a bad CRC, a missing trailer) raises here."""
+        while chunk := self._read(_CHUNK):
+            self._remember(chunk)
+
+    def _close(self) -> None:
+        for closer in (self.stream.close, self.source.close):
+            with contextlib.suppress(Exception):
+                closer()
+
+    def close(self) -> None:
+        self._done_bytes += self.source.bytes_read
+        self._close()
+
+
+# ------------------------------------------------------------------------------------------------ index
+def index_stream(
+    locator: str,
+) -> tuple[
+    dict[str, ClassTar], list[tuple[str, str]], dict[str, tuple[tuple[TarMember, ...], list]], int, int
+]:
+    """One pass over the archive: class tars (wnid -> ClassTar, offsets in the decompressed stream), refused
+    outer members, each class's images and refusals (the class-tar scan's own), the decompressed size, and the
+    compressed bytes read. A cut or damaged stream, or a stream that is no tar, raises ArchiveError."""
+    cursor = _Cursor(locator)
+    classes: dict[str, ClassTar] = {}
+    refused: list[tuple[str, str]] = []
+    members: dict[str, tuple[tuple[TarMember, ...], list]] = {}
+    try:
+        try:
+            tar = tarfile.open(fileobj=RangeView(cursor, 0, _UNBOUNDED), mode="r:")  # noqa: SIM115
+        except tarfile.ReadError as exc:
+            raise ArchiveError(
+                f"{locator} holds no tar ({exc}): expected {WINTER21_TAR_GZ}, a gzip of winter21_whole/<wnid>.tar "
+                "class tars; re-download it."
+            ) from None
+        try:
+            while (info := tar.next()) is not None:
+                name = info.name[2:] if info.name.startswith("./") else info.name
+                if info.isdir() or name in ("", "."):
+                    continue
+                match = _OUTER_RE.match(name)
+                problem = name_problem(name, flat=False) or type_problem(info)
+                if problem is None and match is None:
+                    problem = "not a class tar (expected winter21_whole/<wnid>.tar)"
+                if problem is None and match is not None and match.group(1) in classes:
+                    problem = "duplicate class tar"
+                if problem is not None or match is None:
+                    refused.append((name, problem or "not a class tar"))
+                    continue
+                wnid = match.group(1)
+                classes[wnid] = ClassTar(wnid, f"{wnid}.tar", info.offset_data, info.size)
+                label = f"The class tar {name} inside {locator}"
+                found, inner_refused = scan_tar(
+                    cursor, info.offset_data, info.size, label, tolerate_cut_last=True
+                )
+                members[wnid] = (tuple(found), inner_refused)
+        except tarfile.TarError as exc:
+            raise ArchiveError(f"{locator} is damaged ({exc}); re-download it.") from None
+        finally:
+            tar.close()
+        cursor.drain()
+        if not classes:
+            raise ArchiveError(
+                f"{locator} holds no <wnid>.tar class tars: is it {WINTER21_TAR_GZ}? It is a gzip of "
+                "winter21_whole/<wnid>.tar class tars."
+            )
+        return classes, refused, members, cursor.pos, cursor.bytes_read
+    finally:
+        cursor.close()
+
+
+class Winter21Archive(TrainArchive):
+    """The cached index of ``winter21_whole.tar.gz``: the train-tar index (class tars + their images), with
+    offsets in the decompressed stream, learnt in one pass over the whole archive (:func:`index_stream`)."""
+
+    _KIND = "winter21"
+    _EXPECTED = WINTER21_TAR_GZ
+    _LABEL = "The ImageNet-21K archive"
+    _WHAT = "winter21_whole.tar.gz is a gzip of winter21_whole/<wnid>.tar class tars."
+
+    def __init__(self, path: Path, cache_dir: Path | None = None) -> None:
+        self.stream_size = 0
+        self.index_bytes = 0  # compressed bytes read by this object's pass
+        super().__init__(path, cache_dir)
+
+    def _schema_ok(self, data: dict) -> bool:
+        # Offsets are in the decompressed stream (its recorded size bounds them); every class has its images.
+        stream_size = data.get("stream_size")
+        classes, members = data.get("classes"), data.get("members")
+        if not (
+            type(stream_size) is int
+            and stream_size > 0
+            and isinstance(classes, list)
+            and isinstance(members, dict)
+            and _refusals_ok(data.get("refused"))
+        ):
+            return False
+        spans: dict[str, tuple[int, int]] = {}
+        for row in classes:
+            if not (isinstance(row, list) and len(row) == 4):
+                return False
+            wnid, name, offset, length = row
+            if not (isinstance(wnid, str) and re.fullmatch(r"n\d{8}", wnid) and name == f"{wnid}.tar"):
+                return False
+            if not (
+                _is_int(offset) and _is_int(length) and offset > 0 and 0 <= length <= stream_size - offset
+            ):
+                return False
+            spans[wnid] = (offset, offset + length)
+        if set(spans) != set(members):
+            return False
+        if not all(_members_ok(packed, *spans[wnid]) for wnid, packed in members.items()):
+            return False
+        self.stream_size = stream_size
+        return True
+
+    def _index_outer(self) -> tuple[dict[str, ClassTar], list[tuple[str, str]]]:
+        classes, refused, members, self.stream_size, nbytes = index_stream(self.locator)
+        self.index_bytes += nbytes
+        for wnid, (found, inner_refused) in members.items():
+            self._members[wnid] = found
+            self._inner_refused[wnid] = list(inner_refused)
+        return classes, refused
+
+    def classes(self) -> dict[str, ClassTar]:
+        fresh = self._classes is None
+        found = super().classes()
+        if fresh:
+            self.save()  # at once: the pass read the whole archive; a build refused later keeps it
+        return found
+
+    def members(self, wnid: str) -> tuple[TarMember, ...]:
+        known = self._classes or {}
+        if wnid in known and not self.has_members(wnid):  # never: the pass and the cache hold every class
+            raise ArchiveError(f"The index of {self.path} lacks the class {wnid}: delete its index cache.")
+        return super().members(wnid)
+
+    def _write_cache(self, payload: dict) -> Path | None:
+        return super()._write_cache({**payload, "stream_size": self.stream_size})
+
+
+# ----------------------------------------------------------------------------------------------- source
+class Winter21Source:
+    """``winter21_whole.tar.gz`` (ImageNet-21K, winter 2021 release), streamed."""
+
+    layout: ClassVar[str] = "winter21"
+    class_space: ClassVar[str] = "imagenet-21k"
+    needs: ClassVar[str] = WINTER21_TAR_GZ
+    UNIT_SIZE: ClassVar[int] = SEQUENCE_CHUNK  # samples per unit (grouping runs in the parent)
+
+    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
+        if is_remote(folder):
+            raise InputError(
+                f"{WINTER21_TAR_GZ} is read from a local or mounted disk, not from {folder}: a gzip stream is read "
+                "whole, in order (download it with `imagenet-prep fetch`, or read its class tars by URL one by one)."
+            )
+        self.folder = Path(folder)
+        self.cache_dir = cache_dir
+        self.path = self.folder / WINTER21_TAR_GZ
+        self._archive: Winter21Archive | None = None
+        self._reported = 0  # index bytes already reported in a SplitIndex
+
+    @classmethod
+    def detect(cls, probe: FolderProbe) -> bool:
+        return probe.has(WINTER21_TAR_GZ)
+
+    def archive(self) -> Winter21Archive:
+        if self._archive is None:
+            self._archive = Winter21Archive(self.path, cache_dir=self.cache_dir)
+        return self._archive
+
+    def splits(self) -> tuple[str, ...]:
+        return ("train",)
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        """Every class of the archive: a cold index decompresses the whole archive once (then cached)."""
+        if split != "train":
+            raise _no_val()
+        return tuple(sorted(self.archive().classes()))
+
+    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        if split != "train":
+            raise _no_val()
+        archive = self.archive()
+        archive.classes()
+        locator = archive.locator
+        files = {
+            wnid: tuple(
+                SourceFile(
+                    m.name,
+                    Path(m.name).stem,
+                    ByteLocation(locator, m.offset, m.size, STREAM, m.header_offset),
+                )
+                for m in archive.members(wnid)
+            )
+            for wnid in wnids
+        }
+        archive.save()
+        nbytes, self._reported = archive.index_bytes - self._reported, archive.index_bytes
+        warnings: tuple[str, ...] = ()
+        if 0 < len(set(wnids)) < len(archive.classes()):
+            warnings = (
+                f"{split}: {WINTER21_TAR_GZ} is a gzip stream that cannot seek, so building {len(set(wnids))} of "
+                f"its {len(archive.classes())} classes still decompresses it up to the last chosen image.",
+            )
+        return SplitIndex("train", files, tuple(archive.refused_for(wnids)), warnings, bytes_read=nbytes)
+
+    def member_label(self, split: str, wnid: str, name: str) -> str:
+        return f"{wnid}.tar/{name}"
+
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+        return group_in_stream_order(split, samples, self.UNIT_SIZE)
+
+    def records(self) -> list[SourceRecord]:
+        return [SourceRecord(self.path, "train")]
+
+    def close(self) -> None:
+        if self._archive is not None:
+            self._archive.close()
+
+    @classmethod
+    def open_unit(cls, unit: WorkUnit) -> Winter21Reader:
+        return Winter21Reader(unit)
+
+
+def _no_val() -> InputError:
+    return InputError(
+        f"{WINTER21_TAR_GZ} has no val split: take one out of train with --holdout N (N images per class, seeded) "
+        "or --recipe imagenet21k-p (the first 50 per class), or build --splits train."
+    )
+
+
+def group_in_stream_order(
+    split: str, samples: Sequence[Sample], chunk: int = SEQUENCE_CHUNK
+) -> list[tuple[str, tuple[Sample, ...]]]:
+    """Units of ``chunk`` samples in stream order; the remainder is the FIRST unit, so every later unit has
+    the same size (the local executor runs the largest first, keeping plan order among equals: stream order)
+    and the short one, run last, restarts the stream only for its short prefix."""
+    ordered = sorted(samples, key=lambda s: (s.location.locator, s.location.offset))
+    first = len(ordered) % chunk or chunk
+    bounds = [0, *range(first, len(ordered), chunk), len(ordered)] if ordered else []
+    return [
+        (f"{split}-{i:06d}", tuple(ordered[start:end]))
+        for i, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False))
+    ]
+
+
+# ----------------------------------------------------------------------------------------------- reader
+_LOCAL = threading.local()  # per thread of a worker process: the stream it read last, kept for its next unit
+
+
+def _cursors() -> dict[str, _Cursor]:
+    if not hasattr(_LOCAL, "cursors"):
+        _LOCAL.cursors = {}
+    return _LOCAL.cursors
+
+
+def _cursor_for(locator: str, offset: int) -> _Cursor:
+    """This thread's cursor on ``locator``, positioned at or before ``offset`` (restarted if it is past it).
+    One per thread: a Dask worker with several threads runs units side by side."""
+    cursors = _cursors()
+    cursor = cursors.get(locator)
+    if cursor is None:
+        close_cursors()
+        cursor = cursors[locator] = _Cursor(locator)
+    elif not cursor.reachable(offset):
+        cursor.restart()
+    return cursor
+
+
+def close_cursors() -> None:
+    """Close the cursor this thread keeps between units (one open file at most; tests, long-lived processes)."""
+    cursors = _cursors()
+    for cursor in cursors.values():
+        cursor.close()
+    cursors.clear()
+
+
+class _HeaderBytes:
+    """A tar header chain read from the stream, as the ByteSource ``member_header_problem`` checks."""
+
+    def __init__(self, start: int, data: bytes) -> None:
+        self.start, self.data = start, data
+
+    @property
+    def size(self) -> int:
+        return self.start + len(self.data)
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        return self.data[offset - self.start : offset - self.start + size]
+
+
+class Winter21Reader:
+    """A unit's (sample, bytes), read forward through this process's cursor: the stream is read in offset
+    order; a sample the stream reaches before its turn in the unit is held until then (none in stream-ordered
+    units). Each member's tar header is checked against the index first; reads are capped."""
+
+    def __init__(self, unit: WorkUnit) -> None:
+        self.unit = unit
+        self._start_bytes: int | None = None
+        self._cursor: _Cursor | None = None
+        self._bytes = 0
+
+    @property
+    def bytes_read(self) -> int:
+        if self._cursor is None or self._start_bytes is None:
+            return self._bytes
+        return self._bytes + self._cursor.bytes_read - self._start_bytes
+
+    def _read(self, cursor: _Cursor, sample: Sample) -> bytes:
+        where = sample.location
+        cap = self.unit.max_member_size
+        if where.size > cap:
+            raise ArchiveError(
+                f"{where.locator}: {sample.name} is {where.size:,} bytes, above the member-size cap of {cap:,} "
+                "bytes (--max-member-size); it is not read."
+            )
+        header = where.header_offset if where.header_offset is not None else where.offset
+        if header > where.offset or where.offset - header > 64 * 1024:
+            raise ArchiveError(
+                f"{where.locator}: the index gives a bad header offset for {sample.name}; {_STALE}"
+            )
+        chain = cursor.read_at(header, where.offset - header)
+        if where.header_offset is not None:
+            problem = member_header_problem(
+                _HeaderBytes(header, chain), header, where.offset, where.size, sample.name
+            )
+            if problem is not None:
+                raise ArchiveError(
+                    f"{where.locator}: the tar header at offset {header} (decompressed) does not match the index for "
+                    f"{sample.name} ({problem}); {_STALE}"
+                )
+        data = cursor.read_at(where.offset, where.size)
+        if len(data) != where.size:
+            raise ArchiveError(
+                f"{where.locator} ends before {sample.name} ({len(data)} of {where.size} bytes): the archive "
+                f"changed or was cut; {_STALE}"
+            )
+        return data
+
+    def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
+        samples = self.unit.samples
+        if not samples:
+            return
+        by_offset = sorted(range(len(samples)), key=lambda i: samples[i].location.offset)
+        first = samples[by_offset[0]].location
+        cursor = self._cursor = _cursor_for(first.locator, first.header_offset or first.offset)
+        self._start_bytes = cursor.bytes_read
+        held: dict[int, bytes] = {}
+        reading = iter(by_offset)
+        for position, sample in enumerate(samples):
+            data = held.pop(position, None)
+            while data is None:
+                index = next(reading)
+                got = self._read(cursor, samples[index])
+                if index == position:
+                    data = got
+                else:
+                    held[index] = got
+            yield sample, data
+
+    def close(self) -> None:
+        if self._cursor is not None and self._start_bytes is not None:
+            self._bytes += self._cursor.bytes_read - self._start_bytes
+        self._cursor = None  # kept open for this thread's next unit (_cursor_for)
+
+
+_STALE = (
+    "delete its index cache (winter21_whole.tar.gz.index.json beside it, or archive-index/ in the tool's cache "
+    "folder) and run the same command again; if it persists, check the archive with `imagenet-prep verify`."
+)
