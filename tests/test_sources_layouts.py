@@ -23,6 +23,7 @@ import pytest
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
+from imagenet_prep.io.atomic import TMP_MARK
 from imagenet_prep.sample import SampleSpec
 from imagenet_prep.sample_layouts import EXTRA_LAYOUTS, LAYOUTS, write_layouts
 from imagenet_prep.sources import SOURCES, detect_layouts
@@ -201,6 +202,11 @@ def test_sample_cli_writes_a_layout(tmp_path):
     assert detect_layouts(tmp_path / "s") == ["hf-tar"]
 
 
+def finished_markers(out: Path) -> list[Path]:
+    """Done markers written in full (not one still under its temporary name)."""
+    return [p for p in (out / STATE_DIR).glob("done/*.json") if not p.name.startswith(TMP_MARK)]
+
+
 def test_kill_9_mid_build_then_resume_gives_the_same_tree_for_a_streamed_source(layouts, reference, tmp_path):
     out = tmp_path / "o"
     argv = [
@@ -217,7 +223,7 @@ def test_kill_9_mid_build_then_resume_gives_the_same_tree_for_a_streamed_source(
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and proc.poll() is None:
-                if list((out / STATE_DIR).glob("done/*.json")):
+                if finished_markers(out):
                     break
                 time.sleep(0.005)
             killed = proc.poll() is None
@@ -226,7 +232,7 @@ def test_kill_9_mid_build_then_resume_gives_the_same_tree_for_a_streamed_source(
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-        if len(list((out / STATE_DIR).glob("done/*.json"))) < 6:
+        if len(finished_markers(out)) < 6:
             break
     assert killed and not (out / "build.json").exists()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
