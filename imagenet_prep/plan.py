@@ -49,7 +49,7 @@ def natural_key(name: str) -> tuple:
 
 
 # Every name one fixed text, a number, one fixed text (n01440764_10026.JPEG): the natural order is the number's.
-_SHAPE_RE = re.compile(r"(.*\D|)([0-9]{1,18})(\D*)", re.DOTALL)
+_SHAPE_RE = re.compile(r"(.*\D|)([0-9]+)(\D*)", re.DOTALL)
 _DIGIT_RE = re.compile(r"\d")
 
 
@@ -70,16 +70,17 @@ def _shared_shape_numbers(names: Sequence[str]) -> np.ndarray | None:
         return None
     if (head and lines.count("\n" + head) != count) or (tail and lines.count(tail + "\n") != count):
         return None
-    start, cut = len(head), len(tail)
-    digits = "\n".join([name[start : len(name) - cut] for name in names])
-    if not (digits.isascii() and digits.replace("\n", "").isdigit()) or "\n\n" in digits:
+    # Every line starts with the head and ends with the tail: what is left of each must be 1-18 ASCII digits.
+    digits = lines.replace("\n" + head, "\n") if head else lines
+    digits = (digits.replace(tail + "\n", "\n") if tail else digits)[1:-1]
+    if not digits.isascii() or not digits.replace("\n", "").isdigit():
         return None
-    if digits.startswith("\n") or digits.endswith("\n") or digits.count("\n") != count - 1:
-        return None
-    try:
-        return np.fromiter(map(int, digits.split("\n")), dtype=np.int64, count=count)
-    except OverflowError:  # a number past int64: the general order
-        return None
+    if "\n\n" in digits or digits.startswith("\n") or digits.endswith("\n"):
+        return None  # an empty number
+    numbers = np.fromstring(digits, dtype=np.int64, sep="\n")  # text mode: C parsing, not deprecated
+    if len(numbers) != count or int(numbers.max()) >= 10**18:
+        return None  # a number near or past int64 (parsing clamps those): the general order
+    return numbers
 
 
 def natural_order(names: Sequence[str]) -> list[int]:

@@ -70,7 +70,8 @@ def test_columns_give_the_plan_and_fingerprints_of_the_record_based_path(
 ):
     options = {k: v for k, v in options.items() if v is not None}
     columns = _plan(release, tmp_path / "cache", **options)
-    assert all(isinstance(u.samples, SampleTable) for u in columns.units)
+    # a unit per class: columns; val in storage order (classes interleaved): Samples
+    assert all(isinstance(u.samples, SampleTable) == (u.split == "train") for u in columns.units)
     warm = _plan(release, tmp_path / "cache", **options)  # from the sectioned cache
 
     index = IlsvrcSource.index

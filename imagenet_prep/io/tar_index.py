@@ -566,19 +566,27 @@ class ValArchive(_SectionedArchive):
     def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> None:
         super().__init__(path, cache_dir)
         self._members: tuple[TarMember, ...] | None = None
+        self._columns: MemberColumns | None = None
         self._refused: list[tuple[str, str]] = []
         cached = self._load_header()
         if cached is not None:
-            columns = self._load_section("", 0, self.source.size)
-            if columns is not None:
-                self._members = columns.members()
+            self._columns = self._load_section("", 0, self.source.size)
+            if self._columns is not None:
                 self._refused = [tuple(r) for r in cached["refused"]]
 
     def _schema_ok(self, data: dict) -> bool:
         return set(data.get("sections") or ()) == {""} and _refusals_ok(data.get("refused"))
 
+    def columns(self) -> MemberColumns:
+        """The images, in archive order, as columns."""
+        if self._columns is None:
+            self._columns = MemberColumns.of(self.members())
+        return self._columns
+
     def members(self) -> tuple[TarMember, ...]:
         """The images, in archive order."""
+        if self._members is None and self._columns is not None:
+            self._members = self._columns.members()
         if self._members is None:
             label = f"The val archive {self.path}"
             members, self._refused = scan_tar(
@@ -596,9 +604,8 @@ class ValArchive(_SectionedArchive):
 
     def save(self) -> Path | None:
         """Write the index cache (atomically); returns where, or None if no cache folder is writable."""
-        members = self.members()
+        columns = self.columns()
         if not self._dirty and self.cache_path is not None:
             return self.cache_path
-        columns = MemberColumns.of(members)
         payload = {"refused": [list(r) for r in self._refused]}
-        return self._write_sections(payload, {"": (columns.encode(), len(members))})
+        return self._write_sections(payload, {"": (columns.encode(), len(columns.offsets))})

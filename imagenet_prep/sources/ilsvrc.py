@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
 from ..errors import InputError
 from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, TRAIN_TAR, VAL_TAR
 from ..io.bytesource import is_remote, open_byte_source
@@ -208,7 +210,7 @@ class IlsvrcSource:
             if kit is not None:
                 self._val_warnings = devkit.compare_with_bundled(kit)
             # Only validation image names are labelled: a stray member (a README) is refused, not fatal.
-            names = [member.name for member in archive.members() if _VAL_NAME_RE.match(member.name)]
+            names = [name for name in archive.columns().names if _VAL_NAME_RE.match(name)]
             self._val_labels = devkit.val_wnids(names, kit)
             archive.save()
         return self._val_labels
@@ -231,19 +233,37 @@ class IlsvrcSource:
         read_before = archive.source.bytes_read
         labels = self.val_labels()
         chosen = set(wnids)
-        by_class: dict[str, list[SourceFile]] = {wnid: [] for wnid in wnids}
+        rows: dict[str, list[int]] = {wnid: [] for wnid in wnids}
         path = archive.locator
         strays: list[tuple[str, str]] = []
-        for member in archive.members():
-            wnid = labels.get(member.name)
+        columns = archive.columns()
+        names = columns.names
+        for row, name in enumerate(names):
+            wnid = labels.get(name)
             if wnid is None:
-                strays.append((member.name, _NOT_VAL))
+                strays.append((name, _NOT_VAL))
             elif wnid in chosen:
-                by_class[wnid].append(SourceFile(member.name, _stem(member.name), _location(path, member)))
+                rows[wnid].append(row)
+        files: dict[str, Sequence[SourceFile]] = {}
+        for wnid, picked in rows.items():
+            held = [names[row] for row in picked]
+            index = np.array(picked, dtype=np.int64)
+            if picked and int(columns.header_offsets[index].min()) < 0:  # no header offset: plain records
+                members = columns.members()
+                files[wnid] = _files(path, [members[row] for row in picked])
+                continue
+            files[wnid] = PackedFiles(
+                path,
+                held,
+                [_stem(name) for name in held],
+                columns.offsets[index],
+                columns.sizes[index],
+                columns.header_offsets[index],
+            )
         refused = tuple((f"val/{name}", reason) for name, reason in [*archive.refused, *strays])
         return SplitIndex(
             "val",
-            {wnid: PackedFiles.of(files) or tuple(files) for wnid, files in by_class.items()},
+            files,
             refused,
             tuple(self._val_warnings),
             archive.source.bytes_read - read_before,
