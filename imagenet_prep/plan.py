@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .config import BuildConfig
 from .errors import InputError, UsageError
 from .outputs.base import Writer
@@ -53,7 +51,7 @@ _SHAPE_RE = re.compile(r"(.*\D|)([0-9]+)(\D*)", re.DOTALL)
 _DIGIT_RE = re.compile(r"\d")
 
 
-def _shared_shape_numbers(names: Sequence[str]) -> np.ndarray | None:
+def _shared_shape_numbers(names: Sequence[str]) -> list[int] | None:
     """Each name's number when all are ``head + digits + tail`` with the head and tail of the first (the head
     holds a number and ends in a non-digit, the tail holds no digit, the digits are ASCII): natural_key then
     orders them by that number alone. None otherwise."""
@@ -70,17 +68,14 @@ def _shared_shape_numbers(names: Sequence[str]) -> np.ndarray | None:
         return None
     if (head and lines.count("\n" + head) != count) or (tail and lines.count(tail + "\n") != count):
         return None
-    # Every line starts with the head and ends with the tail: what is left of each must be 1-18 ASCII digits.
+    # Every line starts with the head and ends with the tail: what is left of each must be ASCII digits.
     digits = lines.replace("\n" + head, "\n") if head else lines
     digits = (digits.replace(tail + "\n", "\n") if tail else digits)[1:-1]
     if not digits.isascii() or not digits.replace("\n", "").isdigit():
         return None
     if "\n\n" in digits or digits.startswith("\n") or digits.endswith("\n"):
         return None  # an empty number
-    numbers = np.fromstring(digits, dtype=np.int64, sep="\n")  # text mode: C parsing, not deprecated
-    if len(numbers) != count or int(numbers.max()) >= 10**18:
-        return None  # a number near or past int64 (parsing clamps those): the general order
-    return numbers
+    return list(map(int, digits.split("\n")))
 
 
 def natural_order(names: Sequence[str]) -> list[int]:
@@ -91,7 +86,7 @@ def natural_order(names: Sequence[str]) -> list[int]:
         return list(range(count))
     numbers = _shared_shape_numbers(names)
     if numbers is not None:
-        return np.argsort(numbers, kind="stable").tolist()
+        return sorted(range(count), key=numbers.__getitem__)
     keys = list(map(natural_key, names))
     return sorted(range(count), key=keys.__getitem__)
 
@@ -302,12 +297,13 @@ def _kept_files(
             source, split, wnid, _within_cap(source, split, wnid, files, cap, refused), refused
         )
     names = files.names()
-    above = np.flatnonzero(files.sizes > cap).tolist()
+    sizes = files.sizes
+    above = [row for row, size in enumerate(sizes) if size > cap] if max(sizes, default=0) > cap else []
     for row in above:
         refused.append(
             (source.member_label(split, wnid, names[row]), _cap_reason(int(files.sizes[row]), cap))
         )
-    rows = np.flatnonzero(files.sizes <= cap).tolist() if above else list(range(len(names)))
+    rows = [row for row, size in enumerate(sizes) if size <= cap] if above else list(range(len(names)))
     kept_names = [names[row] for row in rows] if above else names
     ordered = [rows[i] for i in natural_order(kept_names)]
     folded = files.folded_keys()

@@ -11,11 +11,11 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
+import itertools
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
-
-import numpy as np
 
 
 @dataclass(frozen=True, slots=True)  # slots: a full train plan holds 1.28M of these
@@ -187,16 +187,22 @@ class ClassSet:
 # bytes an image) and make each record only when it is asked for (a worker iterating its unit). Any source
 # may hand the plan a class's files as PackedFiles; the plan then makes SampleTables, which group into units
 # without a Sample per image; a unit of a SampleTable has the same samples and fingerprint as one of Samples.
-def _pack_strings(strings: Sequence[str]) -> tuple[str, np.ndarray | None]:
+def ints(values: Any) -> array:
+    """An array("q") of ``values`` (itself when it is one). Columns are stdlib arrays, not numpy: importing
+    numpy would cost every command ~0.1 s."""
+    return values if isinstance(values, array) and values.typecode == "q" else array("q", values)
+
+
+def _pack_strings(strings: Sequence[str]) -> tuple[str, array | None]:
     """One string: joined by "\n" when none holds one (ends None), else concatenated with their ends."""
     joined = "\n".join(strings)
     if joined.count("\n") == max(len(strings) - 1, 0):
         return joined, None
-    ends = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)).cumsum()
+    ends = array("q", itertools.accumulate(map(len, strings)))
     return "".join(strings), ends
 
 
-def _unpack_strings(joined: str, ends: np.ndarray | None, count: int) -> list[str]:
+def _unpack_strings(joined: str, ends: array | None, count: int) -> list[str]:
     if ends is None:
         return joined.split("\n") if count else []
     bounds = ends.tolist()
@@ -222,8 +228,8 @@ class PackedFiles(Sequence[SourceFile]):
     def __init__(
         self,
         locator: str,
-        names: Sequence[str] | tuple[str, np.ndarray | None],
-        keys: Sequence[str] | tuple[str, np.ndarray | None],
+        names: Sequence[str] | tuple[str, array | None],
+        keys: Sequence[str] | tuple[str, array | None],
         offsets: Any,
         sizes: Any,
         header_offsets: Any = None,
@@ -231,9 +237,9 @@ class PackedFiles(Sequence[SourceFile]):
         self.locator = locator
         self._names, self._name_ends = names if isinstance(names, tuple) else _pack_strings(names)
         self._keys, self._key_ends = keys if isinstance(keys, tuple) else _pack_strings(keys)
-        self.offsets = np.asarray(offsets, dtype=np.int64)
-        self.sizes = np.asarray(sizes, dtype=np.int64)
-        self.header_offsets = None if header_offsets is None else np.asarray(header_offsets, dtype=np.int64)
+        self.offsets = ints(offsets)
+        self.sizes = ints(sizes)
+        self.header_offsets = None if header_offsets is None else ints(header_offsets)
         count = len(self.offsets)
         for text, ends in ((self._names, self._name_ends), (self._keys, self._key_ends)):
             found = len(ends) if ends is not None else (text.count("\n") + 1 if text or count else 0)
@@ -288,20 +294,20 @@ class PackedFiles(Sequence[SourceFile]):
             else [key.casefold() for key in self.keys()]
         )
 
-    def take(self, rows: Sequence[int] | np.ndarray) -> PackedFiles:
+    def take(self, rows: Sequence[int]) -> PackedFiles:
         """The files at ``rows``, in that order (self when that is every file in order)."""
-        index = np.asarray(rows, dtype=np.int64)
-        if len(index) == len(self) and bool((index == np.arange(len(self))).all()):
+        picked = list(rows)
+        if len(picked) == len(self) and picked == list(range(len(self))):
             return self
-        picked = index.tolist()
         names, keys = self.names(), self.keys()
+        offsets, sizes, headers = self.offsets, self.sizes, self.header_offsets
         return PackedFiles(
             self.locator,
             [names[i] for i in picked],
             [keys[i] for i in picked],
-            self.offsets[index],
-            self.sizes[index],
-            None if self.header_offsets is None else self.header_offsets[index],
+            array("q", [offsets[i] for i in picked]),
+            array("q", [sizes[i] for i in picked]),
+            None if headers is None else array("q", [headers[i] for i in picked]),
         )
 
     def locations(self) -> Iterator[ByteLocation]:
@@ -423,11 +429,12 @@ class SampleTable(Sequence[Sample]):
             return []
         locators = sorted({block.files.locator for block in self.blocks})
         rank = {loc: i for i, loc in enumerate(locators)}
-        codes = np.concatenate(
-            [np.full(len(block.files), rank[block.files.locator], dtype=np.int64) for block in self.blocks]
-        )
-        offsets = np.concatenate([block.files.offsets for block in self.blocks])
-        return np.lexsort((offsets, codes)).tolist()
+        keys = [
+            (rank[block.files.locator], offset)
+            for block in self.blocks
+            for offset in block.files.offsets.tolist()
+        ]
+        return sorted(range(len(keys)), key=keys.__getitem__)
 
     def take(self, positions: Sequence[int]) -> SampleTable:
         """The samples at ``positions`` (in that order), as a table of compact blocks."""

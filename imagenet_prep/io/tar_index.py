@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import re
+import sys
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from ..errors import ArchiveError
 from .atomic import write_bytes_atomic
@@ -184,9 +185,9 @@ class MemberColumns:
     """The members of one class tar (or of the val tar) as columns."""
 
     text: str  # the names joined by "\n"
-    offsets: np.ndarray
-    sizes: np.ndarray
-    header_offsets: np.ndarray
+    offsets: array  # array("q")
+    sizes: array
+    header_offsets: array  # -1: none known
 
     @property
     def names(self) -> list[str]:
@@ -196,9 +197,9 @@ class MemberColumns:
     def of(cls, members: Sequence[TarMember]) -> MemberColumns:
         return cls(
             "\n".join(m.name for m in members),
-            np.array([m.offset for m in members], dtype=np.int64),
-            np.array([m.size for m in members], dtype=np.int64),
-            np.array([-1 if m.header_offset is None else m.header_offset for m in members], dtype=np.int64),
+            array("q", [m.offset for m in members]),
+            array("q", [m.size for m in members]),
+            array("q", [-1 if m.header_offset is None else m.header_offset for m in members]),
         )
 
     def members(self) -> tuple[TarMember, ...]:
@@ -213,8 +214,23 @@ class MemberColumns:
         )
 
     def encode(self) -> bytes:
-        arrays = np.stack([self.offsets, self.sizes, self.header_offsets]).astype("<i8", copy=False)
-        return arrays.tobytes() + self.text.encode("utf-8")
+        return _le_bytes(self.offsets + self.sizes + self.header_offsets) + self.text.encode("utf-8")
+
+
+def _le_bytes(values: array) -> bytes:
+    """Little-endian int64s (the cache is the same file on any machine)."""
+    if sys.byteorder == "big":
+        values = array("q", values)
+        values.byteswap()
+    return values.tobytes()
+
+
+def _le_ints(data: bytes | memoryview) -> array:
+    values = array("q")
+    values.frombytes(data)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
 
 
 def _decode_section(data: bytes, count: int, start: int, end: int) -> MemberColumns | None:
@@ -222,7 +238,8 @@ def _decode_section(data: bytes, count: int, start: int, end: int) -> MemberColu
     fixed = 24 * count
     if len(data) < fixed:
         return None
-    arrays = np.frombuffer(data, dtype="<i8", count=3 * count).astype(np.int64).reshape(3, count)
+    arrays = _le_ints(memoryview(data)[:fixed])
+    offsets, sizes, headers = arrays[:count], arrays[count : 2 * count], arrays[2 * count :]
     try:
         text = data[fixed:].decode("utf-8")
     except UnicodeDecodeError:
@@ -233,16 +250,13 @@ def _decode_section(data: bytes, count: int, start: int, end: int) -> MemberColu
         return None  # not ``count`` non-empty names
     if not count and text:
         return None
-    offsets, sizes, headers = arrays
     if count and not (
-        int(headers.min()) >= start
-        and int(sizes.min()) >= 0
-        and int(offsets.min()) >= 0
-        and int(offsets.max()) <= end
-        and int(sizes.max()) <= end  # no overflow in the sum below
-        and int((offsets + sizes).max()) <= end
-        and bool((headers < offsets).all())
-        and not bool((offsets % 512).any())
+        min(headers) >= start
+        and min(sizes) >= 0
+        and min(offsets) >= 0
+        and max(map(operator.add, offsets, sizes)) <= end
+        and all(map(operator.lt, headers, offsets))
+        and not any(map((511).__and__, offsets))  # a tar's data starts on a 512-byte block
     ):
         return None
     return MemberColumns(text, offsets, sizes, headers)
@@ -349,7 +363,8 @@ def read_cache_document(path: str | os.PathLike[str]) -> dict:
     members = {}
     for name, (start, length, count) in doc.pop("sections").items():
         section = body[start : start + length]
-        arrays = np.frombuffer(section, dtype="<i8", count=3 * count).reshape(3, count).tolist()
+        ints = _le_ints(section[: 24 * count]).tolist()
+        arrays = [ints[:count], ints[count : 2 * count], ints[2 * count :]]
         text = section[24 * count :].decode("utf-8")
         members[name] = {
             "names": text.split("\n") if count else [],
@@ -367,8 +382,8 @@ def write_cache_document(path: str | os.PathLike[str], doc: dict) -> None:
     table, parts, position = {}, [], 0
     for name, packed in doc.pop("members").items():
         count = len(packed["names"])
-        arrays = np.array([packed["offsets"], packed["sizes"], packed["header_offsets"]], dtype="<i8")
-        data = arrays.tobytes() + "\n".join(packed["names"]).encode("utf-8")
+        ints = array("q", [*packed["offsets"], *packed["sizes"], *packed["header_offsets"]])
+        data = _le_bytes(ints) + "\n".join(packed["names"]).encode("utf-8")
         table[name] = [position, len(data), count]
         parts.append(data)
         position += len(data)

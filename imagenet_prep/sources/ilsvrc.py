@@ -12,8 +12,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
-
 from ..errors import InputError
 from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, TRAIN_TAR, VAL_TAR
 from ..io.bytesource import is_remote, open_byte_source
@@ -101,7 +99,7 @@ def _stems_joined(text: str, count: int) -> str | None:
 def packed_files(path: str, columns: MemberColumns) -> Sequence[SourceFile]:
     """A class's members as PackedFiles (keys: the stems of their names)."""
     count = len(columns.offsets)
-    if count and int(columns.header_offsets.min()) < 0:  # a member without a header offset
+    if count and min(columns.header_offsets) < 0:  # a member without a header offset
         return _files(path, columns.members())
     keys = _stems_joined(columns.text, count)
     if keys is None:
@@ -247,8 +245,8 @@ class IlsvrcSource:
         files: dict[str, Sequence[SourceFile]] = {}
         for wnid, picked in rows.items():
             held = [names[row] for row in picked]
-            index = np.array(picked, dtype=np.int64)
-            if picked and int(columns.header_offsets[index].min()) < 0:  # no header offset: plain records
+            headers = [columns.header_offsets[row] for row in picked]
+            if picked and min(headers) < 0:  # a member without a header offset: plain records
                 members = columns.members()
                 files[wnid] = _files(path, [members[row] for row in picked])
                 continue
@@ -256,9 +254,9 @@ class IlsvrcSource:
                 path,
                 held,
                 [_stem(name) for name in held],
-                columns.offsets[index],
-                columns.sizes[index],
-                columns.header_offsets[index],
+                [columns.offsets[row] for row in picked],
+                [columns.sizes[row] for row in picked],
+                headers,
             )
         refused = tuple((f"val/{name}", reason) for name, reason in [*archive.refused, *strays])
         return SplitIndex(
