@@ -466,3 +466,10 @@ class SampleTable(Sequence[Sample]):
                 )
             ]
             digest.update("".join(lines).encode())
+
+
+def sample_classes(samples: Sequence[Sample]) -> set[tuple[str, str]]:
+    """The (split, wnid) pairs of ``samples``; a SampleTable answers from its blocks (no Sample per image)."""
+    if isinstance(samples, SampleTable):
+        return {(samples.split, block.wnid) for block in samples.blocks}
+    return {(sample.split, sample.wnid) for sample in samples}
