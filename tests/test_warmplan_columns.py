@@ -4,6 +4,7 @@ path; the natural order's fast path equals sorted(..., key=natural_key)."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 import shutil
@@ -184,3 +185,24 @@ def test_packed_files_are_the_source_files_they_pack(release, tmp_path):
     assert len(samples) == sum(len(u.samples) for u in plan.units) and len({s.key for s in samples}) == len(
         samples
     )
+
+
+def test_a_format_3_cache_is_indexed_again_and_rewritten_as_format_4(release, tmp_path):
+    cache = tmp_path / "cache"
+    train = release / "ILSVRC2012_img_train.tar"
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        wnid = next(iter(archive.classes()))
+        members = archive.members(wnid)
+        path = archive.save()
+    assert path is not None
+    doc = tar_index.read_cache_document(path)
+    old = {**doc, "format": 3}  # the one-document JSON cache main wrote before
+    old["members"] = {w: {**m, "refused": []} for w, m in doc["members"].items()}
+    path.write_text(json.dumps(old))
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        assert not archive.has_members(wnid)  # not misread
+        assert archive.members(wnid) == members and archive.source.bytes_read > 0
+        archive.save()
+    assert path.read_bytes().split(b"\n", 1)[0].startswith(b'{"format":4')
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        assert archive.members(wnid) == members and archive.source.bytes_read == 0
