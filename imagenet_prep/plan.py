@@ -23,7 +23,7 @@ from typing import Any
 from .config import BuildConfig
 from .errors import InputError, UsageError
 from .outputs.base import Writer
-from .records import ClassSet, Sample, SourceFile, WorkUnit
+from .records import ClassSet, PackedFiles, Sample, SampleBlock, SampleTable, SourceFile, WorkUnit
 from .sources import Source, open_source
 from .sources.base import Runner
 from .taxonomy import classes
@@ -46,13 +46,65 @@ def natural_key(name: str) -> tuple:
     return tuple(parts)
 
 
-def choose(names: Iterable[str], count: int | None, seed: int, split: str, wnid: str) -> list[str]:
-    """The seeded per-class choice documented in the module docstring."""
-    ordered = sorted(names, key=natural_key)
+# Every name one fixed text, a number, one fixed text (n01440764_10026.JPEG): the natural order is the number's.
+_SHAPE_RE = re.compile(r"(.*\D|)([0-9]+)(\D*)", re.DOTALL)
+_DIGIT_RE = re.compile(r"\d")
+
+
+def _shared_shape_numbers(names: Sequence[str]) -> list[int] | None:
+    """Each name's number when all are ``head + digits + tail`` with the head and tail of the first (the head
+    holds a number and ends in a non-digit, the tail holds no digit, the digits are ASCII): natural_key then
+    orders them by that number alone. None otherwise."""
+    shape = _SHAPE_RE.fullmatch(names[0])
+    if shape is None:
+        return None
+    head, _, tail = shape.groups()
+    if _DIGIT_RE.search(head) is None:
+        # One digit run: natural_key's two-number pattern splits it ("10" -> 1, 0), an order kept as it is.
+        return None
+    count = len(names)
+    lines = "\n" + "\n".join(names) + "\n"
+    if lines.count("\n") != count + 1:  # a name holding "\n"
+        return None
+    if (head and lines.count("\n" + head) != count) or (tail and lines.count(tail + "\n") != count):
+        return None
+    # Every line starts with the head and ends with the tail: what is left of each must be ASCII digits.
+    digits = lines.replace("\n" + head, "\n") if head else lines
+    digits = (digits.replace(tail + "\n", "\n") if tail else digits)[1:-1]
+    if not digits.isascii() or not digits.replace("\n", "").isdigit():
+        return None
+    if "\n\n" in digits or digits.startswith("\n") or digits.endswith("\n"):
+        return None  # an empty number
+    return list(map(int, digits.split("\n")))
+
+
+def natural_order(names: Sequence[str]) -> list[int]:
+    """The positions of ``names`` in ``sorted(names, key=natural_key)`` order (stable: equal keys keep their
+    order). Names of one shape (a class's ILSVRC2012 names) sort as integers, without a key tuple each."""
+    count = len(names)
+    if count < 2:
+        return list(range(count))
+    numbers = _shared_shape_numbers(names)
+    if numbers is not None:
+        return sorted(range(count), key=numbers.__getitem__)
+    keys = list(map(natural_key, names))
+    return sorted(range(count), key=keys.__getitem__)
+
+
+def choose_positions(keys: Sequence[str], count: int | None, seed: int, split: str, wnid: str) -> list[int]:
+    """The positions in ``keys`` of :func:`choose`'s result, in its order."""
+    ordered = natural_order(keys)
     if count is None or count >= len(ordered):
         return ordered
     rng = random.Random(f"{seed}:{split}:{wnid}")
-    return sorted(rng.sample(ordered, count), key=natural_key)
+    picked = rng.sample(ordered, count)  # the same draws as from the sorted keys: sample() picks by position
+    return [picked[i] for i in natural_order([keys[p] for p in picked])]
+
+
+def choose(names: Iterable[str], count: int | None, seed: int, split: str, wnid: str) -> list[str]:
+    """The seeded per-class choice documented in the module docstring."""
+    listed = list(names)
+    return [listed[p] for p in choose_positions(listed, count, seed, split, wnid)]
 
 
 def class_space(source: Source) -> str:
@@ -191,8 +243,7 @@ def _unique_keys(
     for file in sorted(files, key=lambda f: natural_key(f.name)):
         folded = file.key.casefold()
         if folded in owner:
-            reason = f"its output name clashes with {owner[folded]} (names differ only in extension or case)"
-            refused.append((source.member_label(split, wnid, file.name), reason))
+            refused.append((source.member_label(split, wnid, file.name), _clash_reason(owner[folded])))
             continue
         owner[folded] = file.name
         kept[file.key] = file
@@ -211,14 +262,68 @@ def _within_cap(
     kept = []
     for file in files:
         if file.location.size > cap:
-            reason = (
-                f"{file.location.size:,} bytes, above the member-size cap of {cap:,} bytes "
-                "(no real ImageNet image is near it; raise it with --max-member-size)"
+            refused.append(
+                (source.member_label(split, wnid, file.name), _cap_reason(file.location.size, cap))
             )
-            refused.append((source.member_label(split, wnid, file.name), reason))
         else:
             kept.append(file)
     return kept
+
+
+def _cap_reason(size: int, cap: int) -> str:
+    return (
+        f"{size:,} bytes, above the member-size cap of {cap:,} bytes "
+        "(no real ImageNet image is near it; raise it with --max-member-size)"
+    )
+
+
+def _clash_reason(owner: str) -> str:
+    return f"its output name clashes with {owner} (names differ only in extension or case)"
+
+
+def _kept_files(
+    source: Source,
+    split: str,
+    wnid: str,
+    files: Sequence[SourceFile],
+    cap: int,
+    refused: list[tuple[str, str]],
+) -> dict[str, SourceFile] | PackedFiles:
+    """A class's files without those above the cap and those whose output would be another's: key -> file
+    (by :func:`_within_cap` and :func:`_unique_keys`), or for PackedFiles the same files and refusals as
+    PackedFiles in the same order (natural order of the names), without a record per file."""
+    if not isinstance(files, PackedFiles):
+        return _unique_keys(
+            source, split, wnid, _within_cap(source, split, wnid, files, cap, refused), refused
+        )
+    names = files.names()
+    sizes = files.sizes
+    above = [row for row, size in enumerate(sizes) if size > cap] if max(sizes, default=0) > cap else []
+    for row in above:
+        refused.append(
+            (source.member_label(split, wnid, names[row]), _cap_reason(int(files.sizes[row]), cap))
+        )
+    rows = [row for row, size in enumerate(sizes) if size <= cap] if above else list(range(len(names)))
+    kept_names = [names[row] for row in rows] if above else names
+    ordered = [rows[i] for i in natural_order(kept_names)]
+    folded = files.folded_keys()
+    kept_folded = [folded[row] for row in rows] if above else folded
+    if len(set(kept_folded)) != len(kept_folded):  # the first in natural order keeps its key (_unique_keys)
+        owner: dict[str, str] = {}
+        unique = []
+        for row in ordered:
+            fold = folded[row]
+            if fold in owner:
+                refused.append((source.member_label(split, wnid, names[row]), _clash_reason(owner[fold])))
+                continue
+            owner[fold] = names[row]
+            unique.append(row)
+        ordered = unique
+    return files.take(ordered)
+
+
+def _as_records(files: dict[str, SourceFile] | PackedFiles) -> dict[str, SourceFile]:
+    return {file.key: file for file in files} if isinstance(files, PackedFiles) else files
 
 
 def _split_rule(config: BuildConfig, source: Source, offered: Sequence[str]) -> tuple[str, int, int] | None:
@@ -329,26 +434,15 @@ def make_plan(
     index_bytes = 0
     split_warnings: dict[str, list[str]] = {}
     split_refused: dict[str, list[tuple[str, str]]] = {}
-    files: dict[str, dict[str, dict[str, SourceFile]]] = {}
+    files: dict[str, dict[str, dict[str, SourceFile] | PackedFiles]] = {}
     for split in read_splits:
         index = source.index(split, wnids, runner)
         index_bytes += index.bytes_read
         split_warnings[split] = list(index.warnings)
         split_refused[split] = list(index.refused)
         files[split] = {
-            wnid: _unique_keys(
-                source,
-                split,
-                wnid,
-                _within_cap(
-                    source,
-                    split,
-                    wnid,
-                    index.files.get(wnid, ()),
-                    config.max_member_size,
-                    split_refused[split],
-                ),
-                split_refused[split],
+            wnid: _kept_files(
+                source, split, wnid, index.files.get(wnid, ()), config.max_member_size, split_refused[split]
             )
             for wnid in wnids
         }
@@ -369,7 +463,7 @@ def make_plan(
         files["val"], split_warnings["val"], split_refused["val"] = {}, [], []
         for wnid in wnids:
             files["train"][wnid], files["val"][wnid] = _derive_val(
-                rule, config.seed, wnid, files["train"][wnid]
+                rule, config.seed, wnid, _as_records(files["train"][wnid])
             )
     if full_set is not None:
         class_set, built = full_set, (wnids if wnids != full_set.wnids else None)
@@ -390,22 +484,34 @@ def make_plan(
         warnings.extend(split_warnings[split])
         refused.extend(split_refused[split])
         samples: list[Sample] = []
+        blocks: list[SampleBlock] = []  # columns, when every class's files are (and nothing is annotated)
+        columns = annotate is None and all(isinstance(f, PackedFiles) or not f for f in files[split].values())
         counts[split] = {}
         available_counts[split] = 0
         for wnid in wnids:
             by_key = files[split][wnid]
             available_counts[split] += len(by_key)
+            label = label_of[wnid]
+            if columns and isinstance(by_key, PackedFiles):
+                positions = choose_positions(by_key.keys(), per_class.get(split), config.seed, split, wnid)
+                blocks.append(SampleBlock(wnid, label, by_key.take(positions)))
+                counts[split][wnid] = len(positions)
+                if not positions:
+                    warnings.append(
+                        f"{split}: class {wnid} has no images in {where.get(split, 'the source')}."
+                    )
+                continue
+            by_key = _as_records(by_key)
             chosen = choose(by_key, per_class.get(split), config.seed, split, wnid)
             counts[split][wnid] = len(chosen)
             if not chosen:
                 warnings.append(f"{split}: class {wnid} has no images in {where.get(split, 'the source')}.")
-            label = label_of[wnid]
             for key in chosen:
                 file = by_key[key]
                 sample = Sample(split, key, wnid, label, file.name, file.location)
                 samples.append(annotate(sample) if annotate is not None else sample)
         layout = type(source).layout
-        groups = source.group(split, samples)
+        groups = source.group(split, SampleTable(split, blocks) if columns else samples)
         if writer is not None:
             groups = writer.group(split, groups)
         for unit_id, unit_samples in groups:

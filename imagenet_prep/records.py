@@ -8,9 +8,14 @@ travel back. Pixels never do: a worker reads a sample's bytes itself, from where
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
+import itertools
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, overload
 
 
 @dataclass(frozen=True, slots=True)  # slots: a full train plan holds 1.28M of these
@@ -87,7 +92,9 @@ class WorkUnit:
     split: str
     unit_id: str
     source: str
-    samples: tuple[Sample, ...]
+    samples: Sequence[
+        Sample
+    ]  # a tuple of Samples, or a SampleTable (columns; same samples, same fingerprint)
     max_member_size: int = (
         DEFAULT_MAX_MEMBER_SIZE  # the reader refuses a larger read (not in the fingerprint)
     )
@@ -96,6 +103,9 @@ class WorkUnit:
     def fingerprint(self) -> str:
         """Identifies what the unit reads and writes: a done marker counts only for the same fingerprint."""
         digest = hashlib.sha256(f"{self.split}|{self.unit_id}|".encode())
+        if isinstance(self.samples, SampleTable):  # the same lines, without a Sample per image
+            self.samples.fingerprint_into(digest)
+            return digest.hexdigest()[:16]
         for sample in self.samples:
             where = sample.location
             stem = f"{sample.split}/{sample.wnid}/{sample.key}"
@@ -169,3 +179,297 @@ class ClassSet:
 
     def index_of(self) -> dict[str, int]:
         return {wnid: i for i, wnid in enumerate(self.wnids)}
+
+
+# ------------------------------------------------------------------------------------------------ columns
+# A full-scale plan is 1.33M images: one object per image (SourceFile, Sample, ByteLocation, two strings) is
+# ~400 bytes an image. The columnar forms below hold the same records as a few packed columns per class (~75
+# bytes an image) and make each record only when it is asked for (a worker iterating its unit). Any source
+# may hand the plan a class's files as PackedFiles; the plan then makes SampleTables, which group into units
+# without a Sample per image; a unit of a SampleTable has the same samples and fingerprint as one of Samples.
+def ints(values: Any) -> array:
+    """An array("q") of ``values`` (itself when it is one). Columns are stdlib arrays, not numpy: importing
+    numpy would cost every command ~0.1 s."""
+    return values if isinstance(values, array) and values.typecode == "q" else array("q", values)
+
+
+def _pack_strings(strings: Sequence[str]) -> tuple[str, array | None]:
+    """One string: joined by "\n" when none holds one (ends None), else concatenated with their ends."""
+    joined = "\n".join(strings)
+    if joined.count("\n") == max(len(strings) - 1, 0):
+        return joined, None
+    ends = array("q", itertools.accumulate(map(len, strings)))
+    return "".join(strings), ends
+
+
+def _unpack_strings(joined: str, ends: array | None, count: int) -> list[str]:
+    if ends is None:
+        return joined.split("\n") if count else []
+    bounds = ends.tolist()
+    return [joined[a:b] for a, b in zip([0, *bounds], bounds, strict=False)]
+
+
+class PackedFiles(Sequence[SourceFile]):
+    """The files of one class as columns: names and keys (each packed into one string), offsets, sizes and
+    (for tar members) header offsets; every file's bytes are in the one file or URL ``locator``. A
+    Sequence of SourceFiles (stored bytes, no compression), made on access."""
+
+    __slots__ = (
+        "header_offsets",
+        "locator",
+        "offsets",
+        "sizes",
+        "_key_ends",
+        "_keys",
+        "_name_ends",
+        "_names",
+    )
+
+    def __init__(
+        self,
+        locator: str,
+        names: Sequence[str] | tuple[str, array | None],
+        keys: Sequence[str] | tuple[str, array | None],
+        offsets: Any,
+        sizes: Any,
+        header_offsets: Any = None,
+    ) -> None:
+        self.locator = locator
+        self._names, self._name_ends = names if isinstance(names, tuple) else _pack_strings(names)
+        self._keys, self._key_ends = keys if isinstance(keys, tuple) else _pack_strings(keys)
+        self.offsets = ints(offsets)
+        self.sizes = ints(sizes)
+        self.header_offsets = None if header_offsets is None else ints(header_offsets)
+        count = len(self.offsets)
+        for text, ends in ((self._names, self._name_ends), (self._keys, self._key_ends)):
+            found = len(ends) if ends is not None else (text.count("\n") + 1 if text or count else 0)
+            if len(self.sizes) != count or found != count:
+                raise ValueError("PackedFiles: columns of different lengths")
+        if self.header_offsets is not None and len(self.header_offsets) != len(self.offsets):
+            raise ValueError("PackedFiles: columns of different lengths")
+
+    @classmethod
+    def of(cls, files: Sequence[SourceFile]) -> PackedFiles | None:
+        """Pack plain SourceFiles, or None when they do not fit the columns (several locators, compression,
+        a zip's raw size, some with a header offset and some without)."""
+        if not files:
+            return None
+        locations = [f.location for f in files]
+        first = locations[0]
+        if any(
+            loc.locator != first.locator or loc.compression is not None or loc.raw_size is not None
+            for loc in locations
+        ):
+            return None
+        headers = [loc.header_offset for loc in locations]
+        if None in headers and any(h is not None for h in headers):
+            return None
+        return cls(
+            first.locator,
+            [f.name for f in files],
+            [f.key for f in files],
+            [loc.offset for loc in locations],
+            [loc.size for loc in locations],
+            None if headers[0] is None else headers,
+        )
+
+    @classmethod
+    def joined(
+        cls, locator: str, names: str, keys: str, offsets: Any, sizes: Any, header_offsets: Any = None
+    ) -> PackedFiles:
+        """From names and keys already joined by "\n" (none of them holding one)."""
+        return cls(locator, (names, None), (keys, None), offsets, sizes, header_offsets)
+
+    def names(self) -> list[str]:
+        return _unpack_strings(self._names, self._name_ends, len(self))
+
+    def keys(self) -> list[str]:
+        return _unpack_strings(self._keys, self._key_ends, len(self))
+
+    def folded_keys(self) -> list[str]:
+        """The keys, casefolded."""
+        return (
+            _unpack_strings(self._keys.casefold(), None, len(self))
+            if self._key_ends is None
+            else [key.casefold() for key in self.keys()]
+        )
+
+    def take(self, rows: Sequence[int]) -> PackedFiles:
+        """The files at ``rows``, in that order (self when that is every file in order)."""
+        picked = list(rows)
+        if len(picked) == len(self) and picked == list(range(len(self))):
+            return self
+        names, keys = self.names(), self.keys()
+        offsets, sizes, headers = self.offsets, self.sizes, self.header_offsets
+        return PackedFiles(
+            self.locator,
+            [names[i] for i in picked],
+            [keys[i] for i in picked],
+            array("q", [offsets[i] for i in picked]),
+            array("q", [sizes[i] for i in picked]),
+            None if headers is None else array("q", [headers[i] for i in picked]),
+        )
+
+    def locations(self) -> Iterator[ByteLocation]:
+        headers = (
+            self.header_offsets.tolist() if self.header_offsets is not None else [None] * len(self.offsets)
+        )
+        for offset, size, header in zip(self.offsets.tolist(), self.sizes.tolist(), headers, strict=True):
+            yield ByteLocation(self.locator, offset, size, header_offset=header)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    @overload
+    def __getitem__(self, index: int) -> SourceFile: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[SourceFile, ...]: ...
+    def __getitem__(self, index: int | slice) -> SourceFile | tuple[SourceFile, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        name, key = self.names()[index], self.keys()[index]  # O(n): iterate for more than a few
+        header = None if self.header_offsets is None else int(self.header_offsets[index])
+        location = ByteLocation(
+            self.locator, int(self.offsets[index]), int(self.sizes[index]), header_offset=header
+        )
+        return SourceFile(name, key, location)
+
+    def __iter__(self) -> Iterator[SourceFile]:
+        for name, key, location in zip(self.names(), self.keys(), self.locations(), strict=True):
+            yield SourceFile(name, key, location)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"PackedFiles({self.locator!r}, {len(self)} files)"
+
+
+@dataclass(frozen=True, slots=True)
+class SampleBlock:
+    """Samples of one class: its files (in sample order) with the class and label they share."""
+
+    wnid: str
+    label: int
+    files: PackedFiles
+
+
+class SampleTable(Sequence[Sample]):
+    """Samples of one split as class blocks of columns: a Sequence of Samples (made on access) that groups
+    into units without a Sample per image. Equal to the tuple of its samples."""
+
+    __slots__ = ("blocks", "split", "_starts")
+
+    def __init__(self, split: str, blocks: Sequence[SampleBlock]) -> None:
+        self.split = split
+        self.blocks = tuple(block for block in blocks if len(block.files))
+        starts, total = [], 0
+        for block in self.blocks:
+            starts.append(total)
+            total += len(block.files)
+        self._starts = (*starts, total)
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Sample, ...]: ...
+    def __getitem__(self, index: int | slice) -> Sample | tuple[Sample, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        b = bisect.bisect_right(self._starts, index) - 1
+        block = self.blocks[b]
+        file = block.files[index - self._starts[b]]
+        return Sample(self.split, file.key, block.wnid, block.label, file.name, file.location)
+
+    def __iter__(self) -> Iterator[Sample]:
+        split = self.split
+        for block in self.blocks:
+            wnid, label = block.wnid, block.label
+            files = block.files
+            for name, key, location in zip(files.names(), files.keys(), files.locations(), strict=True):
+                yield Sample(split, key, wnid, label, name, location)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"SampleTable({self.split!r}, {len(self)} samples in {len(self.blocks)} blocks)"
+
+    def by_class(self) -> list[tuple[str, SampleTable]]:
+        """(wnid, its samples) in order of first appearance, each class's samples in table order."""
+        grouped: dict[str, list[SampleBlock]] = {}
+        for block in self.blocks:
+            grouped.setdefault(block.wnid, []).append(block)
+        return [(wnid, SampleTable(self.split, blocks)) for wnid, blocks in grouped.items()]
+
+    def storage_order(self) -> list[int]:
+        """Positions sorted by (locator, offset), stable: the order of ``sorted(self, key=(locator, offset))``."""
+        if not self.blocks:
+            return []
+        locators = sorted({block.files.locator for block in self.blocks})
+        rank = {loc: i for i, loc in enumerate(locators)}
+        keys = [
+            (rank[block.files.locator], offset)
+            for block in self.blocks
+            for offset in block.files.offsets.tolist()
+        ]
+        return sorted(range(len(keys)), key=keys.__getitem__)
+
+    def take(self, positions: Sequence[int]) -> SampleTable:
+        """The samples at ``positions`` (in that order), as a table of compact blocks."""
+        blocks: list[SampleBlock] = []
+        run: list[int] = []
+        run_block = -1
+        for position in positions:
+            b = bisect.bisect_right(self._starts, position) - 1
+            if b != run_block and run:
+                source = self.blocks[run_block]
+                blocks.append(SampleBlock(source.wnid, source.label, source.files.take(run)))
+                run = []
+            run_block = b
+            run.append(position - self._starts[b])
+        if run:
+            source = self.blocks[run_block]
+            blocks.append(SampleBlock(source.wnid, source.label, source.files.take(run)))
+        return SampleTable(self.split, blocks)
+
+    def fingerprint_into(self, digest: Any) -> None:
+        """Feed ``digest`` the lines WorkUnit.fingerprint makes of each sample (no annotations here)."""
+        for block in self.blocks:
+            prefix = f"|{self.split}/{block.wnid}/"
+            files = block.files
+            lines = [
+                f"{name}|{offset}|{size}{prefix}{key}\n"
+                for name, key, offset, size in zip(
+                    files.names(), files.keys(), files.offsets.tolist(), files.sizes.tolist(), strict=True
+                )
+            ]
+            digest.update("".join(lines).encode())
+
+
+def sample_classes(samples: Sequence[Sample]) -> set[tuple[str, str]]:
+    """The (split, wnid) pairs of ``samples``; a SampleTable answers from its blocks (no Sample per image)."""
+    if isinstance(samples, SampleTable):
+        return {(samples.split, block.wnid) for block in samples.blocks}
+    return {(sample.split, sample.wnid) for sample in samples}

@@ -129,15 +129,17 @@ def write_release(dest: Path, scale: float = 1.0) -> dict[str, int]:
 
 _PLAN_CHILD = """
 import json, resource, sys, time
+from pathlib import Path
 t = time.perf_counter()
 from imagenet_prep.config import build_config
 from imagenet_prep.executors import make_executor
 from imagenet_prep.plan import make_plan
 options = json.loads(sys.argv[1])
+cache_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else None
 config = build_config({}, options)
 executor = make_executor("local", config.worker_count)
 try:
-    plan = make_plan(config, runner=executor.map)
+    plan = make_plan(config, runner=executor.map, cache_dir=cache_dir)
     images = sum(len(u.samples) for u in plan.units)
 finally:
     executor.close()
@@ -147,11 +149,15 @@ print(json.dumps({"seconds": seconds, "rss_mb": rss, "images": images, "units": 
 """
 
 
-def measure(dest: Path, workers: int) -> dict[str, dict]:
+def measure(dest: Path, workers: int, cache_dir: Path | None = None, cold: bool = True) -> dict[str, dict]:
+    """Time the plans; index caches go beside the archives, or into ``cache_dir`` (then nothing is written
+    into ``dest``); ``cold=False`` keeps the caches there and skips the cold run."""
+
     def run(label: str, **options: object) -> dict:
         options = {"source": str(dest), "out": str(dest.parent / "unused-out"), "workers": workers, **options}
+        extra = [str(cache_dir)] if cache_dir is not None else []
         done = subprocess.run(
-            [sys.executable, "-c", _PLAN_CHILD, json.dumps(options)],
+            [sys.executable, "-c", _PLAN_CHILD, json.dumps(options), *extra],
             capture_output=True,
             text=True,
             check=False,
@@ -163,9 +169,11 @@ def measure(dest: Path, workers: int) -> dict[str, dict]:
               f"{result['images']:,} images in {result['units']} units", flush=True)  # fmt: skip
         return result
 
-    for cache in dest.glob("*.json"):
-        cache.unlink()
-    results = {"cold-index": run("cold index")}
+    results = {}
+    if cold:
+        for cache in (cache_dir or dest).glob("*.index.json" if cache_dir else "*.json"):
+            cache.unlink()
+        results["cold-index"] = run("cold index")
     results["warm-plan"] = run("warm plan")
     results["imagenette"] = run("imagenette", subset="imagenette")
     return results
@@ -178,12 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure", action="store_true", help="then time planning on it (fresh processes)")
     parser.add_argument("--measure-only", action="store_true", help="time planning on an existing release")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="pool size for indexing")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="keep the index caches here (nothing is written into the release then)"
+    )
+    parser.add_argument("--warm-only", action="store_true", help="skip the cold run (keep the caches)")
     args = parser.parse_args(argv)
     if not args.measure_only:
         write_release(args.dest, args.scale)
     if args.measure or args.measure_only:
-        results = measure(args.dest, args.workers)
-        (args.dest / "plan-bench.txt").write_text(json.dumps(results, indent=2) + "\n")
+        results = measure(args.dest, args.workers, args.cache_dir, cold=not args.warm_only)
+        report = (args.cache_dir or args.dest) / "plan-bench.txt"
+        report.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -20,6 +20,7 @@ import pytest
 from imagenet_prep.build import build
 from imagenet_prep.config import build_config
 from imagenet_prep.errors import ArchiveError, BuildError, UsageError
+from imagenet_prep.io import tar_index
 from imagenet_prep.io.bytesource import FileByteSource
 from imagenet_prep.io.tar import member_header_problem, scan_tar
 from imagenet_prep.outputs.imagefolder_check import check_tree
@@ -172,10 +173,15 @@ def _tampered_build(base, tmp_path: Path, edit) -> tuple[Path, Path]:
     _build(src, tmp_path / "first")  # writes the index caches beside the archives
     for kind in ("train", "val"):
         cache = _cache(src / f"ILSVRC2012_img_{kind}.tar")
-        doc = json.loads(cache.read_text())
+        doc = tar_index.read_cache_document(cache)
         edit(kind, doc)
-        cache.write_text(json.dumps(doc))
+        tar_index.write_cache_document(cache, doc)
     return src, tmp_path / "out"
+
+
+def _members(kind: str, doc: dict) -> dict:
+    """The columns of the val tar's one section, or of the tench class's section."""
+    return doc["members"][""] if kind == "val" else doc["members"][TENCH]
 
 
 def test_swapped_offsets_in_the_cache_never_mislabel_an_image(base, tmp_path):
@@ -185,7 +191,7 @@ def test_swapped_offsets_in_the_cache_never_mislabel_an_image(base, tmp_path):
     def swap(kind: str, doc: dict) -> None:
         if kind == "val":
             for column in ("offsets", "sizes", "header_offsets"):
-                values = doc["members"][column]
+                values = _members(kind, doc)[column]
                 values[0], values[-1] = values[-1], values[0]
 
     src, out = _tampered_build(base, tmp_path, swap)
@@ -198,13 +204,20 @@ def test_swapped_offsets_in_the_cache_never_mislabel_an_image(base, tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["wrong-types", "huge-size", "negative-offset", "offset-past-the-end", "classes-garbled", "not-a-list"],
+    [
+        "wrong-types",
+        "huge-size",
+        "negative-offset",
+        "offset-past-the-end",
+        "classes-garbled",
+        "count-mismatch",
+    ],
 )
 def test_a_malformed_cache_is_rebuilt_not_trusted(base, reference, tmp_path, name):
     def edit(kind: str, doc: dict) -> None:
-        members = doc["members"] if kind == "val" else doc["members"][TENCH]
-        if name == "wrong-types":
-            members["offsets"] = [str(v) for v in members["offsets"]]
+        members = _members(kind, doc)
+        if name == "wrong-types":  # the JSON header: a refusal that is not two strings
+            doc["refused"] = [[1, 2]]
         elif name == "huge-size":
             members["sizes"][0] = 1 << 40
         elif name == "negative-offset":
@@ -213,17 +226,18 @@ def test_a_malformed_cache_is_rebuilt_not_trusted(base, reference, tmp_path, nam
             members["offsets"][-1] = doc["size"] + 512
         elif name == "classes-garbled" and kind == "train":
             doc["classes"][0][2] = "x"
-        elif name == "not-a-list":
-            members["names"] = {"a": 1}
+        elif name == "count-mismatch":  # a section of one name fewer than its columns
+            members["names"] = members["names"][:-1]
 
     src, out = _tampered_build(base, tmp_path, edit)
     result = _build(src, out)
     assert result.ok
     assert {p: (out / p).read_bytes() for p in _built(out)} == reference
     for kind in ("train", "val"):  # the rebuilt cache replaced the bad one
-        doc = json.loads(_cache(src / f"ILSVRC2012_img_{kind}.tar").read_text())
-        members = doc["members"] if kind == "val" else doc["members"][TENCH]
+        doc = tar_index.read_cache_document(_cache(src / f"ILSVRC2012_img_{kind}.tar"))
+        members = _members(kind, doc)
         assert all(isinstance(v, int) and 0 <= v < doc["size"] for v in members["offsets"])
+        assert len(members["names"]) == len(members["offsets"]) and doc["refused"] != [[1, 2]]
 
 
 # ------------------------------------------------------------------------------------------ sparse

@@ -15,12 +15,15 @@ import json
 import operator
 import os
 import re
-from collections.abc import Iterable
+import sys
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError
-from .atomic import write_text_atomic
+from .atomic import write_bytes_atomic
 from .bytesource import FileByteSource, is_remote, open_byte_source
 from .paths import cache_dir as _tool_cache_dir
 from .tar import ClassTar, TarMember, index_class_tar, scan_tar
@@ -28,9 +31,9 @@ from .tar import ClassTar, TarMember, index_class_tar, scan_tar
 if TYPE_CHECKING:
     from .http import HttpByteSource
 
-CACHE_FORMAT = (
-    3  # 2: hidden names (._x.JPEG) and over-long names are refused; 3: header offsets, sparse refused
-)
+# 2: hidden names (._x.JPEG) and over-long names are refused; 3: header offsets, sparse refused; 4: the train
+# and val caches are a JSON header line + one binary section per class, read only for the classes a build uses
+CACHE_FORMAT = 4
 _CLASS_TAR_RE = re.compile(r"^n\d{8}\.tar$")
 
 
@@ -62,22 +65,6 @@ def cache_path_candidates(
     return [archive.with_name(archive.name + suffix), _user_cache_dir() / _shared_cache_name(archive, suffix)]
 
 
-def _pack(members: tuple[TarMember, ...] | list[TarMember]) -> dict[str, list]:
-    # Columns, not objects: a full train index is 1.28M members, this keeps the JSON small and fast to load.
-    return {
-        "names": [m.name for m in members],
-        "offsets": [m.offset for m in members],
-        "sizes": [m.size for m in members],
-        "header_offsets": [m.header_offset for m in members],
-    }
-
-
-def _unpack(packed: dict[str, list]) -> tuple[TarMember, ...]:
-    return tuple(
-        map(TarMember, packed["names"], packed["offsets"], packed["sizes"], packed["header_offsets"])
-    )
-
-
 # ------------------------------------------------------------------------------------------ cache schema
 # A cache is a file anyone may have edited: every value is checked before it is trusted. Anything malformed
 # (wrong types, negative or huge values, offsets outside the archive or outside their class tar) makes the
@@ -90,33 +77,6 @@ def _refusals_ok(rows: object) -> bool:
     return isinstance(rows, list) and all(
         isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in rows
     )
-
-
-def _members_ok(packed: object, start: int, end: int) -> bool:
-    """Columns of members whose header chains and data all lie within [start, end) of the archive."""
-    if not isinstance(packed, dict):
-        return False
-    columns: list[list] = []
-    for key in ("names", "offsets", "sizes", "header_offsets"):
-        column = packed.get(key)
-        if not isinstance(column, list):
-            return False
-        columns.append(column)
-    names, offsets, sizes, headers = columns
-    if not len(names) == len(offsets) == len(sizes) == len(headers):
-        return False
-    if not names:
-        return "refused" not in packed or _refusals_ok(packed["refused"])
-    # Whole-column checks (C loops: a full train index is 1.28M members).
-    if set(map(type, names)) != {str} or not all(names):
-        return False
-    if not set(map(type, offsets)) | set(map(type, sizes)) | set(map(type, headers)) <= {int}:
-        return False
-    if min(headers) < start or min(sizes) < 0 or max(map(operator.add, offsets, sizes)) > end:
-        return False
-    if not all(map(operator.lt, headers, offsets)) or any(map((512).__rmod__, offsets)):
-        return False
-    return "refused" not in packed or _refusals_ok(packed["refused"])
 
 
 class _IndexedArchive:
@@ -185,7 +145,9 @@ class _IndexedArchive:
 
     def _write_cache(self, payload: dict) -> Path | None:
         doc = {"format": CACHE_FORMAT, "kind": self._KIND, "archive": self.path.name, **self._key, **payload}
-        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
+        return self._write_cache_bytes(json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode())
+
+    def _write_cache_bytes(self, data: bytes) -> Path | None:
         for candidate in cache_path_candidates(self._cache_id, self.cache_dir, self._SUFFIX):
             folder = candidate.parent
             try:
@@ -193,7 +155,7 @@ class _IndexedArchive:
                     folder.mkdir(parents=True, exist_ok=True)
                 elif not os.access(folder, os.W_OK):
                     continue
-                write_text_atomic(candidate, text)
+                write_bytes_atomic(candidate, data)
             except OSError:
                 continue
             self.cache_path = candidate
@@ -211,11 +173,231 @@ class _IndexedArchive:
         self.close()
 
 
-class TrainArchive(_IndexedArchive):
+# ------------------------------------------------------------------------------------ sectioned cache
+# Format 4 (train and val): one JSON header line (format, kind, key, classes, refusals, and "sections": name ->
+# [start, length, count], start counted from the end of the header line), then the sections. A section holds
+# ``count`` members as columns: offsets, sizes, header offsets (little-endian int64 each), then the names in
+# UTF-8 joined by "\n" (a member name never holds a control character: io/tar.py refuses those). A build reads
+# the header and the sections of its classes only; each section is checked like the whole cache used to be (a
+# malformed section counts as absent: that class is indexed again and the cache rewritten).
+@dataclass(frozen=True, eq=False)
+class MemberColumns:
+    """The members of one class tar (or of the val tar) as columns."""
+
+    text: str  # the names joined by "\n"
+    offsets: array  # array("q")
+    sizes: array
+    header_offsets: array  # -1: none known
+
+    @property
+    def names(self) -> list[str]:
+        return self.text.split("\n") if len(self.offsets) else []
+
+    @classmethod
+    def of(cls, members: Sequence[TarMember]) -> MemberColumns:
+        return cls(
+            "\n".join(m.name for m in members),
+            array("q", [m.offset for m in members]),
+            array("q", [m.size for m in members]),
+            array("q", [-1 if m.header_offset is None else m.header_offset for m in members]),
+        )
+
+    def members(self) -> tuple[TarMember, ...]:
+        return tuple(
+            map(
+                TarMember,
+                self.names,
+                self.offsets.tolist(),
+                self.sizes.tolist(),
+                self.header_offsets.tolist(),
+            )
+        )
+
+    def encode(self) -> bytes:
+        return _le_bytes(self.offsets + self.sizes + self.header_offsets) + self.text.encode("utf-8")
+
+
+def _le_bytes(values: array) -> bytes:
+    """Little-endian int64s (the cache is the same file on any machine)."""
+    if sys.byteorder == "big":
+        values = array("q", values)
+        values.byteswap()
+    return values.tobytes()
+
+
+def _le_ints(data: bytes | memoryview) -> array:
+    values = array("q")
+    values.frombytes(data)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
+
+
+def _decode_section(data: bytes, count: int, start: int, end: int) -> MemberColumns | None:
+    """A section's members if it is well-formed for a tar spanning [start, end) of the archive, else None."""
+    fixed = 24 * count
+    if len(data) < fixed:
+        return None
+    arrays = _le_ints(memoryview(data)[:fixed])
+    offsets, sizes, headers = arrays[:count], arrays[count : 2 * count], arrays[2 * count :]
+    try:
+        text = data[fixed:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if count and (
+        text.count("\n") != count - 1 or "\n\n" in text or text[:1] in ("", "\n") or text[-1] == "\n"
+    ):
+        return None  # not ``count`` non-empty names
+    if not count and text:
+        return None
+    if count and not (
+        min(headers) >= start
+        and min(sizes) >= 0
+        and min(offsets) >= 0
+        and max(map(operator.add, offsets, sizes)) <= end
+        and all(map(operator.lt, headers, offsets))
+        and not any(map((511).__and__, offsets))  # a tar's data starts on a 512-byte block
+    ):
+        return None
+    return MemberColumns(text, offsets, sizes, headers)
+
+
+def _sections_ok(table: object, limit: int) -> bool:
+    return isinstance(table, dict) and all(
+        isinstance(name, str)
+        and isinstance(entry, list)
+        and len(entry) == 3
+        and all(_is_int(v) and v >= 0 for v in entry)
+        and entry[0] + entry[1] <= limit
+        and entry[1] >= 24 * entry[2]
+        for name, entry in table.items()
+    )
+
+
+class _SectionedArchive(_IndexedArchive):
+    """An archive whose cache is sectioned (format 4, above): sections are read one at a time, on demand."""
+
+    def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(path, cache_dir)
+        self._sections: dict[str, list[int]] = {}
+        self._cache_file: tuple[Path, int, int, int, int] | None = None  # path, inode, size, mtime_ns, base
+
+    def _load_header(self) -> dict | None:
+        for candidate in cache_path_candidates(self._cache_id, self.cache_dir, self._SUFFIX):
+            try:
+                with open(candidate, "rb") as file:
+                    line = file.readline()
+                    st = os.fstat(file.fileno())
+                header = json.loads(line)
+            except (OSError, ValueError):
+                continue
+            if (
+                isinstance(header, dict)
+                and header.get("format") == CACHE_FORMAT
+                and header.get("kind") == self._KIND
+                and all(header.get(key) == value for key, value in self._key.items())
+                and _sections_ok(header.get("sections"), st.st_size - len(line))
+                and self._schema_ok(header)
+            ):
+                self.cache_path = candidate
+                self._cache_file = (candidate, st.st_ino, st.st_size, st.st_mtime_ns, len(line))
+                self._sections = dict(header["sections"])
+                return header
+        return None
+
+    def _read_section(self, name: str) -> tuple[bytes, int] | None:
+        """A section's bytes and member count, None when the cache file changed or cannot be read."""
+        entry = self._sections.get(name)
+        if entry is None or self._cache_file is None:
+            return None
+        path, inode, size, mtime_ns, base = self._cache_file
+        start, length, count = entry
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                st = os.fstat(fd)
+                if (st.st_ino, st.st_size, st.st_mtime_ns) != (inode, size, mtime_ns):
+                    return None
+                data = os.pread(fd, length, base + start)
+            finally:
+                os.close(fd)
+        except OSError:
+            return None
+        return (data, count) if len(data) == length else None
+
+    def _load_section(self, name: str, start: int, end: int) -> MemberColumns | None:
+        """The section's members, or None (and the section is forgotten) when it is absent or malformed."""
+        read = self._read_section(name)
+        columns = None if read is None else _decode_section(read[0], read[1], start, end)
+        if columns is None:
+            self._sections.pop(name, None)
+        return columns
+
+    def _write_sections(self, payload: dict, sections: dict[str, tuple[bytes, int]]) -> Path | None:
+        table: dict[str, list[int]] = {}
+        position = 0
+        for name, (data, count) in sections.items():
+            table[name] = [position, len(data), count]
+            position += len(data)
+        doc = {"format": CACHE_FORMAT, "kind": self._KIND, "archive": self.path.name, **self._key, **payload}
+        doc["sections"] = table
+        head = json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+        written = self._write_cache_bytes(b"".join([head, *(data for data, _ in sections.values())]))
+        if written is not None:
+            try:
+                st = os.stat(written)
+            except OSError:
+                self._cache_file = None
+            else:
+                self._cache_file = (written, st.st_ino, st.st_size, st.st_mtime_ns, len(head))
+                self._sections = table
+        return written
+
+
+def read_cache_document(path: str | os.PathLike[str]) -> dict:
+    """A sectioned cache as one document (for tests and inspection): its header, with "members" holding each
+    section's columns as lists (name -> {"names", "offsets", "sizes", "header_offsets"})."""
+    data = Path(path).read_bytes()
+    line, _, body = data.partition(b"\n")
+    doc = json.loads(line)
+    members = {}
+    for name, (start, length, count) in doc.pop("sections").items():
+        section = body[start : start + length]
+        ints = _le_ints(section[: 24 * count]).tolist()
+        arrays = [ints[:count], ints[count : 2 * count], ints[2 * count :]]
+        text = section[24 * count :].decode("utf-8")
+        members[name] = {
+            "names": text.split("\n") if count else [],
+            "offsets": arrays[0],
+            "sizes": arrays[1],
+            "header_offsets": arrays[2],
+        }
+    doc["members"] = members
+    return doc
+
+
+def write_cache_document(path: str | os.PathLike[str], doc: dict) -> None:
+    """Write a document shaped like :func:`read_cache_document`'s back as a sectioned cache (for tests)."""
+    doc = dict(doc)
+    table, parts, position = {}, [], 0
+    for name, packed in doc.pop("members").items():
+        count = len(packed["names"])
+        ints = array("q", [*packed["offsets"], *packed["sizes"], *packed["header_offsets"]])
+        data = _le_bytes(ints) + "\n".join(packed["names"]).encode("utf-8")
+        table[name] = [position, len(data), count]
+        parts.append(data)
+        position += len(data)
+    doc["sections"] = table
+    head = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    Path(path).write_bytes(b"".join([head, *parts]))
+
+
+class TrainArchive(_SectionedArchive):
     """``ILSVRC2012_img_train.tar``: an outer index of class tars and, on demand, an inner index per class.
 
     Only headers are read: listing the classes reads ~1 KB per class; indexing one class reads ~512 bytes per
-    image of that class. Call :meth:`save` to keep the index for next time.
+    image of that class. Call :meth:`save` to keep the index for next time. A class read from the cache is not
+    kept in memory (a whole-set plan would hold 1.28M names twice): :meth:`columns` reads its section again.
     """
 
     _KIND = "train"
@@ -227,25 +409,28 @@ class TrainArchive(_IndexedArchive):
         super().__init__(path, cache_dir)
         self._classes: dict[str, ClassTar] | None = None
         self._outer_refused: list[tuple[str, str]] = []
-        self._members: dict[str, tuple[TarMember, ...]] = {}
-        self._packed: dict[str, dict[str, list]] = {}  # cached inner indexes, unpacked on first use
+        self._columns: dict[str, MemberColumns] = {}  # indexed in this session, not yet saved
+        self._members: dict[str, tuple[TarMember, ...]] = {}  # members() asked for (API callers)
         self._inner_refused: dict[str, list[tuple[str, str]]] = {}
-        cached = self._load_cache()
+        cached = self._load_header()
         if cached is not None:
             self._classes = {row[0]: ClassTar(*row) for row in cached["classes"]}
             self._outer_refused = [tuple(r) for r in cached["refused"]]
-            for wnid, packed in cached["members"].items():
-                self._packed[wnid] = packed
-                self._inner_refused[wnid] = [tuple(r) for r in packed.get("refused", [])]
+            for wnid, rows in cached["inner_refused"].items():
+                self._inner_refused[wnid] = [tuple(r) for r in rows]
 
     def _schema_ok(self, data: dict) -> bool:
         size = self.source.size
-        classes, members = data.get("classes"), data.get("members")
+        classes, sections, inner = data.get("classes"), data.get("sections"), data.get("inner_refused")
         if not (
-            isinstance(classes, list) and isinstance(members, dict) and _refusals_ok(data.get("refused"))
+            isinstance(classes, list)
+            and isinstance(sections, dict)
+            and isinstance(inner, dict)
+            and _refusals_ok(data.get("refused"))
+            and all(_refusals_ok(rows) for rows in inner.values())
         ):
             return False
-        spans: dict[str, tuple[int, int]] = {}
+        spans: set[str] = set()
         for row in classes:
             if not (isinstance(row, list) and len(row) == 4):
                 return False
@@ -254,8 +439,8 @@ class TrainArchive(_IndexedArchive):
                 return False
             if not (_is_int(offset) and _is_int(length) and offset > 0 and 0 <= length <= size - offset):
                 return False
-            spans[wnid] = (offset, offset + length)
-        return all(wnid in spans and _members_ok(packed, *spans[wnid]) for wnid, packed in members.items())
+            spans.add(wnid)
+        return all(wnid in spans for wnid in sections) and all(wnid in sections for wnid in inner)
 
     def classes(self) -> dict[str, ClassTar]:
         """wnid -> its class tar, in archive order."""
@@ -280,21 +465,30 @@ class TrainArchive(_IndexedArchive):
             )
         return classes, refused
 
-    def members(self, wnid: str) -> tuple[TarMember, ...]:
-        """The images of one class (built on demand from that class tar's headers only)."""
-        if wnid in self._members:
-            return self._members[wnid]
-        if wnid in self._packed:
-            self._members[wnid] = _unpack(self._packed.pop(wnid))
-            return self._members[wnid]
+    def columns(self, wnid: str) -> MemberColumns:
+        """The images of one class as columns (from the cache, or built from that class tar's headers)."""
+        if wnid in self._columns:
+            return self._columns[wnid]
         classes = self.classes()
+        if wnid in self._sections and wnid in classes:
+            tar = classes[wnid]
+            cached = self._load_section(wnid, tar.offset, tar.offset + tar.size)
+            if cached is not None:
+                return cached
+            self._dirty = True  # a malformed section: index the class again, and rewrite the cache
         if wnid not in classes:
             raise ArchiveError(
                 f"The class {wnid} is not in {self.path} (it holds {len(classes)} class tars)."
             )
         members, refused = index_class_tar(self.source, classes[wnid])
         self.add_members(wnid, members, refused)
-        return members
+        return self._columns[wnid]
+
+    def members(self, wnid: str) -> tuple[TarMember, ...]:
+        """The images of one class (built on demand from that class tar's headers only)."""
+        if wnid not in self._members:
+            self._members[wnid] = self.columns(wnid).members()
+        return self._members[wnid]
 
     def add_members(
         self, wnid: str, members: tuple[TarMember, ...], refused: list[tuple[str, str]] | None = None
@@ -302,18 +496,24 @@ class TrainArchive(_IndexedArchive):
         """Merge an inner index built elsewhere (e.g. by :func:`index_class_tar` in a worker process)."""
         if wnid not in self.classes():
             raise ArchiveError(f"The class {wnid} is not in {self.path}.")
-        self._members[wnid] = tuple(members)
-        self._packed.pop(wnid, None)
+        self._columns[wnid] = MemberColumns.of(members)
+        self._members.pop(wnid, None)
+        self._sections.pop(wnid, None)
         self._inner_refused[wnid] = list(refused or [])
         self._dirty = True
 
+    @property
+    def unsaved(self) -> bool:
+        """Whether something was indexed since the cache was read or written."""
+        return self._dirty
+
     def has_members(self, wnid: str) -> bool:
         """Whether the inner index of ``wnid`` is already known (so :meth:`members` reads nothing)."""
-        return wnid in self._members or wnid in self._packed
+        return wnid in self._columns or wnid in self._sections
 
     def indexed_wnids(self) -> tuple[str, ...]:
         """Classes whose inner index is known (from this session or the cache)."""
-        return tuple(sorted({*self._members, *self._packed}))
+        return tuple(sorted({*self._columns, *self._sections}))
 
     @property
     def refused(self) -> list[tuple[str, str]]:
@@ -334,20 +534,33 @@ class TrainArchive(_IndexedArchive):
 
     def save(self) -> Path | None:
         """Write the index cache (atomically) if anything new was indexed; returns where, or None if no cache
-        folder is writable (the index then simply is not kept)."""
-        classes = self.classes()
+        folder is writable (the index then simply is not kept). Classes indexed in this session are then read
+        from the cache like the others (not kept in memory)."""
         if not self._dirty and self.cache_path is not None:
             return self.cache_path
-        packed = dict(self._packed)
-        packed.update({wnid: _pack(members) for wnid, members in self._members.items()})
-        for wnid, entry in packed.items():
-            entry["refused"] = [list(r) for r in self._inner_refused.get(wnid, [])]
+        classes = self.classes()
+        sections: dict[str, tuple[bytes, int]] = {}
+        for wnid, tar in classes.items():
+            if wnid in self._columns:
+                columns = self._columns[wnid]
+                sections[wnid] = (columns.encode(), len(columns.offsets))
+            elif wnid in self._sections:
+                read = self._read_section(wnid)  # copied only if well-formed
+                if read is not None and _decode_section(read[0], read[1], tar.offset, tar.offset + tar.size):
+                    sections[wnid] = read
         payload = {
             "classes": [[c.wnid, c.name, c.offset, c.size] for c in classes.values()],
             "refused": [list(r) for r in self._outer_refused],
-            "members": packed,
+            "inner_refused": {
+                wnid: [list(r) for r in rows]
+                for wnid, rows in self._inner_refused.items()
+                if rows and wnid in sections
+            },
         }
-        return self._write_cache(payload)
+        written = self._write_sections(payload, sections)
+        if written is not None and self._cache_file is not None:
+            self._columns.clear()
+        return written
 
 
 class Fall11Archive(TrainArchive):
@@ -359,7 +572,7 @@ class Fall11Archive(TrainArchive):
     _WHAT = "fall11_whole.tar is a tar of 21,841 <wnid>.tar class tars."
 
 
-class ValArchive(_IndexedArchive):
+class ValArchive(_SectionedArchive):
     """``ILSVRC2012_img_val.tar``: a flat tar of images."""
 
     _KIND = "val"
@@ -368,17 +581,27 @@ class ValArchive(_IndexedArchive):
     def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> None:
         super().__init__(path, cache_dir)
         self._members: tuple[TarMember, ...] | None = None
+        self._columns: MemberColumns | None = None
         self._refused: list[tuple[str, str]] = []
-        cached = self._load_cache()
+        cached = self._load_header()
         if cached is not None:
-            self._members = _unpack(cached["members"])
-            self._refused = [tuple(r) for r in cached["refused"]]
+            self._columns = self._load_section("", 0, self.source.size)
+            if self._columns is not None:
+                self._refused = [tuple(r) for r in cached["refused"]]
 
     def _schema_ok(self, data: dict) -> bool:
-        return _members_ok(data.get("members"), 0, self.source.size) and _refusals_ok(data.get("refused"))
+        return set(data.get("sections") or ()) == {""} and _refusals_ok(data.get("refused"))
+
+    def columns(self) -> MemberColumns:
+        """The images, in archive order, as columns."""
+        if self._columns is None:
+            self._columns = MemberColumns.of(self.members())
+        return self._columns
 
     def members(self) -> tuple[TarMember, ...]:
         """The images, in archive order."""
+        if self._members is None and self._columns is not None:
+            self._members = self._columns.members()
         if self._members is None:
             label = f"The val archive {self.path}"
             members, self._refused = scan_tar(
@@ -396,7 +619,8 @@ class ValArchive(_IndexedArchive):
 
     def save(self) -> Path | None:
         """Write the index cache (atomically); returns where, or None if no cache folder is writable."""
-        members = self.members()
+        columns = self.columns()
         if not self._dirty and self.cache_path is not None:
             return self.cache_path
-        return self._write_cache({"members": _pack(members), "refused": [list(r) for r in self._refused]})
+        payload = {"refused": [list(r) for r in self._refused]}
+        return self._write_sections(payload, {"": (columns.encode(), len(columns.offsets))})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..image import ImageResult
 from ..io.atomic import write_bytes_atomic
-from ..records import ManifestRow, Sample, UnitResult, WorkUnit
+from ..records import ManifestRow, Sample, UnitResult, WorkUnit, sample_classes
 from . import labels
 from .base import CheckReport, Groups
 from .manifest import write_boxes_csv, write_manifest
@@ -58,7 +58,7 @@ class ImageFolderWriter:
                 (out / split / wnid).mkdir(parents=True, exist_ok=True)
 
     def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
-        return sorted({f"{sample.split}/{sample.wnid}" for unit in units for sample in unit.samples})
+        return sorted({f"{split}/{wnid}" for unit in units for split, wnid in sample_classes(unit.samples)})
 
     def managed_entries(self, out: Path) -> list[Path]:
         names = ("train", "val", *labels.LABEL_FILES, "train.csv", "val.csv", "build.json", "boxes.csv")

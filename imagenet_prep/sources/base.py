@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -22,7 +22,7 @@ from typing import ClassVar, Protocol
 from ..errors import ArchiveError
 from ..io.bytesource import ByteSource, open_byte_source
 from ..io.tar import member_header_problem
-from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from ..records import ByteLocation, Sample, SampleTable, SourceFile, WorkUnit
 
 #: Runs ``function(*args)`` for each argument tuple, maybe in worker processes (the executor's ``map``).
 Runner = Callable[[Callable, Sequence[tuple]], list]
@@ -41,7 +41,9 @@ class SplitIndex:
     refused (``(label, reason)``), warnings, and the index bytes read to learn it (0 from a warm cache)."""
 
     split: str
-    files: dict[str, tuple[SourceFile, ...]]
+    # wnid -> its files in storage order: a tuple of SourceFiles, or PackedFiles (columns; see records.py),
+    # possibly in a mapping that reads each class only when asked for
+    files: Mapping[str, Sequence[SourceFile]]
     refused: tuple[tuple[str, str], ...] = ()
     warnings: tuple[str, ...] = ()
     bytes_read: int = 0
@@ -73,7 +75,7 @@ class Source(Protocol):
         """The files of the chosen classes."""
         ...
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         """(unit id, samples) pairs covering ``samples``; unit ids are unique across splits."""
         ...
 
@@ -199,8 +201,10 @@ def inflate(data: bytes, location: ByteLocation, cap: int = MAX_INFLATED) -> byt
     return out
 
 
-def group_by_class(split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
-    """One unit per class (``<split>-<wnid>``), samples in the given order."""
+def group_by_class(split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
+    """One unit per class (``<split>-<wnid>``), samples in the given order (a SampleTable stays columns)."""
+    if isinstance(samples, SampleTable):
+        return [(f"{split}-{wnid}", table) for wnid, table in samples.by_class()]
     by_class: dict[str, list[Sample]] = {}
     for sample in samples:
         by_class.setdefault(sample.wnid, []).append(sample)
@@ -209,9 +213,16 @@ def group_by_class(split: str, samples: Sequence[Sample]) -> list[tuple[str, tup
 
 def group_in_storage_order(
     split: str, samples: Sequence[Sample], chunk: int = SEQUENCE_CHUNK
-) -> list[tuple[str, tuple[Sample, ...]]]:
+) -> list[tuple[str, Sequence[Sample]]]:
     """Units of ``chunk`` samples in storage order (file, then offset): contiguous reads for a flat archive
     (``<split>-0000``, ``<split>-0001``, ...)."""
+    if isinstance(samples, SampleTable):  # classes interleave in storage order: these units hold Samples
+        listed = list(samples)
+        ordered = [listed[i] for i in samples.storage_order()]
+        return [
+            (f"{split}-{start // chunk:04d}", tuple(ordered[start : start + chunk]))
+            for start in range(0, len(ordered), chunk)
+        ]
     ordered = sorted(samples, key=lambda s: (s.location.locator, s.location.offset))
     return [
         (f"{split}-{start // chunk:04d}", tuple(ordered[start : start + chunk]))

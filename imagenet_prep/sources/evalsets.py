@@ -106,7 +106,7 @@ class _EvalSource:
     def member_label(self, split: str, wnid: str, name: str) -> str:
         return f"{self.archive}/{wnid}/{name}"
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         return group_in_storage_order(split, samples)
 
     def records(self) -> list[SourceRecord]:
@@ -260,7 +260,7 @@ class _ImageNetV2Source(_EvalSource):
                 raise ArchiveError(f"{self.path} is not a readable tar.gz ({exc}); {FIX_HINT}.") from None
         return members, refused, counted.count
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         return group_in_storage_order(split, samples, STREAM_CHUNK)
 
     @classmethod

@@ -8,7 +8,7 @@ each image with one positioned read. Val labels come from the devkit's ground tr
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,8 +16,8 @@ from ..errors import InputError
 from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, TRAIN_TAR, VAL_TAR
 from ..io.bytesource import is_remote, open_byte_source
 from ..io.tar import ClassTar, TarMember, index_class_tar
-from ..io.tar_index import TrainArchive, ValArchive
-from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from ..io.tar_index import MemberColumns, TrainArchive, ValArchive
+from ..records import ByteLocation, PackedFiles, Sample, SourceFile, WorkUnit
 from . import devkit
 from .base import (
     FolderProbe,
@@ -68,8 +68,8 @@ def index_class_tars(
         for wnid, (members, refused, nbytes) in zip(uncached, outputs, strict=True):
             archive.add_members(wnid, members, refused)
             inner_bytes += nbytes
-    files = {wnid: _files(path, archive.members(wnid)) for wnid in wnids}
     archive.save()
+    files = _ClassFiles(archive, path, wnids)
     refused = tuple((f"{refusal_prefix}{name}", reason) for name, reason in archive.refused_for(wnids))
     return SplitIndex(
         "train", files, refused, bytes_read=archive.source.bytes_read - read_before + inner_bytes
@@ -78,6 +78,60 @@ def index_class_tars(
 
 def _files(path: str, members: Sequence[TarMember]) -> tuple[SourceFile, ...]:
     return tuple(SourceFile(m.name, _stem(m.name), _location(path, m)) for m in members)
+
+
+def _stems_joined(text: str, count: int) -> str | None:
+    """The stems (see _stem) of names joined by "\n", joined alike, when every name has one extension and no
+    folder (a class's ILSVRC2012 names); else None."""
+    if not count or "/" in text:
+        return None
+    first = text.partition("\n")[0]
+    dot = first.rfind(".")
+    extension = first[dot:]
+    if not 0 < dot < len(first) - 1 or "." in extension[1:]:
+        return None
+    lines = text + "\n"
+    if lines.count(extension + "\n") != count or ("\n" + lines).count("\n" + extension + "\n"):
+        return None  # a name without that extension, or a name that is only the extension
+    return lines.replace(extension + "\n", "\n")[:-1]
+
+
+def packed_files(path: str, columns: MemberColumns) -> Sequence[SourceFile]:
+    """A class's members as PackedFiles (keys: the stems of their names)."""
+    count = len(columns.offsets)
+    if count and min(columns.header_offsets) < 0:  # a member without a header offset
+        return _files(path, columns.members())
+    keys = _stems_joined(columns.text, count)
+    if keys is None:
+        names = columns.names
+        return PackedFiles(
+            path, names, [_stem(n) for n in names], columns.offsets, columns.sizes, columns.header_offsets
+        )
+    return PackedFiles.joined(
+        path, columns.text, keys, columns.offsets, columns.sizes, columns.header_offsets
+    )
+
+
+class _ClassFiles(Mapping[str, Sequence[SourceFile]]):
+    """wnid -> its files, read from the archive's index when asked for and not kept: a plan goes through the
+    classes one at a time, so it never holds every class's names at once."""
+
+    def __init__(self, archive: TrainArchive, path: str, wnids: Sequence[str]) -> None:
+        self._archive, self._path, self._wnids = archive, path, tuple(dict.fromkeys(wnids))
+
+    def __getitem__(self, wnid: str) -> Sequence[SourceFile]:
+        if wnid not in self._wnids:
+            raise KeyError(wnid)
+        files = packed_files(self._path, self._archive.columns(wnid))
+        if self._archive.unsaved:  # a malformed cached class was indexed again: keep it
+            self._archive.save()
+        return files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._wnids)
+
+    def __len__(self) -> int:
+        return len(self._wnids)
 
 
 _VAL_NAME_RE = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
@@ -154,7 +208,7 @@ class IlsvrcSource:
             if kit is not None:
                 self._val_warnings = devkit.compare_with_bundled(kit)
             # Only validation image names are labelled: a stray member (a README) is refused, not fatal.
-            names = [member.name for member in archive.members() if _VAL_NAME_RE.match(member.name)]
+            names = [name for name in archive.columns().names if _VAL_NAME_RE.match(name)]
             self._val_labels = devkit.val_wnids(names, kit)
             archive.save()
         return self._val_labels
@@ -177,21 +231,37 @@ class IlsvrcSource:
         read_before = archive.source.bytes_read
         labels = self.val_labels()
         chosen = set(wnids)
-        by_class: dict[str, list[SourceFile]] = {wnid: [] for wnid in wnids}
+        rows: dict[str, list[int]] = {wnid: [] for wnid in wnids}
         path = archive.locator
         strays: list[tuple[str, str]] = []
-        for member in archive.members():
-            wnid = labels.get(member.name)
+        columns = archive.columns()
+        names = columns.names
+        for row, name in enumerate(names):
+            wnid = labels.get(name)
             if wnid is None:
-                strays.append((member.name, _NOT_VAL))
+                strays.append((name, _NOT_VAL))
             elif wnid in chosen:
-                by_class[wnid].append(
-                    SourceFile(member.name, Path(member.name).stem, _location(path, member))
-                )
+                rows[wnid].append(row)
+        files: dict[str, Sequence[SourceFile]] = {}
+        for wnid, picked in rows.items():
+            held = [names[row] for row in picked]
+            headers = [columns.header_offsets[row] for row in picked]
+            if picked and min(headers) < 0:  # a member without a header offset: plain records
+                members = columns.members()
+                files[wnid] = _files(path, [members[row] for row in picked])
+                continue
+            files[wnid] = PackedFiles(
+                path,
+                held,
+                [_stem(name) for name in held],
+                [columns.offsets[row] for row in picked],
+                [columns.sizes[row] for row in picked],
+                headers,
+            )
         refused = tuple((f"val/{name}", reason) for name, reason in [*archive.refused, *strays])
         return SplitIndex(
             "val",
-            {wnid: tuple(files) for wnid, files in by_class.items()},
+            files,
             refused,
             tuple(self._val_warnings),
             archive.source.bytes_read - read_before,
@@ -201,7 +271,7 @@ class IlsvrcSource:
         """How a member is named in messages and build.json."""
         return f"train/{wnid}.tar/{name}" if split == "train" else f"val/{name}"
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         # Train: a unit per class (its images are contiguous in its class tar). Val: chunks in archive order.
         return group_by_class(split, samples) if split == "train" else group_in_storage_order(split, samples)
 

@@ -185,7 +185,7 @@ class ImageFolderSource:
             return f"val/{name}"
         return f"{split}/{wnid}/{name}"
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         return group_by_class(split, samples)
 
     def records(self) -> list[SourceRecord]:

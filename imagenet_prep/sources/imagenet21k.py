@@ -85,7 +85,7 @@ class Fall11Source:
     def member_label(self, split: str, wnid: str, name: str) -> str:
         return f"{wnid}.tar/{name}"
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         return group_by_class(split, samples)  # a class's images are contiguous in its class tar
 
     def records(self) -> list[SourceRecord]:
@@ -206,7 +206,7 @@ class ClassTarFolderSource:
     def member_label(self, split: str, wnid: str, name: str) -> str:
         return f"{wnid}.tar/{name}"
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         return group_by_class(split, samples)
 
     def records(self) -> list[SourceRecord]:

@@ -193,7 +193,7 @@ class KaggleFolderSource(_KaggleLabels):
     def member_label(self, split: str, wnid: str, name: str) -> str:
         return f"train/{wnid}/{name}" if split == "train" else f"val/{name}"
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         return group_by_class(split, samples)
 
     def records(self) -> list[SourceRecord]:
@@ -490,9 +490,9 @@ class KaggleZipSource(_KaggleLabels):
     def member_label(self, split: str, wnid: str, name: str) -> str:
         return f"train/{wnid}/{name}" if split == "train" else f"val/{name}"
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         if samples and samples[0].location.compression == STREAM:
-            return group_by_stream(split, samples)
+            return [*group_by_stream(split, samples)]
         return group_by_class(split, samples) if split == "train" else group_in_storage_order(split, samples)
 
     def records(self) -> list[SourceRecord]:
