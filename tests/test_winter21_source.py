@@ -21,6 +21,7 @@ from imagenet_prep.build import build
 from imagenet_prep.build.state import STATE_DIR
 from imagenet_prep.config import build_config, read_config_file
 from imagenet_prep.errors import ArchiveError, BuildError
+from imagenet_prep.io.tar_index import read_cache_document, write_cache_document
 from imagenet_prep.outputs import check_output
 from imagenet_prep.plan import make_plan
 from imagenet_prep.recipes_21k import c_sorted
@@ -132,11 +133,11 @@ def test_the_index_is_cached_by_size_and_mtime_and_a_bad_cache_is_rebuilt(releas
     os.utime(archive, ns=(time.time_ns(), time.time_ns() + 10**9))  # another mtime: indexed again
     assert index_bytes()[0] == cold
     # An offset outside the decompressed stream (an edited cache) is never trusted: the index is rebuilt.
-    data = json.loads(cache.read_text())
+    data = read_cache_document(cache)
     data["classes"][0][2] = data["stream_size"] + 512
-    cache.write_text(json.dumps(data))
+    write_cache_document(cache, data)
     assert index_bytes() == (cold, counts)
-    assert json.loads(cache.read_text())["classes"][0][2] < data["stream_size"]
+    assert read_cache_document(cache)["classes"][0][2] < data["stream_size"]
 
 
 def test_label_space_orders_labels_as_the_bundled_list(release, tmp_path):

@@ -419,8 +419,14 @@ class TrainArchive(_SectionedArchive):
             for wnid, rows in cached["inner_refused"].items():
                 self._inner_refused[wnid] = [tuple(r) for r in rows]
 
+    def _span_limit(self, data: dict) -> int | None:
+        """Where class tars must end: the archive's size (an archive read as a stream: its recorded size)."""
+        return self.source.size
+
     def _schema_ok(self, data: dict) -> bool:
-        size = self.source.size
+        size = self._span_limit(data)
+        if size is None:
+            return False
         classes, sections, inner = data.get("classes"), data.get("sections"), data.get("inner_refused")
         if not (
             isinstance(classes, list)

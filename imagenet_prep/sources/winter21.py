@@ -43,7 +43,7 @@ from typing import ClassVar
 from ..errors import ArchiveError, InputError
 from ..io.bytesource import RangeView, is_remote
 from ..io.tar import ClassTar, TarMember, member_header_problem, name_problem, scan_tar, type_problem
-from ..io.tar_index import TrainArchive, _is_int, _members_ok, _refusals_ok
+from ..io.tar_index import MemberColumns, TrainArchive
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from .base import SEQUENCE_CHUNK, FolderProbe, Runner, SourceRecord, SplitIndex
 from .streamed import _STREAM_ERRORS, STREAM, _damaged, open_stream
@@ -217,42 +217,19 @@ class Winter21Archive(TrainArchive):
         self.index_bytes = 0  # compressed bytes read by this object's pass
         super().__init__(path, cache_dir)
 
-    def _schema_ok(self, data: dict) -> bool:
-        # Offsets are in the decompressed stream (its recorded size bounds them); every class has its images.
+    def _span_limit(self, data: dict) -> int | None:
+        # Offsets are in the decompressed stream: its recorded size bounds them.
         stream_size = data.get("stream_size")
-        classes, members = data.get("classes"), data.get("members")
-        if not (
-            type(stream_size) is int
-            and stream_size > 0
-            and isinstance(classes, list)
-            and isinstance(members, dict)
-            and _refusals_ok(data.get("refused"))
-        ):
-            return False
-        spans: dict[str, tuple[int, int]] = {}
-        for row in classes:
-            if not (isinstance(row, list) and len(row) == 4):
-                return False
-            wnid, name, offset, length = row
-            if not (isinstance(wnid, str) and re.fullmatch(r"n\d{8}", wnid) and name == f"{wnid}.tar"):
-                return False
-            if not (
-                _is_int(offset) and _is_int(length) and offset > 0 and 0 <= length <= stream_size - offset
-            ):
-                return False
-            spans[wnid] = (offset, offset + length)
-        if set(spans) != set(members):
-            return False
-        if not all(_members_ok(packed, *spans[wnid]) for wnid, packed in members.items()):
-            return False
+        if not (type(stream_size) is int and stream_size > 0):
+            return None
         self.stream_size = stream_size
-        return True
+        return stream_size
 
     def _index_outer(self) -> tuple[dict[str, ClassTar], list[tuple[str, str]]]:
         classes, refused, members, self.stream_size, nbytes = index_stream(self.locator)
         self.index_bytes += nbytes
-        for wnid, (found, inner_refused) in members.items():
-            self._members[wnid] = found
+        for wnid, (found, inner_refused) in members.items():  # the one pass indexed every class
+            self._columns[wnid] = MemberColumns.of(found)
             self._inner_refused[wnid] = list(inner_refused)
         return classes, refused
 
@@ -269,8 +246,8 @@ class Winter21Archive(TrainArchive):
             raise ArchiveError(f"The index of {self.path} lacks the class {wnid}: delete its index cache.")
         return super().members(wnid)
 
-    def _write_cache(self, payload: dict) -> Path | None:
-        return super()._write_cache({**payload, "stream_size": self.stream_size})
+    def _write_sections(self, payload: dict, sections: dict[str, tuple[bytes, int]]) -> Path | None:
+        return super()._write_sections({**payload, "stream_size": self.stream_size}, sections)
 
 
 # ----------------------------------------------------------------------------------------------- source
