@@ -31,7 +31,7 @@ from .taxonomy import classes
 _NUMBER_RE = re.compile(r"(\d+)")
 
 
-_TWO_NUMBERS_RE = re.compile(r"(\D*)(\d+)(\D*)(\d+)(\D*)")  # every ILSVRC2012 name: n01440764_10026.JPEG
+_TWO_NUMBERS_RE = re.compile(r"(\D*)(\d+)(\D+)(\d+)(\D*)")  # every ILSVRC2012 name: n01440764_10026.JPEG
 
 
 def natural_key(name: str) -> tuple:
@@ -48,20 +48,16 @@ def natural_key(name: str) -> tuple:
 
 # Every name one fixed text, a number, one fixed text (n01440764_10026.JPEG): the natural order is the number's.
 _SHAPE_RE = re.compile(r"(.*\D|)([0-9]+)(\D*)", re.DOTALL)
-_DIGIT_RE = re.compile(r"\d")
 
 
 def _shared_shape_numbers(names: Sequence[str]) -> list[int] | None:
     """Each name's number when all are ``head + digits + tail`` with the head and tail of the first (the head
-    holds a number and ends in a non-digit, the tail holds no digit, the digits are ASCII): natural_key then
+    is empty or ends in a non-digit, the tail holds no digit, the digits are ASCII): natural_key then
     orders them by that number alone. None otherwise."""
     shape = _SHAPE_RE.fullmatch(names[0])
     if shape is None:
         return None
     head, _, tail = shape.groups()
-    if _DIGIT_RE.search(head) is None:
-        # One digit run: natural_key's two-number pattern splits it ("10" -> 1, 0), an order kept as it is.
-        return None
     count = len(names)
     lines = "\n" + "\n".join(names) + "\n"
     if lines.count("\n") != count + 1:  # a name holding "\n"

@@ -144,6 +144,22 @@ def test_natural_order_equals_sorting_by_natural_key():
         assert natural_order(names) == sorted(range(len(names)), key=lambda i: natural_key(names[i]))
 
 
+def test_natural_key_orders_one_digit_run_by_its_number():
+    # A fast path for two numbers once split a lone run ("10" -> 1, 0), putting img10x before img3x.
+    names = ["img10x", "img3x", "img200x", "img21x", "7", "12", "a1b2", "a1b10"]
+    assert sorted(names, key=natural_key) == [
+        "7",
+        "12",
+        "a1b2",
+        "a1b10",
+        "img3x",
+        "img10x",
+        "img21x",
+        "img200x",
+    ]
+    assert natural_key("img10x") == ("img", 10, "x") and natural_key("n01440764_10026.JPEG")[3] == 10026
+
+
 def test_choose_draws_what_it_drew_before():
     keys = [f"n01440764_{n}" for n in random.Random(1).sample(range(100_000), 1300)]
     for count, seed in ((None, 0), (5, 0), (732, 3), (1300, 1), (2000, 2)):
