@@ -144,3 +144,22 @@ def test_marker_rows_and_issues_are_what_asdict_gave(tmp_path):
     assert written["skipped"] == [asdict(issue) for issue in result.skipped]
     assert written["repaired"] == [asdict(issue) for issue in result.repaired]
     assert read_marker(tmp_path, unit) == result
+
+
+def test_a_refused_build_with_the_forkserver_started_prints_only_its_error(release, tmp_path):
+    out = tmp_path / "refused"
+    command = [
+        sys.executable,
+        "-m",
+        "imagenet_prep",
+        "build",
+        "--source",
+        str(release.root),
+        "--out",
+        str(out),
+    ]
+    command += ["--workers", "2", "--quiet"]
+    subprocess.run(command, check=True, capture_output=True)
+    refused = subprocess.run([*command, "--size", "64"], capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "different configuration" in refused.stderr
