@@ -384,7 +384,8 @@ def run_cli(
     ]  # fmt: skip
     reaper = _become_subreaper()
     mine = set(_children(os.getpid()))
-    with CpuMeter() as meter:
+    # The RSS watcher too (its /proc polling is CPU of this process), as for the in-process build it is compared to.
+    with WorkerWatcher(), CpuMeter() as meter:
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, env=env)
         seconds = time.perf_counter() - started
