@@ -137,6 +137,28 @@ class BuildConfig:
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1
 
+    def images_at_most(self) -> int | None:
+        """An upper bound of the images this build processes, from the config alone; None when it is unknown
+        before planning (every class, --under, a class file, a split without a per-class limit, a holdout or a
+        recipe). The executor hears it before planning, to start its workers early only if it may need them."""
+        if self.holdout is not None or self.recipe is not None:
+            return None
+        limits = [self.train_per_class if split == "train" else self.val_per_class for split in self.splits]
+        if any(limit is None for limit in limits):
+            return None
+        if self.subset:
+            from .taxonomy.classes import subset_wnids
+
+            try:
+                count = len(subset_wnids(self.subset))
+            except UsageError:  # an unknown subset: planning says so
+                return None
+        elif self.classes and not (len(self.classes) == 1 and Path(self.classes[0]).is_file()):
+            count = sum(1 for token in self.classes if token.strip())  # each names at most one class
+        else:
+            return None
+        return count * sum(limit or 0 for limit in limits)
+
     def output_fingerprint(self, extra: Mapping[str, Any]) -> str:
         """Hash of what decides the output bytes (not workers, not flags that only change behaviour)."""
         decisive = {

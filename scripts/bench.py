@@ -30,6 +30,7 @@ Results go to OUT/results.json; a summary is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import gzip
@@ -258,17 +259,26 @@ def run_floor(blob: Path, offsets: list[int], options: ImageOptions, workers: in
         pool = context.Pool(workers, initializer=_floor_init, initargs=(str(blob), offsets, options, barrier))
         try:
             barrier.wait()  # every worker holds the bytes: start the clock
+            before = _pool_cpu(pool)
             with CpuMeter() as meter:
                 started = time.perf_counter()
                 cpu = sum(pool.map(_floor_one, range(count), chunksize=8))
                 seconds = time.perf_counter() - started
+                # The workers' whole CPU while timed (the pool's IPC included, loading the bytes not), and this
+                # process's (the pool's threads, the RSS watcher): what the build's CPU figure counts too.
+                whole = _pool_cpu(pool) - before
         finally:
             pool.close()
             pool.join()
     return {
-        "seconds": seconds, "images": count, "peak_rss_mb": watcher.max_mb, "cpu": cpu,
-        "other_cores": meter.other_cores,
+        "seconds": seconds, "images": count, "peak_rss_mb": watcher.max_mb, "cpu": whole + meter.cpu,
+        "cpu_images_only": cpu, "other_cores": max(0.0, meter.other_cores - whole / seconds),
     }  # fmt: skip
+
+
+def _pool_cpu(pool: Any) -> float:
+    """CPU seconds the live workers of a multiprocessing pool have used so far."""
+    return sum(_proc_cpu(process.pid) for process in pool._pool)
 
 
 def _naive_one(job: tuple[str, str, dict[str, Any]]) -> None:
@@ -341,24 +351,57 @@ def run_build(release: Path, out: Path, options: ImageOptions, workers: int) -> 
     }
 
 
-def run_cli(release: Path, out: Path, options: ImageOptions, workers: int) -> dict[str, Any]:
+def cli_environment(bytecode_cache: Path | None) -> dict[str, str]:
+    """The CLI's environment. With ``bytecode_cache``, Python may write and read compiled modules there
+    (``PYTHONPYCACHEPREFIX``), as an installed package has them (pip compiles at install; an editable install
+    writes __pycache__ on first use); without, it runs as this environment says (a ``PYTHONDONTWRITEBYTECODE=1``
+    here makes every fresh process compile the package's ~80 modules: ~0.1-0.2 s of CPU in the CLI and again
+    in its forkserver)."""
+    env = dict(os.environ)
+    if bytecode_cache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(bytecode_cache)
+    return env
+
+
+def _become_subreaper() -> bool:
+    """Have the CLI's orphans (its forkserver, whose CPU includes the workers', and resource tracker) reparented
+    to this process, so that waiting for them adds their CPU to RUSAGE_CHILDREN (Linux only)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def run_cli(
+    release: Path, out: Path, options: ImageOptions, workers: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "imagenet_prep", "build", "--source", str(release), "--out", str(out),
         "--resize", options.resize.value, "--size", str(options.size), "--quality", str(options.quality),
         "--workers", str(workers), "--quiet",
     ]  # fmt: skip
-    with CpuMeter() as meter:
+    reaper = _become_subreaper()
+    mine = set(_children(os.getpid()))
+    # The RSS watcher too (its /proc polling is CPU of this process), as for the in-process build it is compared to.
+    with WorkerWatcher(), CpuMeter() as meter:
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, env=env)
         seconds = time.perf_counter() - started
+        for orphan in set(_children(os.getpid())) - mine:  # the CLI's forkserver and resource tracker
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(orphan, 0)  # they exit once the CLI has: its end of their pipes closed
     record = json.loads((out / "build.json").read_text())
     images = sum(split["images"] for split in record["counts"].values())
-    # The CLI's workers are reaped by its own forkserver, which nobody waits for: no CPU figure.
     return {
         "seconds": seconds,
         "images": images,
         "peak_rss_mb": None,
-        "cpu": None,
+        "cpu": meter.cpu
+        if reaper
+        else None,  # the CLI, its forkserver and workers (reaped by the forkserver)
         "other_cores": meter.other_cores,
     }
 
@@ -896,6 +939,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-scaling", action="store_true", help="skip the 1-worker build runs")
     parser.add_argument("--no-cli", action="store_true", help="skip the CLI (fresh process) runs")
     parser.add_argument(
+        "--cli-no-bytecode",
+        action="store_true",
+        help="run the CLI without a bytecode cache when the environment forbids one (PYTHONDONTWRITEBYTECODE): "
+        "every fresh process then compiles the package; by default the CLI gets a cache in OUT, as an "
+        "installed package has its compiled modules",
+    )
+    parser.add_argument(
         "--no-fast",
         action="store_true",
         help="skip the build with the optional fast resizer (run when cykooz-resizer is installed)",
@@ -988,6 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_fast and imaging.fast_resizer_available():
         variants += ["build-fast", "floor-fast"]
     counter = iter(range(1_000_000))
+    cli_env = cli_environment(None if args.cli_no_bytecode else out / "bytecode-cache")
 
     def run(variant: str, options: ImageOptions) -> dict[str, Any]:
         folder = work / f"{next(counter):03d}-{variant}"
@@ -1000,7 +1051,7 @@ def main(argv: list[str] | None = None) -> int:
         if variant == "floor-fast":
             return run_floor(blob, offsets, dataclasses.replace(options, resizer="fast"), args.workers)
         if variant == "cli":
-            return run_cli(release, folder, options, args.workers)
+            return run_cli(release, folder, options, args.workers, cli_env)
         if variant == "floor":
             return run_floor(blob, offsets, options, args.workers)
         folder.mkdir()
@@ -1020,6 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
         "mean_image_kb": round(mean_kb, 1),
         "workers": args.workers,
         "runs": args.runs,
+        "cli_no_bytecode": args.cli_no_bytecode,
         "workloads": {},
     }
     results["create_cost_ms_before"] = round(wait_for_cheap_creates(work, args.max_wait), 3)
@@ -1029,6 +1081,8 @@ def main(argv: list[str] | None = None) -> int:
         options = ImageOptions(**WORKLOADS[name])
         run("build", options)
         run("floor", options)
+    if "cli" in variants:  # and the CLI's bytecode cache
+        run("cli", ImageOptions(**WORKLOADS[workloads[0]]))
 
     for name in workloads:
         results["workloads"][name] = {"runs": []}
@@ -1083,6 +1137,18 @@ def main(argv: list[str] | None = None) -> int:
         if "cli" in variants:
             entry["cli/floor"] = median([run_["cli"]["per_s"] / run_["floor"]["per_s"] for run_ in runs])
             entry["cli/naive"] = median([run_["cli"]["per_s"] / run_["naive"]["per_s"] for run_ in runs])
+            # What a fresh process adds to the in-process build (interpreter, imports, option parsing, a cold
+            # plan, the forkserver's start, exit), in wall seconds and in CPU seconds.
+            entry["cli fixed cost s"] = median(
+                [run_["cli"]["seconds"] - run_["build"]["seconds"] for run_ in runs]
+            )
+            if all(run_["cli"]["cpu"] is not None for run_ in runs):
+                entry["cli fixed cpu s"] = median(
+                    [run_["cli"]["cpu"] - run_["build"]["cpu"] for run_ in runs]
+                )
+        entry["floor per-image cpu ms/img"] = median(
+            [1000 * run_["floor"]["cpu_images_only"] / run_["floor"]["images"] for run_ in runs]
+        )
         if "build-1w" in variants:
             entry["scaling"] = median([run_["build"]["per_s"] / run_["build-1w"]["per_s"] for run_ in runs])
         if "build-fast" in variants:
@@ -1327,9 +1393,18 @@ def print_summary(results: dict[str, Any], variants: list[str]) -> None:
             + ", ".join(f"{v} {entry[f'rss_mb_{v}']:.0f}" for v in ("build", "floor", "naive"))
         )
         print(f"{name:<12}" + "; ".join(parts))
+        if "cli fixed cost s" in entry:
+            cpu_fixed = entry.get("cli fixed cpu s")
+            print(
+                f"{'':<12}CLI in a fresh process minus the in-process build: {entry['cli fixed cost s']:.2f} s wall"
+                + (f", {cpu_fixed:.2f} s CPU" if cpu_fixed is not None else "")
+                + (" (no bytecode cache)" if results.get("cli_no_bytecode") else " (bytecode cache)")
+            )
         cpu = ", ".join(f"{v} {ms:.2f}" for v, ms in entry["cpu ms/img"].items())
         print(
-            f"{'':<12}CPU ms/img: {cpu}; cpu build/floor {entry['cpu build/floor']:.2f}, cpu build/naive "
+            f"{'':<12}CPU ms/img (all processes, the floor's pool and this process included; the floor's "
+            f"per-image calls alone {entry['floor per-image cpu ms/img']:.2f}): {cpu}; "
+            f"cpu build/floor {entry['cpu build/floor']:.2f}, cpu build/naive "
             f"{entry['cpu build/naive']:.2f}; floor/naive (the ceiling of build/naive) "
             f"{entry['ceiling build/naive']:.2f}; naive extraction {entry['naive extract share']:.0%} of its time; "
             f"build outside its images phase {entry['build outside images phase s']:.2f} s (images phase alone: "

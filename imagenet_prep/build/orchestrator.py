@@ -146,6 +146,9 @@ def _build(
         work_dirs: list[str] = []  # the folders this run's workers write into (temp files are cleaned there)
         try:
             executor = make_executor(config.executor, config.worker_count, scheduler=config.scheduler)
+            expect = getattr(executor, "expect", None)  # optional (executors/base.py): start workers early
+            if expect is not None:
+                expect(config.images_at_most())
             plan = make_plan(config, runner=executor.map, writer=writer)
             planned_at = time.perf_counter()
             fingerprint = plan_fingerprint(config, plan)

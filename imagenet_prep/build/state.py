@@ -19,7 +19,7 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,6 +29,10 @@ from ..io.atomic import DISK_FULL_ERRNOS, TMP_MARK, write_text_atomic
 from ..records import ImageIssue, ManifestRow, UnitResult, WorkUnit
 
 STATE_DIR = ".imagenet-prep"
+# A marker's rows and issues hold their records' fields in declaration order (an empty tuple left out of a
+# row): what dataclasses.asdict gave, read field by field (asdict deep-copies every value, at ~20 us a row).
+_ROW_FIELDS = tuple(f.name for f in fields(ManifestRow))
+_ISSUE_FIELDS = tuple(f.name for f in fields(ImageIssue))
 
 
 def disk_full(where: Path | str, detail: str) -> BuildError:
@@ -63,9 +67,9 @@ def write_marker(out: Path | str, unit: WorkUnit, result: UnitResult) -> None:
     payload = {
         "unit": unit.unit_id,
         "fingerprint": unit.fingerprint,
-        "rows": [{k: v for k, v in asdict(row).items() if v != ()} for row in result.rows],
-        "skipped": [asdict(issue) for issue in result.skipped],
-        "repaired": [asdict(issue) for issue in result.repaired],
+        "rows": [_row_fields(row) for row in result.rows],
+        "skipped": [{name: getattr(issue, name) for name in _ISSUE_FIELDS} for issue in result.skipped],
+        "repaired": [{name: getattr(issue, name) for name in _ISSUE_FIELDS} for issue in result.repaired],
         "bytes_read": result.bytes_read,
         "seconds": result.seconds,
         **({"counters": [list(c) for c in result.counters]} if result.counters else {}),
@@ -79,6 +83,15 @@ def write_marker(out: Path | str, unit: WorkUnit, result: UnitResult) -> None:
         if exc.errno in DISK_FULL_ERRNOS:
             raise disk_full(out, f"unit {unit.unit_id}") from None
         raise BuildError(f"Unit {unit.unit_id}: cannot write its done marker: {exc.strerror}.") from None
+
+
+def _row_fields(row: ManifestRow) -> dict[str, Any]:
+    values = {}
+    for name in _ROW_FIELDS:
+        value = getattr(row, name)
+        if value != ():
+            values[name] = value
+    return values
 
 
 def read_marker(out: Path, unit: WorkUnit) -> UnitResult | None:

@@ -4,6 +4,10 @@ each by name.
 An executor only ever receives small picklable records (work units, a UnitJob, index arguments) and returns
 small records (UnitResult): pixels never pass through it. It owns progress (``progress(n)`` as images finish,
 called in the parent) and cancellation (``close(cancel=True)`` stops the work now; the build cleans up).
+
+Optional: ``expect(images: int | None)``, called once before planning with an upper bound of the images the
+build will process (None: unknown), so that an engine may start its workers while the parent plans (the local
+executor starts its forkserver then, unless the build is small enough to run in the parent).
 """
 
 from __future__ import annotations

@@ -88,6 +88,31 @@ def _init_worker(counter: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ parent
+def start_forkserver() -> Any:
+    """Start the forkserver process (not the workers) if it is not running; returns the forkserver context.
+
+    The forkserver imports the worker modules (~0.2-0.3 s) before it can fork a worker: started before
+    planning (``LocalExecutor.expect``), it does so while this process plans, and the pool, when work needs it,
+    forks at once. No thread, semaphore or worker is made here, so a build refused during planning exits as
+    before (the idle forkserver leaves with this process). SIGINT is blocked while it is spawned (as
+    multiprocessing does for its resource tracker): the forkserver inherits the blocked signal, so a Ctrl-C
+    meant for this process never prints a traceback from the forkserver's imports.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["imagenet_prep.executors.local"])
+    from multiprocessing import forkserver, resource_tracker
+
+    # The resource tracker first: starting it unblocks SIGINT (it restores no mask), so it must not start
+    # inside the window below.
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # this thread's mask only
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return context
+
+
 class LocalExecutor:
     """Runs units in a process pool of ``workers`` processes, or in this process for one worker."""
 
@@ -96,12 +121,19 @@ class LocalExecutor:
         self.pool: ProcessPoolExecutor | None = None  # started on first need (see _started)
         self.counter: Any = multiprocessing.Value("q", 0, lock=True)
 
+    def expect(self, images: int | None) -> None:
+        """Called before planning with an upper bound of the images the build will process (None: unknown).
+        A build that may need the pool gets the forkserver started now, so that its imports overlap planning
+        (measured: the first image ~0.35 s sooner on a busy 2-core machine); a build that will run in this
+        process (<= IN_PROCESS_MAX images) starts nothing."""
+        if self.workers > 1 and (images is None or images > IN_PROCESS_MAX):
+            start_forkserver()
+
     def _started(self) -> ProcessPoolExecutor:
         """The pool, started now if it is not yet: only work that needs it pays for it (a warm-index plan
         and a small build never do; the forkserver importing the worker modules costs ~0.3 s)."""
         if self.pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["imagenet_prep.executors.local"])
+            context = start_forkserver()
             self.counter = context.Value("q", 0)
             self.pool = ProcessPoolExecutor(
                 max_workers=self.workers,

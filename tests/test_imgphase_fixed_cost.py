@@ -1,0 +1,165 @@
+"""The fixed cost of a build (issue 14 item 6): the forkserver starts before planning only when the build may
+need the pool, with SIGINT blocked; the config's upper bound of images; done markers written field by field
+hold exactly what dataclasses.asdict gave."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from imagenet_prep.build.state import marker_path, read_marker, write_marker
+from imagenet_prep.config import BuildConfig
+from imagenet_prep.records import ImageIssue, ManifestRow, UnitResult, WorkUnit
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    from imagenet_prep.sample import SampleSpec, write_sample
+
+    return write_sample(
+        tmp_path_factory.mktemp("imgphase"), SampleSpec(classes=3, train_per_class=4, val_per_class=2, seed=5)
+    )
+
+
+def _config(**values) -> BuildConfig:
+    return BuildConfig(source=Path("/nonexistent-src"), out=Path("/nonexistent-out"), **values)
+
+
+def test_images_at_most_is_an_upper_bound_only_when_the_config_says_enough():
+    assert _config(subset="imagenette", train_per_class=1, val_per_class=1).images_at_most() == 20
+    assert _config(subset="imagenette", splits=("val",), val_per_class=3).images_at_most() == 30
+    assert (
+        _config(classes=("n01440764", "goldfish", " "), train_per_class=5, val_per_class=2).images_at_most()
+        == 14
+    )
+    assert _config(subset="imagenette", train_per_class=1).images_at_most() is None  # val unbounded
+    assert _config(train_per_class=1, val_per_class=1).images_at_most() is None  # every class
+    assert _config(under="dog.n.01", train_per_class=1, val_per_class=1).images_at_most() is None
+    assert _config(subset="no-such-subset", train_per_class=1, val_per_class=1).images_at_most() is None
+
+
+def test_images_at_most_of_a_class_file_is_unknown(tmp_path):
+    listed = tmp_path / "classes.txt"
+    listed.write_text("n01440764\nn02102040\n")
+    assert _config(classes=(str(listed),), train_per_class=1, val_per_class=1).images_at_most() is None
+
+
+_PROBE = """
+import json, signal, sys
+from multiprocessing import forkserver
+from pathlib import Path
+from imagenet_prep.build import orchestrator
+from imagenet_prep.config import BuildConfig
+
+seen = []
+plan = orchestrator.make_plan
+def traced(*args, **kwargs):
+    seen.append(forkserver._forkserver._forkserver_pid)  # the forkserver, as planning starts
+    return plan(*args, **kwargs)
+orchestrator.make_plan = traced
+
+source, out, per_class = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+config = BuildConfig(source=Path(source), out=Path(out), workers=2, **per_class)
+result = orchestrator.build(config)
+pid = seen[0]
+blocked = None
+if pid is not None:
+    with open(f"/proc/{pid}/status") as handle:
+        mask = next(int(line.split()[1], 16) for line in handle if line.startswith("SigBlk:"))
+    blocked = bool(mask & (1 << (signal.SIGINT - 1)))
+print(json.dumps({
+    "pid_at_plan": pid,
+    "forkserver_sigint_blocked": blocked,
+    "parent_sigint_blocked": signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []),
+    "images": result.images_written,
+}))
+"""
+
+
+def _probe(release, tmp_path, name: str, **per_class) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(release.root), str(tmp_path / name), json.dumps(per_class)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stderr == ""  # no warning from the resource tracker or the forkserver
+    return json.loads(done.stdout)
+
+
+def test_a_small_build_starts_no_forkserver(release, tmp_path):
+    wnid = release.wnids[0]
+    got = _probe(release, tmp_path, "small", classes=[wnid], train_per_class=2, val_per_class=1)
+    assert got["images"] == 3
+    assert got["pid_at_plan"] is None
+    assert got["parent_sigint_blocked"] is False
+
+
+def test_a_build_that_may_need_the_pool_starts_the_forkserver_before_planning(release, tmp_path):
+    got = _probe(release, tmp_path, "big")  # no per-class limit: the count is unknown before planning
+    assert got["images"] == 3 * (4 + 2)
+    assert isinstance(got["pid_at_plan"], int)
+    assert got["forkserver_sigint_blocked"] is True  # a Ctrl-C never reaches its imports
+    assert got["parent_sigint_blocked"] is False  # the parent's own mask is restored
+
+
+def test_marker_rows_and_issues_are_what_asdict_gave(tmp_path):
+    unit = WorkUnit("train", "train-n01440764", "ilsvrc", ())
+    rows = (
+        ManifestRow("train/n01440764/a.JPEG", 0, "n01440764", 256, 341),
+        ManifestRow(
+            "train/n01440764/b.JPEG",
+            0,
+            "n01440764",
+            64,
+            64,
+            extra=(("real_labels", "0 3"),),
+            boxes=(("n01440764", 1.5, 2.0, 30.25, 40.0),),
+        ),
+    )
+    result = UnitResult(
+        "train",
+        unit.unit_id,
+        rows,
+        (ImageIssue("train/n01440764/c.JPEG", "truncated image"),),
+        (ImageIssue("train/n01440764/d.JPEG", "cmyk-to-rgb"),),
+        1234,
+        0.5,
+        (("boxes_kept", 1),),
+        1,
+        (("train/n01440764/a.JPEG", 10), ("train/n01440764/b.JPEG", 20)),
+    )
+    (tmp_path / ".imagenet-prep" / "done").mkdir(parents=True)
+    write_marker(tmp_path, unit, result)
+    written = json.loads(marker_path(tmp_path, unit.unit_id).read_text())
+    assert written["rows"] == json.loads(
+        json.dumps([{k: v for k, v in asdict(row).items() if v != ()} for row in rows])
+    )
+    assert list(written["rows"][0]) == ["path", "label", "wnid", "width", "height"]
+    assert written["skipped"] == [asdict(issue) for issue in result.skipped]
+    assert written["repaired"] == [asdict(issue) for issue in result.repaired]
+    assert read_marker(tmp_path, unit) == result
+
+
+def test_a_refused_build_with_the_forkserver_started_prints_only_its_error(release, tmp_path):
+    out = tmp_path / "refused"
+    command = [
+        sys.executable,
+        "-m",
+        "imagenet_prep",
+        "build",
+        "--source",
+        str(release.root),
+        "--out",
+        str(out),
+    ]
+    command += ["--workers", "2", "--quiet"]
+    subprocess.run(command, check=True, capture_output=True)
+    refused = subprocess.run([*command, "--size", "64"], capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "different configuration" in refused.stderr
