@@ -163,3 +163,29 @@ def test_a_refused_build_with_the_forkserver_started_prints_only_its_error(relea
     refused = subprocess.run([*command, "--size", "64"], capture_output=True, text=True)
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1 and "different configuration" in refused.stderr
+
+
+def test_workers_of_the_console_script_do_not_import_the_cli_again(tmp_path):
+    """Run from the ``imagenet-prep`` script, multiprocessing re-ran that script in every worker (importing the
+    CLI and Typer there); with ``__main__`` given the package's spec, only the parent imports the CLI."""
+    import os
+    import shutil
+
+    from imagenet_prep.sample import SampleSpec, write_sample
+
+    script = shutil.which("imagenet-prep")
+    assert script is not None, "the package's console script is installed (pip install -e .)"
+    release = write_sample(
+        tmp_path / "rel", SampleSpec(classes=3, train_per_class=20, val_per_class=2, seed=6)
+    )
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    argv = [script, "build", "--source", str(release.root), "--out", str(tmp_path / "out"), "--size", "32"]
+    done = subprocess.run(
+        [*argv, "--workers", "2", "-q"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    imports = [
+        line for line in done.stderr.splitlines() if line.rstrip().endswith("imagenet_prep.cli.build_cmd")
+    ]
+    assert (tmp_path / "out" / "build.json").is_file()
+    assert len(imports) == 1, imports  # the parent's; 3 before (the parent and each of the 2 workers)
