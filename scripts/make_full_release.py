@@ -28,6 +28,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -129,15 +130,17 @@ def write_release(dest: Path, scale: float = 1.0) -> dict[str, int]:
 
 _PLAN_CHILD = """
 import json, resource, sys, time
+from pathlib import Path
 t = time.perf_counter()
 from imagenet_prep.config import build_config
 from imagenet_prep.executors import make_executor
 from imagenet_prep.plan import make_plan
 options = json.loads(sys.argv[1])
+cache_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else None
 config = build_config({}, options)
 executor = make_executor("local", config.worker_count)
 try:
-    plan = make_plan(config, runner=executor.map)
+    plan = make_plan(config, runner=executor.map, cache_dir=cache_dir)
     images = sum(len(u.samples) for u in plan.units)
 finally:
     executor.close()
@@ -147,11 +150,27 @@ print(json.dumps({"seconds": seconds, "rss_mb": rss, "images": images, "units": 
 """
 
 
-def measure(dest: Path, workers: int) -> dict[str, dict]:
+def _wipe_caches(dest: Path, cache_dir: Path | None) -> None:
+    if cache_dir is not None:  # the index caches go there: the release folder is not written
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    else:
+        for cache in dest.glob("*.json"):
+            cache.unlink()
+
+
+def measure(
+    dest: Path, workers: int, cache_dir: Path | None = None, only: list[str] | None = None
+) -> dict[str, dict]:
     def run(label: str, **options: object) -> dict:
         options = {"source": str(dest), "out": str(dest.parent / "unused-out"), "workers": workers, **options}
         done = subprocess.run(
-            [sys.executable, "-c", _PLAN_CHILD, json.dumps(options)],
+            [
+                sys.executable,
+                "-c",
+                _PLAN_CHILD,
+                json.dumps(options),
+                *([str(cache_dir)] if cache_dir else []),
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -163,8 +182,17 @@ def measure(dest: Path, workers: int) -> dict[str, dict]:
               f"{result['images']:,} images in {result['units']} units", flush=True)  # fmt: skip
         return result
 
-    for cache in dest.glob("*.json"):
-        cache.unlink()
+    if only is not None:  # --only: these measurements, in order (the cache is wiped before "cold")
+        runs = {"cold": ("cold-index", {}), "warm": ("warm-plan", {}), "imagenette": ("imagenette", {})}
+        runs["imagenette"][1]["subset"] = "imagenette"
+        results = {}
+        for name in only:
+            if name == "cold":
+                _wipe_caches(dest, cache_dir)
+            key, options = runs[name]
+            results[key] = run(key.replace("-", " "), **options)
+        return results
+    _wipe_caches(dest, cache_dir)
     results = {"cold-index": run("cold index")}
     results["warm-plan"] = run("warm plan")
     results["imagenette"] = run("imagenette", subset="imagenette")
@@ -178,12 +206,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure", action="store_true", help="then time planning on it (fresh processes)")
     parser.add_argument("--measure-only", action="store_true", help="time planning on an existing release")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="pool size for indexing")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="keep the index caches there (wiped before a cold index), not in DEST"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["cold", "warm", "imagenette"],
+        help="with --measure-only: just these measurements, in order (repeatable; cold wipes --cache-dir)",
+    )
     args = parser.parse_args(argv)
     if not args.measure_only:
         write_release(args.dest, args.scale)
     if args.measure or args.measure_only:
-        results = measure(args.dest, args.workers)
-        (args.dest / "plan-bench.txt").write_text(json.dumps(results, indent=2) + "\n")
+        results = measure(args.dest, args.workers, args.cache_dir, args.only)
+        if args.cache_dir is None:
+            (args.dest / "plan-bench.txt").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -8,6 +8,7 @@ each image with one positioned read. Val labels come from the devkit's ground tr
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -40,6 +41,29 @@ def index_class(path: str, class_tar: ClassTar) -> tuple[tuple[TarMember, ...], 
         source.close()  # type: ignore[attr-defined]
 
 
+#: what :func:`index_class_columns` sends back: names, offsets, sizes, header offsets, refusals, bytes read
+ClassColumns = tuple[list[str], array, array, array, list[tuple[str, str]], int]
+
+
+def index_class_columns(path: str, class_tar: ClassTar) -> ClassColumns:
+    """:func:`index_class` for the pool: the members as columns (a list of names and three arrays of 64-bit
+    offsets), which cross the process boundary ~10x faster than a tuple of 1300 TarMember records."""
+    members, refused, nbytes = index_class(path, class_tar)
+    return (
+        [m.name for m in members],
+        array("q", [m.offset for m in members]),
+        array("q", [m.size for m in members]),
+        array("q", [m.header_offset for m in members]),
+        refused,
+        nbytes,
+    )
+
+
+def _from_columns(columns: ClassColumns) -> tuple[TarMember, ...]:
+    names, offsets, sizes, header_offsets = columns[:4]
+    return tuple(map(TarMember, names, offsets, sizes, header_offsets))
+
+
 def _location(path: str, member: TarMember) -> ByteLocation:
     # header_offset: the worker checks the member's tar header before trusting the index (stale or altered).
     return ByteLocation(path, member.offset, member.size, header_offset=member.header_offset)
@@ -64,10 +88,10 @@ def index_class_tars(
     uncached = [wnid for wnid in wnids if not archive.has_members(wnid)]
     inner_bytes = 0
     if runner is not None and len(uncached) > 1:
-        outputs = runner(index_class, [(path, class_tars[wnid]) for wnid in uncached])
-        for wnid, (members, refused, nbytes) in zip(uncached, outputs, strict=True):
-            archive.add_members(wnid, members, refused)
-            inner_bytes += nbytes
+        outputs = runner(index_class_columns, [(path, class_tars[wnid]) for wnid in uncached])
+        for wnid, columns in zip(uncached, outputs, strict=True):
+            archive.add_members(wnid, _from_columns(columns), columns[4])
+            inner_bytes += columns[5]
     files = {wnid: _files(path, archive.members(wnid)) for wnid in wnids}
     archive.save()
     refused = tuple((f"{refusal_prefix}{name}", reason) for name, reason in archive.refused_for(wnids))
