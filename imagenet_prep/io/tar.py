@@ -206,9 +206,10 @@ def scan_tar(
     return _scan_tarfile(source, start, length, label, tolerate_cut_last=tolerate_cut_last, flat=flat)
 
 
-# The fast path. A header is "plain" when tarfile would read it as one regular member with exactly these
-# fields: number fields of octal digits ending in NUL or space (what GNU tar and tarfile write; base-256 and
-# padded forms go to tarfile), devmajor/devminor the same or all NUL, type '0' or NUL, an empty ustar prefix.
+# The fast path. A header is "plain" when tarfile would read it as one regular member (or folder) with exactly
+# these fields: number fields of octal digits ending in NUL or space (what GNU tar and tarfile write; base-256
+# and space-padded forms go to tarfile), devmajor/devminor the same or all NUL, type '0', '5' or NUL, an empty
+# ustar prefix, and a checksum that is the unsigned byte sum.
 _PLAIN_FIELDS = re.compile(  # 100..157: mode, uid, gid, size, mtime, checksum; the type: a file or a folder
     rb"[0-7]{7}[\0 ][0-7]{7}[\0 ][0-7]{7}[\0 ]([0-7]{11})[\0 ][0-7]{11}[\0 ]([0-7]{6})[\0 ]{2}[05\0]"
 )
@@ -259,11 +260,7 @@ def _scan_plain(
             name = name.rstrip("/")
             if name.startswith("./"):
                 name = name[2:]
-            if flat and name not in (
-                "",
-                ".",
-                "./",
-            ):  # a '.' root entry is noise (and passed over by tarfile too)
+            if flat and name not in ("", ".", "./"):  # a '.' root entry is noise, as on tarfile's path
                 refused.append((name, _name_problem(name, flat=True) or "folder"))
             pos = data  # tarfile skips no data after a folder's header
             continue

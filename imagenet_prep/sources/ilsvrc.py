@@ -92,6 +92,10 @@ def index_class_tars(
         for wnid, columns in zip(uncached, outputs, strict=True):
             archive.add_members(wnid, _from_columns(columns), columns[4])
             inner_bytes += columns[5]
+        del (
+            outputs,
+            columns,
+        )  # the columns (~30 bytes an image) are not kept beside the members made from them
     files = {wnid: _files(path, archive.members(wnid)) for wnid in wnids}
     archive.save()
     refused = tuple((f"{refusal_prefix}{name}", reason) for name, reason in archive.refused_for(wnids))
