@@ -16,6 +16,9 @@ few dozen tiny JPEGs (~1 KB; 2.5 KB a member with its tar header and padding), s
 - warm plan: planning the whole set again (index cache warm);
 - imagenette: planning the Imagenette subset from the full (warm) index.
 
+``--measure-only --only scan`` times the tar header scan alone (CPU per header, against tarfile's scan).
+``--cache-dir DIR`` keeps the index caches in DIR (wiped before a cold index) instead of beside the archives.
+
 Example:
 
     python scripts/make_full_release.py /tmp/full-release --measure
@@ -158,6 +161,36 @@ def _wipe_caches(dest: Path, cache_dir: Path | None) -> None:
             cache.unlink()
 
 
+def header_scan(dest: Path, every: int = 10) -> dict[str, float]:
+    """CPU per tar header, in this process: the plain-header scan (what indexing uses) against tarfile's
+    scan, alternately over every ``every``-th class tar, then the val tar (the ratio is what to compare)."""
+    from imagenet_prep.fetch.catalog import TRAIN_TAR, VAL_TAR
+    from imagenet_prep.io import tar
+    from imagenet_prep.io.bytesource import FileByteSource
+
+    train, val = FileByteSource(dest / TRAIN_TAR), FileByteSource(dest / VAL_TAR)
+    class_tars, _ = tar.scan_tar(train, 0, train.size, "train", tolerate_cut_last=False)
+    spans = [(train, m.offset, m.size) for m in class_tars[::every]] + [(val, 0, val.size)]
+    cpu = {"fast": 0.0, "tarfile": 0.0}
+    headers = 0
+    for source, start, length in spans:
+        started = time.process_time()
+        members, _ = tar.scan_tar(source, start, length, "t", tolerate_cut_last=False)
+        cpu["fast"] += time.process_time() - started
+        started = time.process_time()
+        tar._scan_tarfile(source, start, length, "t", tolerate_cut_last=False, flat=True)
+        cpu["tarfile"] += time.process_time() - started
+        headers += len(members)
+    result = {
+        "headers": headers,
+        "fast_us": cpu["fast"] / headers * 1e6,
+        "tarfile_us": cpu["tarfile"] / headers * 1e6,
+    }
+    print(f"header scan  {result['fast_us']:.1f} us a header (tarfile: {result['tarfile_us']:.1f} us, "
+          f"{result['tarfile_us'] / result['fast_us']:.1f}x) over {headers:,} headers", flush=True)  # fmt: skip
+    return result
+
+
 def measure(
     dest: Path, workers: int, cache_dir: Path | None = None, only: list[str] | None = None
 ) -> dict[str, dict]:
@@ -187,6 +220,9 @@ def measure(
         runs["imagenette"][1]["subset"] = "imagenette"
         results = {}
         for name in only:
+            if name == "scan":
+                results["header-scan"] = header_scan(dest)
+                continue
             if name == "cold":
                 _wipe_caches(dest, cache_dir)
             key, options = runs[name]
@@ -212,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["cold", "warm", "imagenette"],
-        help="with --measure-only: just these measurements, in order (repeatable; cold wipes --cache-dir)",
+        choices=["cold", "warm", "imagenette", "scan"],
+        help="with --measure-only: just these measurements, in order (repeatable; cold wipes --cache-dir; scan: "
+        "CPU per tar header, the plain-header scan vs tarfile's, in this process)",
     )
     args = parser.parse_args(argv)
     if not args.measure_only:
