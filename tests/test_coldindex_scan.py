@@ -305,3 +305,5 @@ def test_the_pool_reply_unpickles_into_index_class_s_result(release):
             isinstance(m, TarMember) and type(m.offset) is type(m.header_offset) is int for m in got[0]
         )
         assert b"TarMember" not in wire  # columns, not records, cross the process boundary
+        members, refused, nbytes = reply  # a runner that ran it in-process hands over the reply itself
+        assert (members, refused, nbytes) == want

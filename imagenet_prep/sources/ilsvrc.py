@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -50,6 +50,9 @@ class _ClassReply:
 
     def __init__(self, members: tuple[TarMember, ...], refused: list[tuple[str, str]], nbytes: int) -> None:
         self.members, self.refused, self.nbytes = members, refused, nbytes
+
+    def __iter__(self) -> Iterator:  # unpacks like index_class's result too (a runner that did not pickle it)
+        return iter((self.members, self.refused, self.nbytes))
 
     def __reduce__(self) -> tuple:
         members = self.members
@@ -97,7 +100,7 @@ def index_class_tars(
     uncached = [wnid for wnid in wnids if not archive.has_members(wnid)]
     inner_bytes = 0
     if runner is not None and len(uncached) > 1:
-        # Unpickled as (members, refused, bytes read), like index_class's own result.
+        # (members, refused, bytes read), like index_class's own result (see _ClassReply).
         outputs: list = runner(index_class_columns, [(path, class_tars[wnid]) for wnid in uncached])
         for wnid, (members, refused, nbytes) in zip(uncached, outputs, strict=True):
             archive.add_members(wnid, members, refused)
