@@ -191,10 +191,11 @@ def scan_tar(
     images are still good data). ``flat=False`` accepts member names with folders (safe relative paths) and
     passes over folder entries silently (a tree such as ``imagenet-a/<wnid>/<name>.jpg``).
 
-    A tar of plain headers only (what ILSVRC2012's archives are) is read by :func:`_scan_plain`; anything else
-    (PAX or GNU long-name headers, links, folders, sparse files, odd number fields, a bad checksum, a cut or a
-    missing end marker) is scanned again from its start by tarfile (:func:`_scan_tarfile`). Both give the
-    same members and refusals: the fast path only ever accepts what tarfile reads the same way.
+    A tar of plain headers only (files and folders, as GNU tar's default format and tarfile write them) is read
+    by :func:`_scan_plain`; anything else (PAX or GNU long-name headers, links, devices, sparse files, odd number
+    fields, a bad checksum, a cut or a missing end marker) is scanned again from its start by tarfile
+    (:func:`_scan_tarfile`). Both give the same members, refusals and errors: the fast path only ever accepts
+    what tarfile reads the same way.
     """
     head = source.read_at(start, min(length, 2))
     if head == b"\x1f\x8b":
