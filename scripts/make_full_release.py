@@ -17,7 +17,8 @@ few dozen tiny JPEGs (~1 KB; 2.5 KB a member with its tar header and padding), s
 - imagenette: planning the Imagenette subset from the full (warm) index.
 
 ``--measure-only --only scan`` times the tar header scan alone (CPU per header, against tarfile's scan).
-``--cache-dir DIR`` keeps the index caches in DIR (wiped before a cold index) instead of beside the archives.
+``--cache-dir DIR`` keeps the index caches in DIR (wiped before a cold index) instead of beside the archives;
+with it, or with ``--only``, nothing is written into the release folder (results are printed only).
 
 Example:
 
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         write_release(args.dest, args.scale)
     if args.measure or args.measure_only:
         results = measure(args.dest, args.workers, args.cache_dir, args.only)
-        if args.cache_dir is None:
+        if args.cache_dir is None and args.only is None:  # --cache-dir / --only: DEST is not written to
             (args.dest / "plan-bench.txt").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
