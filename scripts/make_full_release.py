@@ -17,8 +17,9 @@ few dozen tiny JPEGs (~1 KB; 2.5 KB a member with its tar header and padding), s
 - imagenette: planning the Imagenette subset from the full (warm) index.
 
 ``--measure-only --only scan`` times the tar header scan alone (CPU per header, against tarfile's scan).
-``--cache-dir DIR`` keeps the index caches in DIR (wiped before a cold index) instead of beside the archives;
-with it, or with ``--only``, nothing is written into the release folder (results are printed only).
+``--cache-dir DIR`` keeps the index caches in DIR (wiped before a cold index) instead of beside the archives,
+so a shared release folder is left alone; with it, or with ``--only``, no ``plan-bench.txt`` is written
+there either (results are printed only).
 
 Example:
 
