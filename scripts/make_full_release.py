@@ -16,6 +16,11 @@ few dozen tiny JPEGs (~1 KB; 2.5 KB a member with its tar header and padding), s
 - warm plan: planning the whole set again (index cache warm);
 - imagenette: planning the Imagenette subset from the full (warm) index.
 
+``--measure-only --only scan`` times the tar header scan alone (CPU per header, against tarfile's scan).
+``--cache-dir DIR`` keeps the index caches in DIR (wiped before a cold index) instead of beside the archives,
+so a shared release folder is left alone; with it, or with ``--only``, no ``plan-bench.txt`` is written
+there either (results are printed only).
+
 Example:
 
     python scripts/make_full_release.py /tmp/full-release --measure
@@ -28,6 +33,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -149,15 +155,57 @@ print(json.dumps({"seconds": seconds, "rss_mb": rss, "images": images, "units": 
 """
 
 
-def measure(dest: Path, workers: int, cache_dir: Path | None = None, cold: bool = True) -> dict[str, dict]:
-    """Time the plans; index caches go beside the archives, or into ``cache_dir`` (then nothing is written
-    into ``dest``); ``cold=False`` keeps the caches there and skips the cold run."""
+def _wipe_caches(dest: Path, cache_dir: Path | None) -> None:
+    if cache_dir is not None:  # the index caches go there: the release folder is not written
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    else:
+        for cache in dest.glob("*.json"):
+            cache.unlink()
 
+
+def header_scan(dest: Path, every: int = 10) -> dict[str, float]:
+    """CPU per tar header, in this process: the plain-header scan (what indexing uses) against tarfile's
+    scan, alternately over every ``every``-th class tar, then the val tar (the ratio is what to compare)."""
+    from imagenet_prep.fetch.catalog import TRAIN_TAR, VAL_TAR
+    from imagenet_prep.io import tar
+    from imagenet_prep.io.bytesource import FileByteSource
+
+    train, val = FileByteSource(dest / TRAIN_TAR), FileByteSource(dest / VAL_TAR)
+    class_tars, _ = tar.scan_tar(train, 0, train.size, "train", tolerate_cut_last=False)
+    spans = [(train, m.offset, m.size) for m in class_tars[::every]] + [(val, 0, val.size)]
+    cpu = {"fast": 0.0, "tarfile": 0.0}
+    headers = 0
+    for source, start, length in spans:
+        started = time.process_time()
+        members, _ = tar.scan_tar(source, start, length, "t", tolerate_cut_last=False)
+        cpu["fast"] += time.process_time() - started
+        started = time.process_time()
+        tar._scan_tarfile(source, start, length, "t", tolerate_cut_last=False, flat=True)
+        cpu["tarfile"] += time.process_time() - started
+        headers += len(members)
+    result = {
+        "headers": headers,
+        "fast_us": cpu["fast"] / headers * 1e6,
+        "tarfile_us": cpu["tarfile"] / headers * 1e6,
+    }
+    print(f"header scan  {result['fast_us']:.1f} us a header (tarfile: {result['tarfile_us']:.1f} us, "
+          f"{result['tarfile_us'] / result['fast_us']:.1f}x) over {headers:,} headers", flush=True)  # fmt: skip
+    return result
+
+
+def measure(
+    dest: Path, workers: int, cache_dir: Path | None = None, only: list[str] | None = None
+) -> dict[str, dict]:
     def run(label: str, **options: object) -> dict:
         options = {"source": str(dest), "out": str(dest.parent / "unused-out"), "workers": workers, **options}
-        extra = [str(cache_dir)] if cache_dir is not None else []
         done = subprocess.run(
-            [sys.executable, "-c", _PLAN_CHILD, json.dumps(options), *extra],
+            [
+                sys.executable,
+                "-c",
+                _PLAN_CHILD,
+                json.dumps(options),
+                *([str(cache_dir)] if cache_dir else []),
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -169,11 +217,21 @@ def measure(dest: Path, workers: int, cache_dir: Path | None = None, cold: bool 
               f"{result['images']:,} images in {result['units']} units", flush=True)  # fmt: skip
         return result
 
-    results = {}
-    if cold:
-        for cache in (cache_dir or dest).glob("*.index.json" if cache_dir else "*.json"):
-            cache.unlink()
-        results["cold-index"] = run("cold index")
+    if only is not None:  # --only: these measurements, in order (the cache is wiped before "cold")
+        runs = {"cold": ("cold-index", {}), "warm": ("warm-plan", {}), "imagenette": ("imagenette", {})}
+        runs["imagenette"][1]["subset"] = "imagenette"
+        results = {}
+        for name in only:
+            if name == "scan":
+                results["header-scan"] = header_scan(dest)
+                continue
+            if name == "cold":
+                _wipe_caches(dest, cache_dir)
+            key, options = runs[name]
+            results[key] = run(key.replace("-", " "), **options)
+        return results
+    _wipe_caches(dest, cache_dir)
+    results = {"cold-index": run("cold index")}
     results["warm-plan"] = run("warm plan")
     results["imagenette"] = run("imagenette", subset="imagenette")
     return results
@@ -187,16 +245,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure-only", action="store_true", help="time planning on an existing release")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="pool size for indexing")
     parser.add_argument(
-        "--cache-dir", type=Path, help="keep the index caches here (nothing is written into the release then)"
+        "--cache-dir", type=Path, help="keep the index caches there (wiped before a cold index), not in DEST"
     )
-    parser.add_argument("--warm-only", action="store_true", help="skip the cold run (keep the caches)")
+    parser.add_argument(
+        "--warm-only",
+        action="store_true",
+        help="the same as --only warm --only imagenette (keeps the caches)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["cold", "warm", "imagenette", "scan"],
+        help="with --measure-only: just these measurements, in order (repeatable; cold wipes --cache-dir; scan: "
+        "CPU per tar header, the plain-header scan vs tarfile's, in this process)",
+    )
     args = parser.parse_args(argv)
     if not args.measure_only:
         write_release(args.dest, args.scale)
+    if args.warm_only:
+        args.only = [*(args.only or []), "warm", "imagenette"]
     if args.measure or args.measure_only:
-        results = measure(args.dest, args.workers, args.cache_dir, cold=not args.warm_only)
-        report = (args.cache_dir or args.dest) / "plan-bench.txt"
-        report.write_text(json.dumps(results, indent=2) + "\n")
+        results = measure(args.dest, args.workers, args.cache_dir, args.only)
+        if args.cache_dir is None and args.only is None:  # --cache-dir / --only: DEST is not written to
+            (args.dest / "plan-bench.txt").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

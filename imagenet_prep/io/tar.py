@@ -1,10 +1,12 @@
 """Tar index and readers: find every image's (offset, size) in the ILSVRC2012 archives, never extracting.
 
 The train archive is a tar of 1000 ``<wnid>.tar`` class tars, each a tar of ``<wnid>_<n>.JPEG`` images; the
-val archive is a flat tar of ``ILSVRC2012_val_<8 digits>.JPEG``. The stdlib ``tarfile`` parses the headers;
-the file object it gets is seekable, so it skips member data with a seek and indexing reads about one
-512-byte header per member. A :class:`TarMember` records the absolute offset of its data in the OUTER file,
-so reading an image (even one inside a class tar) is a single positioned read on the archive.
+val archive is a flat tar of ``ILSVRC2012_val_<8 digits>.JPEG``. Indexing reads one 512-byte header per
+member and skips member data: plain headers (what GNU tar and tarfile write) are parsed here, ~10x faster than
+``tarfile``; a tar holding anything else is parsed by the stdlib ``tarfile`` (on a seekable view, so it skips
+data with a seek too), with the same results either way (see :func:`scan_tar`). A :class:`TarMember` records
+the absolute offset of its data in the OUTER file, so reading an image (even one inside a class tar) is a
+single positioned read on the archive.
 
 Everything is read through a :class:`ByteSource` (``size`` + ``read_at``), so an HTTP Range source can plug
 in later. Member names are untrusted: a member whose name or type could escape a folder or alias another file
@@ -19,6 +21,7 @@ import io
 import os
 import re
 import tarfile
+import zlib
 from dataclasses import dataclass
 
 from ..errors import ArchiveError
@@ -109,19 +112,26 @@ def member_header_problem(
 
 
 # ------------------------------------------------------------------------------------------ tar scanning
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")  # control characters and DEL
+_DRIVE_RE = re.compile("[A-Za-z]:")
+_PLAIN_NAME_RE = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.+-]{{0,{MAX_NAME_BYTES - 1}}}")
+
+
 def _name_problem(name: str, *, flat: bool) -> str | None:
     """Why an untrusted member name is refused (None = fine). ``flat``: no folders allowed at all."""
+    if _PLAIN_NAME_RE.fullmatch(name):
+        return None  # the usual name: passes every check below (no '/', no leading '.', short, ASCII)
     if name in ("", "."):
         return "not a file name"
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return "name is not valid UTF-8"
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in name):
+    if _CONTROL_RE.search(name):
         return "name holds control characters"
     if "\\" in name:
         return "name holds a backslash"
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+    if name.startswith("/") or _DRIVE_RE.match(name):
         return "absolute path"
     parts = name.split("/")
     if ".." in parts:
@@ -165,7 +175,7 @@ def _type_problem(info: tarfile.TarInfo) -> str | None:
     data_filter = getattr(tarfile, "data_filter", None)
     if data_filter is not None:
         try:
-            data_filter(info, "/nonexistent-imagenet-prep-dest")
+            data_filter(info, _FILTER_DEST)
         except tarfile.FilterError as exc:
             return f"refused by tarfile's data filter: {exc}"
     return None
@@ -180,6 +190,12 @@ def scan_tar(
     the end is refused; then the whole tar is an error unless ``tolerate_cut_last`` (a class tar: its other
     images are still good data). ``flat=False`` accepts member names with folders (safe relative paths) and
     passes over folder entries silently (a tree such as ``imagenet-a/<wnid>/<name>.jpg``).
+
+    A tar of plain headers only (files and folders, as GNU tar's default format and tarfile write them) is read
+    by :func:`_scan_plain`; anything else (PAX or GNU long-name headers, links, devices, sparse files, odd number
+    fields, a bad checksum, a cut or a missing end marker) is scanned again from its start by tarfile
+    (:func:`_scan_tarfile`). Both give the same members, refusals and errors: the fast path only ever accepts
+    what tarfile reads the same way.
     """
     head = source.read_at(start, min(length, 2))
     if head == b"\x1f\x8b":
@@ -187,6 +203,91 @@ def scan_tar(
             f"{label} is gzip-compressed, but the ILSVRC2012 image archives are plain tars (images are read "
             f"by offset). Use the original archive; {FIX_HINT}."
         )
+    plain = _scan_plain(source, start, length, flat=flat)
+    if plain is not None:
+        return plain
+    return _scan_tarfile(source, start, length, label, tolerate_cut_last=tolerate_cut_last, flat=flat)
+
+
+# The fast path. A header is "plain" when tarfile would read it as one regular member (or folder) with exactly
+# these fields: number fields of octal digits ending in NUL or space (what GNU tar and tarfile write; base-256
+# and space-padded forms go to tarfile), devmajor/devminor the same or all NUL, type '0', '5' or NUL, an empty
+# ustar prefix, and a checksum that is the unsigned byte sum.
+_PLAIN_FIELDS = re.compile(  # 100..157: mode, uid, gid, size, mtime, checksum; the type: a file or a folder
+    rb"[0-7]{7}[\0 ][0-7]{7}[\0 ][0-7]{7}[\0 ]([0-7]{11})[\0 ][0-7]{11}[\0 ]([0-7]{6})[\0 ]{2}[05\0]"
+)
+_PLAIN_DEVICES = re.compile(rb"(?:[0-7]{7}[\0 ]|\0{8}){2}")  # 329..345: devmajor, devminor
+_ZERO_BLOCK = bytes(_BLOCK)
+_FILTER_DEST = "/nonexistent-imagenet-prep-dest"  # where tarfile's data filter pretends to extract to
+
+
+def _scan_plain(
+    source: ByteSource, start: int, length: int, *, flat: bool
+) -> tuple[list[TarMember], list[tuple[str, str]]] | None:
+    """:func:`scan_tar` for a tar whose members all have plain headers, without tarfile (~10x faster); None
+    as soon as anything else turns up (the caller then scans the whole tar with tarfile)."""
+    if getattr(tarfile, "data_filter", None) is not None and os.path.lexists(_FILTER_DEST):
+        return None  # the filter's verdicts would depend on what is there: let it judge every member
+    match_fields = _PLAIN_FIELDS.fullmatch
+    match_devices = _PLAIN_DEVICES.fullmatch
+    read_at = source.read_at
+    encoding = tarfile.ENCODING
+    members: list[TarMember] = []
+    refused: list[tuple[str, str]] = []
+    names: set[str] = set()
+    pos = 0
+    while True:
+        if pos + _BLOCK > length:
+            return None  # cut before the end marker
+        block = read_at(start + pos, _BLOCK)
+        if len(block) != _BLOCK:
+            return None
+        if block == _ZERO_BLOCK:
+            return members, refused  # the end-of-archive marker (tarfile stops there too)
+        fields = match_fields(block, 100, 157)
+        # Not plain; or a ustar prefix (tarfile joins it to the name). Linkname, magic, version, uname and
+        # gname (157..329) are not read for a regular member.
+        if fields is None or block[345] or match_devices(block, 329, 345) is None:
+            return None
+        # The checksum: the byte sum with its own 8 bytes counted as spaces. adler32's low half is 1 + the byte
+        # sum mod 65521, exact for a half block (at most 256 * 255).
+        view = memoryview(block)
+        total = (zlib.adler32(view[:256]) & 0xFFFF) + (zlib.adler32(view[256:]) & 0xFFFF) - 2
+        if total - sum(view[148:156]) + 256 != int(fields[2], 8):
+            return None  # a bad (or signed) checksum: tarfile decides
+        size = int(fields[1], 8)
+        data = pos + _BLOCK
+        end = block.find(0, 0, 100)
+        name = block[: end if end >= 0 else 100].decode(encoding, "surrogateescape")
+        if block[156] == 0x35 or (block[156] == 0 and name.endswith("/")):  # a folder ('5', or NUL and a '/')
+            name = name.rstrip("/")
+            if name.startswith("./"):
+                name = name[2:]
+            if flat and name not in ("", ".", "./"):  # a '.' root entry is noise, as on tarfile's path
+                refused.append((name, _name_problem(name, flat=True) or "folder"))
+            pos = data  # tarfile skips no data after a folder's header
+            continue
+        if data + size > length:
+            return None  # cut inside the data: tarfile's path refuses it or fails
+        if name.startswith("./"):
+            name = name[2:]
+        # A regular file whose name passes these checks passes tarfile's data filter (a relative path without
+        # '..' inside a destination that does not exist), so the filter is not asked here.
+        problem = _name_problem(name, flat=flat)
+        if problem is None and name in names:
+            problem = "duplicate name"
+        if problem is None:
+            names.add(name)
+            members.append(TarMember(name, start + data, size, start + pos))
+        elif name not in ("", ".", "./"):
+            refused.append((name, problem))
+        pos = data + -(-size // _BLOCK) * _BLOCK
+
+
+def _scan_tarfile(
+    source: ByteSource, start: int, length: int, label: str, *, tolerate_cut_last: bool, flat: bool
+) -> tuple[list[TarMember], list[tuple[str, str]]]:
+    """:func:`scan_tar` by tarfile: every kind of header, every refusal rule."""
     members: list[TarMember] = []
     refused: list[tuple[str, str]] = []
     names: set[str] = set()

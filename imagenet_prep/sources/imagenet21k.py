@@ -29,7 +29,7 @@ from ..io.tar import ClassTar, TarMember
 from ..io.tar_index import Fall11Archive, cache_path_candidates
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from .base import FolderProbe, LocationReader, Runner, SourceRecord, SplitIndex, group_by_class
-from .ilsvrc import index_class, index_class_tars
+from .ilsvrc import index_class, index_class_columns, index_class_tars
 
 FALL11_TAR = "fall11_whole.tar"
 WINTER21_TAR_GZ = "winter21_whole.tar.gz"
@@ -179,7 +179,7 @@ class ClassTarFolderSource:
         todo = [w for w in wnids if w not in known]
         arguments = [(str(self.folder / tars[wnid].name), tars[wnid]) for wnid in todo]
         if runner is not None and len(arguments) > 1:
-            outputs = runner(index_class, arguments)
+            outputs = runner(index_class_columns, arguments)  # unpacks as index_class's result
         else:
             outputs = [index_class(*argument) for argument in arguments]
         total = 0
