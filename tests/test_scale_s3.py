@@ -67,3 +67,42 @@ def test_a_build_from_s3_gives_the_local_tree_and_records_no_credentials(aws_env
     assert json.loads(record)["config"]["source"] == "s3://datasets/ilsvrc2012/"
     assert SECRET not in record and "testing-key-id" not in record
     assert json.loads(record)["bytes_read"]["images"] > 0
+
+
+def test_the_spool_makes_an_s3_build_transfer_its_class_tars_once(aws_env, tmp_path, monkeypatch):
+    """The class tars' scan blocks are kept in the spool; the images are then read from it (after the worker's
+    ETag check), not fetched again. One worker: every transfer is counted in this process."""
+    import boto3
+
+    from imagenet_prep.io.objectstore import ObjectByteSource
+
+    release = write_sample(
+        tmp_path / "release", SampleSpec(classes=3, train_per_class=8, val_per_class=1, seed=9)
+    )
+    client = boto3.client("s3", endpoint_url=aws_env)
+    client.create_bucket(Bucket="spooled")
+    for path in release.root.iterdir():
+        if path.is_file():
+            client.put_object(Bucket="spooled", Key=f"ilsvrc/{path.name}", Body=path.read_bytes())
+    from imagenet_prep.io.tar_index import TrainArchive
+
+    with TrainArchive(release.train_tar, cache_dir=tmp_path / "idx") as archive:
+        train_images = sum(m.size for wnid in archive.classes() for m in archive.members(wnid))
+    local = tmp_path / "local"
+    assert build(build_config({}, {"source": release.root, "out": local, **OPTIONS})).ok
+
+    transferred = {}
+    for label, limit in (("spool", None), ("off", "0")):
+        monkeypatch.setenv("IMAGENET_PREP_CACHE", str(tmp_path / f"cache-{label}"))  # cold: index again
+        if limit is not None:
+            monkeypatch.setenv("IMAGENET_PREP_SPOOL_MAX", limit)
+        ObjectByteSource.process_bytes_read = 0
+        out = tmp_path / label
+        assert build(build_config({}, {"source": "s3://spooled/ilsvrc/", "out": out, **OPTIONS})).ok
+        assert snapshot(out) == snapshot(local)
+        transferred[label] = ObjectByteSource.process_bytes_read
+    spooled = list((tmp_path / "cache-spool" / "remote-spool").rglob("*.bin"))
+    assert len(spooled) == 3  # one scan block per class tar
+    assert not (tmp_path / "cache-off" / "remote-spool").exists()
+    # Without the spool every image of the class tars crosses twice (with its header); with it, once.
+    assert transferred["off"] - transferred["spool"] >= train_images, (transferred, train_images)

@@ -7,7 +7,9 @@ JSON-API client: an emulator serves no storage-control gRPC API); they are never
 source, the object's ETag is pinned in the locator (``s3://b/k#etag=...``) at planning; a worker checks it when it
 opens the object, so an archive replaced between planning and a unit fails that unit instead of mixing
 versions. Reads are ranged GETs; inside a scan window (a class tar's header scan) they are served from blocks of
-``SCAN_BLOCK`` bytes, so indexing a class tar costs a few requests, not one per member.
+``SCAN_BLOCK`` bytes, so indexing a class tar costs a few requests, not one per member. Those blocks are kept in
+the spool (io/spool.py, as for HTTP), and the build's reads of the same bytes are served from it once the worker
+has checked the ETag: a subset's class tars are transferred once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ..errors import ArchiveError, UsageError
+from .spool import Spool
 
 SCAN_BLOCK = 64 << 20
 MIN_READ = 513  # tarfile's 1-byte probe and the next 512-byte header in one request
@@ -67,6 +70,7 @@ class ObjectByteSource:
         self._size: int | None = None
         self._window: tuple[int, int] | None = None
         self._block: tuple[int, bytes] | None = None
+        self._spool: Spool | None = None
         self.bytes_read = 0
 
     @property
@@ -121,16 +125,25 @@ class ObjectByteSource:
         ObjectByteSource.process_bytes_read += len(data)
         return data
 
+    def _spooled(self) -> Spool | None:
+        if self._spool is None and self._pin is not None:
+            self._spool = Spool(self.url, ("etag", self._pin))
+        return self._spool
+
     def read_at(self, offset: int, size: int) -> bytes:
-        end = min(offset + size, self.size)
+        end = min(offset + size, self.size)  # the first call checks the pinned ETag (self._info)
         if size <= 0 or offset >= end:
             return b""
+        spool = self._spooled()
+        if spool is not None and (spooled := spool.read(offset, end)) is not None:
+            return spooled
         if self._block is not None:
             first, data = self._block
             if first <= offset and end <= first + len(data):
                 return data[offset - first : end - first]
         window = self._window
-        if window is not None and window[0] <= offset < window[1]:
+        scanning = window is not None and window[0] <= offset < window[1]
+        if window is not None and scanning:
             stop = max(end, min(window[1], offset + SCAN_BLOCK))
         elif end - offset < MIN_READ:
             stop = min(self.size, offset + MIN_READ)
@@ -138,6 +151,10 @@ class ObjectByteSource:
             return self._get(offset, end)
         data = self._get(offset, stop)
         self._block = (offset, data)
+        writer = spool.writer(offset) if spool is not None and scanning else None
+        if writer is not None:  # a scan block: the build will read these images again
+            writer.write(offset, data)
+            writer.finish()
         return data[: end - offset]
 
     def close(self) -> None:
