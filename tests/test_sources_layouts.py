@@ -13,17 +13,15 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from kill_trial import kill_after_first_unit
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
-from imagenet_prep.io.atomic import TMP_MARK
 from imagenet_prep.sample import SampleSpec
 from imagenet_prep.sample_layouts import EXTRA_LAYOUTS, LAYOUTS, write_layouts
 from imagenet_prep.sources import SOURCES, detect_layouts
@@ -202,38 +200,14 @@ def test_sample_cli_writes_a_layout(tmp_path):
     assert detect_layouts(tmp_path / "s") == ["hf-tar"]
 
 
-def finished_markers(out: Path) -> list[Path]:
-    """Done markers written in full (not one still under its temporary name)."""
-    return [p for p in (out / STATE_DIR).glob("done/*.json") if not p.name.startswith(TMP_MARK)]
-
-
 def test_kill_9_mid_build_then_resume_gives_the_same_tree_for_a_streamed_source(layouts, reference, tmp_path):
     out = tmp_path / "o"
     argv = [
         sys.executable, "-m", "imagenet_prep", "build", "--source", str(layouts["hf-tar"].root), "--out", str(out),
         "--resize", "square", "--size", "32", "--workers", "2", "--quiet",
     ]  # fmt: skip
-    # Kill as soon as the first unit is done (one shard finished, five to go). On a loaded machine the poll can
-    # come late, after every unit finished: that trial killed nothing mid-build, so it is run again (at most 3).
-    for _ in range(3):
-        shutil.rmtree(out, ignore_errors=True)
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                if finished_markers(out):
-                    break
-                time.sleep(0.005)
-            killed = proc.poll() is None
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        if len(finished_markers(out)) < 6:
-            break
+    # Kill as soon as the first unit is done (one shard finished, five to go).
+    killed = kill_after_first_unit(argv, out, units=6)
     assert killed and not (out / "build.json").exists()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kill_trial import kill_after_first_unit
 
 from imagenet_prep.build import build
 from imagenet_prep.build.state import STATE_DIR
@@ -228,11 +228,6 @@ def test_sample_writes_the_archive_and_it_is_detected(tmp_path):
         make_plan(build_config({}, {"source": tmp_path, "out": tmp_path / "o"}))
 
 
-def _markers(out: Path) -> list[Path]:
-    """The done markers written (not one still under its temporary name)."""
-    return [p for p in (out / STATE_DIR).glob("done/*.json") if not p.name.startswith(".")]
-
-
 def test_kill_9_mid_build_then_resume_gives_the_uninterrupted_tree(release, reference, tmp_path):
     root, _, _ = release
     out = tmp_path / "k"
@@ -245,27 +240,8 @@ def test_kill_9_mid_build_then_resume_gives_the_uninterrupted_tree(release, refe
         sys.executable, "-c", code, "build", "--config", str(CONFIG), "--source", str(root), "--out", str(out),
         *options, "--quiet",
     ]  # fmt: skip
-    # Kill once the first unit is done (20 units). A poll that comes after every unit finished killed nothing
-    # mid-build: that trial runs again (at most 3).
-    for _ in range(3):
-        shutil.rmtree(out, ignore_errors=True)
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                if _markers(out):
-                    break
-                time.sleep(0.005)
-            killed = proc.poll() is None
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        if len(_markers(out)) < 20:
-            break
+    # Kill once the first unit is done (20 units).
+    killed = kill_after_first_unit(argv, out, units=20)
     assert killed and not (out / "build.json").exists()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
