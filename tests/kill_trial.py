@@ -1,6 +1,6 @@
-"""The kill -9 trial the resume tests share: start a build in a session of its own, kill its whole process group
-as soon as one unit is done, and try again when the kill came too late (a loaded machine polled after every
-unit had finished, so nothing was killed mid-build)."""
+"""What the kill -9 tests share: the live processes of a session, and the trial that starts a build in a
+session of its own, kills its whole process group as soon as one unit is done, and tries again when the kill
+came too late (a loaded machine polled after every unit had finished, so nothing was killed mid-build)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,24 @@ def kill_after_first_unit(argv: list[str], out: Path, units: int, tries: int = 3
         if len(finished_markers(out)) < units:
             break
     return killed
+
+
+def session_processes(sid: int) -> list[str]:
+    """Live (not zombie) processes of a session: the CLI, the forkserver, workers, the resource tracker."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # state ppid pgrp session ...
+        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+            found.append(f"{pid} {stat.split(' (', 1)[1].split(')')[0]}")
+    return found
+
+
+def wait_until_gone(sid: int, seconds: float) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while (left := session_processes(sid)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left

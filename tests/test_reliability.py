@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kill_trial import wait_until_gone
 from PIL import Image
 
 from imagenet_prep.build import STATE_DIR, output_lock
@@ -111,27 +112,6 @@ def images_written(out: Path) -> int:
                 with contextlib.suppress(FileNotFoundError):
                     count += sum(1 for e in os.scandir(class_dir.path) if not e.name.startswith(TMP_MARK))
     return count
-
-
-def session_processes(sid: int) -> list[str]:
-    """Live (not zombie) processes of a session: the CLI, the forkserver, workers, the resource tracker."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # state ppid pgrp session ...
-        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-            found.append(f"{pid} {stat.split(' (', 1)[1].split(')')[0]}")
-    return found
-
-
-def wait_until_gone(sid: int, seconds: float) -> list[str]:
-    deadline = time.monotonic() + seconds
-    while (left := session_processes(sid)) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return left
 
 
 def stop_all(proc: subprocess.Popen) -> None:

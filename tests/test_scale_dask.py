@@ -4,6 +4,7 @@ bytes; a worker that cannot see a source file fails the build at once, naming th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kill_trial import finished_markers, session_processes, wait_until_gone
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
@@ -136,34 +138,6 @@ def test_a_worker_killed_mid_unit_has_its_unit_redone_elsewhere_with_the_same_by
     assert check_tree(out, decode=True).ok
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every live process under ``pid`` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def test_a_kill_9_of_the_cli_leaves_no_cluster_process_behind_and_the_same_command_finishes(
     release, reference, tmp_path
 ):
@@ -185,24 +159,27 @@ def test_a_kill_9_of_the_cli_leaves_no_cluster_process_behind_and_the_same_comma
         str(out),
     ]
     command += ["--resize", "shorter", "--size", "64", "--executor", "dask", "--scheduler", "local:2", "-q"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = out / STATE_DIR / "done"
-    deadline = time.monotonic() + 90
-    tree: set[int] = set()
-    while time.monotonic() < deadline and proc.poll() is None:
-        tree |= _descendants(proc.pid)
-        if done.is_dir() and any(done.glob("*.json")):
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the build finished before it could be killed"
-    tree |= _descendants(proc.pid)
-    assert len(tree) >= 2, "the LocalCluster's worker processes were not seen"
-    proc.kill()
-    proc.wait()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
-        time.sleep(0.2)
-    assert [pid for pid in tree if _alive(pid)] == [], "cluster processes outlived the killed build"
+    # A session of its own: the LocalCluster's processes (nannies, workers) are in it, whatever their parent.
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 90
+        seen: list[str] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            cluster = [line for line in session_processes(proc.pid) if not line.startswith(f"{proc.pid} ")]
+            seen = max(seen, cluster, key=len)
+            if finished_markers(out):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the build finished before it could be killed"
+        assert len(seen) >= 2, f"the LocalCluster's worker processes were not seen: {seen}"
+        proc.kill()  # the CLI only, not its process group: its cluster must not outlive it
+        proc.wait()
+        assert wait_until_gone(proc.pid, 30) == [], "cluster processes outlived the killed build"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert snapshot(out) != reference  # it was killed mid-build
     finished = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert finished.returncode == 0, finished.stderr
