@@ -1,6 +1,7 @@
-"""The fixed cost of a build (issue 14 item 6): the forkserver starts before planning only when the build may
-need the pool, with SIGINT blocked; the config's upper bound of images; done markers written field by field
-hold exactly what dataclasses.asdict gave."""
+"""The fixed cost of a build (issue 14 item 6): a single-threaded process forks its workers (no forkserver, no
+resource tracker); one running other threads starts the forkserver before planning when the build may need the
+pool, with SIGINT blocked; both give the same bytes; the config's upper bound of images; done markers written
+field by field hold exactly what dataclasses.asdict gave."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from imagenet_prep.records import ImageIssue, ManifestRow, UnitResult, WorkUnit
 def release(tmp_path_factory):
     from imagenet_prep.sample import SampleSpec, write_sample
 
-    return write_sample(
-        tmp_path_factory.mktemp("imgphase"), SampleSpec(classes=3, train_per_class=4, val_per_class=2, seed=5)
-    )
+    # 66 images: more than IN_PROCESS_MAX, so a build of all of them runs the pool
+    spec = SampleSpec(classes=3, train_per_class=20, val_per_class=2, seed=5)
+    return write_sample(tmp_path_factory.mktemp("imgphase"), spec)
 
 
 def _config(**values) -> BuildConfig:
@@ -50,11 +51,16 @@ def test_images_at_most_of_a_class_file_is_unknown(tmp_path):
 
 
 _PROBE = """
-import json, signal, sys
+import json, os, signal, sys, threading
 from multiprocessing import forkserver
 from pathlib import Path
 from imagenet_prep.build import orchestrator
 from imagenet_prep.config import BuildConfig
+from imagenet_prep.executors import local
+
+source, out, per_class, threaded = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] == "1"
+if threaded:  # what a notebook kernel or a Dask client runs beside the build
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
 
 seen = []
 plan = orchestrator.make_plan
@@ -63,7 +69,20 @@ def traced(*args, **kwargs):
     return plan(*args, **kwargs)
 orchestrator.make_plan = traced
 
-source, out, per_class = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+def _ppid(pid):
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+pools = []
+run_units = local.LocalExecutor.run_units
+def recorded(self, *args, **kwargs):
+    for result in run_units(self, *args, **kwargs):
+        if not pools and self.pool is not None:  # the workers, while they run: their start method and parent
+            workers = self.pool._processes.values()
+            pools.append((self.pool._mp_context.get_start_method(), sorted({_ppid(p.pid) for p in workers})))
+        yield result
+local.LocalExecutor.run_units = recorded
+
 config = BuildConfig(source=Path(source), out=Path(out), workers=2, **per_class)
 result = orchestrator.build(config)
 pid = seen[0]
@@ -77,19 +96,28 @@ print(json.dumps({
     "forkserver_sigint_blocked": blocked,
     "parent_sigint_blocked": signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []),
     "images": result.images_written,
+    "pool": pools[0] if pools else None,
+    "me": os.getpid(),
+    "forkserver_after": forkserver._forkserver._forkserver_pid,
 }))
 """
 
 
-def _probe(release, tmp_path, name: str, **per_class) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(release.root), str(tmp_path / name), json.dumps(per_class)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def _probe(release, tmp_path, name: str, threaded: bool = False, **per_class) -> dict:
+    argv = [sys.executable, "-c", _PROBE, str(release.root), str(tmp_path / name), json.dumps(per_class)]
+    done = subprocess.run([*argv, "1" if threaded else "0"], capture_output=True, text=True, check=True)
     assert done.stderr == ""  # no warning from the resource tracker or the forkserver
     return json.loads(done.stdout)
+
+
+def _tree(out: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(out.rglob("*"))
+        if path.is_file() and ".imagenet-prep" not in path.parts and path.name != "build.json"
+    }
 
 
 def test_a_small_build_starts_no_forkserver(release, tmp_path):
@@ -100,12 +128,26 @@ def test_a_small_build_starts_no_forkserver(release, tmp_path):
     assert got["parent_sigint_blocked"] is False
 
 
-def test_a_build_that_may_need_the_pool_starts_the_forkserver_before_planning(release, tmp_path):
-    got = _probe(release, tmp_path, "big")  # no per-class limit: the count is unknown before planning
-    assert got["images"] == 3 * (4 + 2)
+def test_a_threaded_process_starts_the_forkserver_before_planning(release, tmp_path):
+    got = _probe(release, tmp_path, "big", threaded=True)  # no per-class limit: unknown before planning
+    assert got["images"] == 3 * (20 + 2)
     assert isinstance(got["pid_at_plan"], int)
     assert got["forkserver_sigint_blocked"] is True  # a Ctrl-C never reaches its imports
     assert got["parent_sigint_blocked"] is False  # the parent's own mask is restored
+    assert got["pool"][0] == "forkserver"
+    assert got["pool"][1] == [got["pid_at_plan"]]  # the workers are the forkserver's children
+
+
+def test_a_single_threaded_process_forks_its_workers_and_starts_no_forkserver(release, tmp_path):
+    got = _probe(release, tmp_path, "forked")
+    assert got["images"] == 3 * (20 + 2)
+    assert got["pid_at_plan"] is None and got["forkserver_after"] is None  # never started
+    assert got["pool"] == ["fork", [got["me"]]]  # the workers are this process's children
+    assert got["parent_sigint_blocked"] is False  # blocked only while the workers were forked
+    # Same input, same bytes, whichever way the workers started.
+    threaded = _probe(release, tmp_path, "threaded", threaded=True)
+    assert threaded["pool"][0] == "forkserver"
+    assert _tree(tmp_path / "forked") == _tree(tmp_path / "threaded") != {}
 
 
 def test_marker_rows_and_issues_are_what_asdict_gave(tmp_path):
@@ -189,3 +231,45 @@ def test_workers_of_the_console_script_do_not_import_the_cli_again(tmp_path):
     ]
     assert (tmp_path / "out" / "build.json").is_file()
     assert len(imports) == 1, imports  # the parent's; 3 before (the parent and each of the 2 workers)
+
+
+_FORK_PROBE = """
+import json, os, sys
+from pathlib import Path
+from imagenet_prep.build.state import output_lock
+from imagenet_prep.errors import OutputLockedError
+from imagenet_prep.io import http
+from imagenet_prep.sources import winter21
+
+out = Path(sys.argv[1])
+http.session_for("http://127.0.0.1:9/archive.tar")  # a keep-alive session (no request made)
+winter21._cursors()["archive"] = object()  # a kept cursor (an open file in real use)
+to_parent, from_child = os.pipe()
+to_child, from_parent = os.pipe()
+with output_lock(out):
+    pid = os.fork()
+    if pid == 0:  # a worker, as a fork pool makes it
+        seen = {"sessions": len(http._SESSIONS), "cursors": len(winter21._cursors())}
+        os.write(from_child, json.dumps(seen).encode())
+        os.read(to_child, 1)  # alive until the parent has tried the lock again
+        os._exit(0)
+    report = json.loads(os.read(to_parent, 1000))
+try:  # the parent let go of OUT while its worker lives on: the next build must get in
+    with output_lock(out):
+        report["relocked"] = True
+except OutputLockedError as exc:
+    report["relocked"] = str(exc)
+os.write(from_parent, b"x")
+os.waitpid(pid, 0)
+report["parent_sessions"] = len(http._SESSIONS)
+print(json.dumps(report))
+"""
+
+
+def test_a_forked_worker_keeps_no_connection_cursor_or_lock_of_its_parent(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_PROBE, str(tmp_path / "out")], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report == {"sessions": 0, "cursors": 0, "relocked": True, "parent_sessions": 1}

@@ -175,9 +175,26 @@ def output_lock(out: Path, shard: int | None = None) -> Iterator[None]:
         yield
 
 
+_HELD_LOCKS: set[IO[str]] = set()  # the lock files this process holds open
+
+
+def _close_inherited_locks() -> None:
+    """In a forked worker: close its copies of the parent's lock files. The parent keeps its locks (an flock
+    belongs to the open file until its last descriptor closes), and they go with it: a worker outliving a
+    killed parent by a moment must not keep the next run out."""
+    for handle in _HELD_LOCKS:
+        with contextlib.suppress(OSError, ValueError):
+            handle.close()  # nothing buffered (the pid was flushed): this closes the descriptor, no more
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 @contextlib.contextmanager
 def _flock(out: Path, path: Path, mode: int, what: str) -> Iterator[None]:
     handle = open(path, "a+")  # noqa: SIM115 - held for the whole build
+    _HELD_LOCKS.add(handle)
     try:
         try:
             fcntl.flock(handle, mode | fcntl.LOCK_NB)
@@ -199,6 +216,7 @@ def _flock(out: Path, path: Path, mode: int, what: str) -> Iterator[None]:
             handle.flush()
         yield
     finally:
+        _HELD_LOCKS.discard(handle)
         handle.close()
 
 

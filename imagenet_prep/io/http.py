@@ -256,6 +256,9 @@ class _PastEnd(Exception):
 
 
 _SESSIONS: dict[tuple[str, str, int | None], requests.Session] = {}
+# A forked worker makes its own connections: two processes writing requests on one inherited keep-alive socket
+# would read each other's replies.
+os.register_at_fork(after_in_child=_SESSIONS.clear)
 
 
 def session_for(url: str) -> requests.Session:

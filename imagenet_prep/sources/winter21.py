@@ -33,6 +33,7 @@ unit instead of mislabelling).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import tarfile
 import threading
@@ -358,6 +359,15 @@ def group_in_stream_order(
 
 # ----------------------------------------------------------------------------------------------- reader
 _LOCAL = threading.local()  # per thread of a worker process: the stream it read last, kept for its next unit
+
+
+def _forget_inherited_cursors() -> None:
+    """In a forked worker: open cursors of its own (an inherited open file shares its offset with the parent's)."""
+    global _LOCAL
+    _LOCAL = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_cursors)
 
 
 def _cursors() -> dict[str, _Cursor]:
