@@ -163,6 +163,16 @@ def reference_out(release, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def reference_seconds(reference_out: Path, release, tmp_path_factory: pytest.TempPathFactory) -> float:
+    """How long an uninterrupted build takes from the command's start with the archive index cached (as in
+    every trial): kills by time land within it."""
+    started = time.monotonic()
+    done = run(build_argv(release, tmp_path_factory.mktemp("timed") / "out"))
+    assert done.returncode == 0, done.stderr
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
 def reference(reference_out: Path) -> dict[str, bytes]:
     """What every scenario must reproduce byte for byte."""
     tree = snapshot(reference_out)
@@ -175,7 +185,8 @@ def reference(reference_out: Path) -> dict[str, bytes]:
 
 # ------------------------------------------------------------------------------------------------ kill -9
 # Seeded kill points: by images written (spread over the whole image phase and both splits: the big val unit
-# runs first, then the train classes and the small val unit), by time (start-up, planning, pool start), and
+# runs first, then the train classes and the small val unit), by time (a fraction of the uninterrupted build's
+# duration: start-up, planning, pool start), and
 # one as the last image lands (markers, manifests and build.json are written then). Three trials are killed a
 # second time while they resume. Odd trials kill the CLI process only (the OOM killer's
 # choice): its workers must not carry on writing into OUT.
@@ -199,10 +210,12 @@ def _trials(count: int = 10, seed: int = 20240605) -> list[tuple[int, str, int |
     ids=[f"trial{t[0]}-{t[1]}-{'t' if t[5] else t[2]}" for t in _trials()],
 )
 def test_kill_9_at_random_points_then_resume_gives_the_reference_tree(
-    release, reference, tmp_path, trial, target, images, delay, kill_resume_too, by_time
+    release, reference, reference_seconds, tmp_path, trial, target, images, delay, kill_resume_too, by_time
 ):
     out = tmp_path / "out"
     whole_group = target == "group"
+    if by_time:
+        delay *= reference_seconds  # a fraction of the build: fast machines finish a small build in < 1 s
     proc = start(release, out)
     try:
         written = kill_at(proc, out, images, delay, whole_group)
