@@ -167,8 +167,10 @@ def read_class_file(path: Path) -> tuple[str, ...]:
 def val_labels() -> tuple[str, ...]:
     """The 50,000 validation labels as wnids: entry k is ILSVRC2012_val_{k+1:08d}.JPEG."""
     raw = resources.files("imagenet_prep").joinpath("data/val_labels.txt.gz").read_bytes()
-    classes = all_classes()
-    return tuple(classes[int(line)].wnid for line in gzip.decompress(raw).decode().split())
+    wnids = [info.wnid for info in all_classes()]
+    return tuple(
+        map(wnids.__getitem__, map(int, gzip.decompress(raw).split()))
+    )  # C loops: every build reads it
 
 
 def val_file_name(number: int) -> str:
