@@ -468,6 +468,20 @@ class SampleTable(Sequence[Sample]):
             digest.update("".join(lines).encode())
 
 
+def sample_bytes(samples: Sequence[Sample]) -> int:
+    """The stored source bytes of ``samples``; a SampleTable sums its size columns (no Sample per image)."""
+    if isinstance(samples, SampleTable):
+        return sum(sum(block.files.sizes) for block in samples.blocks)
+    return sum(sample.location.size for sample in samples)
+
+
+def sample_locators(samples: Sequence[Sample]) -> set[str]:
+    """The files or URLs ``samples`` are read from; a SampleTable answers from its blocks."""
+    if isinstance(samples, SampleTable):
+        return {block.files.locator for block in samples.blocks}
+    return {sample.location.locator for sample in samples}
+
+
 def sample_classes(samples: Sequence[Sample]) -> set[tuple[str, str]]:
     """The (split, wnid) pairs of ``samples``; a SampleTable answers from its blocks (no Sample per image)."""
     if isinstance(samples, SampleTable):

@@ -8,9 +8,12 @@ the time per image (spread over the workers). The free space is that of the disk
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import shutil
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -20,7 +23,7 @@ from ..executors import make_executor
 from ..image import ImageFailure, process_image
 from ..outputs import make_writer
 from ..plan import BuildPlan, make_plan
-from ..records import Sample, WorkUnit
+from ..records import Sample, WorkUnit, sample_bytes
 from ..sources import source_class
 
 SAMPLE_IMAGES = 24  # images processed for real to estimate the output size and time
@@ -79,9 +82,10 @@ def dry_run(config: BuildConfig, sample_images: int = SAMPLE_IMAGES) -> DryRunRe
     finally:
         executor.close(cancel=True)
     plan_seconds = time.perf_counter() - started
-    samples = [sample for unit in plan.units for sample in unit.samples]
-    bytes_to_read = sum(sample.location.size for sample in samples)
-    chosen = _spread(samples, sample_images)
+    # From the plan's columns: a Sample per image of the whole set would cost ~6 s and ~500 MB.
+    planned = sum(len(unit.samples) for unit in plan.units)
+    bytes_to_read = sum(sample_bytes(unit.samples) for unit in plan.units)
+    chosen = _spread(plan.units, sample_images)
     read, written, seconds = _measure(plan, chosen, config)
     ratio = written / read if read else 0.0
     per_image = seconds / len(chosen) if chosen else 0.0
@@ -96,7 +100,7 @@ def dry_run(config: BuildConfig, sample_images: int = SAMPLE_IMAGES) -> DryRunRe
         bytes_to_read=bytes_to_read,
         sampled=len(chosen),
         estimated_output_bytes=round(bytes_to_read * ratio),
-        estimated_seconds=per_image * len(samples) / workers,
+        estimated_seconds=per_image * planned / workers,
         workers=workers,
         free_bytes=free_space(config.out) if isinstance(config.out, Path) else None,
         plan_seconds=plan_seconds,
@@ -104,12 +108,21 @@ def dry_run(config: BuildConfig, sample_images: int = SAMPLE_IMAGES) -> DryRunRe
     )
 
 
-def _spread(samples: list[Sample], count: int) -> list[Sample]:
-    """``count`` samples spread evenly over the plan (classes and splits alike), deterministic."""
-    if len(samples) <= count:
-        return list(samples)
-    step = len(samples) / count
-    return [samples[int(i * step + step / 2)] for i in range(count)]
+def _spread(units: Sequence[WorkUnit], count: int) -> list[Sample]:
+    """``count`` samples spread evenly over the plan's units in order (classes and splits alike),
+    deterministic; only the chosen ones are made."""
+    starts = [0, *itertools.accumulate(len(unit.samples) for unit in units)]
+    total = starts[-1]
+    if total <= count:
+        positions: Iterable[int] = range(total)
+    else:
+        step = total / count
+        positions = (int(i * step + step / 2) for i in range(count))
+    chosen = []
+    for position in positions:
+        u = bisect.bisect_right(starts, position) - 1
+        chosen.append(units[u].samples[position - starts[u]])
+    return chosen
 
 
 def _measure(plan: BuildPlan, chosen: list[Sample], config: BuildConfig) -> tuple[int, int, float]:

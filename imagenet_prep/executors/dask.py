@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import BuildError, UsageError
-from ..records import UnitResult, WorkUnit
+from ..records import UnitResult, WorkUnit, sample_locators
 from ..worker import UnitJob, run_unit
 from .base import Progress
 
@@ -115,7 +115,7 @@ class DaskExecutor:
     # -------------------------------------------------------------------------------------------- units
     def preflight(self, units: Sequence[WorkUnit], out: str) -> None:
         """Fail fast when a worker cannot read a source file or write OUT (one line naming both)."""
-        paths = sorted({sample.location.locator for unit in units for sample in unit.samples})
+        paths = sorted(set().union(*(sample_locators(unit.samples) for unit in units)))
         reports = self.client.run(check_access, paths, out)
         for worker, problems in sorted(reports.items()):
             if problems:
