@@ -273,3 +273,57 @@ def test_a_forked_worker_keeps_no_connection_cursor_or_lock_of_its_parent(tmp_pa
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report == {"sessions": 0, "cursors": 0, "relocked": True, "parent_sessions": 1}
+
+
+def test_a_build_on_a_terminal_draws_its_bar_and_still_forks_its_workers(release, tmp_path):
+    """tqdm's monitor thread would make the CLI a threaded process (and its workers forkserver children).
+    The release's index and devkit caches are made first: parsing meta.mat imports numpy, whose BLAS threads
+    rightly keep a cold first build on the forkserver."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import time
+
+    warm = [sys.executable, "-m", "imagenet_prep", "build", "--source", str(release.root), "--out"]
+    subprocess.run([*warm, str(tmp_path / "warm"), "--size", "32", "-q"], check=True, capture_output=True)
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal's size
+    argv = [sys.executable, "-m", "imagenet_prep", "build", "--source", str(release.root)]
+    argv += ["--out", str(tmp_path / "out"), "--size", "32", "--workers", "2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=secondary)
+    os.close(secondary)
+    helpers: set[str] = set()
+    seen = b""
+    os.set_blocking(primary, False)
+    while proc.poll() is None:
+        for entry in os.listdir("/proc"):  # the CLI's children: its workers, or a forkserver and tracker
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as handle:
+                        parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+                    with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                        cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+                except (OSError, ValueError, IndexError):
+                    continue
+                if parent == proc.pid:
+                    helpers.add(cmdline[:160])
+        try:
+            seen += os.read(primary, 65536)
+        except (BlockingIOError, OSError):
+            pass
+        time.sleep(0.01)
+    while True:  # what the terminal holds after the exit
+        try:
+            chunk = os.read(primary, 65536)
+        except (BlockingIOError, OSError):
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(primary)
+    assert proc.returncode == 0
+    assert b"img" in seen  # a tqdm bar was drawn on the terminal
+    assert helpers, "the CLI's workers were seen"
+    assert not any("forkserver" in line or "resource_tracker" in line for line in helpers), helpers

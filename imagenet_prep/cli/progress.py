@@ -30,6 +30,9 @@ class Progress:
         if _is_terminal():
             from tqdm import tqdm
 
+            # No monitor thread (it only tunes the redraw rate of bars updated seldom): a process with one
+            # thread forks its workers, one with two would start a forkserver (executors/local.py).
+            tqdm.monitor_interval = 0
             self._bar = tqdm(total=self.total, desc=desc, unit=unit, dynamic_ncols=True, leave=False)
         else:
             self._plain = True
