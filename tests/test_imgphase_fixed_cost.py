@@ -279,6 +279,7 @@ def test_a_build_on_a_terminal_draws_its_bar_and_still_forks_its_workers(release
     """tqdm's monitor thread would make the CLI a threaded process (and its workers forkserver children).
     The release's index and devkit caches are made first: parsing meta.mat imports numpy, whose BLAS threads
     rightly keep a cold first build on the forkserver."""
+    import contextlib
     import fcntl
     import os
     import pty
@@ -309,10 +310,8 @@ def test_a_build_on_a_terminal_draws_its_bar_and_still_forks_its_workers(release
                     continue
                 if parent == proc.pid:
                     helpers.add(cmdline[:160])
-        try:
+        with contextlib.suppress(BlockingIOError, OSError):
             seen += os.read(primary, 65536)
-        except (BlockingIOError, OSError):
-            pass
         time.sleep(0.01)
     while True:  # what the terminal holds after the exit
         try:
