@@ -148,7 +148,7 @@ class LocalExecutor:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None  # started on first need (see _started)
-        self.counter: Any = multiprocessing.Value("q", 0, lock=True)
+        self.counter: Any = None  # made with the pool, in its context (a build in this process needs none)
 
     def expect(self, images: int | None) -> None:
         """Called before planning with an upper bound of the images the build will process (None: unknown).
