@@ -123,10 +123,12 @@ def stop_all(proc: subprocess.Popen) -> None:
 
 
 def kill_at(proc: subprocess.Popen, out: Path, images: int | None, delay: float, whole_group: bool) -> int:
-    """SIGKILL the build once ``images`` are written (or after ``delay`` s); returns images written then."""
+    """SIGKILL the build once ``images`` are written (or after ``delay`` s, or at its first image if that comes
+    sooner: a kill by time is meant for start-up, planning and the pool's start, and a build on a quick
+    machine may be past them early); returns images written then."""
     started = time.monotonic()
     while proc.poll() is None and time.monotonic() - started < 60:
-        if images is None and time.monotonic() - started >= delay:
+        if images is None and (time.monotonic() - started >= delay or images_written(out) >= 1):
             break
         if images is not None and images_written(out) >= images:
             break
