@@ -21,6 +21,7 @@ import pytest
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
 from imagenet_prep.outputs import parquet as parquet_output
+from imagenet_prep.outputs import shards as shards_module
 from imagenet_prep.outputs import wds as wds_output
 from imagenet_prep.outputs import writer_for
 from imagenet_prep.outputs.shards import ShardSize, plan_shards
@@ -122,6 +123,14 @@ def captured(release, tmp_path_factory) -> dict[str, list]:
     return seen
 
 
+@pytest.fixture(params=["stdlib", "numpy"])
+def gather(request, monkeypatch) -> str:
+    """Both ways of gathering a split's shards: stdlib loops (small splits) and numpy (large ones)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(shards_module, "NUMPY_ROWS", 0)
+    return request.param
+
+
 def _name(split: str, index: int, total: int) -> str:
     return f"{split}-{index:06d}-of-{total}"
 
@@ -187,7 +196,7 @@ def _as_tables(split: str, groups: list) -> list:
 @pytest.mark.parametrize("split", ["train", "val"])
 @pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("arrangement", ["plan", "scrambled", "tables"])
-def test_columns_plan_the_shards_the_samples_did(captured, split, shuffle, arrangement):
+def test_columns_plan_the_shards_the_samples_did(captured, split, shuffle, arrangement, gather):
     groups = captured[split]
     if arrangement == "scrambled":  # the stable sort's ties keep this input order
         groups = _scrambled(groups, 5)
@@ -215,7 +224,7 @@ def test_columns_plan_the_shards_the_samples_did(captured, split, shuffle, arran
                 break  # the seed changes nothing
 
 
-def test_other_groupings_and_names_give_the_same_shards(captured):
+def test_other_groupings_and_names_give_the_same_shards(captured, gather):
     """Train as Samples (a source without columns), a mix of tables and Samples, names that are not the
     key + one suffix, samples without a tar header: still columns, still the same shards."""
     train = captured["train"]
@@ -252,7 +261,7 @@ def test_annotated_or_compressed_samples_keep_the_sample_path(captured):
         assert any(odd in shard for _, shard in shards)  # the annotations are intact
 
 
-def test_a_shard_travels_alone_and_compact(captured):
+def test_a_shard_travels_alone_and_compact(captured, gather):
     train = captured["train"]
     whole = plan_shards("train", train, ShardSize(10**6, False), True, 0, _name)[0][1]
     small = plan_shards("train", train, ShardSize(3, False), True, 0, _name)
@@ -276,7 +285,7 @@ def test_a_shard_travels_alone_and_compact(captured):
         rows[len(rows)]
 
 
-def test_an_empty_split_plans_no_shards():
+def test_an_empty_split_plans_no_shards(gather):
     assert plan_shards("val", [], ShardSize(4, False), True, 0, _name) == []
     assert plan_shards("train", [], ShardSize(10, True), True, 0, _name) == []
 
@@ -300,7 +309,7 @@ def _fingerprints(out: Path) -> dict[str, str]:
     [("wds", wds_output, "7"), ("parquet", parquet_output, "20KB")],
 )
 def test_a_build_writes_the_bytes_the_sample_planning_wrote(
-    release, tmp_path, monkeypatch, output, module, shard_size
+    release, tmp_path, monkeypatch, gather, output, module, shard_size
 ):
     def run(out: Path):
         values = {"source": release, "out": out, "size": 32, "workers": 2, "output": output}
