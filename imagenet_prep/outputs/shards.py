@@ -350,13 +350,22 @@ class _SplitColumns:
                 end = int(np.searchsorted(totals, totals[start] + size.count, side="right")) - 1
                 start = max(end, start + 1)
                 edges.append(start)
+        # The keys and names first, then their sources released: the numbers' two copies (the split's, each
+        # released as it is permuted, and the shards') then meet fewer other columns at the peak.
+        pairs = list(itertools.pairwise(edges))
+        text = _NumpyText(self.keys, self.key_bounds, order)
+        self.keys, self.key_bounds = "", array("q")
+        keys = [text.text(start, end) for start, end in pairs]
+        names: list[tuple[str, array] | None] = [None] * len(pairs)
+        if self.suffix is None:
+            text = _NumpyText(self.names, self.name_bounds, order)
+            self.names, self.name_bounds = "", array("q")
+            names = [text.text(start, end) for start, end in pairs]
+        del text
         sources, offsets, headers = permuted("source_rows"), permuted("offsets"), permuted("headers")
-        keys = _NumpyText(self.keys, self.key_bounds, order)
-        names = None if self.suffix is not None else _NumpyText(self.names, self.name_bounds, order)
-        self.keys = self.names = ""  # _NumpyText holds their bytes
         listed = list(self.sources)
         shards = []
-        for start, end in itertools.pairwise(edges):
+        for index, (start, end) in enumerate(pairs):
             part = sources[start:end]
             used = np.unique(part)
             picked = listed
@@ -369,11 +378,11 @@ class _SplitColumns:
                     self.split,
                     picked,
                     array("i", part.tobytes()),
-                    keys.text(start, end),
+                    keys[index],
                     array("q", offsets[start:end].tobytes()),
                     array("q", sizes[start:end].tobytes()),
                     array("q", shard_headers.tobytes()) if int(shard_headers.max()) >= 0 else None,
-                    None if names is None else names.text(start, end),
+                    names[index],
                     self.suffix or "",
                 )
             )
