@@ -285,6 +285,12 @@ def test_a_shard_travels_alone_and_compact(captured, gather):
         rows[len(rows)]
 
 
+def test_a_byte_size_past_every_byte_is_one_shard(captured, gather):
+    for size in (ShardSize(10**19, True), ShardSize(2**80, True), ShardSize(10**19, False)):
+        shards = _compare("train", captured["train"], size, True, 0)
+        assert len(shards) == 1
+
+
 def test_an_empty_split_plans_no_shards(gather):
     assert plan_shards("val", [], ShardSize(4, False), True, 0, _name) == []
     assert plan_shards("train", [], ShardSize(10, True), True, 0, _name) == []

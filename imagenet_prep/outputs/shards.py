@@ -9,6 +9,12 @@
 
 The sorted start makes the order independent of how the source grouped its files.
 
+**Planned on columns.** A whole train split is 1.28M images: ``plan_shards`` orders, shuffles and cuts row
+numbers over the split's columns (``random.shuffle`` permutes by position only, so shuffling rows gives the
+samples' permutation) and makes each shard a ``records.SampleRows`` of its own rows, with no ``Sample`` per
+image; the same shards and fingerprints as planning ``Sample`` records (``shard_order``, ``cut_shards``), which
+a split with annotated or compressed samples still uses.
+
 **Shard sizes** (``--shard-size``): a whole number is samples per shard (``5000``); a number with a unit is bytes
 per shard (``1GB``, ``500MB``, ``512MiB``: SI units are powers of 1000, ``KiB``/``MiB``/``GiB`` of 1024). Byte
 sizes are planned from the SOURCE sizes of the images (``sample.location.size``), the only sizes known before
@@ -345,9 +351,10 @@ class _SplitColumns:
         else:  # the greedy cut of ``cut``, by binary search in the running totals (sizes are >= 0)
             totals = np.zeros(count + 1, dtype=np.int64)
             np.cumsum(sizes, out=totals[1:])
+            limit = min(size.count, int(totals[-1]))  # a limit past every byte cuts the same, within int64
             edges, start = [0], 0
             while start < count:
-                end = int(np.searchsorted(totals, totals[start] + size.count, side="right")) - 1
+                end = int(np.searchsorted(totals, int(totals[start]) + limit, side="right")) - 1
                 start = max(end, start + 1)
                 edges.append(start)
         # The keys and names first, then their sources released: the numbers' two copies (the split's, each
