@@ -485,6 +485,12 @@ class SampleTable(Sequence[Sample]):
             digest.update("".join(lines).encode())
 
 
+def _strings_between(joined: str, ends: array, start: int, end: int) -> list[str]:
+    """Rows ``start:end`` of a string packed with its ends."""
+    bounds = ends[start:end].tolist()
+    return [joined[a:b] for a, b in zip([ends[start - 1] if start else 0, *bounds], bounds, strict=False)]
+
+
 def _pack_with_ends(strings: Sequence[str]) -> tuple[str, array]:
     """``strings`` concatenated, with the end of each (row i is ``joined[ends[i - 1]:ends[i]]``)."""
     return "".join(strings), array("q", itertools.accumulate(map(len, strings)))
@@ -545,14 +551,37 @@ class SampleRows(Sequence[Sample]):
         if any(len(column) != count for column in columns):
             raise ValueError("SampleRows: columns of different lengths")
 
-    def keys(self) -> list[str]:
-        return _unpack_strings(self._keys, self._key_ends, len(self))
+    def keys(self, start: int = 0, end: int | None = None) -> list[str]:
+        """The keys of rows ``start:end`` (all by default)."""
+        return _strings_between(self._keys, self._key_ends, start, len(self) if end is None else end)
 
-    def names(self) -> list[str]:
-        if self._names is None:
+    def names(self, start: int = 0, end: int | None = None) -> list[str]:
+        """The names of rows ``start:end`` (all by default)."""
+        end = len(self) if end is None else end
+        if self._names is None or self._name_ends is None:
             suffix = self.name_suffix
-            return [key + suffix for key in self.keys()]
-        return _unpack_strings(self._names, self._name_ends, len(self))
+            return [key + suffix for key in self.keys(start, end)]
+        return _strings_between(self._names, self._name_ends, start, end)
+
+    def _chunks(self, chunk: int) -> Iterator[Iterator[tuple[str, str, int, int, int, int]]]:
+        """(name, key, source, offset, size, header) per row, a chunk of rows at a time: a worker iterating a
+        1 GB shard (~10^5..10^6 rows) holds one chunk's strings, not the shard's."""
+        for start in range(0, len(self), chunk):
+            end = min(start + chunk, len(self))
+            headers = (
+                self.header_offsets[start:end].tolist()
+                if self.header_offsets is not None
+                else [-1] * (end - start)
+            )
+            yield zip(
+                self.names(start, end),
+                self.keys(start, end),
+                self.source_rows[start:end].tolist(),
+                self.offsets[start:end].tolist(),
+                self.sizes[start:end].tolist(),
+                headers,
+                strict=True,
+            )
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -582,20 +611,11 @@ class SampleRows(Sequence[Sample]):
 
     def __iter__(self) -> Iterator[Sample]:
         split, sources = self.split, self.sources
-        headers = self.header_offsets.tolist() if self.header_offsets is not None else [-1] * len(self)
-        columns = zip(
-            self.names(),
-            self.keys(),
-            self.source_rows.tolist(),
-            self.offsets.tolist(),
-            self.sizes.tolist(),
-            headers,
-            strict=True,
-        )
-        for name, key, source, offset, size, header in columns:
-            locator, wnid, label = sources[source]
-            location = ByteLocation(locator, offset, size, header_offset=None if header < 0 else header)
-            yield Sample(split, key, wnid, label, name, location)
+        for rows in self._chunks(1 << 14):
+            for name, key, source, offset, size, header in rows:
+                locator, wnid, label = sources[source]
+                location = ByteLocation(locator, offset, size, header_offset=None if header < 0 else header)
+                yield Sample(split, key, wnid, label, name, location)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str):
@@ -610,22 +630,12 @@ class SampleRows(Sequence[Sample]):
 
     def fingerprint_into(self, digest: Any, chunk: int = 1 << 16) -> None:
         """Feed ``digest`` the lines WorkUnit.fingerprint makes of each sample (no annotations here), a chunk
-        of rows at a time (a 1 GB shard is ~10^5 rows)."""
+        of rows at a time (the parent fingerprints every shard)."""
         prefixes = [f"|{self.split}/{wnid}/" for _, wnid, _ in self.sources]
-        names, keys = self.names(), self.keys()
-        offsets, sizes, source_rows = self.offsets, self.sizes, self.source_rows
-        for start in range(0, len(self), chunk):
-            end = start + chunk
+        for rows in self._chunks(chunk):
             lines = [
                 f"{name}|{offset}|{size}{prefixes[source]}{key}\n"
-                for name, key, offset, size, source in zip(
-                    names[start:end],
-                    keys[start:end],
-                    offsets[start:end].tolist(),
-                    sizes[start:end].tolist(),
-                    source_rows[start:end].tolist(),
-                    strict=True,
-                )
+                for name, key, source, offset, size, _ in rows
             ]
             digest.update("".join(lines).encode())
 

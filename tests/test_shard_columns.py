@@ -347,3 +347,31 @@ def test_name_suffix_only_when_every_name_is_its_key_and_one_suffix():
     assert suffix(["a.JPEG.JPEG", "b.JPEG"], ["a", "b"]) is None
     assert suffix(["x/a.JPEG", "x/b.JPEG"], ["a", "b"]) is None  # a prefix is not a suffix
     assert suffix(["a\nz.JPEG", "b.JPEG"], ["a\nz", "b"]) is None  # names holding "\n": not packed by "\n"
+
+
+def test_rows_read_in_chunks_as_at_once(captured):
+    """A worker iterates a shard (and the parent fingerprints it) a chunk of rows at a time: the same rows,
+    names, keys and digest whatever the chunk."""
+    train = captured["train"]
+    samples = [sample for _, group in train for sample in group]
+    renamed = tuple(
+        dataclasses.replace(s, name=s.name.lower() if i % 3 else s.name) for i, s in enumerate(samples)
+    )
+    for groups in (train, [("all", renamed)]):
+        rows = plan_shards("train", groups, ShardSize(10**6, False), True, 2, _name)[0][1]
+        assert isinstance(rows, SampleRows) and len(rows) == len(samples)
+        whole = hashlib.sha256()
+        rows.fingerprint_into(whole)
+        for chunk in (1, 2, 7, len(rows) - 1, len(rows)):
+            digest = hashlib.sha256()
+            rows.fingerprint_into(digest, chunk)
+            assert digest.hexdigest() == whole.hexdigest()
+            chunked = [row for part in rows._chunks(chunk) for row in part]
+            assert [(name, key) for name, key, *_ in chunked] == list(
+                zip(rows.names(), rows.keys(), strict=True)
+            )
+        for start, end in ((0, 1), (3, 9), (len(rows) - 2, len(rows)), (5, 5)):
+            assert rows.keys(start, end) == rows.keys()[start:end]
+            assert rows.names(start, end) == rows.names()[start:end]
+        listed = [sample for _, group in groups for sample in group]
+        assert rows.names() == [s.name for s in rows] and sorted(rows, key=listed.index) == listed
