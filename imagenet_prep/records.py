@@ -94,7 +94,7 @@ class WorkUnit:
     source: str
     samples: Sequence[
         Sample
-    ]  # a tuple of Samples, or a SampleTable (columns; same samples, same fingerprint)
+    ]  # a tuple of Samples, a SampleTable or SampleRows (columns; same samples, same fingerprint)
     max_member_size: int = (
         DEFAULT_MAX_MEMBER_SIZE  # the reader refuses a larger read (not in the fingerprint)
     )
@@ -103,7 +103,7 @@ class WorkUnit:
     def fingerprint(self) -> str:
         """Identifies what the unit reads and writes: a done marker counts only for the same fingerprint."""
         digest = hashlib.sha256(f"{self.split}|{self.unit_id}|".encode())
-        if isinstance(self.samples, SampleTable):  # the same lines, without a Sample per image
+        if isinstance(self.samples, (SampleTable, SampleRows)):  # the same lines, without a Sample per image
             self.samples.fingerprint_into(digest)
             return digest.hexdigest()[:16]
         for sample in self.samples:
@@ -294,6 +294,23 @@ class PackedFiles(Sequence[SourceFile]):
             else [key.casefold() for key in self.keys()]
         )
 
+    def name_suffix(self) -> str | None:
+        """What every name adds to its key (``n01440764_10026.JPEG``: ``.JPEG``), or None when the names are
+        not all their key + one text. String operations over the packed columns, no string per file."""
+        if not len(self) or self._name_ends is not None or self._key_ends is not None:
+            return None
+        names, keys = self._names, self._keys
+        first, key = names.split("\n", 1)[0], keys.split("\n", 1)[0]
+        if not first.startswith(key):
+            return None
+        suffix = first[len(key) :]
+        if not suffix:
+            return "" if names == keys else None
+        # each suffix + "\n" ends a distinct name (names hold no "\n"): all but the last end with the suffix
+        if not names.endswith(suffix) or names.count(suffix + "\n") != len(self) - 1:
+            return None
+        return suffix if names.replace(suffix + "\n", "\n")[: -len(suffix)] == keys else None
+
     def take(self, rows: Sequence[int]) -> PackedFiles:
         """The files at ``rows``, in that order (self when that is every file in order)."""
         picked = list(rows)
@@ -468,22 +485,183 @@ class SampleTable(Sequence[Sample]):
             digest.update("".join(lines).encode())
 
 
+def _strings_between(joined: str, ends: array, start: int, end: int) -> list[str]:
+    """Rows ``start:end`` of a string packed with its ends."""
+    bounds = ends[start:end].tolist()
+    return [joined[a:b] for a, b in zip([ends[start - 1] if start else 0, *bounds], bounds, strict=False)]
+
+
+def _pack_with_ends(strings: Sequence[str]) -> tuple[str, array]:
+    """``strings`` concatenated, with the end of each (row i is ``joined[ends[i - 1]:ends[i]]``)."""
+    return "".join(strings), array("q", itertools.accumulate(map(len, strings)))
+
+
+class SampleRows(Sequence[Sample]):
+    """Samples of one split drawn from many classes and files in any order (a shard of a shuffled split) as
+    row columns: per row, the index of its (locator, wnid, label) in ``sources``, its offset, size and tar
+    header offset (-1: none; the column is None when no row has one), and its key (one string with the rows'
+    ends); its name likewise, or, when ``names`` is None, its key + ``name_suffix`` (every ILSVRC2012 member:
+    ``<key>.JPEG``). A Sequence of Samples made on access (stored bytes, no annotations), equal to the tuple
+    of its samples, with the same fingerprint. It holds only its own rows: a worker receives its shard, never
+    the split. Made by the plan: ``source_rows`` index ``sources``."""
+
+    __slots__ = (
+        "header_offsets",
+        "name_suffix",
+        "offsets",
+        "source_rows",
+        "sources",
+        "sizes",
+        "split",
+        "_key_ends",
+        "_keys",
+        "_name_ends",
+        "_names",
+    )
+
+    def __init__(
+        self,
+        split: str,
+        sources: Sequence[tuple[str, str, int]],
+        source_rows: Any,
+        keys: Sequence[str] | tuple[str, array],
+        offsets: Any,
+        sizes: Any,
+        header_offsets: Any = None,
+        names: Sequence[str] | tuple[str, array] | None = None,
+        name_suffix: str = "",
+    ) -> None:
+        self.split = split
+        self.sources = tuple(sources)
+        self.source_rows = source_rows if isinstance(source_rows, array) else array("i", source_rows)
+        self._keys, self._key_ends = keys if isinstance(keys, tuple) else _pack_with_ends(keys)
+        self._names: str | None
+        self._name_ends: array | None
+        if names is None:
+            self._names, self._name_ends = None, None
+        else:
+            self._names, self._name_ends = names if isinstance(names, tuple) else _pack_with_ends(names)
+        self.name_suffix = name_suffix if names is None else ""
+        self.offsets = ints(offsets)
+        self.sizes = ints(sizes)
+        self.header_offsets = None if header_offsets is None else ints(header_offsets)
+        count = len(self.offsets)
+        columns = [self.source_rows, self.sizes, self._key_ends]
+        columns += [column for column in (self.header_offsets, self._name_ends) if column is not None]
+        if any(len(column) != count for column in columns):
+            raise ValueError("SampleRows: columns of different lengths")
+
+    def keys(self, start: int = 0, end: int | None = None) -> list[str]:
+        """The keys of rows ``start:end`` (all by default)."""
+        return _strings_between(self._keys, self._key_ends, start, len(self) if end is None else end)
+
+    def names(self, start: int = 0, end: int | None = None) -> list[str]:
+        """The names of rows ``start:end`` (all by default)."""
+        end = len(self) if end is None else end
+        if self._names is None or self._name_ends is None:
+            suffix = self.name_suffix
+            return [key + suffix for key in self.keys(start, end)]
+        return _strings_between(self._names, self._name_ends, start, end)
+
+    def _chunks(self, chunk: int) -> Iterator[Iterator[tuple[str, str, int, int, int, int]]]:
+        """(name, key, source, offset, size, header) per row, a chunk of rows at a time: a worker iterating a
+        1 GB shard (~10^5..10^6 rows) holds one chunk's strings, not the shard's."""
+        for start in range(0, len(self), chunk):
+            end = min(start + chunk, len(self))
+            headers = (
+                self.header_offsets[start:end].tolist()
+                if self.header_offsets is not None
+                else [-1] * (end - start)
+            )
+            yield zip(
+                self.names(start, end),
+                self.keys(start, end),
+                self.source_rows[start:end].tolist(),
+                self.offsets[start:end].tolist(),
+                self.sizes[start:end].tolist(),
+                headers,
+                strict=True,
+            )
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Sample, ...]: ...
+    def __getitem__(self, index: int | slice) -> Sample | tuple[Sample, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        key = self._keys[self._key_ends[index - 1] if index else 0 : self._key_ends[index]]
+        if self._names is None or self._name_ends is None:
+            name = key + self.name_suffix
+        else:
+            name = self._names[self._name_ends[index - 1] if index else 0 : self._name_ends[index]]
+        locator, wnid, label = self.sources[self.source_rows[index]]
+        header = -1 if self.header_offsets is None else self.header_offsets[index]
+        location = ByteLocation(
+            locator, self.offsets[index], self.sizes[index], header_offset=None if header < 0 else header
+        )
+        return Sample(self.split, key, wnid, label, name, location)
+
+    def __iter__(self) -> Iterator[Sample]:
+        split, sources = self.split, self.sources
+        for rows in self._chunks(1 << 14):
+            for name, key, source, offset, size, header in rows:
+                locator, wnid, label = sources[source]
+                location = ByteLocation(locator, offset, size, header_offset=None if header < 0 else header)
+                yield Sample(split, key, wnid, label, name, location)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"SampleRows({self.split!r}, {len(self)} samples from {len(self.sources)} sources)"
+
+    def fingerprint_into(self, digest: Any, chunk: int = 1 << 16) -> None:
+        """Feed ``digest`` the lines WorkUnit.fingerprint makes of each sample (no annotations here), a chunk
+        of rows at a time (the parent fingerprints every shard)."""
+        prefixes = [f"|{self.split}/{wnid}/" for _, wnid, _ in self.sources]
+        for rows in self._chunks(chunk):
+            lines = [
+                f"{name}|{offset}|{size}{prefixes[source]}{key}\n"
+                for name, key, source, offset, size, _ in rows
+            ]
+            digest.update("".join(lines).encode())
+
+
 def sample_bytes(samples: Sequence[Sample]) -> int:
-    """The stored source bytes of ``samples``; a SampleTable sums its size columns (no Sample per image)."""
+    """The stored source bytes of ``samples``; columns sum their size columns (no Sample per image)."""
     if isinstance(samples, SampleTable):
         return sum(sum(block.files.sizes) for block in samples.blocks)
+    if isinstance(samples, SampleRows):
+        return sum(samples.sizes)
     return sum(sample.location.size for sample in samples)
 
 
 def sample_locators(samples: Sequence[Sample]) -> set[str]:
-    """The files or URLs ``samples`` are read from; a SampleTable answers from its blocks."""
+    """The files or URLs ``samples`` are read from; columns answer from their blocks or lists."""
     if isinstance(samples, SampleTable):
         return {block.files.locator for block in samples.blocks}
+    if isinstance(samples, SampleRows):
+        return {samples.sources[i][0] for i in set(samples.source_rows)}
     return {sample.location.locator for sample in samples}
 
 
 def sample_classes(samples: Sequence[Sample]) -> set[tuple[str, str]]:
-    """The (split, wnid) pairs of ``samples``; a SampleTable answers from its blocks (no Sample per image)."""
+    """The (split, wnid) pairs of ``samples``; columns answer from their blocks or lists (no Sample per image)."""
     if isinstance(samples, SampleTable):
         return {(samples.split, block.wnid) for block in samples.blocks}
+    if isinstance(samples, SampleRows):
+        return {(samples.split, samples.sources[i][1]) for i in set(samples.source_rows)}
     return {(sample.split, sample.wnid) for sample in samples}

@@ -23,7 +23,7 @@ from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 if TYPE_CHECKING:
     from ..plan import BuildPlan
 
-Groups = list[tuple[str, Sequence[Sample]]]  # a unit's samples: a tuple, or a SampleTable
+Groups = list[tuple[str, Sequence[Sample]]]  # a unit's samples: a tuple, a SampleTable or SampleRows
 
 
 MAX_LISTED = 20  # findings a check lists as text (all are counted)
