@@ -15,7 +15,7 @@ import itertools
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 
 @dataclass(frozen=True, slots=True)  # slots: a full train plan holds 1.28M of these
@@ -209,7 +209,41 @@ def _unpack_strings(joined: str, ends: array | None, count: int) -> list[str]:
     return [joined[a:b] for a, b in zip([0, *bounds], bounds, strict=False)]
 
 
-class PackedFiles(Sequence[SourceFile]):
+_Row = TypeVar("_Row")
+
+
+class _Rows(Sequence[_Row]):
+    """What the column records share: a Sequence whose records are made on access (``_row``), equal to (and
+    hashed as) the tuple of them."""
+
+    __slots__ = ()
+
+    def _row(self, index: int) -> _Row:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> _Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[_Row, ...]: ...
+    def __getitem__(self, index: int | slice) -> _Row | tuple[_Row, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._row(index)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+
+class PackedFiles(_Rows[SourceFile]):
     """The files of one class as columns: names and keys (each packed into one string), offsets, sizes and
     (for tar members) header offsets; every file's bytes are in the one file or URL ``locator``. A
     Sequence of SourceFiles (stored bytes, no compression), made on access."""
@@ -337,17 +371,7 @@ class PackedFiles(Sequence[SourceFile]):
     def __len__(self) -> int:
         return len(self.offsets)
 
-    @overload
-    def __getitem__(self, index: int) -> SourceFile: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[SourceFile, ...]: ...
-    def __getitem__(self, index: int | slice) -> SourceFile | tuple[SourceFile, ...]:
-        if isinstance(index, slice):
-            return tuple(self)[index]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def _row(self, index: int) -> SourceFile:
         name, key = self.names()[index], self.keys()[index]  # O(n): iterate for more than a few
         header = None if self.header_offsets is None else int(self.header_offsets[index])
         location = ByteLocation(
@@ -358,14 +382,6 @@ class PackedFiles(Sequence[SourceFile]):
     def __iter__(self) -> Iterator[SourceFile]:
         for name, key, location in zip(self.names(), self.keys(), self.locations(), strict=True):
             yield SourceFile(name, key, location)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str):
-            return NotImplemented
-        return tuple(self) == tuple(other)
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
 
     def __repr__(self) -> str:
         return f"PackedFiles({self.locator!r}, {len(self)} files)"
@@ -380,7 +396,7 @@ class SampleBlock:
     files: PackedFiles
 
 
-class SampleTable(Sequence[Sample]):
+class SampleTable(_Rows[Sample]):
     """Samples of one split as class blocks of columns: a Sequence of Samples (made on access) that groups
     into units without a Sample per image. Equal to the tuple of its samples."""
 
@@ -398,17 +414,7 @@ class SampleTable(Sequence[Sample]):
     def __len__(self) -> int:
         return self._starts[-1]
 
-    @overload
-    def __getitem__(self, index: int) -> Sample: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[Sample, ...]: ...
-    def __getitem__(self, index: int | slice) -> Sample | tuple[Sample, ...]:
-        if isinstance(index, slice):
-            return tuple(self)[index]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def _row(self, index: int) -> Sample:
         b = bisect.bisect_right(self._starts, index) - 1
         block = self.blocks[b]
         file = block.files[index - self._starts[b]]
@@ -421,14 +427,6 @@ class SampleTable(Sequence[Sample]):
             files = block.files
             for name, key, location in zip(files.names(), files.keys(), files.locations(), strict=True):
                 yield Sample(split, key, wnid, label, name, location)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str):
-            return NotImplemented
-        return tuple(self) == tuple(other)
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
 
     def __repr__(self) -> str:
         return f"SampleTable({self.split!r}, {len(self)} samples in {len(self.blocks)} blocks)"
@@ -496,7 +494,7 @@ def _pack_with_ends(strings: Sequence[str]) -> tuple[str, array]:
     return "".join(strings), array("q", itertools.accumulate(map(len, strings)))
 
 
-class SampleRows(Sequence[Sample]):
+class SampleRows(_Rows[Sample]):
     """Samples of one split drawn from many classes and files in any order (a shard of a shuffled split) as
     row columns: per row, the index of its (locator, wnid, label) in ``sources``, its offset, size and tar
     header offset (-1: none; the column is None when no row has one), and its key (one string with the rows'
@@ -586,17 +584,7 @@ class SampleRows(Sequence[Sample]):
     def __len__(self) -> int:
         return len(self.offsets)
 
-    @overload
-    def __getitem__(self, index: int) -> Sample: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[Sample, ...]: ...
-    def __getitem__(self, index: int | slice) -> Sample | tuple[Sample, ...]:
-        if isinstance(index, slice):
-            return tuple(self)[index]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def _row(self, index: int) -> Sample:
         key = self._keys[self._key_ends[index - 1] if index else 0 : self._key_ends[index]]
         if self._names is None or self._name_ends is None:
             name = key + self.name_suffix
@@ -616,14 +604,6 @@ class SampleRows(Sequence[Sample]):
                 locator, wnid, label = sources[source]
                 location = ByteLocation(locator, offset, size, header_offset=None if header < 0 else header)
                 yield Sample(split, key, wnid, label, name, location)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str):
-            return NotImplemented
-        return tuple(self) == tuple(other)
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
 
     def __repr__(self) -> str:
         return f"SampleRows({self.split!r}, {len(self)} samples from {len(self.sources)} sources)"
