@@ -387,17 +387,31 @@ def run_cli(
     mine = set(_children(os.getpid()))
     # The RSS watcher too (its /proc polling is CPU of this process), as for the in-process build it is compared to.
     with WorkerWatcher(), CpuMeter() as meter:
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         subprocess.run(command, check=True, capture_output=True, env=env)
         seconds = time.perf_counter() - started
+        ended_at = time.time()
         for orphan in set(_children(os.getpid())) - mine:  # the CLI's forkserver and resource tracker
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(orphan, 0)  # they exit once the CLI has: its end of their pipes closed
     record = json.loads((out / "build.json").read_text())
     images = sum(split["images"] for split in record["counts"].values())
+    # The CLI's timeline from the images' mtimes: what comes before the first image (start-up and plan), the
+    # images phase (compared with the floor's time), and what follows the last one (manifests, exit).
+    stamps = sorted(path.stat().st_mtime for split in ("train", "val") for path in (out / split).rglob("*.*"))
+    timeline = (
+        {
+            "first_image_s": stamps[0] - started_at,
+            "images_span_s": stamps[-1] - stamps[0],
+            "after_last_image_s": ended_at - stamps[-1],
+        }  # fmt: skip
+        if stamps
+        else None
+    )
     return {
         "seconds": seconds,
         "images": images,
+        "timeline": timeline,
         "peak_rss_mb": None,
         "cpu": meter.cpu
         if reaper
@@ -1146,6 +1160,14 @@ def main(argv: list[str] | None = None) -> int:
                 entry["cli fixed cpu s"] = median(
                     [run_["cli"]["cpu"] - run_["build"]["cpu"] for run_ in runs]
                 )
+            if all(run_["cli"].get("timeline") for run_ in runs):
+                # The CLI split in three: before its first image, its images (against the floor), after.
+                lines = [run_["cli"]["timeline"] for run_ in runs]
+                entry["cli first image s"] = median([line["first_image_s"] for line in lines])
+                entry["cli after last image s"] = median([line["after_last_image_s"] for line in lines])
+                entry["cli images phase floor/span"] = median(
+                    [run_["floor"]["seconds"] / run_["cli"]["timeline"]["images_span_s"] for run_ in runs]
+                )
         entry["floor per-image cpu ms/img"] = median(
             [1000 * run_["floor"]["cpu_images_only"] / run_["floor"]["images"] for run_ in runs]
         )
@@ -1399,6 +1421,12 @@ def print_summary(results: dict[str, Any], variants: list[str]) -> None:
                 f"{'':<12}CLI in a fresh process minus the in-process build: {entry['cli fixed cost s']:.2f} s wall"
                 + (f", {cpu_fixed:.2f} s CPU" if cpu_fixed is not None else "")
                 + (" (no bytecode cache)" if results.get("cli_no_bytecode") else " (bytecode cache)")
+            )
+        if "cli first image s" in entry:
+            print(
+                f"{'':<12}CLI timeline (output mtimes): first image at {entry['cli first image s']:.2f} s, images "
+                f"phase {entry['cli images phase floor/span']:.2f}x the floor's speed, "
+                f"{entry['cli after last image s']:.2f} s after the last image"
             )
         cpu = ", ".join(f"{v} {ms:.2f}" for v, ms in entry["cpu ms/img"].items())
         print(
