@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from cli_argv import build_argv
 
 from imagenet_prep.build.state import marker_path, read_marker, write_marker
 from imagenet_prep.config import BuildConfig
@@ -190,17 +191,7 @@ def test_marker_rows_and_issues_are_what_asdict_gave(tmp_path):
 
 def test_a_refused_build_with_the_forkserver_started_prints_only_its_error(release, tmp_path):
     out = tmp_path / "refused"
-    command = [
-        sys.executable,
-        "-m",
-        "imagenet_prep",
-        "build",
-        "--source",
-        str(release.root),
-        "--out",
-        str(out),
-    ]
-    command += ["--workers", "2", "--quiet"]
+    command = build_argv(release.root, out, "--workers", "2", "--quiet")
     subprocess.run(command, check=True, capture_output=True)
     refused = subprocess.run([*command, "--size", "64"], capture_output=True, text=True)
     assert refused.returncode == 2
@@ -287,12 +278,11 @@ def test_a_build_on_a_terminal_draws_its_bar_and_still_forks_its_workers(release
     import termios
     import time
 
-    warm = [sys.executable, "-m", "imagenet_prep", "build", "--source", str(release.root), "--out"]
-    subprocess.run([*warm, str(tmp_path / "warm"), "--size", "32", "-q"], check=True, capture_output=True)
+    warm = build_argv(release.root, tmp_path / "warm", "--size", "32", "-q")
+    subprocess.run(warm, check=True, capture_output=True)
     primary, secondary = pty.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal's size
-    argv = [sys.executable, "-m", "imagenet_prep", "build", "--source", str(release.root)]
-    argv += ["--out", str(tmp_path / "out"), "--size", "32", "--workers", "2"]
+    argv = build_argv(release.root, tmp_path / "out", "--size", "32", "--workers", "2")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=secondary)
     os.close(secondary)
     helpers: set[str] = set()

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from cli_argv import build_argv as cli_build_argv
 from PIL import Image
 
 from imagenet_prep.build import STATE_DIR, build
@@ -165,8 +166,7 @@ KILL_OPTIONS = ("--workers", "2", "--resize", "shorter", "--size", "32", "--shar
 
 
 def build_argv(release, out: Path, output: str) -> list[str]:
-    return [sys.executable, "-m", "imagenet_prep", "build", "--source", str(release.root), "--out", str(out),
-            "--output", output, *KILL_OPTIONS]  # fmt: skip
+    return cli_build_argv(release.root, out, "--output", output, *KILL_OPTIONS)
 
 
 def committed(out: Path) -> int:

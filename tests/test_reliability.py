@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_argv import build_argv as cli_build_argv
 from kill_trial import wait_until_gone
 from PIL import Image
 
@@ -60,16 +61,7 @@ def release(tmp_path_factory: pytest.TempPathFactory):
 
 
 def build_argv(release, out: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "imagenet_prep",
-        "build",
-        "--source",
-        str(release.root),
-        "--out",
-        str(out),
-    ] + list(BUILD_OPTIONS)
+    return cli_build_argv(release.root, out, *BUILD_OPTIONS)
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess:

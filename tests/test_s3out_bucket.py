@@ -9,12 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_argv import build_argv
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
@@ -195,11 +195,10 @@ def test_a_build_stopped_mid_way_resumes_from_the_bucket(client, release, local)
 
 
 def test_a_killed_cli_build_resumes_to_the_same_objects(client, release, local, env):
-    command = [
-        sys.executable, "-m", "imagenet_prep", "build", "--source", "s3://datasets/ilsvrc2012/",
-        "--out", "s3://shards/killed", "--output", "wds", "--size", "32", "--shard-size", "3",
-        "--shuffle-seed", "5", "--workers", "1",
-    ]  # fmt: skip
+    command = build_argv(
+        "s3://datasets/ilsvrc2012/", "s3://shards/killed",
+        "--output", "wds", "--size", "32", "--shard-size", "3", "--shuffle-seed", "5", "--workers", "1",
+    )  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -232,16 +231,7 @@ def test_a_killed_cli_build_resumes_to_the_same_objects(client, release, local, 
 
 def test_imagefolder_to_a_bucket_and_a_second_build_are_refused(client, release, tmp_path):
     cli = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "imagenet_prep",
-            "build",
-            "--source",
-            str(release.root),
-            "--out",
-            "s3://shards/if",
-        ],
+        build_argv(release.root, "s3://shards/if"),
         capture_output=True,
         text=True,
         timeout=60,

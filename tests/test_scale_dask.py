@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_argv import build_argv
 from kill_trial import finished_markers, session_processes, wait_until_gone
 
 from imagenet_prep.build import STATE_DIR, build
@@ -145,20 +146,10 @@ def test_a_kill_9_of_the_cli_leaves_no_cluster_process_behind_and_the_same_comma
     worker processes must not outlive it (nothing left writing into OUT), and the same command then finishes
     with the bytes of an uninterrupted build."""
     import subprocess
-    import sys
 
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "imagenet_prep",
-        "build",
-        "--source",
-        str(release.root),
-        "--out",
-        str(out),
-    ]
-    command += ["--resize", "shorter", "--size", "64", "--executor", "dask", "--scheduler", "local:2", "-q"]
+    options = ["--resize", "shorter", "--size", "64", "--executor", "dask", "--scheduler", "local:2", "-q"]
+    command = build_argv(release.root, out, *options)
     # A session of its own: the LocalCluster's processes (nannies, workers) are in it, whatever their parent.
     proc = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
