@@ -1,6 +1,7 @@
 """Golden hashes: the example configs' outputs stay byte-identical across refactors.
 
-The hashes in tests/data/golden_outputs.json were recorded from v0.1 (before the architecture refactor) with
+The hashes in tests/data/golden_outputs.json were recorded from v0.1 (before the architecture refactor; the wds
+and parquet cases before the writers shared a ShardWriter base) with
 ``IMAGENET_PREP_RECORD_GOLDEN=1 python -m pytest tests/test_golden_outputs.py``. A deliberate change of output
 (a documented behaviour change) re-records them in the same commit, saying why.
 """
@@ -33,6 +34,9 @@ CASES: dict[str, tuple[str | None, dict]] = {
         {"resize": "longer", "size": 56, "format": "original", "filter": "bilinear"},
     ),
     "dogs-under-square-png": (None, {"under": "dog.n.01", "resize": "square", "size": 24, "format": "png"}),
+    # The shard outputs: several train shards (a seeded permutation) and a val shard each.
+    "ci-tiny-wds": ("ci-tiny.yaml", {"output": "wds", "shard_size": "16"}),
+    "ci-tiny-parquet": ("ci-tiny.yaml", {"output": "parquet", "shard_size": "16", "shuffle_seed": 3}),
 }
 
 
