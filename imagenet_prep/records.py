@@ -13,7 +13,7 @@ import functools
 import hashlib
 import itertools
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -103,16 +103,48 @@ class WorkUnit:
     def fingerprint(self) -> str:
         """Identifies what the unit reads and writes: a done marker counts only for the same fingerprint."""
         digest = hashlib.sha256(f"{self.split}|{self.unit_id}|".encode())
-        if isinstance(self.samples, (SampleTable, SampleRows)):  # the same lines, without a Sample per image
-            self.samples.fingerprint_into(digest)
-            return digest.hexdigest()[:16]
-        for sample in self.samples:
-            where = sample.location
-            stem = f"{sample.split}/{sample.wnid}/{sample.key}"
-            digest.update(f"{sample.name}|{where.offset}|{where.size}|{stem}\n".encode())
-            if sample.boxes or sample.extra:  # annotations only; samples without them hash as before
-                digest.update(f"{sample.boxes!r}|{sample.boxes_size!r}|{sample.extra!r}\n".encode())
+        samples = self.samples
+        if isinstance(samples, (SampleTable, SampleRows)):  # the same lines, without a Sample per image
+            samples.fingerprint_into(digest)
+        else:
+            feed_fingerprint(digest, _sample_fingerprint_rows(samples))
         return digest.hexdigest()[:16]
+
+
+#: A sample as its unit's fingerprint sees it: name, offset, size, "split/wnid", key, and its annotations' line
+#: ("" for a sample without any; columns never hold annotations).
+FingerprintRow = tuple[str, int, int, str, str, str]
+
+
+def feed_fingerprint(digest: Any, chunks: Iterable[Iterable[FingerprintRow]]) -> None:
+    """Feed ``digest`` a unit's fingerprint lines, a chunk of rows at a time. The one spelling of those lines,
+    whatever holds the samples (a tuple, a SampleTable, SampleRows): never change it, or trees built before
+    stop resuming (every done marker records its unit's fingerprint)."""
+    for rows in chunks:
+        text = "".join(
+            f"{name}|{offset}|{size}|{where}/{key}\n{notes}" for name, offset, size, where, key, notes in rows
+        )
+        digest.update(text.encode())
+
+
+def _sample_fingerprint_rows(
+    samples: Iterable[Sample], chunk: int = 1 << 14
+) -> Iterator[list[FingerprintRow]]:
+    rows: list[FingerprintRow] = []
+    for sample in samples:
+        where = sample.location
+        notes = (  # annotations only; samples without them hash as before annotations existed
+            f"{sample.boxes!r}|{sample.boxes_size!r}|{sample.extra!r}\n"
+            if sample.boxes or sample.extra
+            else ""
+        )
+        rows.append(
+            (sample.name, where.offset, where.size, f"{sample.split}/{sample.wnid}", sample.key, notes)
+        )
+        if len(rows) == chunk:
+            yield rows
+            rows = []
+    yield rows
 
 
 @dataclass(frozen=True)
@@ -471,16 +503,18 @@ class SampleTable(_Rows[Sample]):
 
     def fingerprint_into(self, digest: Any) -> None:
         """Feed ``digest`` the lines WorkUnit.fingerprint makes of each sample (no annotations here)."""
-        for block in self.blocks:
-            prefix = f"|{self.split}/{block.wnid}/"
-            files = block.files
-            lines = [
-                f"{name}|{offset}|{size}{prefix}{key}\n"
-                for name, key, offset, size in zip(
-                    files.names(), files.keys(), files.offsets.tolist(), files.sizes.tolist(), strict=True
-                )
-            ]
-            digest.update("".join(lines).encode())
+        feed_fingerprint(digest, map(self._fingerprint_rows, self.blocks))
+
+    def _fingerprint_rows(self, block: SampleBlock) -> Iterator[FingerprintRow]:
+        files = block.files
+        return zip(
+            files.names(),
+            files.offsets.tolist(),
+            files.sizes.tolist(),
+            itertools.repeat(f"{self.split}/{block.wnid}"),
+            files.keys(),
+            itertools.repeat(""),
+        )
 
 
 def _strings_between(joined: str, ends: array, start: int, end: int) -> list[str]:
@@ -611,13 +645,14 @@ class SampleRows(_Rows[Sample]):
     def fingerprint_into(self, digest: Any, chunk: int = 1 << 16) -> None:
         """Feed ``digest`` the lines WorkUnit.fingerprint makes of each sample (no annotations here), a chunk
         of rows at a time (the parent fingerprints every shard)."""
-        prefixes = [f"|{self.split}/{wnid}/" for _, wnid, _ in self.sources]
-        for rows in self._chunks(chunk):
-            lines = [
-                f"{name}|{offset}|{size}{prefixes[source]}{key}\n"
-                for name, key, source, offset, size, _ in rows
-            ]
-            digest.update("".join(lines).encode())
+        wheres = [f"{self.split}/{wnid}" for _, wnid, _ in self.sources]
+        feed_fingerprint(
+            digest,
+            (
+                ((name, offset, size, wheres[source], key, "") for name, key, source, offset, size, _ in rows)
+                for rows in self._chunks(chunk)
+            ),
+        )
 
 
 def sample_bytes(samples: Sequence[Sample]) -> int:
