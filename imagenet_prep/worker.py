@@ -88,7 +88,5 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
     )
     write_marker(job.out, unit, unit_result)
     # A writer whose output lives elsewhere (an object store) publishes the marker there too.
-    published = getattr(unit_writer, "published", None)
-    if callable(published):
-        published(marker_path(job.out, unit.unit_id))
+    unit_writer.published(marker_path(job.out, unit.unit_id))
     return unit_result

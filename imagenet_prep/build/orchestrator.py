@@ -36,7 +36,6 @@ from ..worker import UnitJob
 from .state import (
     STATE_DIR,
     assign_shards,
-    files_intact,
     missing_units,
     output_lock,
     prepare_out,
@@ -138,17 +137,13 @@ def _build(
     started = time.perf_counter()
     out = Path(config.out)
     writer = writer or writer_for(config)
-    # A writer whose files live elsewhere (an object store) says itself whether a finished unit's are intact.
-    intact = getattr(writer, "files_intact", files_intact)
     _make_out(out)
     with output_lock(out, config.shard_index if config.sharded else None):
         executor: Executor | None = None
         work_dirs: list[str] = []  # the folders this run's workers write into (temp files are cleaned there)
         try:
             executor = make_executor(config.executor, config.worker_count, scheduler=config.scheduler)
-            expect = getattr(executor, "expect", None)  # optional (executors/base.py): start workers early
-            if expect is not None:
-                expect(config.images_at_most())
+            executor.expect(config.images_at_most())  # an engine may start its workers while we plan
             plan = make_plan(config, runner=executor.map, writer=writer)
             planned_at = time.perf_counter()
             fingerprint = plan_fingerprint(config, plan)
@@ -173,7 +168,8 @@ def _build(
             rebuilt = 0
             for unit in mine:
                 previous = read_marker(out, unit)
-                if previous is not None and intact(out, previous):
+                # A writer whose files live elsewhere (an object store) says itself whether they are intact.
+                if previous is not None and writer.files_intact(out, previous):
                     results[unit.unit_id] = previous
                 else:
                     rebuilt += previous is not None  # finished once, but its files are missing or changed

@@ -123,20 +123,6 @@ def _row(fields: dict) -> ManifestRow:
     return ManifestRow(**fields, extra=extra, boxes=boxes)  # type: ignore[arg-type]
 
 
-def files_intact(out: Path | str, result: UnitResult) -> bool:
-    """True when every file a finished unit recorded is in place with its recorded size (one stat each).
-
-    A marker written before files were recorded (no ``files``) is trusted, as it was then."""
-    prefix = f"{out}/"
-    for rel, size in result.files:
-        try:
-            if os.stat(prefix + rel).st_size != size:
-                return False
-        except OSError:
-            return False
-    return True
-
-
 def recorded_file_sizes(out: Path) -> dict[str, int]:
     """Every file the done markers in OUT record, with its size (for ``check``; empty when none are recorded)."""
     sizes: dict[str, int] = {}

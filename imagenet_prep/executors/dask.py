@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import BuildError, UsageError
 from ..records import UnitResult, WorkUnit, sample_locators
 from ..worker import UnitJob, run_unit
-from .base import Progress
+from .base import Executor, Progress
 
 RETRIES = 2  # retries of a unit that raised (a dead worker is handled by the scheduler, not counted here)
 CONNECT_TIMEOUT = "30s"
@@ -62,7 +62,7 @@ def check_access(paths: Sequence[str], out: str) -> list[str]:
     return problems
 
 
-class DaskExecutor:
+class DaskExecutor(Executor):
     """Runs units as Dask tasks. ``scheduler``: ``tcp://HOST:PORT`` (or another Dask address) or ``local:N``."""
 
     def __init__(self, workers: int, scheduler: str | None = None) -> None:

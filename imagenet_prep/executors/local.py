@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import BuildError
 from ..records import UnitResult, WorkUnit
 from ..worker import UnitJob, run_unit
-from .base import Progress
+from .base import Executor, Progress
 
 TICK_EVERY = 0.1  # seconds between progress publications (the parent polls every 0.2 s)
 # A build with at most this many images runs in this process: handing it to the pool (whose workers may still
@@ -142,7 +142,7 @@ def start_forkserver() -> Any:
     return context
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Runs units in a process pool of ``workers`` processes, or in this process for one worker."""
 
     def __init__(self, workers: int) -> None:

@@ -15,13 +15,27 @@ from .parquet import ParquetWriter
 from .wds import WdsWriter
 
 #: output name -> Writer class (a frozen dataclass; its fields are the format's options).
-WRITERS: dict[str, type] = {
+WRITERS: dict[str, type[Writer]] = {
     ImageFolderWriter.name: ImageFolderWriter,
     WdsWriter.name: WdsWriter,
     ParquetWriter.name: ParquetWriter,
 }
 
-__all__ = ["WRITERS", "CheckReport", "UnitWriter", "Writer", "check_output", "make_writer", "writer_for"]
+__all__ = [
+    "WRITERS",
+    "CheckReport",
+    "UnitWriter",
+    "Writer",
+    "check_output",
+    "make_writer",
+    "shard_outputs",
+    "writer_for",
+]
+
+
+def shard_outputs() -> list[str]:
+    """The registered shard outputs (``Writer.shards``): they can be built into an object store."""
+    return [name for name, cls in WRITERS.items() if cls.shards]
 
 
 def make_writer(name: str = "imagefolder", **options: object) -> Writer:
@@ -43,7 +57,7 @@ def writer_for(config: Any) -> Writer:
     takers: dict[str, list[str]] = {}
     for other in WRITERS.values():
         for option in dataclasses.fields(other):
-            takers.setdefault(option.name, []).append(getattr(other, "name", "?"))
+            takers.setdefault(option.name, []).append(other.name)
     for name, writers in takers.items():
         if name not in own and name in defaults and getattr(config, name) != defaults[name]:
             raise UsageError(

@@ -1,4 +1,4 @@
-"""The Writer protocol: what an output format must do, in the parent and in the workers. One module per
+"""The Writer base: what an output format must do, in the parent and in the workers. One module per
 format implements it; ``outputs/__init__.py`` registers it by name.
 
 Parent: ``group`` may regroup the source's units (a shard writer makes shards), ``prepare`` makes folders,
@@ -8,14 +8,20 @@ Parent: ``group`` may regroup the source's units (a shard writer makes shards), 
 Worker: ``open_unit`` returns a :class:`UnitWriter`; each processed image is ``add``-ed, and ``commit`` makes
 the unit's output durable and visible BEFORE the build writes the unit's done marker (a unit with a marker is
 finished; anything else is redone from scratch, so a commit must be atomic or idempotent).
+
+Optional hooks are declared on the bases with their defaults (``Writer.files_intact``, ``Writer.shards``,
+``UnitWriter.files``, ``UnitWriter.published``); callers call them plainly. The shard outputs share
+``ShardWriter`` (outputs/shard_writer.py).
 """
 
 from __future__ import annotations
 
+import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import Field, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..image import ImageResult
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
@@ -54,46 +60,80 @@ class CheckReport:
         return self.problem_count == 0
 
 
-class UnitWriter(Protocol):
-    """A unit's writer in a worker. It may also have ``files() -> dict[str, int]``: after ``commit``, the
-    files it wrote (path relative to OUT -> size in bytes; a shard writer reports its shard). The done marker
-    records them and a re-run rebuilds the unit when one is missing or changed (see ``written_files``).
-    Optional too: ``published(marker: Path)``, called once the done marker is written (a writer whose output
-    lives elsewhere, an object store, uploads it there: outputs/remote.py)."""
+class UnitWriter(ABC):
+    """A unit's writer in a worker: ``add`` each processed image, then ``commit`` (or ``abort``)."""
 
+    @abstractmethod
     def add(self, sample: Sample, image: ImageResult) -> ManifestRow: ...
 
+    @abstractmethod
     def commit(self) -> None: ...
 
+    @abstractmethod
     def abort(self) -> None: ...
 
+    def files(self) -> dict[str, int]:
+        """After ``commit``, the files the unit wrote (path relative to OUT -> size in bytes; a shard writer
+        reports its shard). The done marker records them and a re-run rebuilds the unit when one is missing or
+        changed. Default: none said (nothing is compared)."""
+        return {}
 
-def written_files(unit_writer: object) -> tuple[tuple[str, int], ...]:
-    """The files a committed unit writer reports (``files()``), sorted; () for a writer that does not say."""
-    files = getattr(unit_writer, "files", None)
-    return tuple(sorted(files().items())) if callable(files) else ()
+    def published(self, marker: Path) -> None:  # noqa: B027 - an optional hook; the default does nothing
+        """Called once the unit's done marker is written: a writer whose output lives elsewhere (an object
+        store) uploads it there (outputs/remote.py). Default: nothing."""
 
 
-class Writer(Protocol):
-    """An output format. Instances are small frozen records: they travel to the workers with each unit.
+def written_files(unit_writer: UnitWriter) -> tuple[tuple[str, int], ...]:
+    """The files a committed unit writer reports (``files()``), sorted."""
+    return tuple(sorted(unit_writer.files().items()))
 
-    Optional: ``files_intact(out, result) -> bool``, whether a finished unit's recorded files are in place, for a
-    writer whose files live elsewhere (an object store); without it the build stats them under OUT."""
+
+def local_files_intact(out: Path | str, result: UnitResult) -> bool:
+    """True when every file a finished unit recorded is in place under OUT with its recorded size (one stat
+    each). A marker written before files were recorded (no ``files``) is trusted, as it was then."""
+    prefix = f"{out}/"
+    for rel, size in result.files:
+        try:
+            if os.stat(prefix + rel).st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+class Writer(ABC):
+    """An output format. Instances are small frozen records (dataclasses whose fields are the format's
+    options): they travel to the workers with each unit."""
 
     name: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # every writer is a dataclass (its options)
+    #: A shard output (each unit one file or a few, outputs/shard_writer.py): it can be built into an object
+    #: store (outputs/remote.py) and takes the shard options.
+    shards: ClassVar[bool] = False
 
+    @abstractmethod
     def group(self, split: str, groups: Groups) -> Groups: ...
 
+    @abstractmethod
     def prepare(self, out: Path, plan: BuildPlan) -> None: ...
 
+    @abstractmethod
     def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
         """Folders (relative to OUT) the units' workers write into: a killed run's temp files are there."""
-        ...
 
+    @abstractmethod
     def managed_entries(self, out: Path) -> list[Path]: ...
 
+    @abstractmethod
     def open_unit(self, out: str, unit: WorkUnit) -> UnitWriter: ...
 
+    @abstractmethod
     def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None: ...
 
+    @abstractmethod
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport: ...
+
+    def files_intact(self, out: Path | str, result: UnitResult) -> bool:
+        """Whether a finished unit's recorded files are in place (else the build runs it again). Default: stat
+        them under OUT; a writer whose files live elsewhere (an object store) asks there."""
+        return local_files_intact(out, result)

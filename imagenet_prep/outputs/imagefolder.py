@@ -15,14 +15,14 @@ from ..image import ImageResult
 from ..io.atomic import write_bytes_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit, sample_classes
 from . import labels
-from .base import CheckReport, Groups
+from .base import CheckReport, Groups, UnitWriter, Writer
 from .manifest import write_boxes_csv, write_manifest
 
 if TYPE_CHECKING:
     from ..plan import BuildPlan
 
 
-class ImageFolderUnit:
+class ImageFolderUnit(UnitWriter):
     def __init__(self, out: str) -> None:
         self._prefix = f"{out}/"  # plain strings on the per-image path: Path objects cost more than the write
         self._files: dict[str, int] = {}
@@ -45,7 +45,7 @@ class ImageFolderUnit:
 
 
 @dataclass(frozen=True)
-class ImageFolderWriter:
+class ImageFolderWriter(Writer):
     name: ClassVar[str] = "imagefolder"
 
     def group(self, split: str, groups: Groups) -> Groups:

@@ -19,7 +19,6 @@ workers through ``.imagenet-prep/parquet-features.json`` (written by ``prepare``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -29,19 +28,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import UsageError
 from ..image import ImageResult
-from ..io.atomic import temp_path_for, write_text_atomic
+from ..io.atomic import write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
-from . import labels
-from .base import CheckReport, Groups, Problems
-from .shards import (
-    check_image,
-    check_label_maps,
-    check_recorded_sizes,
-    parse_shard_size,
-    plan_shards,
-    read_shard_manifest,
-    write_shard_manifests,
-)
+from .base import CheckReport, Problems
+from .shard_writer import ShardUnit, ShardWriter
+from .shards import check_image, check_label_maps, check_recorded_sizes, read_shard_manifest
 
 if TYPE_CHECKING:
     from ..plan import BuildPlan
@@ -62,10 +53,6 @@ def _require_pyarrow() -> Any:
             "The parquet output needs pyarrow: run `pip install 'imagenet-prep[parquet]'`."
         ) from None
     return pyarrow
-
-
-def _unit_id(split: str, index: int, total: int) -> str:
-    return f"{split}-{index:05d}-of-{total:05d}"
 
 
 def shard_path(unit_id: str) -> str:
@@ -91,19 +78,16 @@ def arrow_schema(names: Sequence[str]) -> Any:
     )
 
 
-class ParquetUnit:
+class ParquetUnit(ShardUnit):
     """Streams one shard: rows are buffered up to one row group, then written to a temporary file."""
 
     def __init__(self, out: str, unit: WorkUnit) -> None:
+        super().__init__(out, shard_path(unit.unit_id))
         self._out = out
-        self.shard = shard_path(unit.unit_id)
-        self.final = f"{out}/{self.shard}"
-        self.tmp = temp_path_for(self.final)
         self._writer: Any = None  # opened with the first row group: inside the worker's error handling
         self._schema: Any = None
         self._images: list[dict[str, Any]] = []
         self._labels: list[int] = []
-        self._files: dict[str, int] = {}
 
     def _open(self) -> Any:
         if self._writer is None:
@@ -145,39 +129,30 @@ class ParquetUnit:
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
-        os.replace(self.tmp, self.final)
-        self._files = {self.shard: size}
+        self._publish({self.shard: size})
 
-    def files(self) -> dict[str, int]:
-        """The shard (relative to OUT) and its size: the done marker records it; a re-run or ``check`` compares."""
-        return self._files
-
-    def abort(self) -> None:
+    def _close(self) -> None:
         if self._writer is not None:
-            with contextlib.suppress(Exception):
-                self._writer.close()
-            self._writer = None
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp)
+            writer, self._writer = self._writer, None
+            writer.close()
 
 
 @dataclass(frozen=True)
-class ParquetWriter:
-    """Parquet shards for Hugging Face ``datasets``. ``shard_size``: samples (``5000``) or source bytes
-    (``"500MB"``, the default) per shard; ``shuffle``/``shuffle_seed``: as for wds (outputs/shards.py)."""
+class ParquetWriter(ShardWriter):
+    """Parquet shards for Hugging Face ``datasets`` (``"500MB"`` of source bytes per shard by default; the
+    options: ShardWriter)."""
 
     name: ClassVar[str] = "parquet"
-    shard_size: str | int | None = None
-    shuffle: bool = True
-    shuffle_seed: int = 0
+    default_shard_size: ClassVar[str] = DEFAULT_SHARD_SIZE
+    own_entries: ClassVar[tuple[str, ...]] = (DATA_DIR, CARD)
 
     def __post_init__(self) -> None:
-        parse_shard_size(self.shard_size, DEFAULT_SHARD_SIZE)
+        super().__post_init__()
         _require_pyarrow()  # a missing extra fails before any planning
 
-    def group(self, split: str, groups: Groups) -> Groups:
-        size = parse_shard_size(self.shard_size, DEFAULT_SHARD_SIZE)
-        return plan_shards(split, groups, size, self.shuffle, self.shuffle_seed, _unit_id)
+    @staticmethod
+    def unit_id(split: str, index: int, total: int) -> str:
+        return f"{split}-{index:05d}-of-{total:05d}"
 
     def prepare(self, out: Path, plan: BuildPlan) -> None:
         (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
@@ -186,16 +161,11 @@ class ParquetWriter:
     def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
         return [DATA_DIR]
 
-    def managed_entries(self, out: Path) -> list[Path]:
-        names = (DATA_DIR, CARD, *labels.LABEL_FILES, "train.csv", "val.csv", "build.json")
-        return [out / name for name in names]
-
     def open_unit(self, out: str, unit: WorkUnit) -> ParquetUnit:
         return ParquetUnit(out, unit)
 
-    def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
-        labels.write_class_set_maps(out, plan.class_set)
-        write_shard_manifests(out, plan.splits, results)
+    def finalize_format(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
+        """The dataset card (README.md) with each split's example count and bytes."""
         counts = {split: 0 for split in plan.splits}
         sizes = {split: 0 for split in plan.splits}
         for result in results:

@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from ..plan import BuildPlan
 
 OUT_SCHEMES = ("s3",)
-SHARD_OUTPUTS = ("wds", "parquet")
 STATE = ".imagenet-prep"
 PULLED = ("state.json",)  # state files a resumed build needs (besides the done markers)
 STAGING_PREFIX = "imagenet-prep-out-"  # + pid: a killed build's staging folder is removed by the next build
@@ -106,7 +105,7 @@ def _pid_gone(pid: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ the writer
-class RemoteUnit:
+class RemoteUnit(UnitWriter):
     """A shard unit written into staging, uploaded on commit; its done marker is uploaded once written."""
 
     def __init__(self, inner: UnitWriter, url: str, stage: str) -> None:
@@ -120,7 +119,7 @@ class RemoteUnit:
 
     def commit(self) -> None:
         self._inner.commit()
-        files: dict[str, int] = getattr(self._inner, "files", dict)()
+        files = self._inner.files()
         fs = _fs(self._url)
         for rel, size in sorted(files.items()):
             local, remote = f"{self._stage}/{rel}", f"{self._url}/{rel}"
@@ -157,7 +156,7 @@ def _upload(fs: Any, local: str, remote: str, size: int) -> None:
 
 
 @dataclass(frozen=True)
-class RemoteWriter:
+class RemoteWriter(Writer):
     """A shard writer (wds, parquet) whose units end up in an object store (see the module docstring)."""
 
     name: ClassVar[str] = "remote"
@@ -324,13 +323,14 @@ def build_remote(
     """Build into an object-store OUT (``config.out`` is its URL): see the module docstring."""
     from ..build.orchestrator import _build
     from ..build.state import write_error
-    from . import writer_for
+    from . import shard_outputs, writer_for
 
     url = str(config.out)
     inner = writer_for(config)
-    if inner.name not in SHARD_OUTPUTS:
+    if not inner.shards:
+        choices = " or ".join(f"--output {name}" for name in shard_outputs())
         raise UsageError(
-            f"--out {url}: an object store takes shard outputs only (--output wds or --output parquet); "
+            f"--out {url}: an object store takes shard outputs only ({choices}); "
             f"--output {inner.name} writes one file per image: give a local --out folder for it."
         )
     if config.sharded:

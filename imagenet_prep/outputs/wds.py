@@ -20,7 +20,6 @@ then ``commit`` writes the index, fsyncs the shard and moves it into place; the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tarfile
@@ -30,20 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 from ..image import ImageResult
-from ..io.atomic import temp_path_for, write_bytes_atomic, write_text_atomic
+from ..io.atomic import write_bytes_atomic, write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
-from . import labels
-from .base import CheckReport, Groups, Problems
-from .shards import (
-    check_image,
-    check_label_maps,
-    check_recorded_sizes,
-    parse_shard_size,
-    plan_shards,
-    read_shard_manifest,
-    wds_key,
-    write_shard_manifests,
-)
+from .base import CheckReport, Problems
+from .shard_writer import ShardUnit, ShardWriter
+from .shards import check_image, check_label_maps, check_recorded_sizes, read_shard_manifest, wds_key
 
 if TYPE_CHECKING:
     from ..plan import BuildPlan
@@ -61,10 +51,6 @@ _WRITE_BUFFER = 1 << 20
 
 def shard_name(unit_id: str) -> str:
     return f"{SHARD_PREFIX}-{unit_id}.tar"
-
-
-def _unit_id(split: str, index: int, total: int) -> str:
-    return f"{split}-{index:06d}"
 
 
 def member_header(name: str, size: int) -> bytes:
@@ -99,17 +85,14 @@ def sample_json(sample: Sample, image: ImageResult) -> bytes:
     return json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-class WdsUnit:
+class WdsUnit(ShardUnit):
     """Streams one shard: members go to a temporary file as they come; the index lines stay in memory."""
 
     def __init__(self, out: str, unit: WorkUnit) -> None:
-        self.shard = shard_name(unit.unit_id)
-        self.final = f"{out}/{self.shard}"
-        self.tmp = temp_path_for(self.final)
+        super().__init__(out, shard_name(unit.unit_id))
         self._handle: BinaryIO | None = None  # opened on first write: inside the worker's error handling
         self._offset = 0
         self._index: list[str] = []
-        self._files: dict[str, int] = {}
 
     def _file(self) -> BinaryIO:
         if self._handle is None:
@@ -156,57 +139,34 @@ class WdsUnit:
             f"{IDX_VERSION} {len(self._index)}\n" + "".join(line + "\n" for line in self._index)
         ).encode()
         write_bytes_atomic(self.final[: -len(".tar")] + ".idx", index)
-        os.replace(self.tmp, self.final)
-        self._files = {self.shard: self._offset + tail, self.shard[: -len(".tar")] + ".idx": len(index)}
+        self._publish({self.shard: self._offset + tail, self.shard[: -len(".tar")] + ".idx": len(index)})
 
-    def files(self) -> dict[str, int]:
-        """The shard and its index (relative to OUT) with their sizes: the done marker records them, and a re-run
-        (or ``check``) finds a truncated, emptied or deleted shard by them."""
-        return self._files
-
-    def abort(self) -> None:
+    def _close(self) -> None:
         if self._handle is not None:
-            with contextlib.suppress(OSError):
-                self._handle.close()
-            self._handle = None
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp)
+            handle, self._handle = self._handle, None
+            handle.close()
 
 
 @dataclass(frozen=True)
-class WdsWriter:
-    """WebDataset shards. ``shard_size``: samples (``5000``) or source bytes (``"1GB"``, the default) per
-    shard; ``shuffle``/``shuffle_seed``: the train split's seeded permutation (outputs/shards.py)."""
+class WdsWriter(ShardWriter):
+    """WebDataset shards (``"1GB"`` of source bytes per shard by default; the options: ShardWriter)."""
 
     name: ClassVar[str] = "wds"
-    shard_size: str | int | None = None
-    shuffle: bool = True
-    shuffle_seed: int = 0
+    default_shard_size: ClassVar[str] = DEFAULT_SHARD_SIZE
+    own_entries: ClassVar[tuple[str, ...]] = (INFO_FILE,)
 
-    def __post_init__(self) -> None:
-        parse_shard_size(self.shard_size, DEFAULT_SHARD_SIZE)  # a bad value fails before planning
+    @staticmethod
+    def unit_id(split: str, index: int, total: int) -> str:
+        return f"{split}-{index:06d}"
 
-    def group(self, split: str, groups: Groups) -> Groups:
-        size = parse_shard_size(self.shard_size, DEFAULT_SHARD_SIZE)
-        return plan_shards(split, groups, size, self.shuffle, self.shuffle_seed, _unit_id)
-
-    def prepare(self, out: Path, plan: BuildPlan) -> None:
-        """Nothing: shards live at the top of OUT."""
-
-    def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
-        return []  # shards are written at the top of OUT, which is always cleaned of temp files
-
-    def managed_entries(self, out: Path) -> list[Path]:
-        shards = sorted(out.glob(f"{SHARD_PREFIX}-*.tar")) + sorted(out.glob(f"{SHARD_PREFIX}-*.idx"))
-        names = (INFO_FILE, *labels.LABEL_FILES, "train.csv", "val.csv", "build.json")
-        return [out / name for name in names] + shards
+    def shard_entries(self, out: Path) -> list[Path]:
+        return sorted(out.glob(f"{SHARD_PREFIX}-*.tar")) + sorted(out.glob(f"{SHARD_PREFIX}-*.idx"))
 
     def open_unit(self, out: str, unit: WorkUnit) -> WdsUnit:
         return WdsUnit(out, unit)
 
-    def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
-        labels.write_class_set_maps(out, plan.class_set)
-        write_shard_manifests(out, plan.splits, results)
+    def finalize_format(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
+        """timm's ``_info.json``."""
         splits: dict[str, dict[str, object]] = {}
         for split in plan.splits:
             mine = [result for result in results if result.split == split]
