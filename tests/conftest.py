@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,34 @@ def dog_release(tmp_path_factory: pytest.TempPathFactory):
         tmp_path_factory.mktemp("dog-release"),
         SampleSpec(train_per_class=5, val_per_class=2, seed=3, wnids=wnids, classes=len(wnids)),
     )
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (a free port), one per test module."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_env(s3_endpoint: str) -> Iterator[dict[str, str]]:
+    """The environment botocore reads, pointed at ``s3_endpoint`` with made-up credentials (restored after)."""
+    values = {
+        "AWS_ACCESS_KEY_ID": "testing-key-id-0815",
+        "AWS_SECRET_ACCESS_KEY": "not-a-real-secret-key-0815",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_endpoint,
+    }
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    yield values
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,45 +20,17 @@ from imagenet_prep.config import build_config
 from imagenet_prep.errors import BuildInterrupted, InputError, OutputLockedError, UsageError
 from imagenet_prep.sample import SampleSpec, write_sample
 
-moto_server = pytest.importorskip("moto.server")  # in the test extra: never skipped here
+# In the test extra: never skipped here. The server and its environment: conftest.py (s3_endpoint, s3_env).
+pytest.importorskip("moto.server")
 
-SECRET = "not-a-real-secret-key-0815"
-KEY_ID = "testing-key-id-0815"
 OPTIONS = {"workers": 1, "size": 32, "shard_size": "3", "shuffle_seed": 5}
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def env(endpoint: str) -> Iterator[dict[str, str]]:
-    values = {
-        "AWS_ACCESS_KEY_ID": KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    yield values
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
-@pytest.fixture(scope="module")
-def client(env, endpoint):
+def client(s3_env, s3_endpoint):
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=endpoint)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
     s3.create_bucket(Bucket="datasets")
     s3.create_bucket(Bucket="shards")
     return s3
@@ -113,7 +84,9 @@ def local(release, tmp_path_factory):
     return hashes
 
 
-def test_s3_to_s3_round_trip_equals_the_local_build_and_webdataset_reads_it(client, release, local, tmp_path):
+def test_s3_to_s3_round_trip_equals_the_local_build_and_webdataset_reads_it(
+    client, release, local, tmp_path, s3_env
+):
     config = build_config(
         {}, {"source": "s3://datasets/ilsvrc2012/", "out": "s3://shards/round/", "output": "wds", **OPTIONS}
     )
@@ -128,7 +101,7 @@ def test_s3_to_s3_round_trip_equals_the_local_build_and_webdataset_reads_it(clie
     objects = _objects(client, "round")
     record = objects["build.json"].decode()
     assert json.loads(record)["config"]["out"] == "s3://shards/round"
-    assert SECRET not in record and KEY_ID not in record
+    assert s3_env["AWS_SECRET_ACCESS_KEY"] not in record and s3_env["AWS_ACCESS_KEY_ID"] not in record
     markers = [rel for rel in objects if rel.startswith(f"{STATE_DIR}/done/")]
     assert len(markers) == result.units_total == 4 + 2
     assert f"{STATE_DIR}/lock" not in objects  # released
@@ -194,7 +167,7 @@ def test_a_build_stopped_mid_way_resumes_from_the_bucket(client, release, local)
     assert _object_hashes(client, "stopped") == local["wds"]
 
 
-def test_a_killed_cli_build_resumes_to_the_same_objects(client, release, local, env):
+def test_a_killed_cli_build_resumes_to_the_same_objects(client, release, local, s3_env):
     command = build_argv(
         "s3://datasets/ilsvrc2012/", "s3://shards/killed",
         "--output", "wds", "--size", "32", "--shard-size", "3", "--shuffle-seed", "5", "--workers", "1",
@@ -220,7 +193,7 @@ def test_a_killed_cli_build_resumes_to_the_same_objects(client, release, local, 
     objects = _objects(client, "killed")
     if "build.json" not in objects:  # the kill landed mid-build: the lock is left behind by the dead process
         assert f"{STATE_DIR}/lock" in objects
-    assert SECRET not in proc.stdout.read().decode() + proc.stderr.read().decode()  # type: ignore[union-attr]
+    assert s3_env["AWS_SECRET_ACCESS_KEY"] not in proc.stdout.read().decode() + proc.stderr.read().decode()  # type: ignore[union-attr]
     # the same build again (in-process: a second interpreter start costs seconds) takes the dead build's lock
     rerun = build(build_config({}, {"source": "s3://datasets/ilsvrc2012/", "out": "s3://shards/killed",
                                     "output": "wds", **OPTIONS}))  # fmt: skip
