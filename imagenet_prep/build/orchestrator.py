@@ -141,7 +141,7 @@ def _build(
     # A writer whose files live elsewhere (an object store) says itself whether a finished unit's are intact.
     intact = getattr(writer, "files_intact", files_intact)
     _make_out(out)
-    with output_lock(out, config.shard_index if config.sharded else None):
+    with output_lock(out, config.shard_index if config.sharded else None), contextlib.ExitStack() as held:
         executor: Executor | None = None
         work_dirs: list[str] = []  # the folders this run's workers write into (temp files are cleaned there)
         try:
@@ -150,6 +150,7 @@ def _build(
             if expect is not None:
                 expect(config.images_at_most())
             plan = make_plan(config, runner=executor.map, writer=writer)
+            held.callback(plan.source.close)  # the archives the plan opened, closed however the build ends
             planned_at = time.perf_counter()
             fingerprint = plan_fingerprint(config, plan)
             with setup_lock(out):  # shard processes starting at once prepare OUT one after the other
@@ -280,7 +281,7 @@ def _finalize(out: Path) -> BuildResult:
     started = time.perf_counter()
     if not out.is_dir():
         raise InputError(f"{out} does not exist: pass the --out folder of a build.")
-    with output_lock(out):
+    with output_lock(out), contextlib.ExitStack() as held:
         state = read_plan_state(out)
         missing = missing_units(out, state)
         if missing:
@@ -303,6 +304,7 @@ def _finalize(out: Path) -> BuildResult:
         config = build_config({}, values)
         writer = writer_for(config)
         plan = make_plan(config, runner=None, writer=writer)
+        held.callback(plan.source.close)
         fingerprint = plan_fingerprint(config, plan)
         if fingerprint != state["fingerprint"]:
             raise InputError(
