@@ -369,16 +369,6 @@ def make_plan(
     open (``BuildPlan.source``): its caller closes it (``source.close()``) when the build ends.
     """
     source = open_source(config.source, layout=config.layout, cache_dir=cache_dir)
-    try:
-        return _plan_source(source, config, runner, writer)
-    except BaseException:
-        source.close()  # no plan reaches the caller, so nothing else would close the archives it opened
-        raise
-
-
-def _plan_source(
-    source: Source, config: BuildConfig, runner: Runner | None, writer: Writer | None
-) -> BuildPlan:
     offered = source.splits()
     rule = _split_rule(config, source, offered)
     read_splits = [s for s in config.splits if not (s == "val" and rule is not None and "val" not in offered)]

@@ -299,6 +299,11 @@ class Winter21Source(WholeArchiveSource[Winter21Archive]):
     def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         return group_in_stream_order(split, samples, self.UNIT_SIZE)
 
+    def close(self) -> None:
+        super().close()
+        # Units read in this thread (a build whose units run in the parent, a dry run) left its cursor open.
+        close_cursors(str(self.path))
+
     @classmethod
     def open_unit(cls, unit: WorkUnit) -> Winter21Reader:
         return Winter21Reader(unit)
@@ -351,12 +356,12 @@ def _cursor_for(locator: str, offset: int) -> _Cursor:
     return cursor
 
 
-def close_cursors() -> None:
-    """Close the cursor this thread keeps between units (one open file at most; tests, long-lived processes)."""
+def close_cursors(locator: str | None = None) -> None:
+    """Close the cursor this thread keeps between units (one open file at most; tests, long-lived processes), or
+    only the one on ``locator``."""
     cursors = _cursors()
-    for cursor in cursors.values():
-        cursor.close()
-    cursors.clear()
+    for name in [name for name in cursors if locator is None or name == locator]:
+        cursors.pop(name).close()
 
 
 class _HeaderBytes:
