@@ -9,7 +9,6 @@ One generated release (12 classes: the Imagenette ten and the two quirk classes,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,9 +19,8 @@ from pathlib import Path
 
 import pytest
 from kill_trial import kill_after_first_unit
+from test_contract_sources import run_build, tree  # the tree comparison every layout's contract uses
 
-from imagenet_prep.build import STATE_DIR, build
-from imagenet_prep.config import build_config
 from imagenet_prep.sample import SampleSpec
 from imagenet_prep.sample_layouts import EXTRA_LAYOUTS, LAYOUTS, write_layouts
 from imagenet_prep.sources import SOURCES, detect_layouts
@@ -35,21 +33,6 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "imagenet_prep", *args], capture_output=True, text=True, timeout=300
     )
-
-
-def tree(out: Path) -> dict[str, str]:
-    """Every output file but build.json and the state folder: relative path -> sha256."""
-    return {
-        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != "build.json" and STATE_DIR not in p.relative_to(out).parts
-    }
-
-
-def run_build(source: Path, out: Path, **options) -> dict:
-    result = build(build_config({}, {"source": str(source), "out": str(out), **options}))
-    assert result.ok, result.skipped
-    return json.loads((out / "build.json").read_text())
 
 
 @pytest.fixture(scope="session")
