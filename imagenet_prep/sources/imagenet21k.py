@@ -118,9 +118,8 @@ class Fall11Source(WholeArchiveSource[Fall11Archive]):
 
     def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
         self._train_only(split)
-        return index_class_tars(
-            self.archive(), wnids, runner
-        )  # a unit per class: contiguous in its class tar
+        # Grouped a unit per class (SourceBase.group): a class's images are contiguous in its class tar.
+        return index_class_tars(self.archive(), wnids, runner)
 
 
 class ClassTarFolderSource(Train21kSource):
