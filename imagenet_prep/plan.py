@@ -104,9 +104,8 @@ def choose(names: Iterable[str], count: int | None, seed: int, split: str, wnid:
 
 
 def class_space(source: Source) -> str:
-    """Which classes a source holds: ``imagenet-1k`` (the default) or ``imagenet-21k`` (a source class says so
-    with a ``class_space`` attribute)."""
-    return str(getattr(type(source), "class_space", "imagenet-1k"))
+    """Which classes a source holds: ``imagenet-1k`` (the default) or ``imagenet-21k`` (``SourceBase.class_space``)."""
+    return type(source).class_space
 
 
 def _resolve_21k(tokens: Sequence[str]) -> tuple[str, ...]:
@@ -366,7 +365,8 @@ def make_plan(
 
     Units follow the source's grouping (its cheapest reads) unless the ``writer`` regroups them (shards).
     A source without a val split gets one from ``--holdout`` or a recipe (taken out of train); a recipe or
-    ``--min-images`` keeps only the classes with more images than the threshold.
+    ``--min-images`` keeps only the classes with more images than the threshold. The plan holds the source
+    open (``BuildPlan.source``): its caller closes it (``source.close()``) when the build ends.
     """
     source = open_source(config.source, layout=config.layout, cache_dir=cache_dir)
     offered = source.splits()
@@ -384,7 +384,7 @@ def make_plan(
     if "val" in read_splits and first != "val":
         source.classes("val")  # labels val now: a bad devkit fails before any work
     # A source may name its own label space (an evaluation set of the 1K: labels stay 1K indices).
-    space_name = config.label_space or getattr(type(source), "label_space", None)
+    space_name = config.label_space or type(source).label_space
     full_set = named_class_set(space_name) if space_name else None
     if full_set is not None:
         in_space = set(full_set.wnids)

@@ -32,7 +32,7 @@ class UnitJob:
 def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = None) -> UnitResult:
     """Process one unit and write its done marker; ``tick()`` is called once per finished image."""
     started = time.perf_counter()
-    reader = source_class(unit.source).open_unit(unit)  # type: ignore[attr-defined]
+    reader = source_class(unit.source).open_unit(unit)
     unit_writer = job.writer.open_unit(job.out, unit)
     rows: list[ManifestRow] = []
     skipped: list[ImageIssue] = []

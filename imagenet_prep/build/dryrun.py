@@ -81,7 +81,14 @@ def dry_run(config: BuildConfig, sample_images: int = SAMPLE_IMAGES) -> DryRunRe
         plan = make_plan(config, runner=executor.map, writer=writer)
     finally:
         executor.close(cancel=True)
-    plan_seconds = time.perf_counter() - started
+    try:
+        return _report(config, plan, time.perf_counter() - started, sample_images)
+    finally:
+        plan.source.close()
+
+
+def _report(config: BuildConfig, plan: BuildPlan, plan_seconds: float, sample_images: int) -> DryRunReport:
+    """The dry-run report of ``plan``: its counts, and an estimate from ``sample_images`` images read and processed."""
     # From the plan's columns: a Sample per image of the whole set would cost ~6 s and ~500 MB.
     planned = sum(len(unit.samples) for unit in plan.units)
     bytes_to_read = sum(sample_bytes(unit.samples) for unit in plan.units)
@@ -135,7 +142,7 @@ def _measure(plan: BuildPlan, chosen: list[Sample], config: BuildConfig) -> tupl
         by_split.setdefault(sample.split, []).append(sample)
     for split, samples in by_split.items():
         unit = WorkUnit(split, f"dry-run-{split}", layout, tuple(samples))
-        reader = source_class(layout).open_unit(unit)  # type: ignore[attr-defined]
+        reader = source_class(layout).open_unit(unit)
         try:
             for sample, data in reader:
                 result = process_image(data, config.image, sample.name)

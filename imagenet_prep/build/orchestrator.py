@@ -138,13 +138,14 @@ def _build(
     out = Path(config.out)
     writer = writer or writer_for(config)
     _make_out(out)
-    with output_lock(out, config.shard_index if config.sharded else None):
+    with output_lock(out, config.shard_index if config.sharded else None), contextlib.ExitStack() as held:
         executor: Executor | None = None
         work_dirs: list[str] = []  # the folders this run's workers write into (temp files are cleaned there)
         try:
             executor = make_executor(config.executor, config.worker_count, scheduler=config.scheduler)
             executor.expect(config.images_at_most())  # an engine may start its workers while we plan
             plan = make_plan(config, runner=executor.map, writer=writer)
+            held.callback(plan.source.close)  # the archives the plan opened, closed however the build ends
             planned_at = time.perf_counter()
             fingerprint = plan_fingerprint(config, plan)
             with setup_lock(out):  # shard processes starting at once prepare OUT one after the other
@@ -276,7 +277,7 @@ def _finalize(out: Path) -> BuildResult:
     started = time.perf_counter()
     if not out.is_dir():
         raise InputError(f"{out} does not exist: pass the --out folder of a build.")
-    with output_lock(out):
+    with output_lock(out), contextlib.ExitStack() as held:
         state = read_plan_state(out)
         missing = missing_units(out, state)
         if missing:
@@ -299,6 +300,7 @@ def _finalize(out: Path) -> BuildResult:
         config = build_config({}, values)
         writer = writer_for(config)
         plan = make_plan(config, runner=None, writer=writer)
+        held.callback(plan.source.close)
         fingerprint = plan_fingerprint(config, plan)
         if fingerprint != state["fingerprint"]:
             raise InputError(

@@ -17,38 +17,31 @@ def inspect_source(folder: Path, layout: str | None = None) -> dict[str, Any]:
     from ..sources import open_source
 
     source = open_source(folder, layout=layout)
-    report: dict[str, Any] = {
-        "source": str(Path(folder).resolve()),
-        "layout": type(source).layout,
-        "splits": {},
-        "missing": [],
-        "warnings": [],
-        "problems": [],
-    }
-    missing = getattr(source, "missing", None)
-    if callable(missing):
-        report["missing"] = list(missing())
-    else:  # the official archives
-        for attr, name in (("train_path", "train"), ("val_path", "val"), ("devkit_path", "devkit")):
-            if getattr(source, attr, "") is None:
-                report["missing"].append(name)
-    for split in source.splits():
-        try:
-            wnids = source.classes(split)
-            index = source.index(split, wnids, None)
-        except ImagenetPrepError as exc:
-            report["problems"].append(f"{split}: {exc}")
-            continue
-        report["splits"][split] = {
-            "classes": len(wnids),
-            "images": sum(len(files) for files in index.files.values()),
-            "refused": len(index.refused),
+    try:
+        report: dict[str, Any] = {
+            "source": str(Path(folder).resolve()),
+            "layout": type(source).layout,
+            "splits": {},
+            "missing": source.missing(),
+            "warnings": [],
+            "problems": [],
         }
-        report["warnings"].extend(index.warnings)
-    close = getattr(source, "close", None)
-    if callable(close):
-        close()
-    return report
+        for split in source.splits():
+            try:
+                wnids = source.classes(split)
+                index = source.index(split, wnids, None)
+            except ImagenetPrepError as exc:
+                report["problems"].append(f"{split}: {exc}")
+                continue
+            report["splits"][split] = {
+                "classes": len(wnids),
+                "images": sum(len(files) for files in index.files.values()),
+                "refused": len(index.refused),
+            }
+            report["warnings"].extend(index.warnings)
+        return report
+    finally:
+        source.close()
 
 
 def inspect_command(

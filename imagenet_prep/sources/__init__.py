@@ -1,16 +1,16 @@
 """Sources: the layouts of ImageNet a build reads. A new layout is one module plus an entry in SOURCES.
 
 ``open_source(folder, layout)`` detects the layout of ``folder`` (or takes the one named) and returns a
-:class:`~.base.Source`; workers find a unit's reader by the layout name it carries (``source_class``).
+:class:`~.base.SourceBase` (every layout derives from it); workers find a unit's reader by the layout name it
+carries (``source_class``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ..errors import InputError, UsageError
-from .base import FolderProbe, Source, SourceRecord, SplitIndex
+from .base import FolderProbe, Source, SourceBase, SourceRecord, SplitIndex
 from .blurred import BlurredSource
 from .evalsets import EVAL_SOURCES
 from .hf_parquet import HfParquetSource
@@ -21,8 +21,8 @@ from .imagenet21k import ClassTarFolderSource, Fall11Source
 from .kaggle import KaggleFolderSource, KaggleZipSource
 from .winter21 import Winter21Source
 
-#: layout name -> Source class (each has ``layout``, ``needs``, ``detect(probe)`` and the Source protocol).
-SOURCES: dict[str, Any] = {
+#: layout name -> its SourceBase class (``layout``, ``needs``, ``detect(probe)`` and every hook, declared there).
+SOURCES: dict[str, type[SourceBase]] = {
     IlsvrcSource.layout: IlsvrcSource,
     KaggleFolderSource.layout: KaggleFolderSource,
     KaggleZipSource.layout: KaggleZipSource,
@@ -40,6 +40,7 @@ __all__ = [
     "SOURCES",
     "FolderProbe",
     "Source",
+    "SourceBase",
     "SourceRecord",
     "SplitIndex",
     "detect_layouts",
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 
-def source_class(layout: str) -> type:
+def source_class(layout: str) -> type[SourceBase]:
     try:
         return SOURCES[layout]
     except KeyError:

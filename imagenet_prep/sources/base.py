@@ -1,5 +1,6 @@
-"""The Source protocol: what a layout of ImageNet on disk (or elsewhere) must answer, in the parent and in
-the workers. One module per layout implements it; ``sources/__init__.py`` registers it by name.
+"""SourceBase: what a layout of ImageNet on disk (or elsewhere) must answer, in the parent and in the
+workers, each optional hook declared with its default. One module per layout derives from it;
+``sources/__init__.py`` registers it by name.
 
 Parent side (planning): which splits and classes the source holds (cheap), then the files of the chosen
 classes (an index, possibly built in parallel through ``runner`` and cached), and how the chosen samples are
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,46 +59,80 @@ class SourceRecord:
     role: str  # "train", "val", "labels", ...
 
 
-class Source(Protocol):
-    """A layout of ImageNet. Instances live in the parent; ``open_unit`` runs in workers (a classmethod: a
-    unit carries everything its reader needs)."""
+class SourceBase(ABC):
+    """A layout of ImageNet: every layout derives from this class, which declares every hook a build, ``inspect``
+    or the dry run calls, each with its default. Instances live in the parent; ``open_unit`` runs in workers (a
+    classmethod: a unit carries everything its reader needs).
 
-    layout: ClassVar[str]
+    Class level: ``layout`` (its name in ``sources.SOURCES``), ``needs`` (what a folder must hold, for messages),
+    ``detect(probe)``, ``class_space`` (``imagenet-21k``: a build takes every class it holds, 21K names) and
+    ``label_space`` (its default label space, e.g. ``imagenet-1k`` for an evaluation set of the 1K).
+    """
 
+    layout: ClassVar[str] = ""
+    needs: ClassVar[str] = ""
+    class_space: ClassVar[str] = "imagenet-1k"
+    label_space: ClassVar[str | None] = None
+
+    def __init__(self, folder: Path | str, cache_dir: Path | None = None) -> None:
+        # A layout that can read a URL (ilsvrc) keeps it as a string; the others are local folders.
+        self.folder = Path(folder)
+        self.cache_dir = cache_dir
+
+    @classmethod
+    @abstractmethod
+    def detect(cls, probe: FolderProbe) -> bool:
+        """Whether the folder ``probe`` lists holds this layout (cheap: a listing, a few stats)."""
+
+    @abstractmethod
     def splits(self) -> tuple[str, ...]:
         """The splits this source can offer."""
-        ...
 
+    @abstractmethod
     def classes(self, split: str) -> tuple[str, ...]:
         """The wnids the split holds (cheap: no per-image index)."""
-        ...
 
+    @abstractmethod
     def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
         """The files of the chosen classes."""
-        ...
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
-        """(unit id, samples) pairs covering ``samples``; unit ids are unique across splits."""
-        ...
-
+    @abstractmethod
     def records(self) -> list[SourceRecord]:
         """The files this source reads, for the build record."""
-        ...
+
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
+        """(unit id, samples) pairs covering ``samples``; unit ids are unique across splits. Default: a unit per
+        class (a class's images are near each other in most layouts)."""
+        return group_by_class(split, samples)
 
     def member_label(self, split: str, wnid: str, name: str) -> str:
         """How a member is named in messages and build.json (e.g. ``train/n01440764.tar/<name>``)."""
-        ...
+        return f"{split}/{wnid}/{name}"
+
+    def missing(self) -> list[str]:
+        """What ``imagenet-prep inspect`` reports as missing from the folder (default: nothing)."""
+        return []
+
+    def close(self) -> None:
+        """Release what the parent holds open (archive files, index caches); the source may be used again after
+        (files reopen when needed). Default: nothing held."""
+        return None
 
     @classmethod
     def open_unit(cls, unit: WorkUnit) -> UnitReader:
-        """Worker side: the samples of ``unit`` with their bytes."""
-        ...
+        """Worker side: the samples of ``unit`` with their bytes (default: one positioned read each)."""
+        return LocationReader(unit)
+
+
+#: The type every layout has (the name plan.py and the protocols in docs/architecture.md use).
+Source = SourceBase
 
 
 class UnitReader(Protocol):
     """Iterates (sample, bytes) in the unit's order; ``bytes_read`` counts source bytes read so far."""
 
-    bytes_read: int
+    @property
+    def bytes_read(self) -> int: ...
 
     def __iter__(self) -> Iterator[tuple[Sample, bytes]]: ...
 

@@ -17,12 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import InputError
-from ..records import Sample, WorkUnit
 from ..taxonomy import classes
-from .base import FolderProbe, Runner, SourceRecord, SplitIndex
+from .base import FolderProbe, SplitIndex
 from .common import WNID_RE, val_key
-from .streamed import StreamListing, StreamReader, group_by_stream, list_streams, listing_files, stream_index
+from .streamed import StreamedSource
 
 ARCHIVES = {"train": "train_blurred.tar.gz", "val": "val_blurred.tar.gz"}
 _EXTENSIONS = (".jpg", ".jpeg")
@@ -40,73 +38,45 @@ def parse_blurred(name: str) -> tuple[str, str] | str:
     return parts[-2], stem
 
 
-class BlurredSource:
+def _archives(folder: Path) -> dict[str, list[Path]]:
+    return {split: [folder / name] for split, name in ARCHIVES.items() if (folder / name).is_file()}
+
+
+class BlurredSource(StreamedSource):
     """``train_blurred.tar.gz`` and/or ``val_blurred.tar.gz``."""
 
     layout: ClassVar[str] = "blurred"
     needs: ClassVar[str] = "train_blurred.tar.gz and/or val_blurred.tar.gz (the face-blurred release)"
+    archive_names: ClassVar[dict[str, str]] = ARCHIVES
+    kind: ClassVar[str] = "face-blurred tar.gz"
+    role_suffix: ClassVar[str] = " (face-blurred)"
 
-    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
-        self.folder = Path(folder)
-        self.cache_dir = cache_dir
-        self.paths = {s: self.folder / n for s, n in ARCHIVES.items() if (self.folder / n).is_file()}
-        self._listings: dict[str, StreamListing] = {}
-        self._listing_bytes: dict[str, int] = {}
+    find_streams = staticmethod(_archives)
+    parse = staticmethod(parse_blurred)
 
     @classmethod
     def detect(cls, probe: FolderProbe) -> bool:
         return any(probe.has(name) for name in ARCHIVES.values())
 
-    def splits(self) -> tuple[str, ...]:
-        return tuple(split for split in ("train", "val") if split in self.paths)
-
-    def missing(self) -> list[str]:
-        return [f"{ARCHIVES[split]} ({split})" for split in ("train", "val") if split not in self.paths]
-
-    def listing(self, split: str) -> StreamListing:
-        if split not in self._listings:
-            if split not in self.paths:
-                raise InputError(
-                    f"{ARCHIVES[split]} is missing from {self.folder}: build the splits it has with --splits."
-                )
-            listing = StreamListing(self.paths[split], cache_dir=self.cache_dir)
-            self._listing_bytes[split] = list_streams([listing])
-            self._listings[split] = listing
-        return self._listings[split]
-
-    def classes(self, split: str) -> tuple[str, ...]:
-        return tuple(sorted(listing_files(self.listing(split), parse_blurred)[0]))
-
-    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
-        listing = self.listing(split)
-        index = stream_index(split, [listing], parse_blurred, wnids, "face-blurred tar.gz")
-        warnings = list(index.warnings)
-        if split == "val" and len(listing.members or ()) >= FULL_VAL:
-            present = {key for files in index.files.values() for key in (f.key for f in files)}
-            chosen = set(wnids)
-            absent = [
-                classes.val_file_name(k)
-                for k, wnid in enumerate(classes.val_labels(), 1)
-                if wnid in chosen and val_key(classes.val_file_name(k)) not in present
-            ]
-            if absent:
-                shown = ", ".join(absent[:20]) + (" ..." if len(absent) > 20 else "")
-                warnings.append(
-                    f"val: {len(absent)} validation images of the chosen classes are not in the face-blurred "
-                    f"release (it lacks some of the original's): {shown}."
-                )
-        nbytes = self._listing_bytes.pop(split, 0)
-        return SplitIndex(split, index.files, index.refused, tuple(warnings), nbytes)
-
-    def member_label(self, split: str, wnid: str, name: str) -> str:
-        return f"{split}/{name}"
-
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
-        return group_by_stream(split, samples)
-
-    def records(self) -> list[SourceRecord]:
-        return [SourceRecord(self.paths[split], f"{split} (face-blurred)") for split in self.splits()]
-
-    @classmethod
-    def open_unit(cls, unit: WorkUnit) -> StreamReader:
-        return StreamReader(unit)
+    def more_warnings(self, split: str, index: SplitIndex, wnids: Sequence[str]) -> list[str]:
+        """For a (nearly) full val archive: the images of the chosen classes the bundled labels expect but the
+        archive lacks."""
+        if split != "val":
+            return []
+        [listing] = self.listings(split)
+        if len(listing.members or ()) < FULL_VAL:
+            return []
+        present = {key for files in index.files.values() for key in (f.key for f in files)}
+        chosen = set(wnids)
+        absent = [
+            classes.val_file_name(k)
+            for k, wnid in enumerate(classes.val_labels(), 1)
+            if wnid in chosen and val_key(classes.val_file_name(k)) not in present
+        ]
+        if not absent:
+            return []
+        shown = ", ".join(absent[:20]) + (" ..." if len(absent) > 20 else "")
+        return [
+            f"val: {len(absent)} validation images of the chosen classes are not in the face-blurred "
+            f"release (it lacks some of the original's): {shown}."
+        ]

@@ -103,9 +103,8 @@ class FileReader(LocationReader):
             return super().read(location, name)
         finally:
             source = self._files.pop(location.locator, None)
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
+            if source is not None:  # every byte source open_byte_source makes can close (see LocationReader)
+                source.close()  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------------------------ label files

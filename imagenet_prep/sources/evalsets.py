@@ -28,7 +28,7 @@ from ..io.bytesource import FileByteSource
 from ..io.tar import FIX_HINT, _name_problem, scan_tar
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from ..taxonomy import evalsets
-from .base import FolderProbe, LocationReader, Runner, SourceRecord, SplitIndex, group_in_storage_order
+from .base import FolderProbe, Runner, SourceBase, SourceRecord, SplitIndex, group_in_storage_order
 
 STREAM_CHUNK = (
     2500  # images per unit of a gzip stream: each unit decompresses the stream up to its last image
@@ -40,16 +40,14 @@ def _test_only(name: str) -> InputError:
     return InputError(f"{name} is an evaluation set with no train split: build it with --splits val.")
 
 
-class _EvalSource:
+class _EvalSource(SourceBase):
     """Shared parent side: one archive in the folder, one split (``val``), files by class."""
 
-    layout: ClassVar[str] = ""
     archive: ClassVar[str] = ""
     eval_set: ClassVar[str] = ""
-    needs: ClassVar[str] = ""
 
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
-        self.folder = Path(folder)
+        super().__init__(folder, cache_dir)
         self.path = self.folder / self.archive
         self._index: SplitIndex | None = None
 
@@ -112,10 +110,6 @@ class _EvalSource:
     def records(self) -> list[SourceRecord]:
         return [SourceRecord(self.path, "val")]
 
-    @classmethod
-    def open_unit(cls, unit: WorkUnit) -> LocationReader:
-        return LocationReader(unit)
-
 
 # ---------------------------------------------------------------------------------------- ImageNet-A/-R
 class _TreeTarSource(_EvalSource):
@@ -151,7 +145,7 @@ class SketchSource(_EvalSource):
     layout: ClassVar[str] = "imagenet-sketch"
     archive: ClassVar[str] = "ImageNet-Sketch.zip"
     eval_set: ClassVar[str] = "imagenet-sketch"
-    label_space: ClassVar[str] = "imagenet-1k"
+    label_space: ClassVar[str | None] = "imagenet-1k"
     needs: ClassVar[str] = "ImageNet-Sketch.zip"
 
     def _scan(self) -> tuple[list[tuple[str, ByteLocation]], list[tuple[str, str]], int]:
@@ -235,7 +229,9 @@ class StreamReader:
 
 class _ImageNetV2Source(_EvalSource):
     eval_set: ClassVar[str] = "imagenetv2"
-    label_space: ClassVar[str] = "imagenet-1k"  # folder 100 is label 100 whatever classes a build holds
+    label_space: ClassVar[str | None] = (
+        "imagenet-1k"  # folder 100 is label 100 whatever classes a build holds
+    )
 
     def _scan(self) -> tuple[list[tuple[str, ByteLocation]], list[tuple[str, str]], int]:
         members: list[tuple[str, ByteLocation]] = []
@@ -264,7 +260,7 @@ class _ImageNetV2Source(_EvalSource):
         return group_in_storage_order(split, samples, STREAM_CHUNK)
 
     @classmethod
-    def open_unit(cls, unit: WorkUnit) -> StreamReader:  # type: ignore[override]
+    def open_unit(cls, unit: WorkUnit) -> StreamReader:
         return StreamReader(unit)
 
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from ..errors import ArchiveError, InputError, UsageError
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from ..taxonomy import classes
-from .base import FolderProbe, Runner, SourceRecord, SplitIndex
+from .base import FolderProbe, Runner, SourceBase, SourceRecord, SplitIndex
 from .hf_tar import parse_suffixed
 
 PARQUET = "parquet"
@@ -105,14 +105,14 @@ def list_shard(path: str) -> tuple[list[tuple[str, int, int, int]], int]:
     return rows, nbytes
 
 
-class HfParquetSource:
+class HfParquetSource(SourceBase):
     """``data/train-*-of-*.parquet`` and/or ``data/validation-*-of-*.parquet``."""
 
     layout: ClassVar[str] = "hf-parquet"
     needs: ClassVar[str] = "data/train-*-of-*.parquet and/or data/validation-*-of-*.parquet (needs pyarrow)"
 
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
-        self.folder = Path(folder)
+        super().__init__(folder, cache_dir)
         self.shards = _shards(self.folder)
         self._rows: dict[str, list[tuple[Path, list[tuple[str, int, int, int]]]]] = {}
         self._bytes: dict[str, int] = {}
@@ -171,7 +171,7 @@ class HfParquetSource:
     def member_label(self, split: str, wnid: str, name: str) -> str:
         return f"{split}/{name}"
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         by_file: dict[str, list[Sample]] = {}
         for sample in samples:
             by_file.setdefault(sample.location.locator, []).append(sample)

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from ..errors import InputError
-from ..records import Sample, WorkUnit
-from .base import FolderProbe, Runner, SourceRecord, SplitIndex
+from .base import FolderProbe
 from .common import WNID_RE
-from .streamed import StreamListing, StreamReader, group_by_stream, list_streams, listing_files, stream_index
+from .streamed import StreamedSource
 
 TRAIN_SHARD_RE = re.compile(r"^train_images_(\d+)\.tar\.gz$")
 VAL_SHARD = "val_images.tar.gz"
@@ -51,62 +49,23 @@ def parse_suffixed(name: str) -> tuple[str, str] | str:
     return wnid, key
 
 
-class HfTarSource:
+class HfTarSource(StreamedSource):
     """``train_images_*.tar.gz`` and/or ``val_images.tar.gz`` (Hugging Face ILSVRC/imagenet-1k)."""
 
     layout: ClassVar[str] = "hf-tar"
     needs: ClassVar[str] = "train_images_0..4.tar.gz and/or val_images.tar.gz (in the folder or its data/)"
+    archive_names: ClassVar[dict[str, str]] = {"train": "train_images_0..4.tar.gz", "val": VAL_SHARD}
+    kind: ClassVar[str] = "Hugging Face tar.gz"
 
-    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
-        self.folder = Path(folder)
-        self.cache_dir = cache_dir
-        self.shards = _shards(self.folder)
-        self._listings: dict[str, list[StreamListing]] = {}
-        self._listing_bytes: dict[str, int] = {}
+    find_streams = staticmethod(_shards)
+    parse = staticmethod(parse_suffixed)
 
     @classmethod
     def detect(cls, probe: FolderProbe) -> bool:
         return bool(_shards(probe.folder))
 
-    def splits(self) -> tuple[str, ...]:
-        return tuple(split for split in ("train", "val") if split in self.shards)
-
-    def missing(self) -> list[str]:
-        need = {"train": "train_images_0..4.tar.gz", "val": VAL_SHARD}
-        return [f"{need[split]} ({split})" for split in ("train", "val") if split not in self.shards]
-
-    def listings(self, split: str) -> list[StreamListing]:
-        if split not in self._listings:
-            if split not in self.shards:
-                raise InputError(
-                    f"{self.folder} holds no {'train_images_*.tar.gz' if split == 'train' else VAL_SHARD} "
-                    "shard: build the splits it has with --splits."
-                )
-            listings = [StreamListing(path, cache_dir=self.cache_dir) for path in self.shards[split]]
-            self._listing_bytes[split] = list_streams(listings)
-            self._listings[split] = listings
-        return self._listings[split]
-
-    def classes(self, split: str) -> tuple[str, ...]:
-        found: set[str] = set()
-        for listing in self.listings(split):
-            found.update(listing_files(listing, parse_suffixed)[0])
-        return tuple(sorted(found))
-
-    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
-        index = stream_index(split, self.listings(split), parse_suffixed, wnids, "Hugging Face tar.gz")
-        nbytes = self._listing_bytes.pop(split, 0)  # the listing's reads, counted once
-        return SplitIndex(split, index.files, index.refused, index.warnings, nbytes)
-
-    def member_label(self, split: str, wnid: str, name: str) -> str:
-        return f"{split}/{name}"
-
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
-        return group_by_stream(split, samples)
-
-    def records(self) -> list[SourceRecord]:
-        return [SourceRecord(path, split) for split in self.splits() for path in self.shards[split]]
-
-    @classmethod
-    def open_unit(cls, unit: WorkUnit) -> StreamReader:
-        return StreamReader(unit)
+    def no_split(self, split: str) -> InputError:
+        return InputError(
+            f"{self.folder} holds no {'train_images_*.tar.gz' if split == 'train' else VAL_SHARD} "
+            "shard: build the splits it has with --splits."
+        )

@@ -18,12 +18,12 @@ from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, TRAIN_TAR, VAL_TAR
 from ..io.bytesource import is_remote, open_byte_source
 from ..io.tar import ClassTar, TarMember, index_class_tar
 from ..io.tar_index import MemberColumns, TrainArchive, ValArchive
-from ..records import ByteLocation, PackedFiles, Sample, SourceFile, WorkUnit
+from ..records import ByteLocation, PackedFiles, Sample, SourceFile
 from . import devkit
 from .base import (
     FolderProbe,
-    LocationReader,
     Runner,
+    SourceBase,
     SourceRecord,
     SplitIndex,
     group_by_class,
@@ -175,7 +175,7 @@ _VAL_NAME_RE = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
 _NOT_VAL = "not an ILSVRC2012 validation image name (ILSVRC2012_val_<8 digits>.JPEG): not labelled, not built"
 
 
-class IlsvrcSource:
+class IlsvrcSource(SourceBase):
     """``ILSVRC2012_img_train.tar`` + ``ILSVRC2012_img_val.tar`` (+ ``ILSVRC2012_devkit_t12.tar.gz``)."""
 
     layout: ClassVar[str] = "ilsvrc"
@@ -183,7 +183,7 @@ class IlsvrcSource:
 
     def __init__(self, folder: Path | str, cache_dir: Path | None = None) -> None:
         # A folder, or the URL of one (http/https: the archives are read by Range requests).
-        self.folder: Path | str = folder if is_remote(folder) else Path(folder)
+        self.folder: Path | str = folder if is_remote(folder) else Path(folder)  # type: ignore[assignment]
         self.cache_dir = cache_dir
         self.train_path = self._present(TRAIN_TAR)
         self.val_path = self._present(VAL_TAR)
@@ -222,6 +222,17 @@ class IlsvrcSource:
     # ------------------------------------------------------------------------------------------- parent
     def splits(self) -> tuple[str, ...]:
         return tuple(split for split, path in (("train", self.train_path), ("val", self.val_path)) if path)
+
+    def missing(self) -> list[str]:
+        return [
+            name
+            for name, path in (
+                ("train", self.train_path),
+                ("val", self.val_path),
+                ("devkit", self.devkit_path),
+            )
+            if path is None
+        ]
 
     def train_archive(self) -> TrainArchive:
         if self._train is None:
@@ -327,8 +338,3 @@ class IlsvrcSource:
         for archive in (self._train, self._val):
             if archive is not None:
                 archive.close()
-
-    # ------------------------------------------------------------------------------------------- worker
-    @classmethod
-    def open_unit(cls, unit: WorkUnit) -> LocationReader:
-        return LocationReader(unit)

@@ -18,9 +18,9 @@ from typing import ClassVar
 
 from ..errors import InputError
 from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR
-from ..records import Sample, SourceFile, WorkUnit
+from ..records import SourceFile, WorkUnit
 from . import devkit
-from .base import FolderProbe, LocationReader, Runner, SourceRecord, SplitIndex, group_by_class
+from .base import FolderProbe, LocationReader, Runner, SourceBase, SourceRecord, SplitIndex
 from .common import (
     VAL_SOLUTION,
     FileReader,
@@ -49,7 +49,7 @@ def _looks_like_val(folder: Path) -> bool:
     return False
 
 
-class ImageFolderSource:
+class ImageFolderSource(SourceBase):
     """``train/<wnid>/*`` and/or ``val/<wnid>/*`` (or a flat labelled ``val/``)."""
 
     layout: ClassVar[str] = "imagefolder"
@@ -59,8 +59,7 @@ class ImageFolderSource:
     )
 
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
-        self.folder = Path(folder)
-        self.cache_dir = cache_dir
+        super().__init__(folder, cache_dir)
         self._val_flat: dict[str, list[str]] | None = None  # wnid -> file names (flat val only)
         self._val_warnings: list[str] = []
         self._val_labels_file: Path | None = None
@@ -184,9 +183,6 @@ class ImageFolderSource:
         if split == "val" and self._flat_val():
             return f"val/{name}"
         return f"{split}/{wnid}/{name}"
-
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
-        return group_by_class(split, samples)
 
     def records(self) -> list[SourceRecord]:
         out = [SourceRecord(self.folder / split, split) for split in self.splits()]

@@ -18,17 +18,18 @@ import contextlib
 import json
 import os
 import re
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from ..errors import InputError
 from ..fetch.catalog import TRAIN_TAR
 from ..io.atomic import write_text_atomic
 from ..io.tar import ClassTar, TarMember
-from ..io.tar_index import Fall11Archive, cache_path_candidates
-from ..records import ByteLocation, Sample, SourceFile, WorkUnit
-from .base import FolderProbe, LocationReader, Runner, SourceRecord, SplitIndex, group_by_class
+from ..io.tar_index import Fall11Archive, TrainArchive, cache_path_candidates
+from ..records import ByteLocation, SourceFile
+from .base import FolderProbe, Runner, SourceBase, SourceRecord, SplitIndex
 from .ilsvrc import index_class, index_class_columns, index_class_tars
 
 FALL11_TAR = "fall11_whole.tar"
@@ -47,46 +48,57 @@ def _no_val(what: str) -> InputError:
     )
 
 
-class Fall11Source:
-    """``fall11_whole.tar`` (ImageNet-21K, fall 2011 release)."""
+class Train21kSource(SourceBase):
+    """What every ImageNet-21K layout shares: one split (train), 21K classes, members named in their class tar."""
 
-    layout: ClassVar[str] = "fall11"
     class_space: ClassVar[str] = "imagenet-21k"
-    needs: ClassVar[str] = FALL11_TAR
 
-    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
-        self.folder = Path(folder)
-        self.cache_dir = cache_dir
-        self.path = self.folder / FALL11_TAR
-        self._archive: Fall11Archive | None = None
+    @abstractmethod
+    def _what(self) -> str:
+        """The source as named in the "no val split" message."""
 
-    @classmethod
-    def detect(cls, probe: FolderProbe) -> bool:
-        return probe.has(FALL11_TAR)
-
-    def archive(self) -> Fall11Archive:
-        if self._archive is None:
-            self._archive = Fall11Archive(self.path, cache_dir=self.cache_dir)
-        return self._archive
+    def _train_only(self, split: str) -> None:
+        if split != "train":
+            raise _no_val(self._what())
 
     def splits(self) -> tuple[str, ...]:
         return ("train",)
 
-    def classes(self, split: str) -> tuple[str, ...]:
-        if split != "train":
-            raise _no_val(FALL11_TAR)
-        return tuple(self.archive().classes())
-
-    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
-        if split != "train":
-            raise _no_val(FALL11_TAR)
-        return index_class_tars(self.archive(), wnids, runner)
-
     def member_label(self, split: str, wnid: str, name: str) -> str:
         return f"{wnid}.tar/{name}"
 
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
-        return group_by_class(split, samples)  # a class's images are contiguous in its class tar
+
+ArchiveT = TypeVar("ArchiveT", bound=TrainArchive)
+
+
+class WholeArchiveSource(Train21kSource, Generic[ArchiveT]):
+    """One whole 21K archive in the folder (``archive_name``), indexed through its ``archive_type`` (a cached
+    train-tar index, opened when first needed and closed by :meth:`close`)."""
+
+    archive_name: ClassVar[str] = ""
+    archive_type: type[ArchiveT]
+
+    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
+        super().__init__(folder, cache_dir)
+        self.path = self.folder / self.archive_name
+        self._archive: ArchiveT | None = None
+
+    @classmethod
+    def detect(cls, probe: FolderProbe) -> bool:
+        return probe.has(cls.archive_name)
+
+    def _what(self) -> str:
+        return self.archive_name
+
+    def archive(self) -> ArchiveT:
+        if self._archive is None:
+            self._archive = self.archive_type(self.path, cache_dir=self.cache_dir)
+        return self._archive
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        """Every class of the archive, sorted (a cold index reads the archive's headers once, then cached)."""
+        self._train_only(split)
+        return tuple(sorted(self.archive().classes()))
 
     def records(self) -> list[SourceRecord]:
         return [SourceRecord(self.path, "train")]
@@ -95,24 +107,32 @@ class Fall11Source:
         if self._archive is not None:
             self._archive.close()
 
-    @classmethod
-    def open_unit(cls, unit: WorkUnit) -> LocationReader:
-        return LocationReader(unit)
+
+class Fall11Source(WholeArchiveSource[Fall11Archive]):
+    """``fall11_whole.tar`` (ImageNet-21K, fall 2011 release): a worker reads each image by offset."""
+
+    layout: ClassVar[str] = "fall11"
+    needs: ClassVar[str] = FALL11_TAR
+    archive_name: ClassVar[str] = FALL11_TAR
+    archive_type = Fall11Archive
+
+    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        self._train_only(split)
+        # Grouped a unit per class (SourceBase.group): a class's images are contiguous in its class tar.
+        return index_class_tars(self.archive(), wnids, runner)
 
 
-class ClassTarFolderSource:
+class ClassTarFolderSource(Train21kSource):
     """A folder of ``<wnid>.tar`` class tars (e.g. ``winter21_whole/`` extracted from its .tar.gz)."""
 
     layout: ClassVar[str] = "class-tars"
-    class_space: ClassVar[str] = "imagenet-21k"
     needs: ClassVar[str] = "a folder of <wnid>.tar class tars (e.g. the extracted winter21_whole.tar.gz)"
 
     CACHE_NAME = "class-tars"  # the index cache: <folder>/class-tars.index.json, or the tool's cache folder
     CACHE_FORMAT = 1
 
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
-        self.folder = Path(folder)
-        self.cache_dir = cache_dir
+        super().__init__(folder, cache_dir)
         self._tars: dict[str, ClassTar] | None = None
         self._stamps: dict[str, list[int]] = {}  # wnid -> [size, mtime_ns] of its class tar
 
@@ -162,17 +182,15 @@ class ClassTarFolderSource:
             self._tars = found
         return self._tars
 
-    def splits(self) -> tuple[str, ...]:
-        return ("train",)
+    def _what(self) -> str:
+        return f"The folder of class tars {self.folder}"
 
     def classes(self, split: str) -> tuple[str, ...]:
-        if split != "train":
-            raise _no_val(f"The folder of class tars {self.folder}")
+        self._train_only(split)
         return tuple(self.class_tars())
 
     def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
-        if split != "train":
-            raise _no_val(f"The folder of class tars {self.folder}")
+        self._train_only(split)
         tars = self.class_tars()
         cache = self._load_cache()
         known = {w: cache[w] for w in wnids if w in cache and cache[w].get("stamp") == self._stamps[w]}
@@ -203,17 +221,7 @@ class ClassTarFolderSource:
             refused.extend((f"{wnid}.tar/{name}", reason) for name, reason in entry["refused"])
         return SplitIndex("train", files, tuple(refused), bytes_read=total)
 
-    def member_label(self, split: str, wnid: str, name: str) -> str:
-        return f"{wnid}.tar/{name}"
-
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
-        return group_by_class(split, samples)
-
     def records(self) -> list[SourceRecord]:
         return [
             SourceRecord(self.folder, "train")
         ]  # the folder: hashing thousands of class tars is `verify`'s job
-
-    @classmethod
-    def open_unit(cls, unit: WorkUnit) -> LocationReader:
-        return LocationReader(unit)

@@ -36,6 +36,7 @@ from .base import (
     FolderProbe,
     LocationReader,
     Runner,
+    SourceBase,
     SourceRecord,
     SplitIndex,
     group_by_class,
@@ -73,10 +74,8 @@ MAX_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
 _TEXT_NAMES = frozenset({VAL_SOLUTION, SYNSET_MAPPING, NESTED_TAR})
 
 
-class _KaggleLabels:
+class _KaggleLabels(SourceBase):
     """Val labelling and the synset-mapping check, shared by the folder and the zip."""
-
-    folder: Path
 
     def _read_text(self, name: str) -> str | None:
         raise NotImplementedError
@@ -125,7 +124,7 @@ class KaggleFolderSource(_KaggleLabels):
     )
 
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
-        self.folder = Path(folder)
+        super().__init__(folder, cache_dir)
         self.root = self.folder / CLS_LOC
         self._val: dict[str, list[SourceFile]] | None = None
         self._val_refused: list[tuple[str, str]] = []
@@ -192,9 +191,6 @@ class KaggleFolderSource(_KaggleLabels):
 
     def member_label(self, split: str, wnid: str, name: str) -> str:
         return f"train/{wnid}/{name}" if split == "train" else f"val/{name}"
-
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
-        return group_by_class(split, samples)
 
     def records(self) -> list[SourceRecord]:
         out = [SourceRecord(self.root / split, split) for split in self.splits()]
@@ -266,8 +262,7 @@ class KaggleZipSource(_KaggleLabels):
     needs: ClassVar[str] = f"{ZIP_NAME} (the Kaggle download, not unzipped)"
 
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
-        self.folder = Path(folder)
-        self.cache_dir = cache_dir
+        super().__init__(folder, cache_dir)
         self.path = self.folder / ZIP_NAME
         self._members: dict[str, list[zipfile.ZipInfo]] | None = None
         self._texts: dict[str, zipfile.ZipInfo] = {}

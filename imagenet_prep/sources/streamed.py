@@ -25,14 +25,14 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
-from ..errors import ArchiveError
+from ..errors import ArchiveError, InputError
 from ..io.bytesource import FileByteSource, RangeView
 from ..io.tar import name_problem, type_problem
 from ..io.tar_index import _IndexedArchive, _refusals_ok
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
-from .base import SplitIndex
+from .base import Runner, SourceBase, SourceRecord, SplitIndex
 
 STREAM = "tar.gz"  # ByteLocation.compression of a member of a streamed tar.gz
 ZIP_SEP = "!/"
@@ -211,7 +211,7 @@ def stream_unit_id(split: str, locator: str) -> str:
     return f"{split}-{name}"
 
 
-def group_by_stream(split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+def group_by_stream(split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
     """One unit per stream, its samples in stream order: a stream is read once, from its start."""
     by_stream: dict[str, list[Sample]] = {}
     for sample in samples:
@@ -339,3 +339,90 @@ def stream_index(
             f"{len(all_classes)} classes still reads all {len(listings)} of them ({total / 1e9:.2f} GB)."
         )
     return SplitIndex(split, {w: tuple(f) for w, f in files.items()}, tuple(refused), tuple(warnings))
+
+
+class StreamedSource(SourceBase):
+    """A layout of gzip-stream archives per split (the Hugging Face shards, the face-blurred release): each
+    stream listed once (cached; streams in parallel threads), its members sorted into classes by ``parse``, one
+    unit per stream. A subclass gives its archives per split (``streams``), the member-name parser and the
+    names used in messages."""
+
+    #: split -> what the split's archives are called (for ``missing`` and the "no such split" error)
+    archive_names: ClassVar[dict[str, str]] = {}
+    #: how the archives are named in the "cannot seek" warning
+    kind: ClassVar[str] = ""
+    #: added to the split in build.json's sources
+    role_suffix: ClassVar[str] = ""
+
+    def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
+        super().__init__(folder, cache_dir)
+        self.streams = self.find_streams(self.folder)
+        self._listings: dict[str, list[StreamListing]] = {}
+        self._listing_bytes: dict[str, int] = {}
+
+    @staticmethod
+    def find_streams(folder: Path) -> dict[str, list[Path]]:
+        """split -> its archives in ``folder`` (none: the split is absent)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def parse(name: str) -> tuple[str, str] | str:
+        """A member name -> (wnid, key), or why it is refused."""
+        raise NotImplementedError
+
+    def no_split(self, split: str) -> InputError:
+        return InputError(
+            f"{self.archive_names[split]} is missing from {self.folder}: build the splits it has with --splits."
+        )
+
+    def splits(self) -> tuple[str, ...]:
+        return tuple(split for split in ("train", "val") if split in self.streams)
+
+    def missing(self) -> list[str]:
+        return [
+            f"{self.archive_names[split]} ({split})"
+            for split in ("train", "val")
+            if split not in self.streams
+        ]
+
+    def listings(self, split: str) -> list[StreamListing]:
+        if split not in self._listings:
+            if split not in self.streams:
+                raise self.no_split(split)
+            listings = [StreamListing(path, cache_dir=self.cache_dir) for path in self.streams[split]]
+            self._listing_bytes[split] = list_streams(listings)
+            self._listings[split] = listings
+        return self._listings[split]
+
+    def classes(self, split: str) -> tuple[str, ...]:
+        found: set[str] = set()
+        for listing in self.listings(split):
+            found.update(listing_files(listing, self.parse)[0])
+        return tuple(sorted(found))
+
+    def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
+        index = stream_index(split, self.listings(split), self.parse, wnids, self.kind)
+        warnings = (*index.warnings, *self.more_warnings(split, index, wnids))
+        nbytes = self._listing_bytes.pop(split, 0)  # the listing's reads, counted once
+        return SplitIndex(split, index.files, index.refused, warnings, nbytes)
+
+    def more_warnings(self, split: str, index: SplitIndex, wnids: Sequence[str]) -> list[str]:
+        """Warnings of this layout beyond the streams' own (default: none)."""
+        return []
+
+    def member_label(self, split: str, wnid: str, name: str) -> str:
+        return f"{split}/{name}"
+
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
+        return group_by_stream(split, samples)
+
+    def records(self) -> list[SourceRecord]:
+        return [
+            SourceRecord(path, f"{split}{self.role_suffix}")
+            for split in self.splits()
+            for path in self.streams[split]
+        ]
+
+    @classmethod
+    def open_unit(cls, unit: WorkUnit) -> StreamReader:
+        return StreamReader(unit)

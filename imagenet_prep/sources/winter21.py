@@ -46,10 +46,10 @@ from ..io.bytesource import RangeView, is_remote
 from ..io.tar import ClassTar, TarMember, member_header_problem, name_problem, scan_tar, type_problem
 from ..io.tar_index import MemberColumns, TrainArchive
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
-from .base import SEQUENCE_CHUNK, FolderProbe, Runner, SourceRecord, SplitIndex
+from .base import SEQUENCE_CHUNK, Runner, SplitIndex
+from .imagenet21k import WINTER21_TAR_GZ, WholeArchiveSource
 from .streamed import _STREAM_ERRORS, STREAM, _damaged, open_stream
 
-WINTER21_TAR_GZ = "winter21_whole.tar.gz"
 # winter21_whole/n01440764.tar (the top folder's name is not checked; a class tar at the top is accepted too)
 _OUTER_RE = re.compile(r"^(?:[^/]+/)?(n\d{8})\.tar$")
 _CHUNK = 1 << 20  # bytes decompressed per step when skipping
@@ -252,12 +252,13 @@ class Winter21Archive(TrainArchive):
 
 
 # ----------------------------------------------------------------------------------------------- source
-class Winter21Source:
+class Winter21Source(WholeArchiveSource[Winter21Archive]):
     """``winter21_whole.tar.gz`` (ImageNet-21K, winter 2021 release), streamed."""
 
     layout: ClassVar[str] = "winter21"
-    class_space: ClassVar[str] = "imagenet-21k"
     needs: ClassVar[str] = WINTER21_TAR_GZ
+    archive_name: ClassVar[str] = WINTER21_TAR_GZ
+    archive_type = Winter21Archive
     UNIT_SIZE: ClassVar[int] = SEQUENCE_CHUNK  # samples per unit (grouping runs in the parent)
 
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
@@ -266,33 +267,11 @@ class Winter21Source:
                 f"{WINTER21_TAR_GZ} is read from a local or mounted disk, not from {folder}: a gzip stream is read "
                 "whole, in order (download it with `imagenet-prep fetch`, or read its class tars by URL one by one)."
             )
-        self.folder = Path(folder)
-        self.cache_dir = cache_dir
-        self.path = self.folder / WINTER21_TAR_GZ
-        self._archive: Winter21Archive | None = None
+        super().__init__(folder, cache_dir)
         self._reported = 0  # index bytes already reported in a SplitIndex
 
-    @classmethod
-    def detect(cls, probe: FolderProbe) -> bool:
-        return probe.has(WINTER21_TAR_GZ)
-
-    def archive(self) -> Winter21Archive:
-        if self._archive is None:
-            self._archive = Winter21Archive(self.path, cache_dir=self.cache_dir)
-        return self._archive
-
-    def splits(self) -> tuple[str, ...]:
-        return ("train",)
-
-    def classes(self, split: str) -> tuple[str, ...]:
-        """Every class of the archive: a cold index decompresses the whole archive once (then cached)."""
-        if split != "train":
-            raise _no_val()
-        return tuple(sorted(self.archive().classes()))
-
     def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
-        if split != "train":
-            raise _no_val()
+        self._train_only(split)
         archive = self.archive()
         archive.classes()
         locator = archive.locator
@@ -317,34 +296,22 @@ class Winter21Source:
             )
         return SplitIndex("train", files, tuple(archive.refused_for(wnids)), warnings, bytes_read=nbytes)
 
-    def member_label(self, split: str, wnid: str, name: str) -> str:
-        return f"{wnid}.tar/{name}"
-
-    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, tuple[Sample, ...]]]:
+    def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
         return group_in_stream_order(split, samples, self.UNIT_SIZE)
 
-    def records(self) -> list[SourceRecord]:
-        return [SourceRecord(self.path, "train")]
-
     def close(self) -> None:
-        if self._archive is not None:
-            self._archive.close()
+        super().close()
+        # Units read in this thread (a build whose units run in the parent, a dry run) left its cursor open.
+        close_cursors(str(self.path))
 
     @classmethod
     def open_unit(cls, unit: WorkUnit) -> Winter21Reader:
         return Winter21Reader(unit)
 
 
-def _no_val() -> InputError:
-    return InputError(
-        f"{WINTER21_TAR_GZ} has no val split: take one out of train with --holdout N (N images per class, seeded) "
-        "or --recipe imagenet21k-p (the first 50 per class), or build --splits train."
-    )
-
-
 def group_in_stream_order(
     split: str, samples: Sequence[Sample], chunk: int = SEQUENCE_CHUNK
-) -> list[tuple[str, tuple[Sample, ...]]]:
+) -> list[tuple[str, Sequence[Sample]]]:
     """Units of ``chunk`` samples in stream order; the remainder is the FIRST unit, so every later unit has
     the same size (the local executor runs the largest first, keeping plan order among equals: stream order)
     and the short one, run last, restarts the stream only for its short prefix."""
@@ -389,12 +356,12 @@ def _cursor_for(locator: str, offset: int) -> _Cursor:
     return cursor
 
 
-def close_cursors() -> None:
-    """Close the cursor this thread keeps between units (one open file at most; tests, long-lived processes)."""
+def close_cursors(locator: str | None = None) -> None:
+    """Close the cursor this thread keeps between units (one open file at most; tests, long-lived processes), or
+    only the one on ``locator``."""
     cursors = _cursors()
-    for cursor in cursors.values():
-        cursor.close()
-    cursors.clear()
+    for name in [name for name in cursors if locator is None or name == locator]:
+        cursors.pop(name).close()
 
 
 class _HeaderBytes:
