@@ -563,16 +563,16 @@ def recorded(value: Any) -> Any:
     return value
 
 
-def command_words(config: Mapping[str, Any], out: Path | str | None = None) -> list[str]:
+def command_words(config: Mapping[str, Any], out: Path | str | None = None, every: bool = False) -> list[str]:
     """The ``build`` flags that reproduce a recorded config (build.json's ``config``): every option the repair
-    repeats, unless it is at its default."""
+    repeats (``every``: every option), unless it is at its default."""
     words: list[str] = []
     for option in OPTIONS:
         value = out if option.key == "out" and out is not None else config.get(option.key)
         if option.key in ("source", "out"):
             words += [option.flag, str(value or option.key.upper())]
             continue
-        if not option.repair or value is None or value == recorded(default_of(option)):
+        if not (option.repair or every) or value is None or value == recorded(default_of(option)):
             continue
         if option.cli_type is bool:
             if value:
