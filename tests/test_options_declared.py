@@ -345,3 +345,23 @@ def test_settings_name_the_options_that_differ_only_when_set(tmp_path):
     held = settings_of(_from_yaml(tmp_path, {"holdout": 2, "shard_size": "100", "verify": False}), [])
     assert held["holdout"] == 2 and held["shard_size"] == "100" and held["verify"] is False
     assert "workers" not in held and "source" not in held
+
+
+def test_docs_options_md_is_generated_from_the_declarations():
+    import importlib.util
+
+    root = Path(__file__).resolve().parent
+    while not (root / "scripts" / "gen_options_doc.py").is_file():  # tests/ may be a tree of folders
+        root = root.parent
+    spec = importlib.util.spec_from_file_location("gen_options_doc", root / "scripts" / "gen_options_doc.py")
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    text = generator.render()
+    for option in OPTIONS:
+        assert f"`{option.flag}`" in text and f"`{option.key.replace('_', '-')}`" in text
+    assert ", ".join(SOURCES) in text
+    committed = (root / "docs" / "options.md").read_text(encoding="utf-8")
+    assert committed == text, (
+        "docs/options.md is stale: run `python scripts/gen_options_doc.py` and commit it"
+    )
