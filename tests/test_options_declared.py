@@ -147,17 +147,7 @@ def test_repair_command_repeats_every_option_that_decides_the_output(tmp_path):
     """What the repair command reproduces: everything but the run-only keys it leaves out on purpose (workers,
     overwrite, the shard of a sharded build; a repair runs the whole build)."""
     every = {}
-    for case in (
-        "splits",
-        "classes",
-        "train_per_class",
-        "seed",
-        "resize",
-        "size",
-        "quality",
-        "format",
-        "filter",
-    ):
+    for case in "splits classes train_per_class seed resize size quality format filter".split():  # noqa: SIM905
         every.update(NON_DEFAULT[case])
     for case in ("upscale", "draft", "verify", "allow_skips", "wordnet", "output", "shard_size", "shuffle"):
         every.update(NON_DEFAULT[case])
@@ -323,15 +313,9 @@ def test_fingerprint_and_record_are_what_they_were(tmp_path):
 
 def test_settings_name_the_options_that_differ_only_when_set(tmp_path):
     default = settings_of(_from_yaml(tmp_path, {}), ["n01440764"])
+    first = "splits subset classes under wnids train_per_class val_per_class seed output"
     assert set(default) == {
-        "splits",
-        "subset",
-        "classes",
-        "under",
-        "wnids",
-        "train_per_class",
-        "val_per_class",
-        "seed",
+        *first.split(),
         "resize",
         "size",
         "quality",
@@ -340,7 +324,6 @@ def test_settings_name_the_options_that_differ_only_when_set(tmp_path):
         "upscale",
         "draft",
         "resizer",
-        "output",
     }  # what state.json recorded before the declarations, so older trees name no spurious difference
     held = settings_of(_from_yaml(tmp_path, {"holdout": 2, "shard_size": "100", "verify": False}), [])
     assert held["holdout"] == 2 and held["shard_size"] == "100" and held["verify"] is False
