@@ -165,7 +165,13 @@ class BuildConfig:
         return count * sum(limit or 0 for limit in limits)
 
     def output_fingerprint(self, extra: Mapping[str, Any]) -> str:
-        """Hash of what decides the output bytes (not workers, not flags that only change behaviour)."""
+        """Hash of what decides the output bytes (not workers, not flags that only change behaviour).
+
+        Not derived from the declarations' ``decisive``: trees already built must keep their hash, and it has
+        special cases a derivation would change (the selection and the shard options reach it through the
+        wnids and the unit fingerprints in ``extra``; beyond-1K keys count only when truthy, so min_images 0
+        adds nothing; verify and output only when not at their default). The declarations give its image and
+        beyond-1K key sets; tests/test_options_declared.py compares it with a frozen copy of the old function."""
         decisive = {
             "splits": list(self.splits),
             "train_per_class": self.train_per_class,
