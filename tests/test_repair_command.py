@@ -191,3 +191,30 @@ def test_build_out_alone_reruns_the_recorded_configuration(ilsvrc, tmp_path):
     # an OUT that holds no build still needs --source
     empty = _cli("build", "--out", tmp_path / "nothing")
     assert empty.returncode == 2 and "--source is required" in empty.stderr
+
+
+def test_a_sharded_build_is_repaired_by_one_whole_build(ilsvrc, tmp_path):
+    """A job-array build (--num-shards, then finalize): the repair runs the whole build once, not a shard."""
+    out = tmp_path / "out"
+    for index in ("0", "1"):
+        _ok(
+            "build",
+            "--source",
+            ilsvrc,
+            "--out",
+            out,
+            "--num-shards",
+            "2",
+            "--shard-index",
+            index,
+            "--size",
+            "24",
+        )
+    _ok("finalize", out)
+    clean = _tree(out)
+    _damage(out)
+    command = _printed_repair(out)
+    assert "--num-shards" not in command and "--shard-index" not in command and "--size" in command
+    _ok(*command[1:])
+    assert _tree(out) == clean
+    _ok("check", out)
