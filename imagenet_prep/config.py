@@ -14,24 +14,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import re
 import stat
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from enum import Enum
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .build_options import (
+    BY_KEY,
+    IMAGE_KEYS,
+    OPTIONS,
+    SPLITS,
+    VALID_KEYS,
+    parse_size,
+    recorded,
+)
 from .errors import UsageError
-from .image import ImageOptions, OutputFormat, ResampleFilter, ResizeMode, Resizer, coerce_enum
+from .image import ImageOptions, ResizeMode
 from .records import DEFAULT_MAX_MEMBER_SIZE
 
-SPLITS = ("train", "val")
+__all__ = ["SPLITS", "VALID_KEYS", "BuildConfig", "build_config", "parse_size", "read_config_file"]
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the example configs are a few hundred bytes
 MAX_CONFIG_DEPTH = 8  # a config is a flat mapping of scalars and short lists
-_SEED_LIMIT = 2**63
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,13 @@ class BuildConfig:
         return count * sum(limit or 0 for limit in limits)
 
     def output_fingerprint(self, extra: Mapping[str, Any]) -> str:
-        """Hash of what decides the output bytes (not workers, not flags that only change behaviour)."""
+        """Hash of what decides the output bytes (not workers, not flags that only change behaviour).
+
+        Not derived from the declarations' ``decisive``: trees already built must keep their hash, and it has
+        special cases a derivation would change (the selection and the shard options reach it through the
+        wnids and the unit fingerprints in ``extra``; beyond-1K keys count only when truthy, so min_images 0
+        adds nothing; verify and output only when not at their default). The declarations give its image and
+        beyond-1K key sets; tests/test_options_declared.py compares it with a frozen copy of the old function."""
         decisive = {
             "splits": list(self.splits),
             "train_per_class": self.train_per_class,
@@ -176,54 +187,39 @@ class BuildConfig:
         return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
     def beyond_dict(self) -> dict[str, Any]:
-        return {
-            "label_space": self.label_space,
-            "holdout": self.holdout,
-            "recipe": self.recipe,
-            "min_images": self.min_images,
-            "real_labels": self.real_labels,
-            "boxes": self.boxes,
-        }
+        return {option.key: getattr(self, option.key) for option in OPTIONS if option.group == "beyond-1K"}
 
     def image_dict(self) -> dict[str, Any]:
         return {
-            key: (value.value if hasattr(value, "value") else value)
-            for key, value in asdict(self.image).items()
+            key: recorded(getattr(self.image, key))
+            for key in IMAGE_KEYS
             # verify's default adds nothing, so builds made before the option existed keep their fingerprint
-            if not (key == "verify" and value is True)
+            if not (key == "verify" and self.image.verify is True)
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved config, as written into build.json."""
-        return {
-            "source": _source_text(self.source),
-            "out": str(self.out.resolve()) if isinstance(self.out, Path) else self.out,
-            "splits": list(self.splits),
-            "subset": self.subset,
-            "classes": list(self.classes) if self.classes else None,
-            "under": self.under,
-            "train_per_class": self.train_per_class,
-            "val_per_class": self.val_per_class,
-            "seed": self.seed,
-            **self.image_dict(),
-            "workers": self.worker_count,
-            "allow_skips": self.allow_skips,
-            "output": self.output,
-            "executor": self.executor,
-            "verify": self.image.verify,
-            "shard_size": self.shard_size,
-            "shuffle": self.shuffle,
-            "shuffle_seed": self.shuffle_seed,
-            "max_member_size": self.max_member_size,
-            **self.beyond_dict(),
-            **({"scheduler": self.scheduler} if self.scheduler else {}),
-            **(
-                {"num_shards": self.num_shards, "shard_index": self.shard_index}
-                if self.num_shards is not None
-                else {}
-            ),
-            "layout": self.layout,
-        }
+        """The resolved config, as written into build.json: each declared option once (build_options.py)."""
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            if option.record == "never":
+                continue
+            value = _recorded_value(self, option.key)
+            if option.record == "when-set" and value is None:
+                continue
+            values[option.key] = value
+        return values
+
+
+def _recorded_value(config: BuildConfig, key: str) -> Any:
+    if key == "source":
+        return _source_text(config.source)
+    if key == "out":
+        return str(config.out.resolve()) if isinstance(config.out, Path) else config.out
+    if key == "workers":
+        return config.worker_count
+    if key == "shard_index" and config.num_shards is None:
+        return None
+    return recorded(getattr(config.image if key in IMAGE_KEYS else config, key))
 
 
 MAX_MEMBER_SIZE_LIMIT = 1 << 30  # the cap itself is bounded: one positioned read, one decode
@@ -256,95 +252,8 @@ def _check_bounds(config: BuildConfig) -> None:
         )
 
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
-
-
-def parse_size(value: Any, key: str) -> int:
-    """Bytes from an int or a string like ``64MiB``, ``64M``, ``65536`` (K/M/G are powers of 1024)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    match = _SIZE_RE.match(str(value)) if isinstance(value, str) else None
-    if match is None:
-        raise UsageError(
-            f"'{key.replace('_', '-')}' must be a size in bytes, like 67108864 or 64MiB (got {value!r})."
-        )
-    unit = (match.group(2) or "b")[0].lower()
-    return int(match.group(1)) << {"b": 0, "k": 10, "m": 20, "g": 30}[unit]
-
-
-_IMAGE_KEYS = {"resize", "size", "quality", "format", "filter", "upscale", "draft", "resizer", "verify"}
 _TOP_KEYS = {f.name for f in fields(BuildConfig) if f.name != "image"}
-VALID_KEYS = tuple(sorted(_TOP_KEYS | _IMAGE_KEYS))
-
-
-def _name(key: str) -> str:
-    return key.replace("_", "-")
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _as_list(value: Any, key: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        items = [part.strip() for part in value.split(",")]
-    elif isinstance(value, (list, tuple)) and all(isinstance(part, str) for part in value):
-        items = [part.strip() for part in value]
-    else:
-        raise UsageError(
-            f"'{_name(key)}' must be a list of names or a comma-separated string (got {_shown(value)})."
-        )
-    return tuple(item for item in items if item)
-
-
-def _enum(enum_type: type[Enum], value: Any, key: str, label: str) -> Any:
-    if not isinstance(value, (str, enum_type)):
-        raise UsageError(f"'{_name(key)}' must be a string (got {_shown(value)}).")
-    return coerce_enum(enum_type, value, label)  # coerced once, here; ImageOptions takes the member as it is
-
-
-def _int(value: Any, key: str, low: int | None = None, high: int | None = None) -> int:
-    """A whole number: an int, a float with no fraction (``256.0``) or a string of digits; finite, and within
-    [low, high] when given."""
-    whole_float = isinstance(value, float) and math.isfinite(value) and value.is_integer()
-    digits = isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,40}\s*", value) is not None
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif whole_float or digits:
-        number = int(value)
-    if number is None:
-        raise UsageError(f"'{_name(key)}' must be a whole number (got {_shown(value)}).")
-    if (low is not None and number < low) or (high is not None and number > high):
-        bound = (
-            f"between {low} and {high}"
-            if low is not None and high is not None
-            else f"at least {low}"
-            if low is not None
-            else f"at most {high}"
-        )
-        raise UsageError(f"'{_name(key)}' must be {bound} (got {number}).")
-    return number
-
-
-def _bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    hint = " (a quoted string, not a boolean)" if isinstance(value, str) else ""
-    raise UsageError(f"'{_name(key)}' must be true or false (got {_shown(value)}{hint}).")
-
-
-def _str(value: Any, key: str) -> str:
-    """A path or a name: a string (or a path object from the CLI), never a number, list or mapping."""
-    if isinstance(value, os.PathLike):
-        return str(os.fspath(value))
-    if isinstance(value, str):
-        return value
-    raise UsageError(
-        f"'{_name(key)}' must be a string (got {_shown(value)}); put it in quotes if it is a name that looks "
-        "like a number."
-    )
+assert _TOP_KEYS | set(IMAGE_KEYS) == set(VALID_KEYS), "every BuildConfig field is a declared option"
 
 
 class _Refused(Exception):
@@ -445,106 +354,21 @@ def normalise_keys(mapping: Mapping[str, Any], origin: str = "options") -> dict[
 
 
 def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) -> BuildConfig:
-    """Merge file values and CLI values (CLI wins; None means 'not given') and validate."""
+    """Merge file values and CLI values (CLI wins; None means 'not given') and validate: each given value goes
+    through its declared parser (build_options.py); an option not given keeps its field default."""
     merged: dict[str, Any] = dict(file_values)
     merged.update({key: value for key, value in normalise_keys(cli_values).items() if value is not None})
     for required in ("source", "out"):
         if not merged.get(required):
             raise UsageError(f"--{required} is required (on the command line or in the --config file).")
-
-    image_kwargs: dict[str, Any] = {}
-    if "resize" in merged:
-        image_kwargs["resize"] = _enum(ResizeMode, merged["resize"], "resize", "resize mode")
-    if "format" in merged:
-        image_kwargs["format"] = _enum(OutputFormat, merged["format"], "format", "format")
-    if "filter" in merged:
-        image_kwargs["filter"] = _enum(ResampleFilter, merged["filter"], "filter", "filter")
-    if "resizer" in merged:
-        image_kwargs["resizer"] = _enum(Resizer, merged["resizer"], "resizer", "resizer")
-    if "size" in merged:
-        image_kwargs["size"] = None if merged["size"] in (None, "none") else _int(merged["size"], "size")
-    elif image_kwargs.get("resize") == ResizeMode.NONE:
-        image_kwargs["size"] = None
-    if "quality" in merged:
-        image_kwargs["quality"] = _int(merged["quality"], "quality")
-    for flag in ("upscale", "draft"):
-        if flag in merged:
-            image_kwargs[flag] = _bool(merged[flag], flag)
-    if "verify" in merged:
-        image_kwargs["verify"] = _bool(merged["verify"], "verify")
-    image = ImageOptions(**image_kwargs)
-
-    def optional_str(key: str) -> str | None:
-        value = merged.get(key)
-        return None if value is None else (_str(value, key) or None)
-
-    def per_class(key: str) -> int | None:
-        value = merged.get(key)
-        return None if value is None else _int(value, key, high=10**9)
-
-    classes = merged.get("classes")
-    wordnet = optional_str("wordnet")
-    return BuildConfig(
-        source=_source_value(_str(merged["source"], "source")),
-        out=_out_value(_str(merged["out"], "out")),
-        splits=_as_list(merged.get("splits", ",".join(SPLITS)), "splits"),
-        subset=optional_str("subset"),
-        classes=_as_list(classes, "classes") if classes else None,
-        under=optional_str("under"),
-        train_per_class=per_class("train_per_class"),
-        val_per_class=per_class("val_per_class"),
-        seed=_int(merged.get("seed", 0), "seed", -_SEED_LIMIT, _SEED_LIMIT - 1),
-        image=image,
-        workers=_int(merged.get("workers", 0), "workers", 0, None),  # the upper bound: _check_bounds
-        allow_skips=_bool(merged.get("allow_skips", False), "allow_skips"),
-        overwrite=_bool(merged.get("overwrite", False), "overwrite"),
-        wordnet=Path(wordnet).expanduser() if wordnet else None,
-        output=str(merged.get("output") or "imagefolder"),
-        executor=str(merged.get("executor") or "local"),
-        shard_size=None if merged.get("shard_size") is None else str(merged["shard_size"]),
-        shuffle=_bool(merged.get("shuffle", True), "shuffle"),
-        shuffle_seed=_int(merged.get("shuffle_seed", 0), "shuffle-seed"),
-        max_member_size=DEFAULT_MAX_MEMBER_SIZE
-        if merged.get("max_member_size") is None
-        else parse_size(merged["max_member_size"], "max_member_size"),
-        label_space=str(merged["label_space"]) if merged.get("label_space") else None,
-        holdout=None if merged.get("holdout") is None else _int(merged["holdout"], "holdout", 1, 10**9),
-        recipe=str(merged["recipe"]).strip().lower() if merged.get("recipe") else None,
-        min_images=None
-        if merged.get("min_images") is None
-        else _int(merged["min_images"], "min-images", 0, 10**9),
-        real_labels=_bool(merged.get("real_labels", False), "real_labels"),
-        boxes=_bool(merged.get("boxes", False), "boxes"),
-        **_scale_out_values(merged),
-        layout=str(merged["layout"]) if merged.get("layout") else None,
-    )
-
-
-def _scale_out_values(merged: Mapping[str, Any]) -> dict[str, Any]:
-    """The scale-out keys (scheduler, num_shards, shard_index), parsed."""
-    return {
-        "scheduler": str(merged["scheduler"]) if merged.get("scheduler") else None,
-        "num_shards": None if merged.get("num_shards") is None else _int(merged["num_shards"], "num-shards"),
-        "shard_index": None
-        if merged.get("shard_index") is None
-        else _int(merged["shard_index"], "shard-index"),
-    }
-
-
-def _source_value(value: Any) -> Path | str:
-    """--source: a folder, or a URL of one (kept as text: a Path would fold its ``//``)."""
-    from .io.bytesource import is_remote
-
-    return str(value) if is_remote(str(value)) else Path(value).expanduser()
-
-
-def _out_value(value: str) -> Path | str:
-    """--out: a folder, or an object-store URL kept as text (outputs/remote.py says which schemes it writes)."""
-    if "://" in value:
-        from .outputs.remote import out_url
-
-        return out_url(value)
-    return Path(value).expanduser()
+    values = {key: BY_KEY[key].parse(value, key) for key, value in merged.items()}
+    for key in ("max_member_size",):  # null in a file: the default
+        if key in values and values[key] is None:
+            del values[key]
+    image = {key: values.pop(key) for key in IMAGE_KEYS if key in values}
+    if "size" not in image and image.get("resize") == ResizeMode.NONE:
+        image["size"] = None  # --resize none alone keeps the original size
+    return BuildConfig(**values, image=ImageOptions(**image))
 
 
 def _source_text(source: Path | str) -> str:

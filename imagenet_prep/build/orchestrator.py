@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import VALID_KEYS, BuildConfig, build_config
+from ..build_options import OPTIONS, RUN_ONLY_KEYS, VALID_KEYS, default_of, recorded
+from ..config import BuildConfig, build_config
 from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError, UsageError
 from ..executors import Executor, make_executor
 from ..outputs import Writer, writer_for
@@ -48,9 +49,23 @@ from .state import (
     write_plan_state,
 )
 
-#: Config keys that only change how a build runs, not what it writes: left out of the plan state, so every shard
-#: writes the same plan.json and ``finalize`` re-plans with its own defaults.
-RUN_ONLY_KEYS = ("workers", "executor", "scheduler", "num_shards", "shard_index", "allow_skips", "overwrite")
+#: RUN_ONLY_KEYS (build_options.py: the executor, sharding and run-only groups) only change how a build runs, not
+#: what it writes: left out of the plan state, so every shard writes the same plan.json and ``finalize`` re-plans
+#: with its own defaults.
+__all__ = ["RUN_ONLY_KEYS", "BuildResult", "build", "finalize", "recorded_config", "settings_of"]
+
+#: The settings state.json recorded before every option was declared; the others are recorded only when not at
+#: their default, so a refusal of an older tree names no setting that did not change.
+_FIRST_SETTINGS = (
+    "splits",
+    "subset",
+    "classes",
+    "under",
+    "train_per_class",
+    "val_per_class",
+    "seed",
+    "output",
+)
 
 
 @dataclass(frozen=True)
@@ -112,19 +127,28 @@ def _would_create(out: Path) -> Path | None:
 
 
 def settings_of(config: BuildConfig, wnids: Sequence[str]) -> dict[str, Any]:
-    """The settings that decide the output bytes, as state.json records them (named when a config differs)."""
-    return {
-        "splits": list(config.splits),
-        "subset": config.subset,
-        "classes": list(config.classes) if config.classes else None,
-        "under": config.under,
-        "wnids": list(wnids),
-        "train_per_class": config.train_per_class,
-        "val_per_class": config.val_per_class,
-        "seed": config.seed,
-        **config.image_dict(),
-        "output": config.output,
-    }
+    """The settings that decide the output bytes (the declared options that do, but the source), as state.json
+    records them (named when a config differs)."""
+    values = config.to_dict()
+    settings: dict[str, Any] = {"wnids": list(wnids), **config.image_dict()}
+    for option in OPTIONS:
+        if not option.decisive or option.key == "source" or option.key in settings:
+            continue
+        if option.group == "image":
+            continue  # image_dict: verify only when off (as the fingerprint)
+        if option.key in _FIRST_SETTINGS or values[option.key] != recorded(default_of(option)):
+            settings[option.key] = values[option.key]
+    return settings
+
+
+def recorded_config(out: Path) -> dict[str, Any]:
+    """The config values the build in ``out`` recorded in its plan state (what decides the output, not how it
+    ran), ready for ``build_config``: ``finalize`` re-plans from them, and ``build --out OUT`` given alone re-runs
+    them. An InputError when ``out`` holds no plan state."""
+    state = read_plan_state(out)
+    values = {key: value for key, value in state["config"].items() if key in VALID_KEYS and value is not None}
+    values["out"] = str(out)
+    return values
 
 
 def _build(
@@ -234,7 +258,7 @@ def plan_fingerprint(config: BuildConfig, plan: BuildPlan) -> str:
 def plan_config(config: BuildConfig) -> dict[str, Any]:
     """The config as finalize re-plans it: what decides the output, without how this process ran."""
     values = {key: value for key, value in config.to_dict().items() if key not in RUN_ONLY_KEYS}
-    values["wordnet"] = str(config.wordnet) if config.wordnet else None
+    values.setdefault("wordnet", None)  # recorded as null when unset, as plan states always have been
     return values
 
 
@@ -293,11 +317,7 @@ def _finalize(out: Path) -> BuildResult:
                 f"{len(missing)} of {len(state['units'])} units are not done{which}: {names}. Run "
                 f"{'those shards' if shards else 'the build'} again (same command), then finalize."
             )
-        values = {
-            key: value for key, value in state["config"].items() if key in VALID_KEYS and value is not None
-        }
-        values["out"] = str(out)
-        config = build_config({}, values)
+        config = build_config({}, recorded_config(out))
         writer = writer_for(config)
         plan = make_plan(config, runner=None, writer=writer)
         held.callback(plan.source.close)

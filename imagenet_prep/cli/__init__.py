@@ -9,10 +9,11 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperCommand
 
 from .. import __version__
 from ..errors import ImagenetPrepError
-from . import archives_cmd, build_cmd, inspect_cmd, sample_cmd, synsets_cmd
+from . import archives_cmd, build_cmd, inspect_cmd, options, sample_cmd, synsets_cmd
 
 app = typer.Typer(
     name="imagenet-prep",
@@ -44,6 +45,9 @@ def _root(
 
 for _module in (archives_cmd, sample_cmd, build_cmd, synsets_cmd, inspect_cmd):
     _module.register(app)
+for _info in app.registered_commands:  # every command's help names the registered layouts, outputs, ...
+    if _info.cls in (None, TyperCommand):
+        _info.cls = options.ListedCommand
 
 
 def main() -> None:

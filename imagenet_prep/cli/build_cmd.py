@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,7 +27,8 @@ Examples:
   imagenet-prep build --config configs/imagenette-160.yaml --source /data/ilsvrc --out ./imagenette-160
 
 Re-running the same command resumes an interrupted build, and rebuilds the units whose files were deleted
-or changed since. --dry-run plans and estimates without writing anything.
+or changed since. `imagenet-prep build --out OUT` with no --source re-runs the configuration recorded in OUT
+(as `finalize` re-plans it; flags given beside it override it). --dry-run plans and estimates without writing anything.
 
 --resize square and center-crop always give exactly --size x --size (smaller images are enlarged; build.json
 counts them); shorter and longer enlarge only with --upscale. WebP trees (--format webp): torchvision's
@@ -58,56 +61,20 @@ def _exit_now_if_workers_are_stuck(exc: BuildInterrupted) -> None:
 
 
 def build_command(
-    source: opt.Source = None,
-    out: opt.Out = None,
     config: opt.ConfigFile = None,
-    splits: opt.Splits = None,
-    subset: opt.Subset = None,
-    classes: opt.Classes = None,
-    under: opt.Under = None,
-    train_per_class: opt.TrainPerClass = None,
-    val_per_class: opt.ValPerClass = None,
-    seed: opt.Seed = None,
-    resize: opt.Resize = None,
-    size: opt.Size = None,
-    quality: opt.Quality = None,
-    format: opt.Format = None,
-    filter: opt.Filter = None,
-    resizer: opt.Resizer = None,
-    upscale: opt.Upscale = None,
-    workers: opt.Workers = None,
-    allow_skips: opt.AllowSkips = None,
-    overwrite: opt.Overwrite = None,
-    wordnet: opt.WordNetDir = None,
-    output: opt.Output = None,
-    executor: opt.Executor = None,
-    shard_size: opt.ShardSize = None,
-    shuffle: opt.Shuffle = None,
-    shuffle_seed: opt.ShuffleSeed = None,
-    verify: opt.Verify = None,
-    max_member_size: opt.MaxMemberSize = None,
-    label_space: opt.LabelSpace = None,
-    holdout: opt.Holdout = None,
-    recipe: opt.Recipe = None,
-    min_images: opt.MinImages = None,
-    real_labels: opt.RealLabels = None,
-    boxes: opt.Boxes = None,
-    scheduler: opt.Scheduler = None,
-    num_shards: opt.NumShards = None,
-    shard_index: opt.ShardIndex = None,
-    layout: opt.Layout = None,
     quiet: opt.Quiet = False,
     dry_run: opt.DryRun = False,
     as_json: opt.Json = False,
+    **options: Any,
 ) -> None:
-    # Every parameter but config/quiet is a config key: pass them on by name (declared once, in cli/options.py).
-    from ..config import VALID_KEYS, build_config, read_config_file
+    # ``options``: one parameter per declared build option (its signature is made from build_options.py, below);
+    # build_config refuses a name that is not declared, so a misspelled one is an error, never dropped.
+    from ..config import build_config, read_config_file
 
-    cli_values = {name: value for name, value in locals().items() if name in VALID_KEYS}
+    file_values = read_config_file(config) if config else _recorded_values(options)
+    cfg = build_config(file_values, options)
     from ..build import build
 
-    file_values = read_config_file(config) if config else {}
-    cfg = build_config(file_values, cli_values)
     if dry_run:
         _dry_run(cfg, as_json)
         return
@@ -155,6 +122,43 @@ def build_command(
         )
         if not cfg.allow_skips:
             raise typer.Exit(1)
+
+
+def _recorded_values(options: dict[str, Any]) -> dict[str, Any]:
+    """``build --out OUT`` with no --source (and no --config): the configuration recorded in OUT's plan state, as
+    ``finalize`` re-plans it (flags given beside it override it, as they do a --config file); {} when OUT holds
+    no build."""
+    out = options.get("out")
+    if options.get("source") is not None or not out or "://" in str(out):
+        return {}
+    from ..build.orchestrator import recorded_config
+    from ..build.state import plan_state_path
+
+    if not plan_state_path(Path(out)).is_file():
+        return {}
+    return recorded_config(Path(out))
+
+
+def _with_declared_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` a parameter per declared build option (after --source and --out: --config), so the CLI
+    takes every option under its declared flag and nothing else."""
+    declared = opt.build_parameters()
+    own = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, annotation, default in (
+            ("quiet", opt.Quiet, False),
+            ("dry_run", opt.DryRun, False),
+            ("as_json", opt.Json, False),
+        )
+    ]
+    config = inspect.Parameter(
+        "config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=opt.ConfigFile
+    )
+    command.__signature__ = inspect.Signature([*declared[:2], config, *declared[2:], *own])  # type: ignore[attr-defined]
+    return command
+
+
+build_command = _with_declared_options(build_command)
 
 
 def _build_line(result) -> str:
@@ -250,9 +254,11 @@ def check_command(
     Example: imagenet-prep check ./imagenet-256 --decode
     """
     from ..outputs import check_output
+    from ..outputs.record import short_repair_command
 
     report = check_output(out, decode=decode)
     notes = _published_notes(out)
+    short = short_repair_command(out) if report.repair else None
     if as_json:
         typer.echo(
             json.dumps(
@@ -264,6 +270,7 @@ def check_command(
                     "examples": list(report.problems),
                     "notes": notes,
                     "repair": report.repair,
+                    "repair_short": short,
                 },
                 indent=2,
             )
@@ -275,6 +282,8 @@ def check_command(
             typer.echo(f"note: {note}", err=True)
         status = "OK" if report.ok else f"{report.problem_count} problems"
         typer.echo(f"Checked {report.checked:,} images in {out}: {status}.")
+        if short:
+            typer.echo(f"To repair it with the configuration recorded in it: {short}", err=True)
         if report.repair:
             typer.echo(
                 f"To repair it, run its build again (units whose files are missing or changed are rebuilt): "
@@ -298,7 +307,7 @@ def _published_notes(out: Path) -> list[str]:
 
 def finalize_command(
     out: Annotated[Path, typer.Argument(help="The --out folder the shards built into.")],
-    allow_skips: opt.AllowSkips = None,
+    allow_skips: opt.declared("allow_skips") = None,  # type: ignore[valid-type]
 ) -> None:
     """Finish a sharded build: write label maps, manifests and build.json once every shard is done.
 

@@ -100,54 +100,49 @@ def write_build_record(
     write_text_atomic(out / "build.json", json.dumps(record, indent=2) + "\n")
 
 
-# CLI flag -> (config key, the default it is left out at); order as a user would write them.
-_FLAGS = (
-    ("--splits", "splits", ["train", "val"]),
-    ("--subset", "subset", None),
-    ("--classes", "classes", None),
-    ("--under", "under", None),
-    ("--train-per-class", "train_per_class", None),
-    ("--val-per-class", "val_per_class", None),
-    ("--seed", "seed", 0),
-    ("--resize", "resize", "shorter"),
-    ("--size", "size", 256),
-    ("--quality", "quality", 90),
-    ("--format", "format", "jpeg"),
-    ("--filter", "filter", "bicubic"),
-    ("--resizer", "resizer", "pillow"),
-    ("--output", "output", "imagefolder"),
-    ("--shard-size", "shard_size", None),
-    ("--shuffle-seed", "shuffle_seed", 0),
-    ("--executor", "executor", "local"),
-)
-
-
 def rebuild_command(config: Mapping[str, Any], out: Path | str | None = None) -> str:
     """The `imagenet-prep build` command that (re)builds a tree from its recorded config (build.json's
-    ``config``): run again, it rebuilds just the units whose files are missing or changed."""
+    ``config``): every declared option the repair repeats (build_options.py), so run again, it rebuilds just the
+    units whose files are missing or changed."""
     import shlex
 
-    words = ["imagenet-prep", "build", "--source", str(config.get("source") or "SOURCE")]
-    words += ["--out", str(out if out is not None else config.get("out") or "OUT")]
-    for flag, key, default in _FLAGS:
-        value = config.get(key)
-        if value is None or value == default:
-            continue
-        words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
-    if config.get("upscale"):
-        words.append("--upscale")
-    if config.get("shuffle") is False:
-        words.append("--no-shuffle")
-    if config.get("allow_skips"):
-        words.append("--allow-skips")
-    return " ".join(shlex.quote(word) for word in words)
+    from ..build_options import command_words
+
+    return shlex.join(["imagenet-prep", "build", *command_words(config, out)])
 
 
-def repair_command(out: Path) -> str:
-    """The command that repairs a built tree: its build command (from build.json, else state.json)."""
-    for name, key in (("build.json", "config"), (".imagenet-prep/state.json", "settings")):
+def _recorded(out: Path) -> dict[str, Any] | None:
+    """The config a tree recorded: build.json's, else (a build that never finished) its plan state's, else its
+    state's settings (older trees: no source recorded)."""
+    for name, key in (
+        ("build.json", "config"),
+        (".imagenet-prep/plan.json", "config"),
+        (".imagenet-prep/state.json", "settings"),
+    ):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             config = json.loads((out / name).read_text(encoding="utf-8")).get(key)
             if isinstance(config, dict):
-                return rebuild_command(config, out)
-    return f"imagenet-prep build --source SOURCE --out {out} (with the options that built it)"
+                return config
+    return None
+
+
+def repair_command(out: Path) -> str:
+    """The command that repairs a built tree: its build command, every recorded option spelled out."""
+    config = _recorded(out)
+    if config is None:
+        return f"imagenet-prep build --source SOURCE --out {out} (with the options that built it)"
+    return rebuild_command(config, out)
+
+
+def short_repair_command(out: Path) -> str | None:
+    """``imagenet-prep build --out OUT`` when it repairs exactly as :func:`repair_command` does (it re-runs the
+    plan state's config, which leaves out how the build ran: e.g. --allow-skips), else None."""
+    import shlex
+
+    config = _recorded(out)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        planned = json.loads((out / ".imagenet-prep" / "plan.json").read_text(encoding="utf-8")).get("config")
+        same = isinstance(planned, dict) and config is not None
+        if same and rebuild_command(planned, out) == rebuild_command(config or {}, out):
+            return shlex.join(["imagenet-prep", "build", "--out", str(out)])
+    return None
