@@ -1,7 +1,7 @@
 """Issue 10: the same images in every layout a user may hold give the same tree.
 
 One generated release (12 classes: the Imagenette ten and the two quirk classes, with a CMYK JPEG, a PNG named
-.JPEG, a grayscale and a progressive image) is written in every layout by ``imagenet_prep.sample_layouts``
+.JPEG, a grayscale and a progressive image) is written in every layout by ``imagenet_prep.sample.repack``
 (real tars, zips, gzip streams and Parquet files); each is built and compared, file by file, with the build
 of the official-archive layout (every output file, label map and manifest; build.json excepted).
 """
@@ -23,7 +23,7 @@ from kill_trial import kill_after_first_unit
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
 from imagenet_prep.sample import SampleSpec
-from imagenet_prep.sample_layouts import EXTRA_LAYOUTS, LAYOUTS, write_layouts
+from imagenet_prep.sample.repack import EXTRA_LAYOUTS, LAYOUTS, write_layouts
 from imagenet_prep.sources import SOURCES, detect_layouts
 
 SPEC = SampleSpec(classes=12, train_per_class=4, val_per_class=2, quirks=True, seed=7)
