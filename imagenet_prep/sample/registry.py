@@ -168,30 +168,38 @@ def _other(name: str, draw: Callable[[Path, MiniatureOptions], object]) -> Write
     return write
 
 
-def _21k(write: Callable[..., object]) -> Callable[[Path, MiniatureOptions], object]:
-    return lambda root, o: write(
-        root, o.wnids or DEFAULT_21K_CLASSES, o.per_class or DEFAULT_PER_CLASS, o.seed
-    )
+def _21k(name: str, write: Callable[..., object], description: str) -> Miniature:
+    def draw(root: Path, o: MiniatureOptions) -> object:
+        return write(root, o.wnids or DEFAULT_21K_CLASSES, o.per_class or DEFAULT_PER_CLASS, o.seed)
+
+    # ImageNet-21K has no val split: the hint holds some train images out.
+    return Miniature(_other(name, draw), description, _BUILD + " --holdout 2")
 
 
-def _imagenetv2(variant: str) -> Callable[[Path, MiniatureOptions], object]:
-    return lambda root, o: write_imagenetv2(root, variant, o.wnids, o.one_per_class(EVAL_PER_CLASS), o.seed)
+def _eval(name: str, draw: Callable[[Path, MiniatureOptions], object], description: str) -> Miniature:
+    return Miniature(_other(name, draw), description, _BUILD + " --splits val")  # an evaluation set: val only
 
 
-def _imagenet_ar(which: str) -> Callable[[Path, MiniatureOptions], object]:
-    return lambda root, o: write_imagenet_ar(root, which, o.wnids, o.one_per_class(EVAL_PER_CLASS), o.seed)
+def _imagenetv2(variant: str) -> Miniature:
+    def draw(root: Path, o: MiniatureOptions) -> object:
+        return write_imagenetv2(root, variant, o.wnids, o.one_per_class(EVAL_PER_CLASS), o.seed)
+
+    return _eval(f"imagenetv2-{variant}", draw, f"ImageNetV2 {variant}")
+
+
+def _imagenet_ar(which: str, description: str) -> Miniature:
+    def draw(root: Path, o: MiniatureOptions) -> object:
+        return write_imagenet_ar(root, which, o.wnids, o.one_per_class(EVAL_PER_CLASS), o.seed)
+
+    return _eval(which, draw, description)
 
 
 def _sketch(root: Path, o: MiniatureOptions) -> object:
     return write_sketch(root, o.wnids, o.one_per_class(EVAL_PER_CLASS), o.seed)
 
 
-_21K_HINT = _BUILD + " --holdout 2"  # ImageNet-21K has no val split: hold some train images out
-_EVAL_HINT = _BUILD + " --splits val"  # an evaluation set is one val split
-
-
-def _eval(name: str, draw: Callable[[Path, MiniatureOptions], object], what: str) -> Miniature:
-    return Miniature(_other(name, draw), what, _EVAL_HINT)
+def _1k(layout: str, description: str) -> Miniature:
+    return Miniature(_repacked(layout), description, _BUILD, _ilsvrc_images)
 
 
 # One entry per source layout, in sources.SOURCES's order.
@@ -199,46 +207,21 @@ MINIATURES: dict[str, Miniature] = {
     "ilsvrc": Miniature(
         _write_ilsvrc, "the official ILSVRC2012 tars, devkit and MD5SUMS", _BUILD, _ilsvrc_images
     ),
-    "kaggle": Miniature(
-        _repacked("kaggle"), "Kaggle's extracted ILSVRC/Data/CLS-LOC tree", _BUILD, _ilsvrc_images
-    ),
-    "kaggle-zip": Miniature(
-        _repacked("kaggle-zip"), "Kaggle's imagenet-object-localization-challenge.zip", _BUILD, _ilsvrc_images
-    ),
-    "hf-tar": Miniature(_repacked("hf-tar"), "the Hugging Face Hub's tar.gz shards", _BUILD, _ilsvrc_images),
-    "hf-parquet": Miniature(
-        _repacked("hf-parquet"),
-        "the Hugging Face Hub's Parquet shards, needs pyarrow",
-        _BUILD,
-        _ilsvrc_images,
-    ),
-    "blurred": Miniature(
-        _repacked("blurred"), "the face-blurred train/val_blurred.tar.gz", _BUILD, _ilsvrc_images
-    ),
-    "imagefolder": Miniature(
-        _repacked("imagefolder"), "train/<wnid>/ and val/<wnid>/ folders", _BUILD, _ilsvrc_images
-    ),
-    "fall11": Miniature(_other("fall11", _21k(write_fall11)), "ImageNet-21K fall11_whole.tar", _21K_HINT),
-    "class-tars": Miniature(
-        _other("class-tars", _21k(write_class_tars)),
-        "a folder of ImageNet-21K <wnid>.tar class tars",
-        _21K_HINT,
-    ),
-    "winter21": Miniature(
-        _other("winter21", _21k(write_winter21)), "ImageNet-21K winter21_whole.tar.gz", _21K_HINT
-    ),
-    "imagenetv2-matched-frequency": _eval(
-        "imagenetv2", _imagenetv2("matched-frequency"), "ImageNetV2 matched-frequency"
-    ),
-    "imagenetv2-threshold0.7": _eval(
-        "imagenetv2-threshold0.7", _imagenetv2("threshold0.7"), "ImageNetV2 threshold0.7"
-    ),
-    "imagenetv2-top-images": _eval(
-        "imagenetv2-top-images", _imagenetv2("top-images"), "ImageNetV2 top-images"
-    ),
-    "imagenet-a": _eval("imagenet-a", _imagenet_ar("imagenet-a"), "ImageNet-A"),
-    "imagenet-r": _eval("imagenet-r", _imagenet_ar("imagenet-r"), "ImageNet-R"),
-    "imagenet-sketch": _eval("sketch", _sketch, "ImageNet-Sketch"),
+    "kaggle": _1k("kaggle", "Kaggle's extracted ILSVRC/Data/CLS-LOC tree"),
+    "kaggle-zip": _1k("kaggle-zip", "Kaggle's imagenet-object-localization-challenge.zip"),
+    "hf-tar": _1k("hf-tar", "the Hugging Face Hub's tar.gz shards"),
+    "hf-parquet": _1k("hf-parquet", "the Hugging Face Hub's Parquet shards, needs pyarrow"),
+    "blurred": _1k("blurred", "the face-blurred train/val_blurred.tar.gz"),
+    "imagefolder": _1k("imagefolder", "train/<wnid>/ and val/<wnid>/ folders"),
+    "fall11": _21k("fall11", write_fall11, "ImageNet-21K fall11_whole.tar"),
+    "class-tars": _21k("class-tars", write_class_tars, "a folder of ImageNet-21K <wnid>.tar class tars"),
+    "winter21": _21k("winter21", write_winter21, "ImageNet-21K winter21_whole.tar.gz"),
+    "imagenetv2-matched-frequency": _imagenetv2("matched-frequency"),
+    "imagenetv2-threshold0.7": _imagenetv2("threshold0.7"),
+    "imagenetv2-top-images": _imagenetv2("top-images"),
+    "imagenet-a": _imagenet_ar("imagenet-a", "ImageNet-A"),
+    "imagenet-r": _imagenet_ar("imagenet-r", "ImageNet-R"),
+    "imagenet-sketch": _eval("imagenet-sketch", _sketch, "ImageNet-Sketch"),
 }
 # Not a source layout of its own: the ILSVRC2012 miniature with its bounding-box archives beside it.
 ADD_ONS: dict[str, Miniature] = {
