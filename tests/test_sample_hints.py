@@ -65,3 +65,13 @@ def test_the_printed_next_command_runs_as_printed(tmp_path, layout):
     out = tmp_path / argv[argv.index("--out") + 1]
     assert any(p.is_file() for p in out.rglob("*")), built.stdout
     assert built.stdout.startswith("Built ") and not built.stdout.startswith("Built 0 "), built.stdout
+
+
+def test_every_public_name_of_the_package_resolves():
+    import imagenet_prep.sample as package
+
+    assert sorted(package.__all__) == sorted(package._LAZY)
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+    with pytest.raises(AttributeError):
+        package.nope  # noqa: B018

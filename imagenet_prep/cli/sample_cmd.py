@@ -15,7 +15,8 @@ _LAYOUT_HELP = (
     + "; ".join(f"{name} ({entry.description})" for name, entry in CHOICES.items())
     + ". Also accepted: "
     + ", ".join(f"{old} ({new.format(variant='matched-frequency')})" for old, new in ALIASES.items())
-    + "."
+    + ". The ImageNet-1K layouts and bbox draw the ILSVRC2012 miniature (--classes, --train-per-class ...); "
+    "the ImageNet-21K and evaluation-set ones take --wnids and --seed."
 )
 
 

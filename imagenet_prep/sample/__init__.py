@@ -14,19 +14,53 @@ build command that reads it):
 
 from __future__ import annotations
 
-from .ilsvrc import (
-    DEVKIT_TAR,
-    MD5SUMS,
-    QUIRK_CLASSES,
-    TRAIN_TAR,
-    VAL_TAR,
-    SampleRelease,
-    SampleSpec,
-    choose_wnids,
-    render_image,
-    write_sample,
-)
-from .registry import MINIATURES, Miniature, MiniatureOptions, Written, write_miniature
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ilsvrc import (
+        DEVKIT_TAR,
+        MD5SUMS,
+        QUIRK_CLASSES,
+        TRAIN_TAR,
+        VAL_TAR,
+        SampleRelease,
+        SampleSpec,
+        choose_wnids,
+        render_image,
+        write_sample,
+    )
+    from .registry import MINIATURES, Miniature, MiniatureOptions, Written, write_miniature
+
+# Public name -> the module that defines it, imported on first use: the CLI imports the registry for its
+# `sample --layout` help, and importing this package then must not bring numpy, Pillow or the class tables.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "DEVKIT_TAR",
+            "MD5SUMS",
+            "QUIRK_CLASSES",
+            "TRAIN_TAR",
+            "VAL_TAR",
+            "SampleRelease",
+            "SampleSpec",
+            "choose_wnids",
+            "render_image",
+            "write_sample",
+        ),
+        "ilsvrc",
+    ),
+    **dict.fromkeys(
+        ("MINIATURES", "Miniature", "MiniatureOptions", "Written", "write_miniature"), "registry"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEVKIT_TAR",

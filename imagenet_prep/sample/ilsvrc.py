@@ -49,6 +49,7 @@ __all__ = [
     "SampleRelease",
     "SampleSpec",
     "choose_wnids",
+    "render_image",
     "write_sample",
 ]
 

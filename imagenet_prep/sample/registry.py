@@ -14,20 +14,16 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from .boxes import write_bbox
-from .evalsets import DEFAULT_PER_CLASS as EVAL_PER_CLASS
-from .evalsets import write_imagenet_ar, write_imagenetv2, write_sketch
-from .ilsvrc import SampleSpec, choose_wnids, write_sample
-from .imagenet21k import (
-    DEFAULT_21K_CLASSES,
-    DEFAULT_PER_CLASS,
-    write_class_tars,
-    write_fall11,
-    write_winter21,
-)
-from .repack import write_layout as write_1k_layout
+
+if TYPE_CHECKING:
+    from .ilsvrc import SampleSpec
+
+# The family modules bring numpy, Pillow and the class tables; the CLI imports this registry for the `sample
+# --layout` help, so each writer imports its family module when it runs.
 
 __all__ = [
     "ALIASES",
@@ -61,6 +57,8 @@ class MiniatureOptions:
     overwrite: bool = False
 
     def spec(self) -> SampleSpec:
+        from .ilsvrc import SampleSpec
+
         return SampleSpec(
             classes=self.classes,
             train_per_class=self.train_per_class,
@@ -96,6 +94,8 @@ def _no_progress(options: MiniatureOptions) -> int:
 
 
 def _ilsvrc_images(options: MiniatureOptions) -> int:
+    from .ilsvrc import choose_wnids
+
     spec = options.spec()
     return len(choose_wnids(spec)) * (spec.train_per_class + spec.val_per_class)
 
@@ -124,6 +124,8 @@ def _files(root: Path) -> str:
 
 # ---------------------------------------------------------------------------------------- ImageNet-1K
 def _write_ilsvrc(root: Path, options: MiniatureOptions, progress: Progress) -> Written:
+    from .ilsvrc import write_sample
+
     release = write_sample(root, options.spec(), progress, overwrite=options.overwrite)
     n_train = sum(len(names) for names in release.train_files.values())
     total = sum(p.stat().st_size for p in (release.train_tar, release.val_tar, release.devkit))
@@ -138,6 +140,8 @@ def _write_ilsvrc(root: Path, options: MiniatureOptions, progress: Progress) -> 
 
 def _repacked(layout: str) -> Writer:
     def write(root: Path, options: MiniatureOptions, progress: Progress) -> Written:
+        from .repack import write_layout as write_1k_layout
+
         release = write_1k_layout(root, options.spec(), layout, progress, overwrite=options.overwrite)
         n_train = sum(len(names) for names in release.train_files.values())
         return Written(
@@ -151,6 +155,8 @@ def _repacked(layout: str) -> Writer:
 
 
 def _write_bbox(root: Path, options: MiniatureOptions, progress: Progress) -> Written:
+    from .boxes import write_bbox
+
     root.mkdir(parents=True, exist_ok=True)
     write_bbox(root, options.seed, spec=options.spec())
     return Written(root, f"a miniature bbox release to {root} ({_files(root)})")
@@ -168,9 +174,14 @@ def _other(name: str, draw: Callable[[Path, MiniatureOptions], object]) -> Write
     return write
 
 
-def _21k(name: str, write: Callable[..., object], description: str) -> Miniature:
+def _21k(name: str, description: str, pick: Callable[[ModuleType], Callable[..., object]]) -> Miniature:
+    """An ImageNet-21K miniature: ``pick`` names its writer in imagenet21k.py (imported when it runs)."""
+
     def draw(root: Path, o: MiniatureOptions) -> object:
-        return write(root, o.wnids or DEFAULT_21K_CLASSES, o.per_class or DEFAULT_PER_CLASS, o.seed)
+        from . import imagenet21k as family
+
+        wnids = o.wnids or family.DEFAULT_21K_CLASSES
+        return pick(family)(root, wnids, o.per_class or family.DEFAULT_PER_CLASS, o.seed)
 
     # ImageNet-21K has no val split: the hint holds some train images out.
     return Miniature(_other(name, draw), description, _BUILD + " --holdout 2")
@@ -182,20 +193,26 @@ def _eval(name: str, draw: Callable[[Path, MiniatureOptions], object], descripti
 
 def _imagenetv2(variant: str) -> Miniature:
     def draw(root: Path, o: MiniatureOptions) -> object:
-        return write_imagenetv2(root, variant, o.wnids, o.one_per_class(EVAL_PER_CLASS), o.seed)
+        from .evalsets import DEFAULT_PER_CLASS, write_imagenetv2
+
+        return write_imagenetv2(root, variant, o.wnids, o.one_per_class(DEFAULT_PER_CLASS), o.seed)
 
     return _eval(f"imagenetv2-{variant}", draw, f"ImageNetV2 {variant}")
 
 
 def _imagenet_ar(which: str, description: str) -> Miniature:
     def draw(root: Path, o: MiniatureOptions) -> object:
-        return write_imagenet_ar(root, which, o.wnids, o.one_per_class(EVAL_PER_CLASS), o.seed)
+        from .evalsets import DEFAULT_PER_CLASS, write_imagenet_ar
+
+        return write_imagenet_ar(root, which, o.wnids, o.one_per_class(DEFAULT_PER_CLASS), o.seed)
 
     return _eval(which, draw, description)
 
 
 def _sketch(root: Path, o: MiniatureOptions) -> object:
-    return write_sketch(root, o.wnids, o.one_per_class(EVAL_PER_CLASS), o.seed)
+    from .evalsets import DEFAULT_PER_CLASS, write_sketch
+
+    return write_sketch(root, o.wnids, o.one_per_class(DEFAULT_PER_CLASS), o.seed)
 
 
 def _1k(layout: str, description: str) -> Miniature:
@@ -213,9 +230,11 @@ MINIATURES: dict[str, Miniature] = {
     "hf-parquet": _1k("hf-parquet", "the Hugging Face Hub's Parquet shards, needs pyarrow"),
     "blurred": _1k("blurred", "the face-blurred train/val_blurred.tar.gz"),
     "imagefolder": _1k("imagefolder", "train/<wnid>/ and val/<wnid>/ folders"),
-    "fall11": _21k("fall11", write_fall11, "ImageNet-21K fall11_whole.tar"),
-    "class-tars": _21k("class-tars", write_class_tars, "a folder of ImageNet-21K <wnid>.tar class tars"),
-    "winter21": _21k("winter21", write_winter21, "ImageNet-21K winter21_whole.tar.gz"),
+    "fall11": _21k("fall11", "ImageNet-21K fall11_whole.tar", lambda m: m.write_fall11),
+    "class-tars": _21k(
+        "class-tars", "a folder of ImageNet-21K <wnid>.tar class tars", lambda m: m.write_class_tars
+    ),
+    "winter21": _21k("winter21", "ImageNet-21K winter21_whole.tar.gz", lambda m: m.write_winter21),
     "imagenetv2-matched-frequency": _imagenetv2("matched-frequency"),
     "imagenetv2-threshold0.7": _imagenetv2("threshold0.7"),
     "imagenetv2-top-images": _imagenetv2("top-images"),
