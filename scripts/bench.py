@@ -676,7 +676,7 @@ SOURCE_LAYOUTS = ("ilsvrc", "kaggle", "kaggle-zip", "hf-tar", "hf-parquet", "blu
 
 def bench_sources(args: argparse.Namespace, out: Path) -> int:
     """Builds of one realistic release from every layout (shorter-256, interleaved, ratios per run)."""
-    from imagenet_prep.sample_layouts import write_layouts
+    from imagenet_prep.sample.repack import write_layouts
 
     train_per_class = max(1, -(-(args.images - args.classes * VAL_PER_CLASS) // args.classes))
     spec = SampleSpec(
@@ -782,7 +782,8 @@ def bench_sources(args: argparse.Namespace, out: Path) -> int:
 def bench_winter21(args: argparse.Namespace, out: Path) -> int:
     """winter21_whole.tar.gz read in place vs the same images from its extracted folder of class tars."""
     from imagenet_prep.sample import render_image
-    from imagenet_prep.sample_beyond import DEFAULT_21K_CLASSES, _21k_names, _gzip, _tar_bytes
+    from imagenet_prep.sample.common import gzip_bytes, tar_bytes
+    from imagenet_prep.sample.imagenet21k import DEFAULT_21K_CLASSES, names_21k
     from imagenet_prep.sources import open_source, winter21
 
     per_class = max(1, args.images // len(DEFAULT_21K_CLASSES))
@@ -798,9 +799,9 @@ def bench_winter21(args: argparse.Namespace, out: Path) -> int:
         )
         members = []
         for w in DEFAULT_21K_CLASSES:
-            images = [(n, render_image(0, w, n, True)) for n in _21k_names(w, per_class, 0)]
-            members.append((f"winter21_whole/{w}.tar", _tar_bytes(images)))
-        (folder / "gz" / "winter21_whole.tar.gz").write_bytes(_gzip(_tar_bytes(members)))
+            images = [(n, render_image(0, w, n, True)) for n in names_21k(w, per_class, 0)]
+            members.append((f"winter21_whole/{w}.tar", tar_bytes(images)))
+        (folder / "gz" / "winter21_whole.tar.gz").write_bytes(gzip_bytes(tar_bytes(members)))
         with tarfile.open(folder / "gz" / "winter21_whole.tar.gz") as archive:
             archive.extractall(folder / "extracted", filter="data")
         stamp.write_text(wanted)

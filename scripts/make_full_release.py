@@ -92,7 +92,7 @@ def _member(name: str, data: bytes) -> bytes:
 
 def write_release(dest: Path, scale: float = 1.0) -> dict[str, int]:
     from imagenet_prep.fetch.catalog import DEVKIT_TAR, TRAIN_TAR, VAL_TAR
-    from imagenet_prep.sample import _devkit_tar_gz
+    from imagenet_prep.sample.ilsvrc import _devkit_tar_gz
     from imagenet_prep.taxonomy import classes
 
     dest.mkdir(parents=True, exist_ok=True)

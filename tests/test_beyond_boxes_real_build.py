@@ -16,7 +16,7 @@ from imagenet_prep.build import build
 from imagenet_prep.config import build_config
 from imagenet_prep.outputs import check_output
 from imagenet_prep.sample import SampleSpec, write_sample
-from imagenet_prep.sample_beyond import write_bbox
+from imagenet_prep.sample.boxes import write_bbox
 
 WNIDS = ("n01751748", "n04228054", "n09193705")  # sea snake, ski (795), alp (970)
 SEED = 128  # the seed whose val sample holds ILSVRC2012_val_00000001 and _00000002

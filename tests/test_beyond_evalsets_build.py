@@ -13,7 +13,7 @@ from imagenet_prep.build import build
 from imagenet_prep.config import build_config
 from imagenet_prep.errors import InputError
 from imagenet_prep.outputs import check_output
-from imagenet_prep.sample_beyond import write_layout
+from imagenet_prep.sample.registry import write_layout
 from imagenet_prep.taxonomy import classes, evalsets
 
 

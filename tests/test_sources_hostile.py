@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from imagenet_prep.sample import SampleSpec
-from imagenet_prep.sample_layouts import write_layouts
+from imagenet_prep.sample.repack import write_layouts
 
 SPEC = SampleSpec(classes=3, train_per_class=2, val_per_class=1, seed=5)
 ZIP = "imagenet-object-localization-challenge.zip"

@@ -3,7 +3,7 @@ index, the same tree as the official archives): streamed subsets, the CLI's mess
 the face-blurred release's gaps, cached stream listings, a Kaggle CLS-LOC folder, a one-class read of the zip.
 
 One generated release (12 classes: the Imagenette ten and the two quirk classes, with a CMYK JPEG, a PNG named
-.JPEG, a grayscale and a progressive image) is written in every layout by ``imagenet_prep.sample_layouts``
+.JPEG, a grayscale and a progressive image) is written in every layout by ``imagenet_prep.sample.repack``
 (real tars, zips, gzip streams and Parquet files).
 """
 
@@ -22,7 +22,7 @@ from kill_trial import kill_after_first_unit
 from test_contract_sources import run_build, tree  # the tree comparison every layout's contract uses
 
 from imagenet_prep.sample import SampleSpec
-from imagenet_prep.sample_layouts import EXTRA_LAYOUTS, LAYOUTS, write_layouts
+from imagenet_prep.sample.repack import EXTRA_LAYOUTS, LAYOUTS, write_layouts
 from imagenet_prep.sources import SOURCES, detect_layouts
 
 SPEC = SampleSpec(classes=12, train_per_class=4, val_per_class=2, quirks=True, seed=7)

@@ -26,7 +26,8 @@ from imagenet_prep.outputs import check_output
 from imagenet_prep.plan import make_plan
 from imagenet_prep.recipes_21k import c_sorted
 from imagenet_prep.records import WorkUnit
-from imagenet_prep.sample_beyond import write_layout, write_winter21
+from imagenet_prep.sample.imagenet21k import write_winter21
+from imagenet_prep.sample.registry import write_layout
 from imagenet_prep.sources import detect_layouts, open_source
 from imagenet_prep.sources import winter21 as w21
 from imagenet_prep.taxonomy.imagenet21k import label_space

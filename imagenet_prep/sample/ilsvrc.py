@@ -1,4 +1,4 @@
-"""The built-in miniature ILSVRC2012 release: the exact real archive layout with generated images.
+"""The miniature ILSVRC2012 release (the ``ilsvrc`` layout), and the image generation every miniature shares.
 
 ``write_sample`` writes into a folder:
 
@@ -17,7 +17,6 @@ choice is seeded, tar headers carry fixed times and owners, and the gzip and MAT
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -27,15 +26,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image, ImageDraw
+from ..errors import UsageError
+from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, GROUND_TRUTH_PATH, MD5SUMS, META_PATH, TRAIN_TAR, VAL_TAR
+from ..io.atomic import atomic_file
+from ..taxonomy import classes
+from .common import add, gzip_bytes, tarinfo
 
-from .errors import UsageError
-from .fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, GROUND_TRUTH_PATH, MD5SUMS, META_PATH, TRAIN_TAR, VAL_TAR
-from .io.atomic import atomic_file
-from .sources.devkit import SYNSET_FIELDS
-from .taxonomy import classes
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy, Pillow and sources/ are imported where they are used: the CLI imports this package for the `sample
+# --layout` help (the layout registry), and its start-up stays free of them.
 
 __all__ = [
     "DEVKIT_TAR",
@@ -46,6 +49,7 @@ __all__ = [
     "SampleRelease",
     "SampleSpec",
     "choose_wnids",
+    "render_image",
     "write_sample",
 ]
 
@@ -58,7 +62,6 @@ QUIRK_CLASSES = ("n01739381", "n02105855")
 # Kinds recorded in SampleRelease.quirk_files (the first two match data/quirks.txt's categories).
 CMYK, PNG, GRAYSCALE, PROGRESSIVE = "cmyk_jpeg", "png_disguised_as_jpeg", "grayscale_jpeg", "progressive_jpeg"
 
-_TAR_MTIME = 1336003200  # 2012-05-03: fixed so the same spec gives the same bytes
 _MAX_TRAIN_NUMBER = 30000  # real names run n01440764_18 .. n04264628_27969: unpadded, sparse
 # ImageNet-1K's dog classes (Chihuahua .. Mexican hairless, all under dog.n.01) are sorted indices 151..268.
 _DOG_INDICES = range(151, 269)
@@ -180,6 +183,8 @@ def _quirk_plan(spec: SampleSpec, train: dict[str, tuple[str, ...]]) -> dict[str
 
 # ----------------------------------------------------------------------------------------- images
 def _rng_for(*parts: object) -> np.random.Generator:
+    import numpy as np
+
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
@@ -202,6 +207,9 @@ def _image_size(rng: np.random.Generator, realistic: bool) -> tuple[int, int]:
 
 def render_image(seed: int, wnid: str, name: str, realistic: bool, kind: str | None = None) -> bytes:
     """The encoded bytes of one generated image (deterministic in its arguments)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
     rng = _rng_for("imagenet-prep-sample-image", seed, name)
     palette = _rng_for("imagenet-prep-sample-palette", wnid).integers(0, 256, size=(2, 3))
     w, h = _image_size(rng, realistic)
@@ -237,25 +245,13 @@ def render_image(seed: int, wnid: str, name: str, realistic: bool, kind: str | N
 
 
 # ------------------------------------------------------------------------------------------- archives
-def _tarinfo(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = 0 if directory else size
-    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
-    info.mode = 0o755 if directory else 0o644
-    info.mtime = _TAR_MTIME
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
-
-
 def _meta_mat(train: dict[str, tuple[str, ...]]) -> bytes:
     """meta.mat with the real ``synsets`` fields for the 1000 leaves (IDs 1..1000, num_children 0,
     num_train_images = this sample's count). The 860 internal synsets (IDs 1001..1860) are not reproduced."""
+    import numpy as np
     import scipy.io
+
+    from ..sources.devkit import SYNSET_FIELDS  # here: importing sources/ at CLI start-up costs ~90 ms
 
     fields = SYNSET_FIELDS
     leaves = sorted(classes.all_classes(), key=lambda c: c.ilsvrc2012_id)
@@ -293,16 +289,12 @@ def _devkit_tar_gz(train: dict[str, tuple[str, ...]]) -> bytes:
     truth = "".join(f"{classes.by_wnid(w).ilsvrc2012_id}\n" for w in classes.val_labels()).encode()
     tar_buf = io.BytesIO()
     with tarfile.open(fileobj=tar_buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        tar.addfile(_tarinfo(DEVKIT_DIR, directory=True))
-        _add(tar, f"{DEVKIT_DIR}/readme.txt", _DEVKIT_README.encode())
-        tar.addfile(_tarinfo(f"{DEVKIT_DIR}/data", directory=True))
-        _add(tar, GROUND_TRUTH_PATH, truth)
-        _add(tar, META_PATH, _meta_mat(train))
-    gz_buf = io.BytesIO()
-    # mtime=0 and an empty name: the gzip header then carries nothing that changes between runs.
-    with gzip.GzipFile(filename="", mode="wb", fileobj=gz_buf, mtime=0) as gz:
-        gz.write(tar_buf.getvalue())
-    return gz_buf.getvalue()
+        tar.addfile(tarinfo(DEVKIT_DIR, directory=True))
+        add(tar, f"{DEVKIT_DIR}/readme.txt", _DEVKIT_README.encode())
+        tar.addfile(tarinfo(f"{DEVKIT_DIR}/data", directory=True))
+        add(tar, GROUND_TRUTH_PATH, truth)
+        add(tar, META_PATH, _meta_mat(train))
+    return gzip_bytes(tar_buf.getvalue())
 
 
 def _md5(path: Path) -> str:
@@ -361,17 +353,17 @@ def write_sample(
                 inner_buf = io.BytesIO()
                 with tarfile.open(fileobj=inner_buf, mode="w", format=tarfile.GNU_FORMAT) as inner:
                     for name in train[wnid]:
-                        _add(inner, name, next(images))
+                        add(inner, name, next(images))
                         if progress is not None:
                             progress(1)
-                _add(outer, f"{wnid}.tar", inner_buf.getvalue())
+                add(outer, f"{wnid}.tar", inner_buf.getvalue())
         val_path = root / VAL_TAR
         with (
             atomic_file(val_path) as handle,
             tarfile.open(fileobj=handle, mode="w", format=tarfile.GNU_FORMAT) as flat,
         ):
             for name in val:
-                _add(flat, name, next(images))
+                add(flat, name, next(images))
                 if progress is not None:
                     progress(1)
     finally:
