@@ -47,51 +47,16 @@ LAYOUTS = tuple(SOURCES)
 SAMPLE_ARGS = ("--classes", "12", "--train-per-class", "4", "--val-per-class", "2", "--quirks", "--seed", "7")
 
 
-def _extract_class_tars(root: Path) -> None:
-    """What a user does with winter21_whole.tar.gz: extract it, giving a folder of <wnid>.tar class tars."""
-    archive = root / "winter21_whole.tar.gz"
-    with tarfile.open(archive) as outer:
-        for member in outer.getmembers():
-            if member.isfile():
-                (root / Path(member.name).name).write_bytes(outer.extractfile(member).read())  # type: ignore[union-attr]
-    archive.unlink()
-
-
-def _renamed_imagenetv2(variant: str) -> Callable[[Path], None]:
-    """The ImageNetV2 variants share one format: the sample command writes matched-frequency, renamed here."""
-
-    def rename(root: Path) -> None:
-        (root / "imagenetv2-matched-frequency.tar.gz").rename(root / f"imagenetv2-{variant}.tar.gz")
-
-    return rename
-
-
-# Where `sample --layout` names a layout's miniature otherwise, and the step that turns it into the layout.
-SAMPLE_LAYOUT = {
-    "class-tars": "winter21",
-    "imagenet-sketch": "sketch",
-    "imagenetv2-matched-frequency": "imagenetv2",
-    "imagenetv2-threshold0.7": "imagenetv2",
-    "imagenetv2-top-images": "imagenetv2",
-}
-AFTER_SAMPLE: dict[str, Callable[[Path], None]] = {
-    "class-tars": _extract_class_tars,
-    "imagenetv2-threshold0.7": _renamed_imagenetv2("threshold0.7"),
-    "imagenetv2-top-images": _renamed_imagenetv2("top-images"),
-}
+# Every layout's miniature is `sample --layout <layout>` (the sample registry holds one per layout).
 # More miniatures of one layout: another download of the same release.
 MORE_SAMPLES = {"kaggle-zip": ("kaggle-zip-2019",)}  # the older Kaggle zip: a tar.gz inside the zip
 
-MINIATURES = [
-    (layout, sample)
-    for layout in LAYOUTS
-    for sample in (SAMPLE_LAYOUT.get(layout, layout), *MORE_SAMPLES.get(layout, ()))
-]
+MINIATURES = [(layout, sample) for layout in LAYOUTS for sample in (layout, *MORE_SAMPLES.get(layout, ()))]
 
 
 def _miniature_id(case: tuple[str, str]) -> str:
     layout, sample = case
-    return layout if sample == SAMPLE_LAYOUT.get(layout, layout) else f"{layout}-as-{sample}"
+    return layout if sample == layout else f"{layout}-as-{sample}"
 
 
 def reference_of(layout: str) -> str | None:
@@ -115,8 +80,6 @@ def miniature(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], 
             assert done.exit_code == 0, (
                 f"`sample --layout {sample}` wrote no miniature for {layout}: {done.output}"
             )
-            if layout in AFTER_SAMPLE:
-                AFTER_SAMPLE[layout](root)
             made[(layout, sample)] = root
         return made[(layout, sample)]
 
@@ -183,7 +146,7 @@ def written(
     if reference == "fall11":
         root = miniature("fall11", "fall11")
         return "name", {"train": _by_class(list(_archive_files(root / "fall11_whole.tar")), key=False)}
-    root = miniature(layout, SAMPLE_LAYOUT.get(layout, layout))
+    root = miniature(layout, layout)
     [archive] = [p for p in root.iterdir() if p.is_file() and not p.name.endswith(".index.json")]
     return "name", {"val": _by_class(list(_archive_files(archive)), key=False)}
 
@@ -191,8 +154,7 @@ def written(
 # ----------------------------------------------------------------------------------------------- tests
 def test_the_contract_runs_over_every_registered_layout():
     assert {layout for layout, _sample in MINIATURES} == set(SOURCES) and tuple(SOURCES) == LAYOUTS
-    for table in (SAMPLE_LAYOUT, AFTER_SAMPLE, MORE_SAMPLES):
-        assert set(table) <= set(SOURCES)  # no entry for a layout that is gone
+    assert set(MORE_SAMPLES) <= set(SOURCES)  # no entry for a layout that is gone
 
 
 @pytest.mark.parametrize(("layout", "sample"), MINIATURES, ids=map(_miniature_id, MINIATURES))
@@ -336,7 +298,7 @@ def cold_copy(miniature, tmp_path) -> Callable[[str], Path]:
     def copy(layout: str) -> Path:
         root = tmp_path / "src"
         shutil.copytree(
-            miniature(layout, SAMPLE_LAYOUT.get(layout, layout)),
+            miniature(layout, layout),
             root,
             ignore=shutil.ignore_patterns("*.index.json"),
         )

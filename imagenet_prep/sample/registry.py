@@ -242,8 +242,10 @@ MINIATURES: dict[str, Miniature] = {
     "imagenet-r": _imagenet_ar("imagenet-r", "ImageNet-R"),
     "imagenet-sketch": _eval("imagenet-sketch", _sketch, "ImageNet-Sketch"),
 }
-# Not a source layout of its own: the ILSVRC2012 miniature with its bounding-box archives beside it.
+# Not source layouts of their own: the ILSVRC2012 miniature with its bounding-box archives beside it, and the
+# older Kaggle zip (the kaggle-zip layout, a tar.gz of the tree inside the zip).
 ADD_ONS: dict[str, Miniature] = {
+    "kaggle-zip-2019": _1k("kaggle-zip-2019", "the older Kaggle zip (the tree as a tar.gz inside it)"),
     "bbox": Miniature(
         _write_bbox, "the ILSVRC2012 miniature with its bounding-box archives", _BUILD + " --boxes"
     ),
