@@ -39,3 +39,13 @@ def dog_release(tmp_path_factory: pytest.TempPathFactory):
         tmp_path_factory.mktemp("dog-release"),
         SampleSpec(train_per_class=5, val_per_class=2, seed=3, wnids=wnids, classes=len(wnids)),
     )
+
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e/ is marked e2e, so the fast tier is `-m "not e2e and not slow"`."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)

@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from support import CONFIGS
 
 from imagenet_prep.build import build
 from imagenet_prep.config import build_config, read_config_file
@@ -27,7 +28,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "imagenet21k-p.yaml"
+CONFIG = CONFIGS / "imagenet21k-p.yaml"
 
 
 def _build(source: Path, out: Path, config: Path | None = None, **options) -> dict:

@@ -3,53 +3,19 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from support import cli, read_manifest, run_build, snapshot
 
 from imagenet_prep import classes
-from imagenet_prep.build import STATE_DIR, build
-from imagenet_prep.config import build_config
 from imagenet_prep.outputs.imagefolder_check import check_tree
 
 IMAGE_SUFFIXES = {".JPEG", ".png", ".webp"}
-
-
-def run_build(release, out: Path, **options):
-    values = {"source": release.root, "out": out, "resize": "shorter", "size": 48, "workers": 1}
-    values.update(options)
-    return build(build_config({}, values))
-
-
-def cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imagenet_prep", *args],
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=300,
-    )
-
-
-def snapshot(out: Path) -> dict[str, str]:
-    """md5 of every output file except build.json (timings) and the tool's state folder."""
-    return {
-        str(path.relative_to(out)): hashlib.md5(path.read_bytes()).hexdigest()
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and STATE_DIR not in path.parts and path.name != "build.json"
-    }
-
-
-def read_manifest(out: Path, split: str) -> list[dict[str, str]]:
-    with (out / f"{split}.csv").open(newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def train_member_bytes(release, wnid: str, name: str) -> bytes:

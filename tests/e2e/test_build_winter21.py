@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from kill_trial import kill_after_first_unit
+from support import CONFIGS
+from support.kill_trial import kill_after_first_unit
 
 from imagenet_prep.build import build
 from imagenet_prep.build.state import STATE_DIR
@@ -35,7 +36,7 @@ from imagenet_prep.taxonomy.imagenet21k import label_space
 # for MIIL's 500), the two classes of 5 are left out; 58 images stay (more than a build runs in-process).
 SIZES = (12, 5, 9, 16)
 KEPT = ("n00005787", "n01440764", "n02084071", "n02085019", "n04125692")
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "imagenet21k-p.yaml"
+CONFIG = CONFIGS / "imagenet21k-p.yaml"
 RECIPE = {"min_images": 5, "holdout": 2, "size": 32, "workers": 2}
 UNIT = 7  # samples per unit in these tests (250 in real builds): several units per split
 

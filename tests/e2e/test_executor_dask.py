@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_argv import build_argv
-from kill_trial import finished_markers, session_processes, wait_until_gone
+from support import build_argv, snapshot
+from support.kill_trial import finished_markers, session_processes, wait_until_gone
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
@@ -30,14 +30,6 @@ distributed = pytest.importorskip("distributed")  # in the test extra: never ski
 # 60 images per class unit: wide enough to kill a worker mid-unit.
 SPEC = SampleSpec(classes=4, train_per_class=60, val_per_class=2, seed=5)
 IMAGES = 4 * 60 + 4 * 2
-
-
-def snapshot(out: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(out)): path.read_bytes()
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and STATE_DIR not in path.relative_to(out).parts and path.name != "build.json"
-    }
 
 
 def options(release, out: Path, **extra: object) -> dict[str, object]:

@@ -1,7 +1,7 @@
 """Golden hashes: the example configs' outputs stay byte-identical across refactors.
 
 The hashes in tests/data/golden_outputs.json were recorded from v0.1 (before the architecture refactor) with
-``IMAGENET_PREP_RECORD_GOLDEN=1 python -m pytest tests/test_golden_outputs.py``. A deliberate change of output
+``IMAGENET_PREP_RECORD_GOLDEN=1 python -m pytest tests/e2e/test_golden_outputs.py``. A deliberate change of output
 (a documented behaviour change) re-records them in the same commit, saying why.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import PIL
 import pytest
+from support import CONFIGS, TESTS_DATA
 
 from imagenet_prep.config import build_config, read_config_file
 
-GOLDEN = Path(__file__).parent / "data" / "golden_outputs.json"
-CONFIGS = Path(__file__).parent.parent / "configs"
+GOLDEN = TESTS_DATA / "golden_outputs.json"
 STATE_DIR = ".imagenet-prep"
 
 # name -> (YAML config in configs/ or None, extra options)

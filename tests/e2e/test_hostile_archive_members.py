@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from support import tars
 
 from imagenet_prep.build import build
 from imagenet_prep.config import build_config
@@ -27,11 +28,6 @@ from imagenet_prep.outputs.imagefolder_check import check_tree
 from imagenet_prep.records import ByteLocation, Sample, WorkUnit
 from imagenet_prep.sample import SampleSpec, write_sample
 from imagenet_prep.sources.base import LocationReader
-
-try:
-    from tests import harden_tars as tars
-except ImportError:  # pytest run from inside tests/
-    import harden_tars as tars  # type: ignore[no-redef]
 
 TENCH, SPRINGER = "n01440764", "n02102040"
 GIB = 1 << 30

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support import cli
 
 from imagenet_prep.outputs.imagefolder_check import check_tree
 from imagenet_prep.sample import SampleSpec, write_sample
@@ -217,14 +218,8 @@ class Sandbox:
         }
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "imagenet_prep", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=self.root / "cwd",  # a relative '../escape' would land on the canary in root
-            env=self.env,
-        )
+        # cwd: a relative '../escape' would land on the canary in root
+        return cli(*args, timeout=120, cwd=self.root / "cwd", env=self.env)
 
     def outside(self, *allowed: Path) -> dict[str, str]:
         return _files_outside(self.root, (*allowed, self.root / "cache"))

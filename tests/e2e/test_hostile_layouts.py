@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import cli
 
 from imagenet_prep.sample import SampleSpec
 from imagenet_prep.sample_layouts import write_layouts
@@ -32,16 +33,6 @@ def layouts(tmp_path_factory: pytest.TempPathFactory):
         tmp_path_factory.mktemp("hostile-layouts"),
         SPEC,
         ("kaggle", "kaggle-zip", "hf-tar", "hf-parquet", "imagefolder"),
-    )
-
-
-def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imagenet_prep", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **env},
     )
 
 

@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_argv import build_argv as cli_build_argv
-from kill_trial import wait_until_gone
 from PIL import Image
+from support import build_argv as cli_build_argv
+from support import snapshot
+from support.kill_trial import wait_until_gone
 
 from imagenet_prep.build import STATE_DIR, output_lock
 from imagenet_prep.errors import InputError
@@ -75,15 +76,6 @@ def start(release, out: Path, capture: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
         build_argv(release, out), stdout=stream, stderr=stream, text=True, start_new_session=True
     )
-
-
-def snapshot(out: Path) -> dict[str, bytes]:
-    """Every output file but build.json (timings) and the state folder, by relative path."""
-    return {
-        str(path.relative_to(out)): path.read_bytes()
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and STATE_DIR not in path.relative_to(out).parts and path.name != "build.json"
-    }
 
 
 def temp_files(out: Path) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_argv import build_argv
+from support import build_argv
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config

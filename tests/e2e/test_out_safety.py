@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support import cli
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
@@ -32,12 +33,6 @@ def release(tmp_path_factory: pytest.TempPathFactory):
     return write_sample(
         tmp_path_factory.mktemp("harden-out-release"),
         SampleSpec(classes=2, train_per_class=3, val_per_class=2, seed=4),
-    )
-
-
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imagenet_prep", *args], capture_output=True, text=True, timeout=timeout
     )
 
 

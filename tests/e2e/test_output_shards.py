@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import os
@@ -18,10 +17,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from cli_argv import build_argv as cli_build_argv
 from PIL import Image
+from support import build_argv as cli_build_argv
+from support import snapshot
 
-from imagenet_prep.build import STATE_DIR, build
+from imagenet_prep.build import build
 from imagenet_prep.config import build_config
 from imagenet_prep.errors import UsageError
 from imagenet_prep.image import ImageFailure, ImageOptions, ImageResult, process_image
@@ -35,15 +35,6 @@ def run(release, out: Path, **options):
     values = {"source": release.root, "out": out, "size": 32, "workers": 2, "output": "wds"}
     values.update(options)
     return build(build_config({}, values))
-
-
-def snapshot(out: Path) -> dict[str, str]:
-    """md5 of every output file but build.json (timings) and the state folder."""
-    return {
-        str(path.relative_to(out)): hashlib.md5(path.read_bytes()).hexdigest()
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and STATE_DIR not in path.relative_to(out).parts and path.name != "build.json"
-    }
 
 
 def shard_rows(out: Path, split: str) -> dict[str, list[dict[str, str]]]:

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 
 import pytest
+from support import cli
 
 from imagenet_prep.taxonomy import evalsets
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imagenet_prep", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.mark.parametrize("layout", ["fall11", "imagenet-a"])

@@ -5,11 +5,11 @@ is a clear error with nothing mixed; credentials never follow a redirect to anot
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from support import snapshot
+from support.http_server import ArchiveServer
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
@@ -18,22 +18,11 @@ from imagenet_prep.io import http
 from imagenet_prep.io.tar_index import TrainArchive, ValArchive
 from imagenet_prep.sample import SampleSpec, write_sample
 
-sys.path.insert(0, str(Path(__file__).parent))
-from http_server import ArchiveServer  # noqa: E402
-
 TRAIN = "ILSVRC2012_img_train.tar"
 VAL = "ILSVRC2012_img_val.tar"
 # 40 classes, the Imagenette ten among them: a build of --subset imagenette needs a quarter of the train archive.
 SPEC = SampleSpec(classes=40, train_per_class=4, val_per_class=2, seed=8)
 OPTIONS = {"subset": "imagenette", "resize": "shorter", "size": 32, "workers": 1}
-
-
-def snapshot(out: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(out)): path.read_bytes()
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and STATE_DIR not in path.relative_to(out).parts and path.name != "build.json"
-    }
 
 
 @pytest.fixture(scope="module")

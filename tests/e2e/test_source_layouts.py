@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from kill_trial import kill_after_first_unit
+from support import cli
+from support.kill_trial import kill_after_first_unit
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
@@ -31,12 +32,6 @@ OTHER_LAYOUTS = tuple(layout for layout in LAYOUTS + EXTRA_LAYOUTS if layout != 
 EXPECTED_LAYOUT = {"kaggle-zip-2019": "kaggle-zip"}
 FULL = {"resize": "square", "size": 32, "workers": 1}
 SUBSET = {"subset": "imagenette", "train_per_class": 3, "workers": 1}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imagenet_prep", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def tree(out: Path) -> dict[str, str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from support import snapshot
 
-from imagenet_prep.build import STATE_DIR, build
+from imagenet_prep.build import build
 from imagenet_prep.config import build_config
 from imagenet_prep.sample import SampleSpec, write_sample
 
@@ -17,14 +17,6 @@ moto_server = pytest.importorskip("moto.server")  # in the test extra: never ski
 
 OPTIONS = {"resize": "shorter", "size": 32, "workers": 1}
 SECRET = "not-a-real-secret-key-4711"
-
-
-def snapshot(out: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(out)): path.read_bytes()
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and STATE_DIR not in path.relative_to(out).parts and path.name != "build.json"
-    }
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from support import cli_argv, snapshot
 
-from imagenet_prep.build import STATE_DIR, build
+from imagenet_prep.build import build
 from imagenet_prep.build.orchestrator import finalize
 from imagenet_prep.build.state import assign_shards
 from imagenet_prep.config import build_config
@@ -20,19 +19,6 @@ from imagenet_prep.outputs.imagefolder_check import check_tree
 from imagenet_prep.records import ByteLocation, Sample, WorkUnit
 
 OPTIONS = ("--resize", "shorter", "--size", "32", "--workers", "1", "--quiet")
-
-
-def snapshot(out: Path) -> dict[str, bytes]:
-    """Every output file but build.json (timings) and the state folder."""
-    return {
-        str(path.relative_to(out)): path.read_bytes()
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and STATE_DIR not in path.relative_to(out).parts and path.name != "build.json"
-    }
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "imagenet_prep", *args]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +40,7 @@ def test_three_shards_in_any_order_then_finalize_give_the_bytes_of_one_build(rel
     out = tmp_path / "out"
 
     def shard(index: int) -> subprocess.Popen:
-        argv = cli("build", "--source", str(release.root), "--out", str(out), *OPTIONS)
+        argv = cli_argv("build", "--source", str(release.root), "--out", str(out), *OPTIONS)
         return subprocess.Popen(
             [*argv, "--num-shards", "3", "--shard-index", str(index)],
             stdout=subprocess.PIPE,
@@ -69,7 +55,7 @@ def test_three_shards_in_any_order_then_finalize_give_the_bytes_of_one_build(rel
         assert proc.returncode == 0, err
     assert not (out / "train.csv").exists(), "a shard must not finalize"
 
-    early = subprocess.run(cli("finalize", str(out)), capture_output=True, text=True)
+    early = subprocess.run(cli_argv("finalize", str(out)), capture_output=True, text=True)
     assert early.returncode == 1
     assert "shard 1 of --num-shards 3" in early.stderr
     assert "Traceback" not in early.stderr

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from cli_argv import build_argv
+from support import build_argv
 
 from imagenet_prep.build.state import marker_path, read_marker, write_marker
 from imagenet_prep.config import BuildConfig

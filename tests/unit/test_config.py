@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from support import CONFIGS as CONFIG_DIR
 
 from imagenet_prep.config import build_config, read_config_file
 from imagenet_prep.errors import UsageError
 from imagenet_prep.image.process import OutputFormat, ResampleFilter, ResizeMode
 
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
 
 def test_the_example_configs_are_there():

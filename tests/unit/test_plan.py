@@ -10,8 +10,8 @@ import random
 import shutil
 from pathlib import Path
 
-import harden_tars as tars
 import pytest
+from support import tars
 
 from imagenet_prep.config import build_config
 from imagenet_prep.io import tar_index

@@ -7,34 +7,16 @@ import dataclasses
 import json
 import os
 import stat
-import subprocess
-import sys
 import time
 
 import pytest
+from support import cli
+from support.fetching import EXTRA, FAST, SIZE, VAL, assert_no_final, interrupt_after, md5, only
+from support.http_server import etag_of
 
 from imagenet_prep.errors import UsageError
 from imagenet_prep.fetch import download as fetch_mod
 from imagenet_prep.fetch.download import fetch, redact
-
-try:  # tests/ is not a package: pytest puts tests/ itself on sys.path, a runner from the root imports tests.*
-    import tests.http_server as http_server
-    import tests.test_fetch as test_fetch
-except ImportError:
-    import http_server  # type: ignore[no-redef]
-    import test_fetch  # type: ignore[no-redef]
-
-etag_of = http_server.etag_of
-EXTRA, FAST, SIZE, VAL = test_fetch.EXTRA, test_fetch.FAST, test_fetch.SIZE, test_fetch.VAL
-assert_no_final, make_bytes, md5, only = (
-    test_fetch.assert_no_final,
-    test_fetch.make_bytes,
-    test_fetch.md5,
-    test_fetch.only,
-)
-interrupt_after = test_fetch.interrupt_after
-# The server fixtures are test_fetch's own (a name bound here is a fixture pytest finds in this module).
-no_netrc, payload, server, sums = test_fetch.no_netrc, test_fetch.payload, test_fetch.server, test_fetch.sums
 
 
 class Counter:
@@ -48,12 +30,6 @@ class Counter:
             self.total += n
 
         return update
-
-
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imagenet_prep", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 # ---------------------------------------------------------------------------------------------- credentials

@@ -3,78 +3,19 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import random
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.fetching import EXTRA, FAST, SIZE, VAL, assert_no_final, interrupt_after, make_bytes, md5, only
+from support.http_server import ArchiveServer, etag_of
 
 from imagenet_prep.errors import UsageError
 from imagenet_prep.fetch import download as fetch_mod
-from imagenet_prep.fetch.download import FetchResult, InsufficientSpaceError, fetch
+from imagenet_prep.fetch.download import InsufficientSpaceError, fetch
 from imagenet_prep.fetch.verify import cached_md5, verify
-
-try:
-    from tests.http_server import ArchiveServer, etag_of
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from http_server import ArchiveServer, etag_of
-
-VAL = "ILSVRC2012_img_val.tar"  # a catalog name whose catalog size/MD5 the MD5SUMS overrides
-EXTRA = "extra_archive.tar"  # a name only the MD5SUMS knows
-SIZE = 3 * 1024 * 1024 + 12345
-FAST = {"timeout": (2.0, 0.5), "retries": 3, "backoff_factor": 0.0, "max_stalls": 3}
-
-
-def make_bytes(seed: int, size: int = SIZE) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-@pytest.fixture
-def payload() -> bytes:
-    return make_bytes(1)
-
-
-@pytest.fixture
-def server(payload: bytes):
-    with ArchiveServer({VAL: payload, EXTRA: make_bytes(2, 1_000_000)}) as srv:
-        yield srv
-
-
-@pytest.fixture
-def sums(server: ArchiveServer) -> dict[str, str]:
-    return {name: md5(data) for name, data in server.files.items()}
-
-
-def interrupt_after(nbytes: int):
-    """A progress factory that stops a download (KeyboardInterrupt) once ``nbytes`` have arrived."""
-
-    def factory(name, total, initial):
-        seen = [0]
-
-        def update(n):
-            seen[0] += n
-            if seen[0] >= nbytes:
-                raise KeyboardInterrupt
-
-        return update
-
-    return factory
-
-
-def only(results: list[FetchResult]) -> FetchResult:
-    assert len(results) == 1
-    return results[0]
-
-
-def assert_no_final(dest: Path, name: str = VAL) -> None:
-    assert not (dest / name).exists(), "a failed download must never carry the final name"
 
 
 def leftovers(dest: Path) -> list[str]:
@@ -398,15 +339,6 @@ def basic(user: str, password: str) -> str:
 def other(payload: bytes):
     with ArchiveServer({VAL: payload}) as srv:
         yield srv
-
-
-@pytest.fixture
-def no_netrc(tmp_path, monkeypatch):
-    empty = tmp_path / "empty-netrc"
-    empty.write_text("")
-    monkeypatch.setenv("NETRC", str(empty))
-    monkeypatch.delenv("IMAGENET_PREP_USER", raising=False)
-    monkeypatch.delenv("IMAGENET_PREP_PASSWORD", raising=False)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"], ids=["other-port", "other-host"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -12,37 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.fetching import DEVKIT, VAL, by_file, md5
+from support.fetching import VERIFY_EXTRA as EXTRA
 
 from imagenet_prep.errors import InputError
 from imagenet_prep.fetch import verify as verify_mod
 from imagenet_prep.fetch.catalog import by_key
 from imagenet_prep.fetch.verify import SIDECAR_NAME, md5_file, verify
-
-VAL = "ILSVRC2012_img_val.tar"
-DEVKIT = "ILSVRC2012_devkit_t12.tar.gz"
-EXTRA = "extra.bin"
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-@pytest.fixture
-def release(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    folder = tmp_path / "release"
-    folder.mkdir()
-    rng = random.Random(5)
-    sums = {}
-    for name, size in ((VAL, 2_500_000), (DEVKIT, 300_000), (EXTRA, 50_000)):
-        data = rng.randbytes(size)
-        (folder / name).write_bytes(data)
-        sums[name] = md5(data)
-    (folder / "unrelated.txt").write_text("not an archive")
-    return folder, sums
-
-
-def by_file(results) -> dict:
-    return {r.file: r for r in results}
 
 
 def test_md5_file_matches_hashlib_and_reports_progress(tmp_path):

@@ -7,12 +7,9 @@ import os
 import subprocess
 import sys
 
-from imagenet_prep.fetch.verify import cached_md5, verify
+from support.fetching import VAL, by_file, md5
 
-try:
-    from tests.test_verify import VAL, by_file, md5, release  # noqa: F401  (release is a fixture)
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from test_verify import VAL, by_file, md5, release  # noqa: F401
+from imagenet_prep.fetch.verify import cached_md5, verify
 
 
 def rot_in_place(path) -> bytes:

@@ -13,14 +13,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support.images import encode
 
 from imagenet_prep.image import process as imaging
 from imagenet_prep.image.process import ImageFailure, ImageOptions, ImageResult, process_image
-
-try:
-    from tests.test_imaging import encode
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from test_imaging import encode
 
 
 def flat_png(width: int, height: int, channels: int = 3) -> bytes:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
+from support.images import encode
 
 from imagenet_prep.errors import UsageError
 from imagenet_prep.image import process as imaging
@@ -57,14 +58,6 @@ def photo(width: int, height: int, seed: int = 0) -> Image.Image:
         draw.line(points, fill=tuple(int(v) for v in rng.integers(0, 256, 3)), width=int(rng.integers(1, 4)))
     noisy = np.asarray(im).astype(float) + rng.normal(0, 12, (height, width, 3))
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-
-
-def encode(im: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
-    buf = io.BytesIO()
-    if fmt == "JPEG":
-        kwargs.setdefault("quality", 95)
-    im.save(buf, fmt, **kwargs)
-    return buf.getvalue()
 
 
 def decode(data: bytes) -> Image.Image:

@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from support import tars as harden_tars
 
 from imagenet_prep.errors import ArchiveError
 from imagenet_prep.io import tar as tar_module
@@ -18,11 +19,6 @@ from imagenet_prep.io.tar import TarMember, scan_tar
 from imagenet_prep.io.tar_index import TrainArchive, ValArchive, read_cache_document
 from imagenet_prep.sample import SampleSpec, write_sample
 from imagenet_prep.sources.ilsvrc import index_class, index_class_columns
-
-try:
-    from tests import harden_tars
-except ImportError:  # pytest run from inside tests/
-    import harden_tars  # type: ignore[no-redef]
 
 
 class _Bytes:

@@ -15,8 +15,8 @@ import re
 import shutil
 from pathlib import Path
 
-import harden_tars as tars
 import pytest
+from support import tars
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config

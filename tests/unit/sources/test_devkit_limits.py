@@ -16,16 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from support import read_manifest, run_build
 
 from imagenet_prep.errors import DevkitError
 from imagenet_prep.fetch.catalog import GROUND_TRUTH_PATH, META_PATH
 from imagenet_prep.sources import devkit as devkit_mod
 from imagenet_prep.sources.devkit import read_devkit
-
-try:
-    from tests.test_build import read_manifest, run_build
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from test_build import read_manifest, run_build
 
 
 def _tar_gz(files: dict[str, bytes]) -> bytes:

@@ -9,12 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from support import DATA, REPO
 
 from imagenet_prep import classes, wordnet
 from imagenet_prep.errors import UnknownClassError, UsageError
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "imagenet_prep" / "data"
 FACTS = REPO.parent / "shared" / "data" / "ilsvrc2012"
 
 
