@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, JpegImagePlugin
+from support.reference import val_labels
 from typer.testing import CliRunner
 
 from imagenet_prep import classes
@@ -28,13 +29,7 @@ from imagenet_prep.sample import (
     write_sample,
 )
 
-SHARED = Path("/work/shared/data/ilsvrc2012")
 DOG_INDICES = range(151, 269)  # ImageNet-1K's dogs, Chihuahua .. Mexican hairless
-
-
-def _shared_val_labels() -> dict[str, str]:
-    rows = (line.split("\t") for line in (SHARED / "val_labels.txt").read_text().splitlines())
-    return {row[0]: row[1] for row in rows}
 
 
 def _md5(path: Path) -> str:
@@ -83,7 +78,7 @@ def test_default_release_has_the_real_layout(default_release):
             numbers.append(match.group(1))
     assert len({len(n) for n in numbers}) > 1  # not fixed width, like the real names
     # Val: flat, real names of the chosen classes, their real labels, in name order.
-    real = _shared_val_labels()
+    real = {name: wnid for name, wnid, _ in val_labels()}  # the published labels
     assert list(val) == sorted(val) == list(default_release.val_files)
     assert len(val) == 50 and all(real[name] == wnid for name, wnid in default_release.val_files.items())
     assert {w: list(default_release.val_files.values()).count(w) for w in wnids} == {w: 5 for w in wnids}

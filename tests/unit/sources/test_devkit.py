@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from support.reference import id_order, val_labels
 
 from imagenet_prep import classes
 from imagenet_prep.errors import InputError
@@ -24,7 +25,6 @@ from imagenet_prep.sources.devkit import (
     val_wnids,
 )
 
-SHARED = Path("/work/shared/data/ilsvrc2012")
 FIELDS = (
     "ILSVRC2012_ID",
     "WNID",
@@ -47,23 +47,6 @@ def release(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def devkit(release) -> Devkit:
     return read_devkit(release.devkit)
-
-
-def _id_order() -> list[tuple[int, str, str]]:
-    """(ILSVRC2012_ID, wnid, words) from the shared facts file, independent of the package's data."""
-    rows = []
-    for line in (SHARED / "ilsvrc2012_id_order.txt").read_text().splitlines():
-        ilsvrc_id, wnid, _sorted, words = line.split("\t")
-        rows.append((int(ilsvrc_id), wnid, words))
-    return rows
-
-
-def _shared_val_labels() -> list[tuple[str, str, int]]:
-    out = []
-    for line in (SHARED / "val_labels.txt").read_text().splitlines():
-        name, wnid, ilsvrc_id, _ = line.split("\t")
-        out.append((name, wnid, int(ilsvrc_id)))
-    return out
 
 
 def _write_devkit(path: Path, rows: list[tuple], truth: list[int], *, with_truth: bool = True) -> Path:
@@ -97,7 +80,7 @@ def _write_devkit(path: Path, rows: list[tuple], truth: list[int], *, with_truth
 
 def _real_like_rows() -> list[tuple]:
     """1000 leaves in ID order, then internal synsets like the real 1860-row file (children of 0, 1, many)."""
-    rows = [(i, w, words, f"gloss {i}", 0, [], 0, 1300) for i, w, words in _id_order()]
+    rows = [(i, w, words, f"gloss {i}", 0, [], 0, 1300) for i, w, words in id_order()]
     rows += [
         (1001, "n00001740", "entity", "that which exists", 2, [1002, 1003], 18, 0),
         (1002, "n00002684", "physical object", "a tangible thing", 1, [1], 17, 0),
@@ -107,12 +90,12 @@ def _real_like_rows() -> list[tuple]:
 
 
 def _real_truth() -> list[int]:
-    return [ilsvrc_id for _, _, ilsvrc_id in _shared_val_labels()]
+    return [ilsvrc_id for _, _, ilsvrc_id in val_labels()]
 
 
 # ------------------------------------------------------------------------------------------------ reading
 def test_sample_devkit_round_trips_wnids_ids_words_and_val_labels(release, devkit):
-    expected = _id_order()
+    expected = id_order()
     leaves = devkit.leaves
     assert [(s.ilsvrc2012_id, s.wnid, s.words) for s in leaves] == expected
     assert all(s.num_children == 0 and s.children == () for s in leaves)
@@ -172,7 +155,7 @@ def test_differences_from_the_bundled_metadata_are_named(tmp_path):
     warnings = compare_with_bundled(kit)
     text = "\n".join(warnings)
     assert "2 class IDs differ" in text and "ILSVRC2012_ID 5 is" in text
-    assert f"{_id_order()[6][1]} in the devkit" in text  # ID 5 now holds ID 7's wnid
+    assert f"{id_order()[6][1]} in the devkit" in text  # ID 5 now holds ID 7's wnid
     assert "1 class descriptions differ" in text and "something else" in text
     assert "ILSVRC2012_val_00000003.JPEG" in text
     # Labels are IDs: swapping two wnids relabels every val image of IDs 5 and 7 too (50 each), plus image 3.
@@ -183,9 +166,9 @@ def test_differences_from_the_bundled_metadata_are_named(tmp_path):
 def test_val_labels_without_devkit_only_for_the_real_archive():
     real_names = [classes.val_file_name(k) for k in range(1, 50_001)]
     labels = val_wnids(real_names, None)
-    shared = _shared_val_labels()
+    published = val_labels()
     assert len(labels) == 50_000
-    assert all(labels[name] == wnid for name, wnid, _ in shared)
+    assert all(labels[name] == wnid for name, wnid, _ in published)
     with pytest.raises(InputError, match="devkit") as info:
         val_wnids(real_names[:500], None)
     assert "ILSVRC2012_devkit_t12.tar.gz" in str(info.value) and "imagenet-prep fetch" in str(info.value)

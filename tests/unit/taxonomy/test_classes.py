@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from support import DATA, REPO
+from support.reference import facts_dir
 
 from imagenet_prep import classes, wordnet
 from imagenet_prep.errors import UnknownClassError, UsageError
-
-FACTS = REPO.parent / "shared" / "data" / "ilsvrc2012"
 
 
 def test_tench_and_kit_fox() -> None:
@@ -114,7 +113,7 @@ def test_bundled_metadata_agrees_with_wordnet_30() -> None:
 
 
 def _facts_from_bundled(folder: Path) -> Path:
-    """Rebuild make_metadata.py's inputs from the bundled data, for checkouts without ../shared (its outputs
+    """Rebuild make_metadata.py's inputs from the bundled data, for checkouts without the published lists (its outputs
     must still come out byte-identical: this checks the WordNet columns, the layout and the determinism)."""
     from imagenet_prep import classes as c
 
@@ -143,14 +142,10 @@ def _load_script():
     return module
 
 
-@pytest.mark.parametrize("source", ["shared", "rebuilt"])
+@pytest.mark.parametrize("source", ["published", "rebuilt"])
 def test_make_metadata_reproduces_the_bundled_files(tmp_path: Path, source: str) -> None:
-    if source == "shared":
-        if not (FACTS / "ilsvrc2012_id_order.txt").is_file():
-            pytest.skip(f"{FACTS} is not next to this checkout (the 'rebuilt' case still runs)")
-        facts = FACTS
-    else:
-        facts = _facts_from_bundled(tmp_path / "facts")
+    # "published" runs only where the published lists are given; "rebuilt" always runs
+    facts = facts_dir("ilsvrc2012") if source == "published" else _facts_from_bundled(tmp_path / "facts")
     out = tmp_path / "out"
     _load_script().main(["--facts", str(facts), "--out", str(out)])
     produced = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())

@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support import DATA as BUNDLED
+from support import REPO
+from support.reference import DIGESTS, digest, facts_dir
 
 from imagenet_prep import classes, synsets, wordnet
 from imagenet_prep.errors import UnknownClassError, UsageError
@@ -14,9 +17,7 @@ from imagenet_prep.records import ClassSet
 from imagenet_prep.taxonomy import imagenet21k as taxonomy_21k
 from imagenet_prep.taxonomy.imagenet21k import class_set_21k, label_space, leaves_under_21k
 
-REPO = Path(__file__).resolve().parent.parent
-FACTS = REPO.parent / "shared" / "data" / "imagenet21k"
-DATA = REPO / "imagenet_prep" / "data" / "imagenet21k"
+DATA = BUNDLED / "imagenet21k"
 
 EXPECTED = {
     # name: (file, classes, first line, last line)
@@ -39,7 +40,7 @@ def test_label_space_lengths_and_lines_equal_the_files(space: str) -> None:
     wnids = label_space(space)
     assert len(wnids) == count == len(set(wnids))
     assert (wnids[0], wnids[-1]) == (first, last)
-    assert wnids == tuple((FACTS / file).read_text().splitlines())  # exact file order
+    assert digest(wnids) == DIGESTS[file]  # the published file's lines, in its exact order
     assert label_space(space.upper()) == wnids
 
 
@@ -115,14 +116,30 @@ def test_wnids_outside_the_bundled_table_are_named_from_wordnet(wn) -> None:
     assert class_set.names == ("life", "life (living thing)", "entity")
 
 
-def test_bundled_names_file_is_what_the_script_makes(tmp_path: Path, wn) -> None:
+def _facts_from_bundled(folder: Path) -> Path:
+    """Rebuild make_21k_data.py's inputs from the bundled data (the label spaces are its gzipped copies of the
+    published lists, checked against their digests above; SOURCE.md is the bundled one without the note the
+    script appends), so the script's outputs, names.tsv.gz from WordNet included, must come out byte-identical."""
+    folder.mkdir()
+    for bundled in taxonomy_21k.LABEL_SPACE_FILES.values():
+        (folder / bundled.removesuffix(".gz")).write_bytes(gzip.decompress((DATA / bundled).read_bytes()))
+    source = (DATA / "SOURCE.md").read_text(encoding="utf-8")
+    (folder / "SOURCE.md").write_text(source[: source.index("\n## In this package")] + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("source", ["published", "rebuilt"])
+def test_bundled_names_file_is_what_the_script_makes(tmp_path: Path, wn, source: str) -> None:
     import importlib.util
 
+    # "published" runs only where the published lists are given; "rebuilt" always runs
+    facts = facts_dir("imagenet21k") if source == "published" else _facts_from_bundled(tmp_path / "facts")
+    tmp_path = tmp_path / "out"
     spec = importlib.util.spec_from_file_location("make_21k_data", REPO / "scripts" / "make_21k_data.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["--facts", str(FACTS), "--out", str(tmp_path)])
+    module.main(["--facts", str(facts), "--out", str(tmp_path)])
     for made in tmp_path.iterdir():
         assert made.read_bytes() == (DATA / made.name).read_bytes(), made.name
     assert {p.name for p in tmp_path.iterdir()} == {p.name for p in DATA.iterdir()}
