@@ -256,6 +256,7 @@ def test_cli_sample_writes_and_summarises(tmp_path):
     assert (tmp_path / "mini" / MD5SUMS).is_file()
 
 
+@pytest.mark.slow  # three CLI processes writing releases
 def test_cli_sample_refusal_and_options_end_to_end(tmp_path):
     dest = tmp_path / "mini"
     cmd = [

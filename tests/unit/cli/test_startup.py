@@ -131,6 +131,7 @@ def test_help_imports_no_library_modules() -> None:
     }
 
 
+@pytest.mark.slow  # a fresh interpreter loads nltk and WordNet
 def test_the_probe_sees_nltk_when_it_is_imported(tmp_path: Path) -> None:
     """Positive control: looking through nltk's data folders (a fresh cache, no WordNet named) imports nltk,
     and the same probe reports it."""

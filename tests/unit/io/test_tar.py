@@ -100,6 +100,7 @@ def test_val_index_matches_tarfile_extraction(release, tmp_path):
     assert archive.refused == []
 
 
+@pytest.mark.slow  # writes a 100-class release
 def test_reading_one_class_of_a_100_class_train_tar_touches_under_5_percent(big_release, tmp_path):
     train = _copy(big_release.train_tar, tmp_path)
     archive = TrainArchive(train)

@@ -237,6 +237,7 @@ def test_the_hostile_tar_is_refused_member_by_member_on_the_fast_path_too():
     assert "control" in reasons[3] and "backslash" in reasons[4] and "folder" in reasons[5]
 
 
+@pytest.mark.slow  # thousands of mutated tars
 def test_every_single_byte_change_in_a_header_gives_what_tarfile_gives():
     """Each byte of the second header set to a few telling values, with the checksum left wrong or fixed."""
     plain = _tar(PLAIN[:3])

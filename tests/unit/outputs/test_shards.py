@@ -310,6 +310,7 @@ def _fingerprints(out: Path) -> dict[str, str]:
     return {path.stem: json.loads(path.read_text())["fingerprint"] for path in sorted(done.glob("*.json"))}
 
 
+@pytest.mark.slow  # real builds of every sample
 @pytest.mark.parametrize(
     ("output", "module", "shard_size"),
     [("wds", wds_output, "7"), ("parquet", parquet_output, "20KB")],

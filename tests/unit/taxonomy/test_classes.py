@@ -99,6 +99,7 @@ def test_subsets() -> None:
         classes.subset_wnids("imagenete")
 
 
+@pytest.mark.slow  # every class against WordNet 3.0
 def test_bundled_metadata_agrees_with_wordnet_30() -> None:
     wn = wordnet.load()
     assert wn.get_version() == "3.0"
@@ -142,6 +143,7 @@ def _load_script():
     return module
 
 
+@pytest.mark.slow  # runs the script, WordNet 3.0 included
 @pytest.mark.parametrize("source", ["published", "rebuilt"])
 def test_make_metadata_reproduces_the_bundled_files(tmp_path: Path, source: str) -> None:
     # "published" runs only where the published lists are given; "rebuilt" always runs

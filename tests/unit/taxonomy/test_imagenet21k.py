@@ -128,6 +128,7 @@ def _facts_from_bundled(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # names 21,844 synsets from WordNet
 @pytest.mark.parametrize("source", ["published", "rebuilt"])
 def test_bundled_names_file_is_what_the_script_makes(tmp_path: Path, wn, source: str) -> None:
     import importlib.util
