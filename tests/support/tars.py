@@ -93,3 +93,18 @@ def class_tars(train_tar: Path) -> dict[str, list[tuple[str, bytes]]]:
 def train_tar(classes: dict[str, Segments]) -> Segments:
     """The train archive: a tar of ``<wnid>.tar`` class tars (each given as segments)."""
     return tar(*(member(f"{wnid}.tar", segments) for wnid, segments in classes.items()))
+
+
+class MemoryBytes:
+    """A ByteSource over bytes in memory (``size`` + ``read_at``): a second implementation, as an HTTP Range
+    reader would be."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        return self.data[offset : offset + size]

@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+from support.tars import MemoryBytes
 
 from imagenet_prep.errors import ArchiveError
 from imagenet_prep.io.bytesource import ByteSource, FileByteSource
@@ -132,22 +133,8 @@ def test_read_member_short_read_is_an_archive_error(release):
 
 
 # --------------------------------------------------------------------------------- sources and processes
-class _MemorySource:
-    """A second ByteSource implementation (as an HTTP Range reader would be): bytes in memory."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        return self.data[offset : offset + size]
-
-
 def test_other_byte_sources_plug_in(release):
-    source = _MemorySource(release.train_tar.read_bytes())
+    source = MemoryBytes(release.train_tar.read_bytes())
     assert isinstance(source, ByteSource)
     archive = TrainArchive(release.train_tar)
     wnid = release.wnids[0]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support import tars as harden_tars
+from support.tars import MemoryBytes
 
 from imagenet_prep.errors import ArchiveError
 from imagenet_prep.io import tar as tar_module
@@ -19,20 +20,6 @@ from imagenet_prep.io.tar import TarMember, scan_tar
 from imagenet_prep.io.tar_index import TrainArchive, ValArchive, read_cache_document
 from imagenet_prep.sample import SampleSpec, write_sample
 from imagenet_prep.sources.ilsvrc import index_class, index_class_columns
-
-
-class _Bytes:
-    """A ByteSource over bytes in memory (``size`` + ``read_at``)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        return self.data[offset : offset + size]
 
 
 def _info(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
@@ -188,7 +175,7 @@ def _leading_space_checksum(plain: bytes) -> bytes:
 
 
 def _outcome(scan, data: bytes, *, flat: bool, tolerate: bool, start: int = 0) -> tuple:
-    source = _Bytes(b"\xaa" * start + data)
+    source = MemoryBytes(b"\xaa" * start + data)
     try:
         members, refused = scan(source, start, len(data), "T", tolerate_cut_last=tolerate, flat=flat)
     except ArchiveError as exc:
@@ -220,14 +207,14 @@ def test_the_fast_scan_gives_what_tarfile_gives(name):
                 want = _outcome(_reference, data, flat=flat, tolerate=tolerate, start=start)
                 assert got == want, (name, flat, tolerate, start)
     if not name.startswith("cut at"):
-        fast = tar_module._scan_plain(_Bytes(data), 0, len(data), flat=True)
+        fast = tar_module._scan_plain(MemoryBytes(data), 0, len(data), flat=True)
         assert (fast is not None) == (name in FAST), name  # the fast path takes exactly the plain tars
 
 
 def test_the_hostile_tar_is_refused_member_by_member_on_the_fast_path_too():
     names = ["n01440764_1.JPEG", "._x.JPEG", "n01440764_1.JPEG", "../evil", "bell\x07.JPEG", "a\\b", "sub/c"]
     data = _tar([(name, name.encode()) for name in names])
-    fast = tar_module._scan_plain(_Bytes(data), 0, len(data), flat=True)
+    fast = tar_module._scan_plain(MemoryBytes(data), 0, len(data), flat=True)
     assert fast is not None
     members, refused = fast
     assert [(m.name, m.size) for m in members] == [("n01440764_1.JPEG", 16)]
@@ -254,7 +241,7 @@ def test_every_single_byte_change_in_a_header_gives_what_tarfile_gives():
                 data = plain[:at] + header + plain[at + 512 :]
                 # scan_tar is _scan_plain's answer when it gives one, else tarfile's: compare those answers
                 for flat in (True, False) if fix else (True,):
-                    fast = tar_module._scan_plain(_Bytes(data), 0, len(data), flat=flat)
+                    fast = tar_module._scan_plain(MemoryBytes(data), 0, len(data), flat=flat)
                     if fast is not None:
                         want = _outcome(_reference, data, flat=flat, tolerate=True)
                         assert ("ok", *fast) == want, (where, value, fix, flat)
