@@ -36,3 +36,16 @@ def cli(
         env=None if env is None else {**os.environ, **env},
         cwd=cwd,
     )
+
+
+def main_in_process(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    """Run the CLI's ``main`` in this process with ``args``: (exit code, stdout, stderr)."""
+    import pytest
+
+    from imagenet_prep.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["imagenet-prep", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    return exc.value.code or 0, out.out, out.err

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.cli import main_in_process as run_cli
 from support.fetching import EXTRA, FAST, SIZE, VAL, assert_no_final, interrupt_after, make_bytes, md5, only
 from support.http_server import ArchiveServer, etag_of
 
@@ -418,16 +418,6 @@ def test_password_in_base_url_is_redacted(tmp_path, server, sums, no_netrc):
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    from imagenet_prep.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["imagenet-prep", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 def test_cli_fetch_and_verify(tmp_path, server, payload, sums, capsys, monkeypatch, no_netrc):

@@ -7,10 +7,10 @@ import json
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.cli import main_in_process as run_cli
 from support.fetching import DEVKIT, VAL, by_file, md5
 from support.fetching import VERIFY_EXTRA as EXTRA
 
@@ -144,16 +144,6 @@ def test_read_only_folder_caches_in_cache_dir(release, tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    from imagenet_prep.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["imagenet-prep", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 @pytest.fixture
