@@ -25,7 +25,9 @@ from imagenet_prep.outputs.imagefolder_check import check_tree
 from imagenet_prep.records import ByteLocation, Sample, WorkUnit
 from imagenet_prep.sample import SampleSpec, write_sample
 
-distributed = pytest.importorskip("distributed")  # in the test extra: never skipped here
+distributed = pytest.importorskip(
+    "distributed", reason="needs the dask extra (distributed)"
+)  # in the test extra: never skipped here
 
 # 60 images per class unit: wide enough to kill a worker mid-unit.
 SPEC = SampleSpec(classes=4, train_per_class=60, val_per_class=2, seed=5)

@@ -21,7 +21,9 @@ from imagenet_prep.config import build_config
 from imagenet_prep.errors import BuildInterrupted, InputError, OutputLockedError, UsageError
 from imagenet_prep.sample import SampleSpec, write_sample
 
-moto_server = pytest.importorskip("moto.server")  # in the test extra: never skipped here
+moto_server = pytest.importorskip(
+    "moto.server", reason="needs the test extra (moto[server])"
+)  # in the test extra: never skipped here
 
 SECRET = "not-a-real-secret-key-0815"
 KEY_ID = "testing-key-id-0815"

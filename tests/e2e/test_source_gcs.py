@@ -16,7 +16,9 @@ from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
 from imagenet_prep.sample import SampleSpec, write_sample
 
-emulator = pytest.importorskip("gcp_storage_emulator.server")  # in the test extra: never skipped here
+emulator = pytest.importorskip(
+    "gcp_storage_emulator.server", reason="needs the test extra (gcp-storage-emulator)"
+)  # in the test extra: never skipped here
 OPTIONS = {"resize": "shorter", "size": 32, "workers": 1}
 
 

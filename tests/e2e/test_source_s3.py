@@ -13,7 +13,9 @@ from imagenet_prep.build import build
 from imagenet_prep.config import build_config
 from imagenet_prep.sample import SampleSpec, write_sample
 
-moto_server = pytest.importorskip("moto.server")  # in the test extra: never skipped here
+moto_server = pytest.importorskip(
+    "moto.server", reason="needs the test extra (moto[server])"
+)  # in the test extra: never skipped here
 
 OPTIONS = {"resize": "shorter", "size": 32, "workers": 1}
 SECRET = "not-a-real-secret-key-4711"
