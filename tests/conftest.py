@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,18 @@ os.environ["XDG_CACHE_HOME"] = str(_SESSION_CACHE / "xdg")
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _environment_per_module() -> Iterator[None]:
+    """Put back the process environment after each test file: distributed's LocalCluster sets OMP_NUM_THREADS=1,
+    OPENBLAS_NUM_THREADS=1, PYTHONHASHSEED... in this process, and every CLI process a later file starts would
+    inherit them (a single-threaded build forks its workers instead of starting the forkserver)."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
