@@ -171,7 +171,7 @@ class BuildConfig:
         special cases a derivation would change (the selection and the shard options reach it through the
         wnids and the unit fingerprints in ``extra``; beyond-1K keys count only when truthy, so min_images 0
         adds nothing; verify and output only when not at their default). The declarations give its image and
-        beyond-1K key sets; tests/test_options_declared.py compares it with a frozen copy of the old function."""
+        beyond-1K key sets; tests/unit/test_build_options.py compares it with a frozen copy of the old function."""
         decisive = {
             "splits": list(self.splits),
             "train_per_class": self.train_per_class,

@@ -3,7 +3,7 @@
     python scripts/gen_options_doc.py          # rewrite docs/options.md
     python scripts/gen_options_doc.py --check  # exit 1 when docs/options.md is stale
 
-tests/test_options_declared.py fails when the committed file differs from what this writes.
+tests/unit/test_build_options.py fails when the committed file differs from what this writes.
 """
 
 from __future__ import annotations

@@ -19,6 +19,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _environment_per_module() -> Iterator[None]:
+    """Put back the process environment after each test file: distributed's LocalCluster sets OMP_NUM_THREADS=1,
+    OPENBLAS_NUM_THREADS=1, PYTHONHASHSEED... in this process, and every CLI process a later file starts would
+    inherit them (a single-threaded build forks its workers instead of starting the forkserver)."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def quirky_release(tmp_path_factory: pytest.TempPathFactory):
     """A miniature release in the real format: 12 classes (Imagenette + dogs + quirk classes), quirk files."""
@@ -71,3 +83,13 @@ def s3_env(s3_endpoint: str) -> Iterator[dict[str, str]]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e/ is marked e2e, so the fast tier is `-m "not e2e and not slow"`."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)

@@ -102,7 +102,9 @@ __all__ = [
 
 FAST_MIN_PSNR_DB = 45.0  # stated bound: fast vs Pillow resize of the same decoded pixels (tests check it)
 DRAFT_GAP = 2.0  # JPEG draft decodes to >= this many times the output size (Pillow's thumbnail default gap)
-DRAFT_MIN_PSNR_DB = 33.0  # stated bound: draft vs full-decode output (tests/test_imaging.py checks it)
+DRAFT_MIN_PSNR_DB = (
+    33.0  # stated bound: draft vs full-decode output (tests/unit/image/test_process.py checks it)
+)
 RESIZE_REDUCING_GAP = 3.0  # Pillow: >= 3 is "indistinguishable from fair resampling" in most cases
 PNG_COMPRESS_LEVEL = 1
 WEBP_METHOD = 2
