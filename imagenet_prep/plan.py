@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .columns import PackedFiles, SampleBlock, SampleTable
 from .config import BuildConfig
 from .errors import InputError, UsageError
 from .outputs.base import Writer
-from .records import ClassSet, PackedFiles, Sample, SampleBlock, SampleTable, SourceFile, WorkUnit
+from .records import ClassSet, Sample, SourceFile, WorkUnit
 from .sources import Source, open_source
 from .sources.base import Runner
 from .taxonomy import classes

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from ..columns import sample_bytes
 from ..config import BuildConfig
 from ..executors import make_executor
 from ..image import ImageFailure, process_image
 from ..outputs import make_writer
 from ..plan import BuildPlan, make_plan
-from ..records import Sample, WorkUnit, sample_bytes
+from ..records import Sample, WorkUnit
 from ..sources import source_class
 
 SAMPLE_IMAGES = 24  # images processed for real to estimate the output size and time

@@ -22,8 +22,9 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ..columns import sample_locators
 from ..errors import BuildError, UsageError
-from ..records import UnitResult, WorkUnit, sample_locators
+from ..records import UnitResult, WorkUnit
 from ..worker import UnitJob, run_unit
 from .base import Executor, Progress
 

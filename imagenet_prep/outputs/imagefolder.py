@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from ..columns import sample_classes
 from ..image import ImageResult
 from ..io.atomic import write_bytes_atomic
-from ..records import ManifestRow, Sample, UnitResult, WorkUnit, sample_classes
+from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from . import labels
 from .base import CheckReport, Groups, UnitWriter, Writer
 from .manifest import write_boxes_csv, write_manifest

@@ -11,7 +11,7 @@ The sorted start makes the order independent of how the source grouped its files
 
 **Planned on columns.** A whole train split is 1.28M images: ``plan_shards`` orders, shuffles and cuts row
 numbers over the split's columns (``random.shuffle`` permutes by position only, so shuffling rows gives the
-samples' permutation) and makes each shard a ``records.SampleRows`` of its own rows, with no ``Sample`` per
+samples' permutation) and makes each shard a ``columns.SampleRows`` of its own rows, with no ``Sample`` per
 image; the same shards and fingerprints as planning ``Sample`` records (``shard_order``, ``cut_shards``), which
 a split with annotated or compressed samples still uses.
 
@@ -43,9 +43,10 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from ..columns import SampleRows, SampleTable
 from ..errors import UsageError
 from ..io.atomic import write_text_atomic
-from ..records import ManifestRow, Sample, SampleRows, SampleTable, UnitResult
+from ..records import ManifestRow, Sample, UnitResult
 from .base import Groups, Problems
 
 #: From this many rows a split's shards are gathered with numpy (see ``_SplitColumns.shards``).

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from ..columns import SampleTable
 from ..errors import ArchiveError
 from ..io.bytesource import ByteSource, open_byte_source
 from ..io.tar import member_header_problem
-from ..records import ByteLocation, Sample, SampleTable, SourceFile, WorkUnit
+from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 
 #: Runs ``function(*args)`` for each argument tuple, maybe in worker processes (the executor's ``map``).
 Runner = Callable[[Callable, Sequence[tuple]], list]

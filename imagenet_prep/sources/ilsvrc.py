@@ -13,12 +13,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from ..columns import PackedFiles
 from ..errors import InputError
 from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, TRAIN_TAR, VAL_TAR
 from ..io.bytesource import is_remote, open_byte_source
 from ..io.tar import ClassTar, TarMember, index_class_tar
 from ..io.tar_index import MemberColumns, TrainArchive, ValArchive
-from ..records import ByteLocation, PackedFiles, Sample, SourceFile
+from ..records import ByteLocation, Sample, SourceFile
 from . import devkit
 from .base import (
     FolderProbe,

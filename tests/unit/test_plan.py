@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from support import tars
 
+from imagenet_prep.columns import PackedFiles, SampleTable
 from imagenet_prep.config import build_config
 from imagenet_prep.io import tar_index
 from imagenet_prep.plan import choose, make_plan, natural_key, natural_order
-from imagenet_prep.records import PackedFiles, SampleTable, WorkUnit
+from imagenet_prep.records import WorkUnit
 from imagenet_prep.sample import SampleSpec, write_sample
 from imagenet_prep.sources.base import SplitIndex
 from imagenet_prep.sources.ilsvrc import IlsvrcSource, _stem, _stems_joined
@@ -228,7 +229,7 @@ def test_the_dry_run_reads_the_plan_from_its_columns(release, tmp_path):
     """The dry run's byte total, locators and spread sample come from the columns (a Sample per image of the
     whole set cost ~6 s and ~500 MB) and equal what the flattened samples give."""
     from imagenet_prep.build.dryrun import _spread
-    from imagenet_prep.records import sample_bytes, sample_locators
+    from imagenet_prep.columns import sample_bytes, sample_locators
 
     plan = _plan(release, tmp_path / "cache")
     assert any(isinstance(u.samples, SampleTable) for u in plan.units)  # columns and tuples both met

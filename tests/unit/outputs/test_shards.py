@@ -19,23 +19,22 @@ import pytest
 from support import tars
 
 from imagenet_prep.build import STATE_DIR, build
+from imagenet_prep.columns import (
+    PackedFiles,
+    SampleBlock,
+    SampleRows,
+    SampleTable,
+    sample_bytes,
+    sample_classes,
+    sample_locators,
+)
 from imagenet_prep.config import build_config
 from imagenet_prep.outputs import shard_writer as shard_writer_module
 from imagenet_prep.outputs import shards as shards_module
 from imagenet_prep.outputs import writer_for
 from imagenet_prep.outputs.shards import ShardSize, plan_shards
 from imagenet_prep.plan import make_plan
-from imagenet_prep.records import (
-    PackedFiles,
-    SampleBlock,
-    SampleRows,
-    SampleTable,
-    SourceFile,
-    WorkUnit,
-    sample_bytes,
-    sample_classes,
-    sample_locators,
-)
+from imagenet_prep.records import SourceFile, WorkUnit
 from imagenet_prep.sample import SampleSpec, write_sample
 
 
