@@ -159,10 +159,10 @@ def _source(value: Any, key: str) -> Path | str:
 
 
 def _out(value: Any, key: str) -> Path | str:
-    """--out: a folder, or an object-store URL kept as text (outputs/remote.py says which schemes it writes)."""
+    """--out: a folder, or an object-store URL kept as text (io/objectstore.py says which schemes it writes)."""
     value = text(value, key)
     if "://" in value:
-        from .outputs.remote import out_url
+        from .io.objectstore import out_url
 
         return out_url(value)
     return Path(value).expanduser()

@@ -46,7 +46,7 @@ class BuildConfig:
     source: Path | str  # a folder, or the URL of one (str: http(s)://..., read by Range requests)
     out: (
         Path | str
-    )  # a folder, or (shard outputs) an object-store URL: s3://bucket/prefix (outputs/remote.py)
+    )  # a folder, or (shard outputs) an object-store URL: s3://bucket/prefix (build/remote.py)
     splits: tuple[str, ...] = SPLITS
     subset: str | None = None
     classes: tuple[str, ...] | None = None  # wnids / names, or one entry naming a file of them

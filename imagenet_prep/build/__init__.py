@@ -1,7 +1,7 @@
 """The build: the orchestrator (orchestrator.py) and OUT's state: lock, fingerprint, done markers (state.py).
 
 ``build`` and ``BuildResult`` load on first use: the worker imports build.state, and the orchestrator imports
-the executors, which import the worker.
+the executors and the worker.
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ from ..outputs import Writer, writer_for
 from ..outputs.record import write_build_record
 from ..plan import BuildPlan, make_plan
 from ..records import ImageIssue, UnitResult, WorkUnit
-from ..worker import UnitJob
 from .state import (
     STATE_DIR,
     assign_shards,
@@ -48,6 +47,7 @@ from .state import (
     write_error,
     write_plan_state,
 )
+from .worker import UnitJob
 
 #: RUN_ONLY_KEYS (build_options.py: the executor, sharding and run-only groups) only change how a build runs, not
 #: what it writes: left out of the plan state, so every shard writes the same plan.json and ``finalize`` re-plans
@@ -100,15 +100,15 @@ def build(
 ) -> BuildResult:
     """Build the output described by ``config``. ``on_plan(plan, images_to_do)`` is called once planning is
     done (the CLI sizes its progress bar there); ``progress(n)`` is called as images finish."""
-    if isinstance(config.out, str):  # an object-store OUT: a staged local build, mirrored (outputs/remote.py)
-        from ..outputs.remote import build_remote
+    if isinstance(config.out, str):  # an object-store OUT: a staged local build, mirrored (build/remote.py)
+        from .remote import build_remote
 
         return build_remote(config, progress, on_plan)
     created = _would_create(config.out)
     running: list[bool] = []  # becomes [True] once units start: from then on OUT holds work worth keeping
     try:
         try:
-            return _build(config, progress, on_plan, running)
+            return build_into(config, progress, on_plan, running)
         except OSError as exc:
             # The parent's own writes (lock, state, folders, label maps, manifests, build.json): one clear line.
             raise write_error(exc, config.out) from None
@@ -151,13 +151,16 @@ def recorded_config(out: Path) -> dict[str, Any]:
     return values
 
 
-def _build(
+def build_into(
     config: BuildConfig,
     progress: Callable[[int], None] | None,
     on_plan: Callable[[BuildPlan, int], None] | None,
     running: list[bool],
     writer: Writer | None = None,
 ) -> BuildResult:
+    """Build into the local folder ``config.out`` with ``writer`` (default: the config's own); ``running`` gets
+    True appended once units start. ``build`` calls it for a folder, ``build.remote.build_remote`` for its
+    staging folder with the object-store writer wrapped around the shard writer."""
     started = time.perf_counter()
     out = Path(config.out)
     writer = writer or writer_for(config)

@@ -12,11 +12,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 from ..records import UnitResult, WorkUnit
-from ..worker import UnitJob
 
 Progress = Callable[[int], None]
+
+
+class UnitJob(Protocol):
+    """What an executor runs each unit with (``build.worker.UnitJob``): picklable, sent to every worker. A
+    protocol, so that executors sit below the build and import no worker (nor its image and writer modules)."""
+
+    @property
+    def out(self) -> str: ...
+
+    def run(self, unit: WorkUnit, tick: Callable[[], None] | None = None) -> UnitResult:
+        """Process ``unit`` and write its done marker; ``tick()`` once per finished image."""
+        ...
 
 
 class Executor(ABC):

@@ -4,7 +4,8 @@
 ``dask worker`` processes, or dask-jobqueue on SLURM/PBS); ``--scheduler local:N`` starts a LocalCluster of N
 worker processes with one thread each (no ``--scheduler``: ``local:<--workers>``).
 
-- A unit is one task (``worker.run_unit``, which writes the unit's done marker after its output is committed).
+- A unit is one task (``UnitJob.run``: ``build.worker.run_unit``, which writes the unit's done marker after
+  its output is committed).
   Only the small records travel: the unit and a ``UnitJob``; each worker reads its own image bytes.
 - A worker that dies mid-unit: the scheduler runs its unit again elsewhere (Dask's ``allowed-failures``); the
   rewrite is atomic per file and the done marker comes last, so the output is the same bytes. A unit that
@@ -25,8 +26,7 @@ from typing import Any
 from ..columns import sample_locators
 from ..errors import BuildError, UsageError
 from ..records import UnitResult, WorkUnit
-from ..worker import UnitJob, run_unit
-from .base import Executor, Progress
+from .base import Executor, Progress, UnitJob
 
 RETRIES = 2  # retries of a unit that raised (a dead worker is handled by the scheduler, not counted here)
 CONNECT_TIMEOUT = "30s"
@@ -140,7 +140,7 @@ class DaskExecutor(Executor):
         futures = []
         for unit in ordered:
             future = self.client.submit(
-                run_unit, unit, job, key=f"imagenet-prep-{run}-{unit.unit_id}", pure=False, retries=RETRIES
+                job.run, unit, key=f"imagenet-prep-{run}-{unit.unit_id}", pure=False, retries=RETRIES
             )
             sizes[future.key] = len(unit.samples)
             unit_ids[future.key] = unit.unit_id

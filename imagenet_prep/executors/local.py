@@ -29,8 +29,7 @@ from typing import Any
 
 from ..errors import BuildError
 from ..records import UnitResult, WorkUnit
-from ..worker import UnitJob, run_unit
-from .base import Executor, Progress
+from .base import Executor, Progress, UnitJob
 
 TICK_EVERY = 0.1  # seconds between progress publications (the parent polls every 0.2 s)
 # A build with at most this many images runs in this process: handing it to the pool (whose workers may still
@@ -61,7 +60,7 @@ def _flush_ticks() -> None:
 
 def _run_unit_counting(unit: WorkUnit, job: UnitJob) -> UnitResult:
     try:
-        return run_unit(unit, job, _tick)
+        return job.run(unit, _tick)
     finally:
         _flush_ticks()
 
@@ -128,7 +127,8 @@ def start_forkserver() -> Any:
     meant for this process never prints a traceback from the forkserver's imports.
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["imagenet_prep.executors.local"])
+    # The worker by name: this layer imports no build module (the job's class, build.worker.UnitJob, runs there).
+    context.set_forkserver_preload(["imagenet_prep.executors.local", "imagenet_prep.build.worker"])
     from multiprocessing import forkserver, resource_tracker
 
     # The resource tracker first: starting it unblocks SIGINT (it restores no mask), so it must not start
@@ -195,7 +195,7 @@ class LocalExecutor(Executor):
         if self.workers <= 1 or sum(len(unit.samples) for unit in units) <= IN_PROCESS_MAX:
             tick = (lambda: progress(1)) if progress is not None else None
             for unit in units:
-                yield run_unit(unit, job, tick)
+                yield job.run(unit, tick)
             return
         pool = self._started()
         reported = 0

@@ -27,7 +27,7 @@ SCHEMES = ("s3", "gs")
 _CLIENTS = {"s3": "s3fs", "gs": "gcsfs"}
 
 
-def _filesystem(protocol: str, what: str = "--source") -> Any:
+def filesystem(protocol: str, what: str = "--source") -> Any:
     client = _CLIENTS.get(protocol, protocol)
     try:
         import fsspec
@@ -76,7 +76,7 @@ class ObjectByteSource:
     @property
     def fs(self) -> Any:
         if self._fs is None:
-            self._fs = _filesystem(self.protocol)
+            self._fs = filesystem(self.protocol)
         return self._fs
 
     def _info(self) -> None:
@@ -176,6 +176,24 @@ class ObjectByteSource:
 
 def object_exists(url: str) -> bool:
     try:
-        return bool(_filesystem(url.split("://", 1)[0].lower()).exists(url))
+        return bool(filesystem(url.split("://", 1)[0].lower()).exists(url))
     except (OSError, ValueError) as exc:
         raise ArchiveError(f"Cannot reach {url}: {exc}.") from None
+
+
+#: the URL schemes ``--out`` writes to (shard outputs staged and uploaded: build/remote.py)
+OUT_SCHEMES = ("s3",)
+
+
+def out_url(value: str) -> str:
+    """``--out`` given as a URL: an object-store prefix we can write (``s3://bucket/prefix``), else a usage error."""
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in OUT_SCHEMES:
+        raise UsageError(
+            f"--out {value}: builds write to a local folder or to s3://bucket/prefix (wds/parquet shards), not to "
+            f"{scheme}://. Give a folder, or build locally and copy the result."
+        )
+    bucket = rest.strip("/").split("/", 1)[0]
+    if not bucket:
+        raise UsageError(f"--out {value}: name a bucket (s3://bucket/prefix).")
+    return f"{scheme.lower()}://{rest.strip('/')}"

@@ -49,12 +49,12 @@ def gcs() -> Iterator[str]:
 
 
 def test_a_build_from_gcs_gives_the_local_tree(gcs, tmp_path):
-    from imagenet_prep.io.objectstore import ObjectByteSource, _filesystem
+    from imagenet_prep.io.objectstore import ObjectByteSource, filesystem
 
     release = write_sample(
         tmp_path / "release", SampleSpec(classes=3, train_per_class=3, val_per_class=2, seed=21)
     )
-    fs = _filesystem("gs")
+    fs = filesystem("gs")
     archives = 0
     for path in release.root.iterdir():
         if path.is_file():

@@ -11,13 +11,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .build.state import disk_full, marker_path, write_marker
-from .errors import ArchiveError, BuildError
-from .image import ImageFailure, ImageOptions, process_image
-from .io.atomic import DISK_FULL_ERRNOS
-from .outputs.base import Writer, written_files
-from .records import ImageIssue, ManifestRow, UnitResult, WorkUnit
-from .sources import source_class
+from ..errors import ArchiveError, BuildError
+from ..image import ImageFailure, ImageOptions, process_image
+from ..io.atomic import DISK_FULL_ERRNOS
+from ..outputs.base import Writer, written_files
+from ..records import ImageIssue, ManifestRow, UnitResult, WorkUnit
+from ..sources import source_class
+from .state import disk_full, marker_path, write_marker
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class UnitJob:
     out: str
     image: ImageOptions
     writer: Writer
+
+    def run(self, unit: WorkUnit, tick: Callable[[], None] | None = None) -> UnitResult:
+        """Run ``unit`` (see :func:`run_unit`): what an executor calls, so executors import no worker."""
+        return run_unit(unit, self, tick)
 
 
 def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = None) -> UnitResult:
@@ -49,7 +53,7 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
                 else:
                     if sample.boxes or sample.extra:
                         # Annotations: boxes reach the writer in OUTPUT pixels; the row carries them and extras.
-                        from .annotations import to_output
+                        from ..annotations import to_output
 
                         size = (result.source_width, result.source_height)
                         sample = to_output(sample, *size, job.image, counters)
