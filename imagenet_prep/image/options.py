@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 class ResizeMode(str, Enum):
@@ -44,6 +45,8 @@ class ResampleFilter(str, Enum):
 
     @property
     def pillow(self) -> Image.Resampling:
+        from PIL import Image  # here: the options (a config, --help) import no Pillow
+
         return Image.Resampling[self.name]
 
 

@@ -23,10 +23,10 @@ from dataclasses import Field, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..image import ImageResult
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 
 if TYPE_CHECKING:
+    from ..image import ImageResult
     from ..plan import BuildPlan
 
 Groups = list[tuple[str, Sequence[Sample]]]  # a unit's samples: a tuple, a SampleTable or SampleRows

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from ..columns import sample_classes
-from ..image import ImageResult
 from ..io.atomic import write_bytes_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from . import labels
@@ -20,6 +19,7 @@ from .base import CheckReport, Groups, UnitWriter, Writer
 from .manifest import write_boxes_csv, write_manifest
 
 if TYPE_CHECKING:
+    from ..image import ImageResult
     from ..plan import BuildPlan
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import UsageError
-from ..image import ImageResult
 from ..io.atomic import write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from .base import CheckReport, Problems
@@ -35,6 +34,7 @@ from .shard_writer import ShardUnit, ShardWriter
 from .shards import check_image, check_label_maps, check_recorded_sizes, read_shard_manifest
 
 if TYPE_CHECKING:
+    from ..image import ImageResult
     from ..plan import BuildPlan
 
 DATA_DIR = "data"

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
-from ..image import ImageResult
 from ..io.atomic import write_bytes_atomic, write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from .base import CheckReport, Problems
@@ -36,6 +35,7 @@ from .shard_writer import ShardUnit, ShardWriter
 from .shards import check_image, check_label_maps, check_recorded_sizes, read_shard_manifest, wds_key
 
 if TYPE_CHECKING:
+    from ..image import ImageResult
     from ..plan import BuildPlan
 
 SHARD_PREFIX = "imagenet"

@@ -18,6 +18,7 @@ from imagenet_prep import classes
 
 PROBE = """
 import json, sys
+HEAVY = ("numpy", "PIL", "pyarrow", "dask", "distributed", "fsspec")
 from imagenet_prep.cli import main
 sys.argv = ["imagenet-prep", *json.loads(sys.argv[1])]
 try:
@@ -28,6 +29,7 @@ except SystemExit as exc:
 print("\\n@@PROBE@@" + json.dumps({
     "code": code,
     "nltk": sorted(name for name in sys.modules if name == "nltk" or name.startswith("nltk.")),
+    "heavy": sorted(name for name in sys.modules if name.split(".")[0] in HEAVY),
     "imagenet_prep": sorted(name for name in sys.modules if name.startswith("imagenet_prep")),
 }))
 """
@@ -82,6 +84,7 @@ def test_leaves_under_dog_come_from_the_bundled_hierarchy() -> None:
 
 SELECT_PROBE = """
 import json, sys
+HEAVY = ("numpy", "PIL", "pyarrow", "dask", "distributed", "fsspec")
 from pathlib import Path
 from imagenet_prep import classes
 from imagenet_prep.config import BuildConfig
@@ -123,6 +126,7 @@ def test_queries_beyond_the_bundle_still_need_wordnet(query: str) -> None:
 def test_help_imports_no_library_modules() -> None:
     _, report = probe("--help")
     assert report["code"] == 0
+    assert report["heavy"] == []
     loaded = set(report["imagenet_prep"])
     assert not loaded & {
         "imagenet_prep.taxonomy.synsets",
@@ -150,3 +154,47 @@ def test_console_script_help() -> None:
     assert result.returncode == 0
     for command in ("synsets", "wordnet"):
         assert command in result.stdout
+
+
+HEAVY = ("numpy", "PIL", "pyarrow", "dask", "distributed", "fsspec", "nltk")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from imagenet_prep.outputs import WRITERS",
+        "from imagenet_prep.executors import EXECUTORS",
+        "from imagenet_prep.sources import SOURCES",
+    ],
+)
+def test_registries_are_cheap_to_import(statement: str) -> None:
+    """The help lists come from the registries: importing one loads no worker, image processing, Pillow,
+    numpy, pyarrow or Dask (each entry's heavy module loads when it runs)."""
+    code = f"{statement}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout))
+    assert not {name for name in loaded if name.split(".")[0] in HEAVY}
+    assert not loaded & {"imagenet_prep.build.worker", "imagenet_prep.image.process", "imagenet_prep.plan"}
+
+
+def test_the_registry_probe_sees_pillow_when_it_is_imported() -> None:
+    """Positive control: the processing names of the image package do load Pillow, and the same check sees it."""
+    code = "from imagenet_prep.image import process_image\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "PIL.Image" in json.loads(result.stdout)
+
+
+def test_build_help_imports_no_heavy_library() -> None:
+    """`build --help` lists layouts, outputs, executors and resize modes from the registries, and stays cheap."""
+    _, report = probe("build", "--help")
+    assert report["code"] == 0, report["stderr"]
+    loaded = set(report["imagenet_prep"])
+    assert not loaded & {
+        "imagenet_prep.build.worker",
+        "imagenet_prep.build.orchestrator",
+        "imagenet_prep.image.process",
+        "imagenet_prep.plan",
+    }
+    assert report["nltk"] == [] and report["heavy"] == []
