@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 # Public name -> module. Every entry exists (a test imports each one).
 _LAZY_SUBMODULES = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -536,22 +536,6 @@ RUN_ONLY_KEYS: tuple[str, ...] = tuple(option.key for option in OPTIONS if optio
 VALID_KEYS: tuple[str, ...] = tuple(sorted(BY_KEY))
 
 
-def default_of(option: Option) -> Any:
-    """The option's default: its BuildConfig (image: ImageOptions) field default (imports the config)."""
-    from dataclasses import MISSING, fields
-
-    from .config import BuildConfig
-    from .image import ImageOptions
-
-    owner = ImageOptions if option.group == "image" else BuildConfig
-    for field in fields(owner):
-        if field.name == option.key:
-            if field.default is not MISSING:
-                return field.default
-            return None  # source and out: required
-    raise LookupError(option.key)
-
-
 def recorded(value: Any) -> Any:
     """A config value as build.json records it (JSON: enums by value, tuples as lists, paths as text)."""
     if hasattr(value, "value"):
@@ -561,24 +545,3 @@ def recorded(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def command_words(config: Mapping[str, Any], out: Path | str | None = None, every: bool = False) -> list[str]:
-    """The ``build`` flags that reproduce a recorded config (build.json's ``config``): every option the repair
-    repeats (``every``: every option), unless it is at its default."""
-    words: list[str] = []
-    for option in OPTIONS:
-        value = out if option.key == "out" and out is not None else config.get(option.key)
-        if option.key in ("source", "out"):
-            words += [option.flag, str(value or option.key.upper())]
-            continue
-        if not (option.repair or every) or value is None or value == recorded(default_of(option)):
-            continue
-        if option.cli_type is bool:
-            if value:
-                words.append(option.flag)
-            elif option.negative:
-                words.append(option.negative)
-        else:
-            words += [option.flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
-    return words

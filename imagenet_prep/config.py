@@ -17,7 +17,7 @@ import json
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from .build_options import (
     OPTIONS,
     SPLITS,
     VALID_KEYS,
+    Option,
     parse_size,
     recorded,
 )
@@ -44,9 +45,7 @@ class BuildConfig:
     """Everything that decides what a build writes (plus how it runs: workers, allow_skips, overwrite)."""
 
     source: Path | str  # a folder, or the URL of one (str: http(s)://..., read by Range requests)
-    out: (
-        Path | str
-    )  # a folder, or (shard outputs) an object-store URL: s3://bucket/prefix (build/remote.py)
+    out: Path | str  # a folder, or (shard outputs) an object-store URL: s3://bucket/prefix (build/remote.py)
     splits: tuple[str, ...] = SPLITS
     subset: str | None = None
     classes: tuple[str, ...] | None = None  # wnids / names, or one entry naming a file of them
@@ -70,7 +69,7 @@ class BuildConfig:
     # Beyond ImageNet-1K (README "ImageNet-21K", "Bounding boxes", "Evaluation sets"):
     label_space: str | None = None  # a named label space: labels are positions in it
     holdout: int | None = None  # val = N images per class held out of train (sources without a val split)
-    recipe: str | None = None  # a published processing recipe (recipes_21k.RECIPES), e.g. imagenet21k-p
+    recipe: str | None = None  # a published processing recipe (config.RECIPES), e.g. imagenet21k-p
     min_images: int | None = None  # keep only classes with MORE than N images (the recipe's threshold)
     real_labels: bool = False  # val manifest gains a real_labels column (ReaL, ILSVRC2012 val)
     boxes: bool = False  # write boxes.csv from the ILSVRC2012 bounding-box archives
@@ -98,8 +97,6 @@ class BuildConfig:
         if self.workers < 0:
             raise UsageError(f"workers must be 0 (all cores) or more (got {self.workers}).")
         if self.recipe is not None:
-            from .recipes_21k import recipe
-
             recipe(self.recipe)  # an unknown recipe is a UsageError naming the known ones
         for name in ("holdout", "min_images"):
             value = getattr(self, name)
@@ -378,3 +375,66 @@ def _source_text(source: Path | str) -> str:
 
         return redact(source)
     return str(source.resolve())
+
+
+# ------------------------------------------------------------------------------------------------ recipes
+# What a recipe name means as build defaults is configuration (validated with the config); how it splits and
+# keeps classes is the plan's (plan/recipes.py).
+MIIL_MIN_IMAGES = 500  # a class is kept when it has MORE than this many images
+MIIL_VAL_PER_CLASS = 50
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A published processing recipe as build defaults: classes with more than ``min_images`` images, val =
+    the first ``val_per_class`` names per class in C-collation order (``config`` keys override both)."""
+
+    name: str
+    min_images: int
+    val_per_class: int
+
+
+# The image options are the config file's (configs/imagenet21k-p.yaml: resize squish, size 224).
+RECIPES = {"imagenet21k-p": Recipe("imagenet21k-p", MIIL_MIN_IMAGES, MIIL_VAL_PER_CLASS)}
+
+
+def recipe(name: str) -> Recipe:
+    found = RECIPES.get(name.strip().lower())
+    if found is None:
+        raise UsageError(f"Unknown recipe '{name}': use one of {', '.join(RECIPES)}.")
+    return found
+
+
+# ------------------------------------------------------------------------------------------- declared options
+# What needs both the declarations (build_options.py) and the config's field defaults lives here, so that the
+# declarations import no config.
+def default_of(option: Option) -> Any:
+    """The option's default: its BuildConfig (image: ImageOptions) field default."""
+    owner = ImageOptions if option.group == "image" else BuildConfig
+    for declared in fields(owner):
+        if declared.name == option.key:
+            if declared.default is not MISSING:
+                return declared.default
+            return None  # source and out: required
+    raise LookupError(option.key)
+
+
+def command_words(config: Mapping[str, Any], out: Path | str | None = None, every: bool = False) -> list[str]:
+    """The ``build`` flags that reproduce a recorded config (build.json's ``config``): every option the repair
+    repeats (``every``: every option), unless it is at its default."""
+    words: list[str] = []
+    for option in OPTIONS:
+        value = out if option.key == "out" and out is not None else config.get(option.key)
+        if option.key in ("source", "out"):
+            words += [option.flag, str(value or option.key.upper())]
+            continue
+        if not (option.repair or every) or value is None or value == recorded(default_of(option)):
+            continue
+        if option.cli_type is bool:
+            if value:
+                words.append(option.flag)
+            elif option.negative:
+                words.append(option.negative)
+        else:
+            words += [option.flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return words

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from imagenet_prep.build_options import GROUPS, OPTIONS, Option, default_of, recorded
+from imagenet_prep.build_options import GROUPS, OPTIONS, Option, recorded
+from imagenet_prep.config import default_of
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "options.md"
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..build_options import OPTIONS, RUN_ONLY_KEYS, VALID_KEYS, default_of, recorded
-from ..config import BuildConfig, build_config
+from ..build_options import OPTIONS, RUN_ONLY_KEYS, VALID_KEYS, recorded
+from ..config import BuildConfig, build_config, default_of
 from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError, UsageError
 from ..executors import Executor, make_executor
 from ..outputs import Writer, writer_for

@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any, cast
 from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError, UsageError
 from ..io.atomic import TMP_MARK
 from ..outputs import shard_outputs, writer_for
-from ..outputs.remote import PULLED, STATE, RemoteWriter, fs_for, list_objects, upload
+from ..outputs.base import STATE_DIR
+from ..outputs.remote import PULLED, RemoteWriter, fs_for, list_objects, upload
 from .state import write_error
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def _pid_gone(pid: int) -> bool:
 
 @contextlib.contextmanager
 def _bucket_lock(fs: Any, url: str) -> Iterator[None]:
-    key = f"{url}/{STATE}/lock"
+    key = f"{url}/{STATE_DIR}/lock"
     body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}).encode()
     for attempt in range(2):
         try:
@@ -124,22 +125,25 @@ def _bucket_lock(fs: Any, url: str) -> Iterator[None]:
 def _pull(fs: Any, url: str, staging: Path) -> dict[str, int]:
     """The bucket's state and done markers into staging; the listing of every object (step 2)."""
     listing = list_objects(fs, url)
-    state = [rel for rel in listing if rel.startswith(f"{STATE}/")]
-    if f"{STATE}/state.json" not in listing:
+    state = [rel for rel in listing if rel.startswith(f"{STATE_DIR}/")]
+    if f"{STATE_DIR}/state.json" not in listing:
         foreign = sorted(rel for rel in listing if rel not in state)
         if foreign:
             raise UsageError(
                 f"The output prefix {url} is not empty ({', '.join(foreign[:5])}) and holds no build of ours. "
                 "Use another --out prefix."
             )
-    pulled = {f"{STATE}/{name}" for name in PULLED}
+    pulled = {f"{STATE_DIR}/{name}" for name in PULLED}
     wanted = [
         rel
         for rel in state
-        if rel in pulled or rel.startswith(f"{STATE}/done/") and rel.endswith(".json") and rel.count("/") == 2
+        if rel in pulled
+        or rel.startswith(f"{STATE_DIR}/done/")
+        and rel.endswith(".json")
+        and rel.count("/") == 2
     ]
     contents = fs.cat([f"{url}/{rel}" for rel in wanted]) if wanted else {}  # fetched concurrently
-    (staging / STATE / "done").mkdir(parents=True, exist_ok=True)
+    (staging / STATE_DIR / "done").mkdir(parents=True, exist_ok=True)
     for rel in wanted:
         data = contents.get(f"{url}/{rel}", contents.get(f"{url}/{rel}".split("://", 1)[1]))
         if isinstance(data, bytes):
@@ -153,7 +157,7 @@ def _push_final(fs: Any, url: str, staging: Path) -> None:
         path
         for path in staging.rglob("*")
         if path.is_file()
-        and STATE not in path.relative_to(staging).parts
+        and STATE_DIR not in path.relative_to(staging).parts
         and not path.name.startswith(TMP_MARK)
         and path.name != "build.json"
     )

@@ -23,12 +23,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
 
-from .. import __version__
 from ..errors import BuildError, InputError, OutputLockedError, UsageError
 from ..io.atomic import DISK_FULL_ERRNOS, TMP_MARK, write_text_atomic
+from ..outputs.base import STATE_DIR
 from ..records import ImageIssue, ManifestRow, UnitResult, WorkUnit
+from ..version import __version__
 
-STATE_DIR = ".imagenet-prep"
 # A marker's rows and issues hold their records' fields in declaration order (an empty tuple left out of a
 # row): what dataclasses.asdict gave, read field by field (asdict deep-copies every value, at ~20 us a row).
 _ROW_FIELDS = tuple(f.name for f in fields(ManifestRow))
@@ -121,22 +121,6 @@ def _row(fields: dict) -> ManifestRow:
     extra = tuple((str(k), str(v)) for k, v in fields.pop("extra", ()))
     boxes = tuple((str(b[0]), *map(float, b[1:])) for b in fields.pop("boxes", ()))
     return ManifestRow(**fields, extra=extra, boxes=boxes)  # type: ignore[arg-type]
-
-
-def recorded_file_sizes(out: Path) -> dict[str, int]:
-    """Every file the done markers in OUT record, with its size (for ``check``; empty when none are recorded)."""
-    sizes: dict[str, int] = {}
-    done = out / STATE_DIR / "done"
-    if not done.is_dir():
-        return sizes
-    with os.scandir(done) as entries:
-        for entry in entries:
-            if not entry.name.endswith(".json") or entry.name.startswith(TMP_MARK):
-                continue
-            with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
-                files = json.loads(Path(entry.path).read_text()).get("files") or {}
-                sizes.update({str(rel): int(size) for rel, size in files.items()})
-    return sizes
 
 
 # --------------------------------------------------------------------------------------------------- lock

@@ -53,7 +53,7 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
                 else:
                     if sample.boxes or sample.extra:
                         # Annotations: boxes reach the writer in OUTPUT pixels; the row carries them and extras.
-                        from ..annotations import to_output
+                        from ..plan.annotations import to_output
 
                         size = (result.source_width, result.source_height)
                         sample = to_output(sample, *size, job.image, counters)

@@ -11,8 +11,8 @@ import sys
 import typer
 from typer.core import TyperCommand
 
-from .. import __version__
 from ..errors import ImagenetPrepError
+from ..version import __version__
 from . import archives_cmd, build_cmd, inspect_cmd, options, sample_cmd, synsets_cmd
 
 app = typer.Typer(

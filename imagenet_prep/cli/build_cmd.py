@@ -296,7 +296,7 @@ def check_command(
 
 def _published_notes(out: Path) -> list[str]:
     """How a recipe build's counts compare with the published ones (from its build.json); [] otherwise."""
-    from ..recipes_21k import published_notes
+    from ..plan.recipes import published_notes
 
     try:
         record = json.loads((Path(out) / "build.json").read_text(encoding="utf-8"))

@@ -47,7 +47,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of te
 
 
 def _use(wordnet_dir: Path | None) -> None:
-    from .. import synsets
+    from ..taxonomy import synsets
 
     if wordnet_dir is not None:
         synsets.use_wordnet(wordnet_dir)
@@ -104,7 +104,7 @@ def show_command(
 
       imagenet-prep synsets show crane --json
     """
-    from .. import synsets
+    from ..taxonomy import synsets
 
     _use(wordnet_dir)
     records: list[dict[str, Any]] = []
@@ -148,7 +148,7 @@ def search_command(
 
       imagenet-prep synsets search "sea lion" --all-wordnet --json
     """
-    from .. import synsets
+    from ..taxonomy import synsets
 
     _use(wordnet_dir)
     found = synsets.search(text, all_wordnet=all_wordnet, limit=limit + 1 if limit else None)
@@ -206,7 +206,7 @@ def tree_command(
 
       imagenet-prep synsets tree dog.n.01 --depth 2
     """
-    from .. import synsets
+    from ..taxonomy import synsets
 
     _use(wordnet_dir)
     paths = synsets.hypernym_paths(query)
@@ -237,7 +237,7 @@ def leaves_command(
 
       imagenet-prep synsets leaves bird.n.01 cat.n.01 --long
     """
-    from .. import classes, synsets
+    from ..taxonomy import classes, synsets
 
     _use(wordnet_dir)
     wnids = sorted({wnid for query in queries for wnid in synsets.imagenet_leaves(query)})
@@ -260,8 +260,8 @@ def status_command(
 
     Example: imagenet-prep wordnet status --wordnet /usr/share/wordnet
     """
-    from .. import wordnet
     from ..errors import WordNetError
+    from ..taxonomy import wordnet
 
     state = wordnet.status(wordnet_dir)
     if not state.ok:
@@ -293,7 +293,7 @@ def install_command(
 
       imagenet-prep wordnet install
     """
-    from .. import wordnet
+    from ..taxonomy import wordnet
 
     location = wordnet.install(from_dir)
     typer.echo(f"WordNet {location.version} ready in {location.nltk_root} (from {location.origin}).")

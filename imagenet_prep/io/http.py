@@ -23,8 +23,8 @@ from requests.auth import AuthBase
 from requests.utils import get_netrc_auth
 from urllib3.util.retry import Retry
 
-from .. import __version__
 from ..errors import ArchiveError, UsageError
+from ..version import __version__
 from .spool import Spool, SpoolWriter
 
 USER_ENV = "IMAGENET_PREP_USER"

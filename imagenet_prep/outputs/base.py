@@ -16,6 +16,8 @@ Optional hooks are declared on the bases with their defaults (``Writer.files_int
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -23,6 +25,7 @@ from dataclasses import Field, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..io.atomic import TMP_MARK
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 
 if TYPE_CHECKING:
@@ -137,3 +140,25 @@ class Writer(ABC):
         """Whether a finished unit's recorded files are in place (else the build runs it again). Default: stat
         them under OUT; a writer whose files live elsewhere (an object store) asks there."""
         return local_files_intact(out, result)
+
+
+# ------------------------------------------------------------------------------------------ OUT's state folder
+#: OUT's state folder (lock, state.json, done markers): the build (build/state.py) writes it; a writer's check
+#: reads the file sizes its done markers record.
+STATE_DIR = ".imagenet-prep"
+
+
+def recorded_file_sizes(out: Path) -> dict[str, int]:
+    """Every file the done markers in OUT record, with its size (for ``check``; empty when none are recorded)."""
+    sizes: dict[str, int] = {}
+    done = out / STATE_DIR / "done"
+    if not done.is_dir():
+        return sizes
+    with os.scandir(done) as entries:
+        for entry in entries:
+            if not entry.name.endswith(".json") or entry.name.startswith(TMP_MARK):
+                continue
+            with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+                files = json.loads(Path(entry.path).read_text()).get("files") or {}
+                sizes.update({str(rel): int(size) for rel, size in files.items()})
+    return sizes

@@ -19,9 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from ..build.state import recorded_file_sizes
 from ..errors import InputError
-from .base import CheckReport, Problems
+from .base import CheckReport, Problems, recorded_file_sizes
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")  # what `imagenet-prep build` writes
 

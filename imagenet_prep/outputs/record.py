@@ -10,10 +10,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..io.atomic import write_text_atomic
 from ..records import ImageIssue
 from ..sources.base import SourceRecord
+from ..version import __version__
 
 HASH_LIMIT = 1 << 30  # archives up to 1 GiB are hashed once for build.json; larger ones need `verify`
 
@@ -106,7 +106,7 @@ def rebuild_command(config: Mapping[str, Any], out: Path | str | None = None) ->
     units whose files are missing or changed."""
     import shlex
 
-    from ..build_options import command_words
+    from ..config import command_words
 
     return shlex.join(["imagenet-prep", "build", *command_words(config, out)])
 

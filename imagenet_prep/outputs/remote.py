@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import BuildError
 from ..io.objectstore import filesystem
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
-from .base import CheckReport, Groups, UnitWriter, Writer
+from .base import STATE_DIR, CheckReport, Groups, UnitWriter, Writer
 
 if TYPE_CHECKING:
     from ..image import ImageResult
     from ..plan import BuildPlan
 
-STATE = ".imagenet-prep"
 PULLED = ("state.json",)  # state files a resumed build needs (besides the done markers)
 
 
@@ -67,7 +66,7 @@ class RemoteUnit(UnitWriter):
 
     def published(self, marker: Path) -> None:
         """Upload the done marker (written after the unit's objects are in the bucket)."""
-        rel = f"{STATE}/done/{marker.name}"
+        rel = f"{STATE_DIR}/done/{marker.name}"
         upload(fs_for(self._url), str(marker), f"{self._url}/{rel}", marker.stat().st_size)
 
 
@@ -106,8 +105,8 @@ class RemoteWriter(Writer):
         # state.json (the fingerprint) goes up before any unit runs: a killed build's re-run recognises the prefix.
         fs = fs_for(self.url)
         for name in PULLED:
-            path = out / STATE / name
-            upload(fs, str(path), f"{self.url}/{STATE}/{name}", path.stat().st_size)
+            path = out / STATE_DIR / name
+            upload(fs, str(path), f"{self.url}/{STATE_DIR}/{name}", path.stat().st_size)
 
     def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
         return self.inner.work_dirs(units)

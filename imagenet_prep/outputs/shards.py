@@ -47,7 +47,7 @@ from ..columns import SampleRows, SampleTable
 from ..errors import UsageError
 from ..io.atomic import write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult
-from .base import Groups, Problems
+from .base import Groups, Problems, recorded_file_sizes
 
 #: From this many rows a split's shards are gathered with numpy (see ``_SplitColumns.shards``).
 NUMPY_ROWS = 200_000
@@ -183,7 +183,7 @@ class _SplitColumns:
     def of(cls, split: str, groups: Groups) -> _SplitColumns | None:
         """The columns of ``groups``, or None when a sample does not fit them (boxes, extra columns, another
         split, compressed bytes, a zip's raw size): that split is planned as Samples."""
-        from ..plan import natural_order  # the plan imports the writers: not at import time
+        from ..plan.sampling import natural_order
 
         suffixes: set[str | None] = set()
         for _, group in groups:  # first: does every sample fit, and is every name its key + one suffix?
@@ -277,7 +277,7 @@ class _SplitColumns:
         """The rows in shard_order's order: train by (wnid, natural key), stable, then the seeded permutation
         (random.shuffle draws by position only, so shuffling the rows permutes them as it did the samples);
         other splits by (natural key, wnid), stable."""
-        from ..plan import natural_key, natural_order
+        from ..plan.sampling import natural_key, natural_order
 
         ordered = array("q")
         if self.split == "train":
@@ -574,7 +574,6 @@ def check_image(data: bytes, row: dict[str, str], where: str, decode: bool, prob
 def check_recorded_sizes(out: Path, problems: Problems) -> None:
     """Every file the done markers recorded (shards, indexes) against its size now, one stat each: a truncated,
     emptied or deleted shard is found without reading it (the repair: the same build command)."""
-    from ..build.state import recorded_file_sizes
 
     for rel, size in sorted(recorded_file_sizes(out).items()):
         if rel.startswith("/") or ".." in rel.split("/"):

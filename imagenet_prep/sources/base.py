@@ -125,7 +125,7 @@ class SourceBase(ABC):
         return LocationReader(unit)
 
 
-#: The type every layout has (the name plan.py and the protocols in docs/architecture.md use).
+#: The type every layout has (the name the plan and the protocols in docs/architecture.md use).
 Source = SourceBase
 
 

@@ -8,7 +8,7 @@
   ``class-tars.index.json`` beside them, or in the tool's cache folder, per tar by size and mtime_ns).
 
 Neither has a val split: ``--holdout N`` or a recipe (``--recipe imagenet21k-p``) takes one out of train (see
-plan.py). Their classes are 21K classes (``class_space``): a build takes every class the source holds, named by
+plan). Their classes are 21K classes (``class_space``): a build takes every class the source holds, named by
 the bundled 21K display names; ``--label-space`` puts them in a named label space.
 """
 

@@ -15,7 +15,7 @@ from imagenet_prep.build import build
 from imagenet_prep.config import build_config, read_config_file
 from imagenet_prep.image import ImageOptions, target_size
 from imagenet_prep.outputs import check_output
-from imagenet_prep.recipes_21k import c_sorted, holdout_split, keep_class, published_notes
+from imagenet_prep.plan.recipes import c_sorted, holdout_split, keep_class, published_notes
 from imagenet_prep.sample.imagenet21k import DEFAULT_21K_CLASSES, write_fall11, write_winter21
 from imagenet_prep.taxonomy.imagenet21k import bundled_names, label_space
 

@@ -25,7 +25,7 @@ from imagenet_prep.errors import ArchiveError, BuildError
 from imagenet_prep.io.tar_index import read_cache_document, write_cache_document
 from imagenet_prep.outputs import check_output
 from imagenet_prep.plan import make_plan
-from imagenet_prep.recipes_21k import c_sorted
+from imagenet_prep.plan.recipes import c_sorted
 from imagenet_prep.records import WorkUnit
 from imagenet_prep.sample.imagenet21k import write_winter21
 from imagenet_prep.sample.registry import write_layout

@@ -124,7 +124,7 @@ def test_a_different_configuration_names_the_settings_that_differ(release, tmp_p
 
 
 def test_under_a_synset_without_1k_classes_says_so(release, tmp_path):
-    from imagenet_prep.plan import select_classes
+    from imagenet_prep.plan.selection import select_classes
 
     config = build_config({}, {"source": release.root, "out": tmp_path / "o", "under": "idea.n.01"})
     with pytest.raises(UsageError, match=r"No ImageNet-1K class lies under 'idea\.n\.01'"):

@@ -18,10 +18,17 @@ from support import REPO
 from typer.testing import CliRunner
 
 from imagenet_prep.build.orchestrator import RUN_ONLY_KEYS, settings_of
-from imagenet_prep.build_options import BY_KEY, OPTIONS, command_words, default_of, recorded
+from imagenet_prep.build_options import BY_KEY, OPTIONS, recorded
 from imagenet_prep.cli import app
 from imagenet_prep.cli.build_cmd import build_command
-from imagenet_prep.config import VALID_KEYS, BuildConfig, build_config, read_config_file
+from imagenet_prep.config import (
+    VALID_KEYS,
+    BuildConfig,
+    build_config,
+    command_words,
+    default_of,
+    read_config_file,
+)
 from imagenet_prep.errors import UsageError
 from imagenet_prep.executors import EXECUTORS
 from imagenet_prep.image import ImageOptions, OutputFormat, ResampleFilter, ResizeMode, Resizer

@@ -16,7 +16,8 @@ from support import tars
 from imagenet_prep.columns import PackedFiles, SampleTable
 from imagenet_prep.config import build_config
 from imagenet_prep.io import tar_index
-from imagenet_prep.plan import choose, make_plan, natural_key, natural_order
+from imagenet_prep.plan import make_plan
+from imagenet_prep.plan.sampling import choose, natural_key, natural_order
 from imagenet_prep.records import WorkUnit
 from imagenet_prep.sample import SampleSpec, write_sample
 from imagenet_prep.sources.base import SplitIndex

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from imagenet_prep import recipes_21k
 from imagenet_prep.errors import UsageError
-from imagenet_prep.recipes_21k import CountDifference, holdout_split, keep_class, miil_split
+from imagenet_prep.plan import recipes as recipes_21k
+from imagenet_prep.plan.recipes import CountDifference, holdout_split, keep_class, miil_split
 
 
 def listing() -> list[str]:

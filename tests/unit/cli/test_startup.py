@@ -88,7 +88,7 @@ HEAVY = ("numpy", "PIL", "pyarrow", "dask", "distributed", "fsspec")
 from pathlib import Path
 from imagenet_prep import classes
 from imagenet_prep.config import BuildConfig
-from imagenet_prep.plan import select_classes
+from imagenet_prep.plan.selection import select_classes
 config = BuildConfig(source=Path("src"), out=Path("out"), under=sys.argv[1])
 chosen = select_classes(config, [c.wnid for c in classes.all_classes()][::2])
 print(json.dumps({"chosen": list(chosen), "nltk": sorted(m for m in sys.modules if m.split(".")[0] == "nltk")}))

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import BuildConfig
-from .errors import InputError
-from .fetch.catalog import by_key
-from .image.boxes import ImageBoxes, image_id_of, parse_voc
-from .records import ClassSet, Sample
+from ..config import BuildConfig
+from ..errors import InputError
+from ..fetch.catalog import by_key
+from ..image.boxes import ImageBoxes, image_id_of, parse_voc
+from ..records import ClassSet, Sample
 
 BBOX_ARCHIVES = {"train": by_key("bbox_train").filename, "val": by_key("bbox_val").filename}
 KAGGLE_CSV = "LOC_{split}_solution.csv"  # the Kaggle LOC challenge's boxes (at the top of its folder)
@@ -32,7 +32,7 @@ MAX_MEMBER_BYTES = 1 << 20
 
 def read_loc_csv(path: Path) -> tuple[dict[str, ImageBoxes], Counter]:
     """key -> boxes of Kaggle's ``LOC_<split>_solution.csv`` (source pixels; no declared size), and quirks."""
-    from .image.boxes import parse_loc_solution
+    from ..image.boxes import parse_loc_solution
 
     found: dict[str, ImageBoxes] = {}
     quirks: Counter = Counter()
@@ -125,7 +125,7 @@ class Annotator:
         return replace(sample, **changes) if changes else sample
 
     def real_field(self, key: str) -> str:
-        from .taxonomy import classes, real_labels
+        from ..taxonomy import classes, real_labels
 
         assert self.real_order is not None
         labels = real_labels.real_labels_for(key)
@@ -141,7 +141,7 @@ def to_output(sample: Sample, width: int, height: int, options: Any, counters: C
     (``width`` x ``height`` source; through the same geometry as the image), counted into ``counters``."""
     if not sample.boxes:
         return sample
-    from .image.boxes import Box, MapStats, map_boxes
+    from ..image.boxes import Box, MapStats, map_boxes
 
     stats = MapStats()
     mapped = map_boxes(
@@ -156,3 +156,12 @@ def to_output(sample: Sample, width: int, height: int, options: Any, counters: C
         counters[f"boxes_{name}"] += count
     boxes = tuple((b.wnid, b.xmin, b.ymin, b.xmax, b.ymax) for b in mapped)
     return replace(sample, boxes=boxes, boxes_size=None)
+
+
+def annotator_for(
+    config: BuildConfig, source: Any, class_set: ClassSet, wnids: Sequence[str]
+) -> Annotator | None:
+    """An Annotator adding boxes (``--boxes``) and ReaL labels (``--real-labels``) to samples, or None."""
+    if not (config.boxes or config.real_labels):
+        return None
+    return Annotator.make(config, source, class_set, wnids)

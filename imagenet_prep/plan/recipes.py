@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
-from .errors import UsageError
+from ..config import MIIL_MIN_IMAGES, MIIL_VAL_PER_CLASS, BuildConfig, recipe
+from ..errors import UsageError
+from ..records import SourceFile
+from ..sources import Source
 
 __all__ = [
     "MIIL_MIN_IMAGES",
@@ -38,8 +43,6 @@ __all__ = [
     "miil_target_size",
 ]
 
-MIIL_MIN_IMAGES = 500  # a class is kept when it has MORE than this many images
-MIIL_VAL_PER_CLASS = 50
 MIIL_SIZE = 224
 
 
@@ -127,27 +130,6 @@ def miil_summary(class_counts: Mapping[str, int]) -> dict[str, int]:
     return {"classes": len(kept), "train": sum(kept) - val, "val": val}
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """A published processing recipe as build defaults: classes with more than ``min_images`` images, val =
-    the first ``val_per_class`` names per class in C-collation order (``config`` keys override both)."""
-
-    name: str
-    min_images: int
-    val_per_class: int
-
-
-# The image options are the config file's (configs/imagenet21k-p.yaml: resize squish, size 224).
-RECIPES = {"imagenet21k-p": Recipe("imagenet21k-p", MIIL_MIN_IMAGES, MIIL_VAL_PER_CLASS)}
-
-
-def recipe(name: str) -> Recipe:
-    found = RECIPES.get(name.strip().lower())
-    if found is None:
-        raise UsageError(f"Unknown recipe '{name}': use one of {', '.join(RECIPES)}.")
-    return found
-
-
 def release_of(source_name: str) -> str | None:
     """The 21K release a source is (``fall11``/``winter21``) from its archive or folder name; None if unknown."""
     lowered = source_name.lower()
@@ -202,3 +184,68 @@ def compare_with_published(release: str, summary: Mapping[str, int]) -> tuple[Co
         if field in summary and int(summary[field]) != getattr(published, field):
             found.append(CountDifference(field, int(summary[field]), getattr(published, field)))
     return tuple(found)
+
+
+def split_rule(config: BuildConfig, source: Source, offered: Sequence[str]) -> tuple[str, int, int] | None:
+    """How val is derived from train for a source without a val split: ("first", N, min_images) for a recipe
+    (the first N names in C-collation order), ("holdout", N, min_images) for --holdout; None otherwise."""
+    if config.holdout is not None and "val" in offered:
+        raise UsageError(
+            f"--holdout makes a val split for sources without one, but the {type(source).layout} source has "
+            "its own val split: drop --holdout (or build --splits train)."
+        )
+    if config.recipe:
+        chosen = recipe(config.recipe)
+        count = chosen.val_per_class if config.holdout is None else config.holdout
+        return ("first", count, chosen.min_images if config.min_images is None else config.min_images)
+    if config.holdout is not None and "val" not in offered:
+        return ("holdout", config.holdout, -1 if config.min_images is None else config.min_images)
+    return None
+
+
+def derive_val(
+    rule: tuple[str, int, int], seed: int, wnid: str, train: dict[str, SourceFile]
+) -> tuple[dict[str, SourceFile], dict[str, SourceFile]]:
+    """(train, val) of one class by the rule (key -> file each)."""
+    kind, count, _ = rule
+    by_name = {file.name: key for key, file in train.items()}
+    if kind == "first":
+        kept, held = miil_split(by_name, count)
+    else:
+        kept, held = holdout_split(by_name, count, seed, wnid)
+    return ({by_name[n]: train[by_name[n]] for n in kept}, {by_name[n]: train[by_name[n]] for n in held})
+
+
+def keep_classes(
+    wnids: tuple[str, ...], sizes: Mapping[str, int], min_images: int | None
+) -> tuple[tuple[str, ...], list[str]]:
+    """The classes with more than ``min_images`` images (all when None or negative), and the warning."""
+    if min_images is None or min_images < 0:
+        return wnids, []
+    kept = tuple(wnid for wnid in wnids if keep_class(sizes[wnid], min_images))
+    if len(kept) == len(wnids):
+        return kept, []
+    return kept, [
+        f"{len(wnids) - len(kept)} of the {len(wnids)} classes have {min_images} images or fewer and are "
+        "left out."
+    ]
+
+
+def recipe_record(
+    config: BuildConfig, source: Source, rule: tuple[str, int, int] | None
+) -> dict[str, dict[str, Any]]:
+    """build.json's ``recipe`` section of a recipe build ({} without ``--recipe``): the release the source is
+    and its published counts."""
+    if not config.recipe:
+        return {}
+    names = " ".join([Path(str(config.source)).name, *(r.path.name for r in source.records())])
+    release = release_of(names)
+    return {
+        "recipe": {
+            "name": config.recipe,
+            "release": release,
+            "published": asdict(PUBLISHED[release]) if release else None,
+            "min_images": rule[2] if rule else None,
+            "val_per_class": rule[1] if rule else None,
+        }
+    }

@@ -1,0 +1,208 @@
+"""Plan a build: which classes, which images, grouped into work units. Source-agnostic: the source (see
+sources/) answers which classes and files it holds and how its samples group into units; the writer (see
+outputs/) may regroup them (a shard writer shuffles); the plan chooses:
+
+- ``selection``: which classes, in which label space;
+- ``sampling``: which files of a class (the refusals, the seeded per-class draw);
+- ``recipes``: a val split derived from train (``--recipe``, ``--holdout``), small classes left out;
+- ``annotations``: boxes and ReaL labels attached to samples.
+
+Work units are small frozen picklable records (records.WorkUnit) identified by a unit id unique across splits.
+Each sample carries where its bytes are, so a worker reads its own bytes: pixels never travel through the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..columns import PackedFiles, SampleBlock, SampleTable
+from ..config import BuildConfig
+from ..records import ClassSet, Sample, SourceFile, WorkUnit
+from ..sources import Source, open_source
+from ..sources.base import Runner
+from .annotations import Annotator, annotator_for
+from .recipes import derive_val, keep_classes, recipe_record, split_rule
+from .sampling import as_records, choose, choose_positions, kept_files
+from .selection import choose_classes, class_space, label_space_of
+
+Groups = list[tuple[str, Sequence[Sample]]]  # a unit's samples: a tuple, a SampleTable or SampleRows
+Files = dict[str, dict[str, "dict[str, SourceFile] | PackedFiles"]]  # split -> wnid -> the class's kept files
+
+
+class Regrouper(Protocol):
+    """What the plan asks of a writer (``outputs.base.Writer.group``): its own grouping of a split's units
+    (a shard writer makes shards). A protocol: the plan sits below the outputs and imports none."""
+
+    def group(self, split: str, groups: Groups) -> Groups: ...
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    class_set: ClassSet  # the label space: labels are positions in it (label maps list it)
+    units: tuple[WorkUnit, ...]
+    source: Source
+    counts: dict[str, dict[str, int]]  # split -> wnid -> images planned
+    available: dict[str, int]  # split -> images the source holds for the chosen classes
+    warnings: tuple[str, ...] = ()
+    refused: tuple[tuple[str, str], ...] = ()  # (member label, reason) refused by the reader or planner
+    index_bytes: int = 0  # source bytes read to index (0 from a warm cache)
+    splits: tuple[str, ...] = field(default=())
+    built: tuple[str, ...] | None = None  # the classes built, when fewer than the label space (sorted)
+    boxes: bool = False  # the writer writes boxes.csv
+    record: dict[str, Any] = field(default_factory=dict)  # extra sections for build.json
+
+    @property
+    def wnids(self) -> tuple[str, ...]:
+        """The classes built (their folders); the label space's classes unless it is wider."""
+        return self.class_set.wnids if self.built is None else self.built
+
+
+def make_plan(
+    config: BuildConfig,
+    runner: Runner | None = None,
+    cache_dir: Path | None = None,
+    writer: Regrouper | None = None,
+) -> BuildPlan:
+    """Index the source (cached) and decide every image's split, class, label and unit.
+
+    Units follow the source's grouping (its cheapest reads) unless the ``writer`` regroups them (shards).
+    A source without a val split gets one from ``--holdout`` or a recipe (taken out of train); a recipe or
+    ``--min-images`` keeps only the classes with more images than the threshold. The plan holds the source
+    open (``BuildPlan.source``): its caller closes it (``source.close()``) when the build ends.
+    """
+    source = open_source(config.source, layout=config.layout, cache_dir=cache_dir)
+    offered = source.splits()
+    rule = split_rule(config, source, offered)
+    read_splits = [s for s in config.splits if not (s == "val" and rule is not None and "val" not in offered)]
+    if rule is not None and "train" not in read_splits:
+        read_splits.insert(0, "train")
+    for split in read_splits:
+        if split not in offered:
+            source.index(split, (), None)  # raises the source's own "missing" message
+    first = "train" if "train" in read_splits else read_splits[0]
+    available = set(source.classes(first))
+    if "val" in read_splits and first != "val":
+        source.classes("val")  # labels val now: a bad devkit fails before any work
+    wnids, full_set, warnings = choose_classes(config, source, available, first)
+
+    # Index the splits the source holds; then drop small classes and derive val (a recipe / --holdout).
+    index = _index(config, source, read_splits, wnids, runner)
+    files = index.files
+    min_images = config.min_images if rule is None else rule[2]
+    sizes = {wnid: sum(len(files[split][wnid]) for split in read_splits) for wnid in wnids}
+    wnids, dropped = keep_classes(wnids, sizes, min_images)
+    warnings += dropped
+    where = {"train": "the archive", "val": "the validation archive"}
+    if rule is not None and "val" not in offered:
+        where["val"] = f"the train split ({rule[0]} {rule[1]} per class)"
+        files["val"], index.warnings["val"], index.refused["val"] = {}, [], []
+        for wnid in wnids:
+            files["train"][wnid], files["val"][wnid] = derive_val(
+                rule, config.seed, wnid, as_records(files["train"][wnid])
+            )
+    class_set, built = label_space_of(full_set, wnids, class_space(source))
+    annotate = annotator_for(config, source, class_set, wnids)
+
+    units: list[WorkUnit] = []
+    counts: dict[str, dict[str, int]] = {}
+    available_counts: dict[str, int] = {}
+    refused: list[tuple[str, str]] = []
+    for split in config.splits:
+        warnings.extend(index.warnings[split])
+        refused.extend(index.refused[split])
+        samples, counts[split], available_counts[split] = _draw(
+            config, split, wnids, files[split], class_set.index_of(), annotate, where, warnings
+        )
+        groups = source.group(split, samples)
+        if writer is not None:
+            groups = writer.group(split, groups)
+        layout = type(source).layout
+        for unit_id, unit_samples in groups:
+            units.append(WorkUnit(split, unit_id, layout, unit_samples, config.max_member_size))
+
+    record: dict[str, Any] = recipe_record(config, source, rule)
+    if annotate is not None and annotate.record:
+        record.update(annotate.record)
+    return BuildPlan(
+        class_set=class_set,
+        units=tuple(units),
+        source=source,
+        counts=counts,
+        available=available_counts,
+        warnings=tuple(warnings),
+        refused=tuple(refused),
+        index_bytes=index.bytes_read,
+        splits=tuple(config.splits),
+        built=built,
+        boxes=config.boxes,
+        record=record,
+    )
+
+
+@dataclass
+class _Index:
+    """The kept files of every split read (split -> wnid -> files), with the index's warnings and refusals."""
+
+    files: Files
+    warnings: dict[str, list[str]]
+    refused: dict[str, list[tuple[str, str]]]
+    bytes_read: int = 0
+
+
+def _index(
+    config: BuildConfig, source: Source, splits: Sequence[str], wnids: Sequence[str], runner: Runner | None
+) -> _Index:
+    """Index ``splits`` for the chosen classes; each class keeps the files within the cap and without clashes."""
+    found = _Index({}, {}, {})
+    for split in splits:
+        index = source.index(split, wnids, runner)
+        found.bytes_read += index.bytes_read
+        found.warnings[split] = list(index.warnings)
+        refused = found.refused[split] = list(index.refused)
+        found.files[split] = {
+            wnid: kept_files(source, split, wnid, index.files.get(wnid, ()), config.max_member_size, refused)
+            for wnid in wnids
+        }
+    return found
+
+
+def _draw(
+    config: BuildConfig,
+    split: str,
+    wnids: Sequence[str],
+    files: dict[str, dict[str, SourceFile] | PackedFiles],
+    label_of: dict[str, int],
+    annotate: Annotator | None,
+    where: dict[str, str],
+    warnings: list[str],
+) -> tuple[Sequence[Sample], dict[str, int], int]:
+    """A split's samples (a SampleTable when every class's files are columns and nothing is annotated, else
+    Samples), the images drawn per class, and the images the classes offered."""
+    per_class = {"train": config.train_per_class, "val": config.val_per_class}.get(split)
+    samples: list[Sample] = []
+    blocks: list[SampleBlock] = []
+    columns = annotate is None and all(isinstance(f, PackedFiles) or not f for f in files.values())
+    counts: dict[str, int] = {}
+    offered = 0
+    for wnid in wnids:
+        by_key = files[wnid]
+        offered += len(by_key)
+        label = label_of[wnid]
+        if columns and isinstance(by_key, PackedFiles):
+            positions = choose_positions(by_key.keys(), per_class, config.seed, split, wnid)
+            blocks.append(SampleBlock(wnid, label, by_key.take(positions)))
+            counts[wnid] = len(positions)
+        else:
+            by_key = as_records(by_key)
+            chosen = choose(by_key, per_class, config.seed, split, wnid)
+            counts[wnid] = len(chosen)
+            for key in chosen:
+                file = by_key[key]
+                sample = Sample(split, key, wnid, label, file.name, file.location)
+                samples.append(annotate(sample) if annotate is not None else sample)
+        if not counts[wnid]:
+            warnings.append(f"{split}: class {wnid} has no images in {where.get(split, 'the source')}.")
+    return (SampleTable(split, blocks) if columns else samples), counts, offered
