@@ -16,6 +16,7 @@ Guarantees (see README "Guarantees" and docs/architecture.md):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import signal
 import threading
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..build_options import OPTIONS, RUN_ONLY_KEYS, VALID_KEYS, recorded
 from ..config import BuildConfig, build_config, default_of
@@ -101,9 +102,13 @@ def build(
     """Build the output described by ``config``. ``on_plan(plan, images_to_do)`` is called once planning is
     done (the CLI sizes its progress bar there); ``progress(n)`` is called as images finish."""
     if isinstance(config.out, str):  # an object-store OUT: a staged local build, mirrored (build/remote.py)
-        from .remote import build_remote
+        from .remote import ObjectUrl, build_remote
 
-        return build_remote(config, progress, on_plan)
+        def staged(local: BuildConfig, writer: Writer) -> BuildResult:
+            return build_into(local, progress, on_plan, [], writer)
+
+        result = build_remote(config, staged)
+        return dataclasses.replace(result, out=cast(Path, ObjectUrl(str(config.out))))
     created = _would_create(config.out)
     running: list[bool] = []  # becomes [True] once units start: from then on OUT holds work worth keeping
     try:

@@ -40,7 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError, UsageError
 from ..io.atomic import TMP_MARK
@@ -51,8 +51,9 @@ from .state import write_error
 
 if TYPE_CHECKING:
     from ..config import BuildConfig
-    from ..plan import BuildPlan
-    from .orchestrator import BuildResult
+    from ..outputs.base import Writer
+
+Result = TypeVar("Result")
 
 STAGING_PREFIX = "imagenet-prep-out-"  # + pid: a killed build's staging folder is removed by the next build
 
@@ -179,14 +180,10 @@ def _remove_dead_staging() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def build_remote(
-    config: BuildConfig,
-    progress: Callable[[int], None] | None,
-    on_plan: Callable[[BuildPlan, int], None] | None,
-) -> BuildResult:
-    """Build into an object-store OUT (``config.out`` is its URL): see the module docstring."""
-    from .orchestrator import build_into  # the orchestrator imports this module when OUT is a URL
-
+def build_remote(config: BuildConfig, build_into: Callable[[BuildConfig, Writer], Result]) -> Result:
+    """Build into an object-store OUT (``config.out`` is its URL): see the module docstring. ``build_into(
+    staging config, writer)`` is the local build (the orchestrator's, handed down: this module imports no
+    orchestrator); its result is returned as it is (its ``out`` names the staging folder, gone by then)."""
     url = str(config.out)
     inner = writer_for(config)
     if not inner.shards:
@@ -211,7 +208,7 @@ def build_remote(
             listing = _pull(fs, url, staging)
             local = dataclasses.replace(config, out=staging)
             try:
-                result = build_into(local, progress, on_plan, [], RemoteWriter(inner, url, listing))
+                result = build_into(local, RemoteWriter(inner, url, listing))
             except OSError as exc:
                 raise write_error(exc, staging) from None
             _push_final(fs, url, staging)
@@ -224,4 +221,4 @@ def build_remote(
         ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return dataclasses.replace(result, out=cast(Path, ObjectUrl(url)))
+    return result
