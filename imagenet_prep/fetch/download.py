@@ -52,15 +52,15 @@ from ..errors import (
 )
 from ..io.atomic import temp_path_for
 from ..io.http import (  # shared with the remote byte source (moved there; names kept)
-    _BODY_ERRORS,
+    BODY_ERRORS,
     PASSWORD_ENV,
     RETRY_STATUSES,
     USER_ENV,
-    _content_range,
-    _describe,
-    _env_auth,
-    _make_session,
     check_headers,
+    describe_error,
+    env_auth,
+    make_session,
+    parse_content_range,
     redact,
     strip_userinfo,
 )
@@ -143,7 +143,7 @@ def credentials_available(
     cookies: Mapping[str, str] | str | None = None,
 ) -> bool:
     """True when some credential would be sent to ``base_url`` (explicit, env vars, URL userinfo or netrc)."""
-    if auth or headers or cookies or _env_auth() or urlsplit(base_url).username:
+    if auth or headers or cookies or env_auth() or urlsplit(base_url).username:
         return True
     try:
         return get_netrc_auth(base_url) is not None
@@ -428,7 +428,7 @@ class _HttpDownload:
         if target.size is not None and part.size > target.size:
             part.reset()  # longer than the real file: cannot be a prefix of it
         _check_space(opts.dest, None if target.size is None else target.size - part.size, target.filename)
-        session, private = _make_session(
+        session, private = make_session(
             opts.base_url, opts.auth, opts.headers, opts.cookies, opts.retries, opts.backoff_factor
         )
         high_water, stalls = part.size, 0
@@ -480,27 +480,27 @@ class _HttpDownload:
             response = session.get(self.url, headers=headers, stream=True, timeout=self.opts.timeout)
         except requests.RequestException as exc:  # urllib3's Retry has already retried these
             raise DownloadError(
-                f"cannot download {self.target.filename} from {self.where}: {_describe(exc)}"
+                f"cannot download {self.target.filename} from {self.where}: {describe_error(exc)}"
             ) from None
         with response:
             status = response.status_code
             content_range = response.headers.get("Content-Range")
             self.html = "text/html" in response.headers.get("Content-Type", "")
             if status == 416:
-                full = _content_range(content_range)[2]
+                full = parse_content_range(content_range)[2]
                 if part.size > 0 and (full == part.size or (full is None and self.target.md5 is not None)):
                     self.sizes_seen.add(part.size)
                     self.used_range = True
                     return None  # the partial file is complete: only the checks remain
                 self.bar(-part.reset())
                 return f"HTTP 416 with Content-Range {content_range!r}"
-            if status == 206 and _content_range(content_range)[0] != part.size:
+            if status == 206 and parse_content_range(content_range)[0] != part.size:
                 self.bar(-part.reset())  # not the bytes asked for: start over without Range
                 return f"HTTP 206 with unexpected Content-Range {content_range!r}"
             if status not in (200, 206):
                 raise _status_error(status, self.url, self.target.filename)
             if status == 206:
-                full = _content_range(content_range)[2]
+                full = parse_content_range(content_range)[2]
                 self.used_range = True
             else:
                 if part.size > 0:
@@ -560,8 +560,8 @@ class _HttpDownload:
                                 f"{_human_rate(opts.min_rate)}"
                             )
                         window_start, window_bytes = time.monotonic(), 0
-        except _BODY_ERRORS as exc:
-            return _describe(exc)
+        except BODY_ERRORS as exc:
+            return describe_error(exc)
         if full is None or part.size == full:
             return None
         return f"the body ended at {part.size} of {full} bytes"

@@ -35,7 +35,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # A body that stops early: the connection was reset or closed, or a read timed out. Our own loop resumes
 # these; urllib3's Retry only covers failures before the response headers arrive.
-_BODY_ERRORS = (
+BODY_ERRORS = (
     urllib3.exceptions.HTTPError,  # ProtocolError (reset, IncompleteRead), ReadTimeoutError, SSLError
     http.client.HTTPException,
     requests.exceptions.RequestException,
@@ -112,14 +112,14 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, requests.exceptions.Timeout):
         text = f"timed out ({text})"
     return redact(text)[:300]
 
 
-def _env_auth() -> tuple[str, str] | None:
+def env_auth() -> tuple[str, str] | None:
     user = os.environ.get(USER_ENV)
     if user:
         return user, os.environ.get(PASSWORD_ENV, "")
@@ -171,7 +171,7 @@ class _Session(requests.Session):
             prepared_request.prepare_auth(auth)
 
 
-def _make_session(
+def make_session(
     base_url: str,
     auth: Any,
     headers: Mapping[str, str] | None,
@@ -184,7 +184,7 @@ def _make_session(
         private["Cookie"] = _cookie_header(cookies)
     session = _Session(_origin(base_url), private)
     if auth is None:
-        auth = _env_auth()
+        auth = env_auth()
     if auth is None and any(name.lower() == "authorization" for name in private):
         auth = _KeepHeader()
     session.auth = auth
@@ -207,7 +207,7 @@ def _make_session(
     return session, private
 
 
-def _content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
+def parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
     """Parse ``bytes a-b/N`` or ``bytes */N`` into (a, b, N); unknown parts are None."""
     m = re.match(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*$", value or "")
     if not m:
@@ -246,7 +246,7 @@ def _done_with(response: requests.Response, complete: bool) -> None:
             response.raw.drain_conn()
             response.raw.release_conn()
             return
-        except _BODY_ERRORS:
+        except BODY_ERRORS:
             pass
     response.close()
 
@@ -266,7 +266,7 @@ def session_for(url: str) -> requests.Session:
     origin = _origin(url)
     session = _SESSIONS.get(origin)
     if session is None:
-        session, _ = _make_session(url, None, None, None, retries=READ_RETRIES, backoff_factor=0.2)
+        session, _ = make_session(url, None, None, None, retries=READ_RETRIES, backoff_factor=0.2)
         _SESSIONS[origin] = session
     return session
 
@@ -349,7 +349,7 @@ class HttpByteSource:
                 method, self.url, headers=headers, stream=stream, timeout=TIMEOUT, allow_redirects=True
             )
         except requests.RequestException as exc:
-            raise self._error(f"cannot read it: {_describe(exc)}") from None
+            raise self._error(f"cannot read it: {describe_error(exc)}") from None
         self.requests += 1
         if response.status_code == 412:
             response.close()
@@ -378,7 +378,7 @@ class HttpByteSource:
                 self._size = int(length)
             else:  # no HEAD: a one-byte GET tells the size in its Content-Range
                 response = self._request("GET", self._headers(0, 1), stream=False)
-                total = _content_range(response.headers.get("Content-Range"))[2]
+                total = parse_content_range(response.headers.get("Content-Range"))[2]
                 if response.status_code != 206 or total is None:
                     raise self._error(
                         f"the server does not serve byte ranges (HTTP {response.status_code}); remote sources "
@@ -439,7 +439,7 @@ class HttpByteSource:
     def _open(self, start: int, end: int) -> requests.Response:
         response = self._request("GET", self._headers(start, end), stream=True)
         status = response.status_code
-        first, _, total = _content_range(response.headers.get("Content-Range"))
+        first, _, total = parse_content_range(response.headers.get("Content-Range"))
         if status == 416 and total is not None:  # at or past the end: nothing to read
             response.close()
             self._size = total
@@ -475,7 +475,7 @@ class HttpByteSource:
                     parts.append(chunk)
                     pos += len(chunk)
                     self._count(len(chunk))
-            except _BODY_ERRORS:
+            except BODY_ERRORS:
                 pass  # resumed below from where it stopped
             finally:
                 _done_with(response, complete=pos >= end)
@@ -529,7 +529,7 @@ class HttpByteSource:
                 data = b"".join(parts)
                 self._tail = (offset, data)
                 return data[: end - offset]
-            except _BODY_ERRORS:
+            except BODY_ERRORS:
                 self._close_stream()  # reopened at ``pos`` on the next try
                 failures = 0 if pos > before else failures + 1
         raise self._error(
@@ -578,7 +578,7 @@ def remote_exists(url: str) -> bool:
     try:
         response = session_for(url).head(url, timeout=TIMEOUT, allow_redirects=True)
     except requests.RequestException as exc:
-        raise ArchiveError(f"Cannot reach {where}: {_describe(exc)}.") from None
+        raise ArchiveError(f"Cannot reach {where}: {describe_error(exc)}.") from None
     if response.status_code in (404, 410):
         return False
     if response.status_code in (401, 403):

@@ -73,13 +73,13 @@ def _is_int(value: object) -> bool:
     return type(value) is int
 
 
-def _refusals_ok(rows: object) -> bool:
+def refusals_ok(rows: object) -> bool:
     return isinstance(rows, list) and all(
         isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in rows
     )
 
 
-class _IndexedArchive:
+class IndexedArchive:
     """Shared plumbing: the byte source, the (size, mtime_ns) key, and the cache file."""
 
     _KIND = ""
@@ -166,7 +166,7 @@ class _IndexedArchive:
     def close(self) -> None:
         self.source.close()
 
-    def __enter__(self) -> _IndexedArchive:
+    def __enter__(self) -> IndexedArchive:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -274,7 +274,7 @@ def _sections_ok(table: object, limit: int) -> bool:
     )
 
 
-class _SectionedArchive(_IndexedArchive):
+class _SectionedArchive(IndexedArchive):
     """An archive whose cache is sectioned (format 4, above): sections are read one at a time, on demand."""
 
     def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> None:
@@ -432,8 +432,8 @@ class TrainArchive(_SectionedArchive):
             isinstance(classes, list)
             and isinstance(sections, dict)
             and isinstance(inner, dict)
-            and _refusals_ok(data.get("refused"))
-            and all(_refusals_ok(rows) for rows in inner.values())
+            and refusals_ok(data.get("refused"))
+            and all(refusals_ok(rows) for rows in inner.values())
         ):
             return False
         spans: set[str] = set()
@@ -596,7 +596,7 @@ class ValArchive(_SectionedArchive):
                 self._refused = [tuple(r) for r in cached["refused"]]
 
     def _schema_ok(self, data: dict) -> bool:
-        return set(data.get("sections") or ()) == {""} and _refusals_ok(data.get("refused"))
+        return set(data.get("sections") or ()) == {""} and refusals_ok(data.get("refused"))
 
     def columns(self) -> MemberColumns:
         """The images, in archive order, as columns."""

@@ -80,7 +80,7 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
     if len(wnids) != len(set(wnids)) or (built == wnids and wnids != sorted(wnids)):
         # A named label space keeps its own order (build.json lists the classes built, a part of it).
         problems.add("labels.txt is not sorted and unique")
-    _check_label_maps(out, wnids, problems)
+    check_label_map_files(out, wnids, problems)
 
     recorded = recorded_file_sizes(out)  # the sizes the done markers recorded (stat-cheap truncation check)
     checked = 0
@@ -198,7 +198,7 @@ def _end_problem(handle: IO[bytes], recorded: int | None) -> str | None:
     return None
 
 
-def _check_label_maps(out: Path, wnids: list[str], problems: Problems) -> None:
+def check_label_map_files(out: Path, wnids: list[str], problems: Problems) -> None:
     for name in ("class_index.json", "classes.csv"):
         try:
             text = _read_text(out / name)

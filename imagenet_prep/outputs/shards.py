@@ -541,7 +541,7 @@ def read_shard_manifest(path: Path) -> dict[str, list[dict[str, str]]]:
 def check_label_maps(out: Path, problems: Problems) -> dict[str, int]:
     """wnid -> label from labels.txt (the label maps checked against each other); raises when OUT has none."""
     from ..errors import InputError
-    from .imagefolder_check import _check_label_maps
+    from .imagefolder_check import check_label_map_files
 
     labels_file = out / "labels.txt"
     if not labels_file.is_file():
@@ -549,7 +549,7 @@ def check_label_maps(out: Path, problems: Problems) -> dict[str, int]:
     wnids = labels_file.read_text().split()
     if wnids != sorted(set(wnids)):
         problems.add("labels.txt is not sorted and unique")
-    _check_label_maps(out, wnids, problems)
+    check_label_map_files(out, wnids, problems)
     return {wnid: i for i, wnid in enumerate(wnids)}
 
 

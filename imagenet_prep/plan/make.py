@@ -26,7 +26,7 @@ from ..sources.base import Runner
 from .annotations import Annotator, annotator_for
 from .recipes import derive_val, keep_classes, recipe_record, split_rule
 from .sampling import as_records, choose, choose_positions, kept_files
-from .selection import choose_classes, class_space, label_space_of
+from .selection import choose_classes, class_space, label_space_of, wordnet_of
 
 Groups = list[tuple[str, Sequence[Sample]]]  # a unit's samples: a tuple, a SampleTable or SampleRows
 Files = dict[str, dict[str, "dict[str, SourceFile] | PackedFiles"]]  # split -> wnid -> the class's kept files
@@ -103,7 +103,8 @@ def make_plan(
             files["train"][wnid], files["val"][wnid] = derive_val(
                 rule, config.seed, wnid, as_records(files["train"][wnid])
             )
-    class_set, built = label_space_of(full_set, wnids, class_space(source))
+    with wordnet_of(config):  # a 21K class outside the bundled names is named from the build's WordNet
+        class_set, built = label_space_of(full_set, wnids, class_space(source))
     annotate = annotator_for(config, source, class_set, wnids)
 
     units: list[WorkUnit] = []

@@ -1,13 +1,14 @@
 """Which classes a build holds: ``--subset`` / ``--classes`` / ``--under`` (or every class the source holds)
 within the label space (``--label-space``, the source's own, or the 1K), with the warnings a choice deserves.
 
-WordNet (for ``--under`` beyond the bundled 1K hierarchy) is the caller's: ``config.wordnet`` is handed to the
-taxonomy lookups, nothing process-wide is set here.
+WordNet (for ``--under`` beyond the bundled 1K hierarchy) is the caller's: ``config.wordnet`` holds for these
+lookups only (``synsets.using_wordnet``); nothing process-wide is set here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ..config import BuildConfig
@@ -67,29 +68,8 @@ def select_classes(
         else:
             wnids = _resolve_21k(config.classes) if wide else classes.resolve(config.classes)
     elif config.under:
-        from ..taxonomy import synsets
-
-        if config.wordnet:
-            synsets.use_wordnet(config.wordnet)
-        if wide:
-            from ..taxonomy.imagenet21k import leaves_under_21k
-
-            wnids = leaves_under_21k(config.under, sorted(available))
-            if not wnids:
-                raise UsageError(f"None of the classes the source holds is under '{config.under}'.")
-            return tuple(sorted(wnids))
-        leaves = tuple(synsets.imagenet_leaves(config.under))
-        if not leaves:
-            raise UsageError(
-                f"No ImageNet-1K class lies under '{config.under}': it is not an ancestor of any of the 1000 "
-                "classes. Choose a synset that is (see `imagenet-prep synsets tree entity.n.01 --depth 3`)."
-            )
-        # A synset names a family, not a list: build the members the archives hold (warned by make_plan).
-        wnids = tuple(wnid for wnid in leaves if wnid in available)
-        if not wnids:
-            raise UsageError(
-                f"None of the {len(leaves)} ImageNet-1K classes under '{config.under}' is in the source archives."
-            )
+        with wordnet_of(config):
+            wnids = _classes_under(config.under, available, wide)
     else:
         return tuple(sorted(w for w in available if wide or classes.is_imagenet1k(w)))
     missing = sorted(set(wnids) - available)
@@ -100,6 +80,33 @@ def select_classes(
             f"the archives hold {len(available)} classes."
         )
     return tuple(sorted(wnids))
+
+
+def _classes_under(under: str, available: set[str], wide: bool) -> tuple[str, ...]:
+    """--under: the classes at or below a synset that the source holds (1K: through the bundled hierarchy or
+    WordNet; 21K: WordNet)."""
+    from ..taxonomy import synsets
+
+    if wide:
+        from ..taxonomy.imagenet21k import leaves_under_21k
+
+        wnids = leaves_under_21k(under, sorted(available))
+        if not wnids:
+            raise UsageError(f"None of the classes the source holds is under '{under}'.")
+        return tuple(sorted(wnids))
+    leaves = tuple(synsets.imagenet_leaves(under))
+    if not leaves:
+        raise UsageError(
+            f"No ImageNet-1K class lies under '{under}': it is not an ancestor of any of the 1000 "
+            "classes. Choose a synset that is (see `imagenet-prep synsets tree entity.n.01 --depth 3`)."
+        )
+    # A synset names a family, not a list: build the members the archives hold (warned by make_plan).
+    wnids = tuple(wnid for wnid in leaves if wnid in available)
+    if not wnids:
+        raise UsageError(
+            f"None of the {len(leaves)} ImageNet-1K classes under '{under}' is in the source archives."
+        )
+    return wnids
 
 
 def named_class_set(name: str) -> ClassSet:
@@ -164,13 +171,22 @@ def choose_classes(
     if config.under and space == "imagenet-1k":
         from ..taxonomy import synsets
 
-        absent = len(synsets.imagenet_leaves(config.under)) - len(wnids)
+        with wordnet_of(config):
+            absent = len(synsets.imagenet_leaves(config.under)) - len(wnids)
         if absent:
             warnings.append(
                 f"{absent} of the ImageNet-1K classes under '{config.under}' are not in the source archives; "
                 f"building the {len(wnids)} that are."
             )
     return wnids, full_set, warnings
+
+
+def wordnet_of(config: BuildConfig) -> AbstractContextManager[None]:
+    """The build's WordNet for the lookups inside the block: ``--wordnet`` serves ``--under`` (and the names of
+    the classes it finds); without ``--under`` the process's choice stands. Nothing outlives the block."""
+    from ..taxonomy import synsets
+
+    return synsets.using_wordnet(config.wordnet if config.under else None)
 
 
 def label_space_of(

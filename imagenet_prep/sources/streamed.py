@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, ClassVar
 from ..errors import ArchiveError, InputError
 from ..io.bytesource import FileByteSource, RangeView
 from ..io.tar import name_problem, type_problem
-from ..io.tar_index import _IndexedArchive, _refusals_ok
+from ..io.tar_index import IndexedArchive, refusals_ok
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from .base import Runner, SourceBase, SourceRecord, SplitIndex
 
@@ -107,10 +107,10 @@ def open_stream(locator: str) -> tuple[gzip.GzipFile, FileByteSource]:
     return gzip.GzipFile(fileobj=raw, mode="rb"), source
 
 
-_STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError)
+STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError)
 
 
-def _damaged(locator: str, exc: BaseException) -> ArchiveError:
+def damaged_stream(locator: str, exc: BaseException) -> ArchiveError:
     if isinstance(exc, ArchiveError):
         return exc
     what = "is truncated" if isinstance(exc, EOFError) else f"is damaged ({exc})"
@@ -140,15 +140,15 @@ def list_stream(locator: str) -> tuple[list[tuple[str, int, int]], list[tuple[st
                     refused.append((name, problem))
         while stream.read(_BUFFER):  # the rest (tar padding, gzip trailer): a cut stream raises here
             pass
-    except _STREAM_ERRORS as exc:
-        raise _damaged(locator, exc) from None
+    except STREAM_ERRORS as exc:
+        raise damaged_stream(locator, exc) from None
     finally:
         stream.close()
         source.close()
     return members, refused, source.bytes_read
 
 
-class StreamListing(_IndexedArchive):
+class StreamListing(IndexedArchive):
     """The cached listing of one stream (``path`` is the file on disk; ``member`` a tar.gz inside a zip)."""
 
     _KIND = "stream"
@@ -178,7 +178,7 @@ class StreamListing(_IndexedArchive):
                 and all(type(v) is int and v >= 0 for v in m[1:])
                 for m in members
             )
-            and _refusals_ok(data.get("refused"))
+            and refusals_ok(data.get("refused"))
         )
 
     def set(self, members: list[tuple[str, int, int]], refused: list[tuple[str, str]]) -> None:
@@ -239,10 +239,10 @@ class StreamReader:
             stream, source = open_stream(locator)
             try:
                 tar = tarfile.open(fileobj=stream, mode="r|", bufsize=_BUFFER)  # noqa: SIM115 - closed by _finish
-            except _STREAM_ERRORS as exc:
+            except STREAM_ERRORS as exc:
                 stream.close()
                 source.close()
-                raise _damaged(locator, exc) from None
+                raise damaged_stream(locator, exc) from None
             self._open[locator] = (stream, source, tar)
         return self._open[locator][2]
 
@@ -288,8 +288,8 @@ class StreamReader:
                     if info.offset_data == offset:
                         return data
                     held[(locator, info.offset_data)] = data
-        except _STREAM_ERRORS as exc:
-            raise _damaged(locator, exc) from None
+        except STREAM_ERRORS as exc:
+            raise damaged_stream(locator, exc) from None
         raise ArchiveError(
             f"{locator} has no member at offset {offset} any more: the archive changed since it was "
             "indexed; run the build again."

@@ -48,7 +48,7 @@ from ..io.tar_index import MemberColumns, TrainArchive
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from .base import SEQUENCE_CHUNK, Runner, SplitIndex
 from .imagenet21k import WINTER21_TAR_GZ, WholeArchiveSource
-from .streamed import _STREAM_ERRORS, STREAM, _damaged, open_stream
+from .streamed import STREAM, STREAM_ERRORS, damaged_stream, open_stream
 
 # winter21_whole/n01440764.tar (the top folder's name is not checked; a class tar at the top is accepted too)
 _OUTER_RE = re.compile(r"^(?:[^/]+/)?(n\d{8})\.tar$")
@@ -93,8 +93,8 @@ class _Cursor:
     def _read(self, size: int) -> bytes:
         try:
             data = self.stream.read(size)
-        except _STREAM_ERRORS as exc:
-            raise _damaged(self.locator, exc) from None
+        except STREAM_ERRORS as exc:
+            raise damaged_stream(self.locator, exc) from None
         self.pos += len(data)
         return data
 

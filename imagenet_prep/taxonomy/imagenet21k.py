@@ -124,7 +124,9 @@ def class_set_21k(wnids: Iterable[str], name: str = "custom") -> ClassSet:
     if missing:
         from . import synsets
 
-        extra = unique_names(missing, synsets._wn(), taken=[table[w] for w in ordered if w in table])
+        extra = unique_names(
+            missing, synsets.wordnet_reader(), taken=[table[w] for w in ordered if w in table]
+        )
         names.update(extra)
     return ClassSet(name, ordered, tuple(names[w] for w in ordered))
 
@@ -198,7 +200,7 @@ def leaves_under_21k(synset: Query, wnids: Iterable[str]) -> tuple[str, ...]:
     is anything :func:`imagenet_prep.synsets.get` takes. Loads WordNet."""
     from . import synsets
 
-    top = synsets._nltk(synsets.get(synset))
+    top = synsets.nltk_synset(synsets.get(synset))
 
     def below(node: NltkSynset) -> list[NltkSynset]:
         return node.hyponyms() + node.instance_hyponyms()

@@ -39,12 +39,14 @@ Which WordNet is used: see :mod:`imagenet_prep.wordnet` (``use_wordnet(DIR)`` or
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -139,20 +141,38 @@ class UnknownSynsetError(UnknownClassError):
 # --- which WordNet --------------------------------------------------------------------------------
 
 _wordnet_dir: Path | None = None
+#: A WordNet chosen for a stretch of code (``using_wordnet``): a library caller (the plan, with a build's
+#: ``--wordnet``) picks one without changing the process's choice.
+_scoped_dir: ContextVar[Path | None] = ContextVar("imagenet_prep_wordnet_dir", default=None)
 
 
 def use_wordnet(dict_dir: str | Path | None) -> None:
-    """Use this WordNet 3.0 dict folder for later queries (None: back to discovery, see :mod:`wordnet`)."""
+    """Use this WordNet 3.0 dict folder for later queries (None: back to discovery, see :mod:`wordnet`): the
+    application's choice (the ``synsets`` command, a notebook). A library caller uses :func:`using_wordnet`."""
     global _wordnet_dir
     _wordnet_dir = Path(dict_dir).expanduser() if dict_dir else None
 
 
+@contextlib.contextmanager
+def using_wordnet(dict_dir: str | Path | None) -> Iterator[None]:
+    """Queries inside the block use this WordNet 3.0 dict folder (None: whichever was chosen before); the
+    choice ends with the block."""
+    if not dict_dir:
+        yield
+        return
+    token = _scoped_dir.set(Path(dict_dir).expanduser())
+    try:
+        yield
+    finally:
+        _scoped_dir.reset(token)
+
+
 def _wordnet_key() -> str:
-    chosen = _wordnet_dir or os.environ.get(wordnet.ENV_WORDNET_DIR) or ""
+    chosen = _scoped_dir.get() or _wordnet_dir or os.environ.get(wordnet.ENV_WORDNET_DIR) or ""
     return str(chosen)
 
 
-def _wn() -> WordNetCorpusReader:
+def wordnet_reader() -> WordNetCorpusReader:
     return wordnet.load(_wordnet_key() or None)
 
 
@@ -314,8 +334,8 @@ def _below() -> dict[str, tuple[str, ...]]:
 # --- resolving queries ----------------------------------------------------------------------------
 
 
-def _nltk(synset: Synset) -> NltkSynset:
-    return _wn().synset_from_pos_and_offset("n", int(synset.wnid[1:]))
+def nltk_synset(synset: Synset) -> NltkSynset:
+    return wordnet_reader().synset_from_pos_and_offset("n", int(synset.wnid[1:]))
 
 
 def _by_wnid(wnid: str) -> Synset:
@@ -323,7 +343,7 @@ def _by_wnid(wnid: str) -> Synset:
     info = _imagenet1k(wnid)
     if info is not None:
         return _from_class(info)
-    reader = _wn()
+    reader = wordnet_reader()
     try:
         with warnings.catch_warnings():  # nltk warns before it raises; the error below says it better
             warnings.simplefilter("ignore", UserWarning)
@@ -340,7 +360,7 @@ def _by_sense_name(text: str, lemma: str, pos: str) -> Synset:
     if pos != "n":
         raise UsageError(f"'{text}' is not a noun: only noun synsets (like dog.n.01) have ImageNet wnids.")
     try:
-        return _record(_wn().synset(text.replace(" ", "_")))
+        return _record(wordnet_reader().synset(text.replace(" ", "_")))
     except WordNetError:
         raise
     except Exception:  # nltk's own WordNetError: no such lemma, or not that many senses
@@ -355,13 +375,13 @@ def _by_sense_name(text: str, lemma: str, pos: str) -> Synset:
 
 def _senses(word: str) -> tuple[Synset, ...]:
     """WordNet's noun senses of a word (nltk's morphy finds "dogs" -> dog), in WordNet's order."""
-    return tuple(_record(s) for s in _wn().synsets(word.strip().replace(" ", "_"), pos="n"))
+    return tuple(_record(s) for s in wordnet_reader().synsets(word.strip().replace(" ", "_"), pos="n"))
 
 
 def _unknown_message(word: str) -> str:
     wanted = word.strip().lower().replace(" ", "_")
     # difflib over all 118k noun lemmas is slow; names starting with the same letter are a fair candidate set.
-    candidates = {name for name in _wn().all_lemma_names(pos="n") if name[:1] == wanted[:1]}
+    candidates = {name for name in wordnet_reader().all_lemma_names(pos="n") if name[:1] == wanted[:1]}
     candidates |= {key.replace(" ", "_") for key in _class_keys()}
     close = [
         name.replace("_", " ") for name in difflib.get_close_matches(wanted, candidates, n=6, cutoff=0.7)
@@ -453,7 +473,7 @@ def hypernyms(query: Query) -> tuple[Synset, ...]:
     if _bundled(synset):
         hierarchy = _hierarchy()
         return tuple(hierarchy.nodes[up] for up in hierarchy.parents[synset.wnid])
-    return tuple(_record(s) for s in _parents(_nltk(synset)))
+    return tuple(_record(s) for s in _parents(nltk_synset(synset)))
 
 
 def children(query: Query, *, imagenet_only: bool = False) -> tuple[Synset, ...]:
@@ -462,7 +482,7 @@ def children(query: Query, *, imagenet_only: bool = False) -> tuple[Synset, ...]
     if imagenet_only:  # exactly the bundled children; a synset outside the hierarchy has none
         hierarchy = _hierarchy()
         return tuple(hierarchy.nodes[kid] for kid in hierarchy.children.get(synset.wnid, ()))
-    return tuple(_record(s) for s in _sorted_by_name(_kids(_nltk(synset))))
+    return tuple(_record(s) for s in _sorted_by_name(_kids(nltk_synset(synset))))
 
 
 def hypernym_paths(query: Query) -> tuple[tuple[Synset, ...], ...]:
@@ -478,7 +498,7 @@ def hypernym_paths(query: Query) -> tuple[tuple[Synset, ...], ...]:
             tuple(hierarchy.nodes[w] for w in path)
             for path in _paths(synset.wnid, hierarchy.parents.__getitem__)
         )
-    return tuple(tuple(_record(s) for s in path) for path in _paths(_nltk(synset), _parents))
+    return tuple(tuple(_record(s) for s in path) for path in _paths(nltk_synset(synset), _parents))
 
 
 def _paths(node: _T, parents_of: Callable[[_T], Sequence[_T]]) -> list[tuple[_T, ...]]:
@@ -497,7 +517,7 @@ def is_a(a: Query, b: Query) -> bool:
     child, target = get(a), get(b)
     if _bundled(child):  # every ancestor of a bundled synset is bundled
         return target.wnid in _hierarchy().ancestors[child.wnid]
-    return any(_wnid_of(s) == target.wnid for s in _ancestors_or_self(_nltk(child)))
+    return any(_wnid_of(s) == target.wnid for s in _ancestors_or_self(nltk_synset(child)))
 
 
 def lowest_common_ancestor(a: Query, b: Query) -> Synset:
@@ -508,7 +528,7 @@ def lowest_common_ancestor(a: Query, b: Query) -> Synset:
         common = hierarchy.ancestors[first.wnid] & hierarchy.ancestors[second.wnid]
         best = max(common, key=lambda wnid: (hierarchy.depth[wnid], -int(wnid[1:])))
         return hierarchy.nodes[best]
-    shared = _ancestors_or_self(_nltk(first)) & _ancestors_or_self(_nltk(second))
+    shared = _ancestors_or_self(nltk_synset(first)) & _ancestors_or_self(nltk_synset(second))
     # Nouns all share entity.n.01, so common is never empty.
     return _record(max(shared, key=lambda s: (s.max_depth(), -s.offset())))
 
@@ -583,7 +603,7 @@ def search(text: str, *, all_wordnet: bool = False, limit: int | None = None) ->
 
 
 def _search_wordnet(wanted: str, seen: set[str], limit: int | None) -> list[Synset]:
-    wn = _wn()
+    wn = wordnet_reader()
     scored = []
     for lemma in wn.all_lemma_names(pos="n"):
         score = _score(wanted, lemma.replace("_", " ").lower())

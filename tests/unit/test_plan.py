@@ -14,7 +14,7 @@ import pytest
 from support import tars
 
 from imagenet_prep.columns import PackedFiles, SampleTable
-from imagenet_prep.config import build_config
+from imagenet_prep.config import BuildConfig, build_config
 from imagenet_prep.io import tar_index
 from imagenet_prep.plan import make_plan
 from imagenet_prep.plan.sampling import choose, natural_key, natural_order
@@ -243,3 +243,23 @@ def test_the_dry_run_reads_the_plan_from_its_columns(release, tmp_path):
         step = len(flat) / count
         expected = flat if count >= len(flat) else [flat[int(i * step + step / 2)] for i in range(count)]
         assert _spread(plan.units, count) == expected
+
+
+def test_a_builds_wordnet_holds_for_its_lookups_only(tmp_path):
+    """--wordnet serves --under while the plan picks classes, and is not left behind as the process's choice
+    (the plan sets nothing process-wide): a later query that needs WordNet still finds the installed one."""
+    from imagenet_prep.errors import WordNetError
+    from imagenet_prep.plan.selection import select_classes
+    from imagenet_prep.taxonomy import classes, synsets
+
+    empty = tmp_path / "no-wordnet"
+    empty.mkdir()
+    config = BuildConfig(source=tmp_path, out=tmp_path / "out", under="dog.n.01", wordnet=empty)
+    every = [info.wnid for info in classes.all_classes()]
+    assert len(select_classes(config, every)) == 118  # the bundled hierarchy answers dog.n.01
+    with pytest.raises(WordNetError), synsets.using_wordnet(empty):
+        synsets.imagenet_leaves("dog")  # a plain word needs WordNet: the build's (empty) one is refused
+    assert len(synsets.imagenet_leaves("dog")) == 118  # outside the block: the installed WordNet again
+    with pytest.raises(WordNetError):
+        select_classes(BuildConfig(source=tmp_path, out=tmp_path / "o", under="dog", wordnet=empty), every)
+    assert len(synsets.imagenet_leaves("dog")) == 118
