@@ -31,6 +31,7 @@ from ..config import BuildConfig, build_config, default_of
 from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError, UsageError
 from ..executors import Executor, make_executor
 from ..outputs import Writer, writer_for
+from ..outputs.base import WriterContext
 from ..outputs.record import write_build_record
 from ..plan import BuildPlan, make_plan
 from ..records import ImageIssue, UnitResult, WorkUnit
@@ -191,7 +192,7 @@ def build_into(
                 )
                 write_plan_state(out, fingerprint, plan_config(config), plan.units, config.num_shards)
                 running.append(True)
-                writer.prepare(out, plan)
+                writer.prepare(out, writer_context(plan))
             mine = plan.units
             if config.num_shards is not None and config.shard_index is not None:
                 mine = tuple(assign_shards(plan.units, config.num_shards)[config.shard_index])
@@ -380,7 +381,7 @@ def _finish(
     rebuilt: int = 0,
 ) -> BuildResult:
     out = Path(config.out)
-    writer.finalize(out, plan, ordered)
+    writer.finalize(out, writer_context(plan), ordered)
     counts = {split: {wnid: 0 for wnid in plan.wnids} for split in config.splits}
     for result in ordered:
         for row in result.rows:
@@ -439,3 +440,8 @@ def _finish(
         timings=tuple({**timings, "total": seconds}.items()),
         bytes_read=image_bytes,
     )
+
+
+def writer_context(plan: BuildPlan) -> WriterContext:
+    """What the writer is told of the plan (outputs.base.WriterContext)."""
+    return WriterContext(plan.class_set, plan.wnids, plan.splits, plan.boxes)

@@ -26,13 +26,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..io.atomic import TMP_MARK
-from ..records import ManifestRow, Sample, UnitResult, WorkUnit
+from ..records import ClassSet, ManifestRow, Sample, UnitResult, WorkUnit
 
 if TYPE_CHECKING:
     from ..image import ImageResult
-    from ..plan import BuildPlan
 
 Groups = list[tuple[str, Sequence[Sample]]]  # a unit's samples: a tuple, a SampleTable or SampleRows
+
+
+@dataclass(frozen=True)
+class WriterContext:
+    """What a writer learns of the build it writes (``prepare``, ``finalize``): the label space, the classes
+    built, the splits and whether boxes are written; the orchestrator makes it from the plan. A small record,
+    not the plan: a writer never sees the source, the units or the planner."""
+
+    class_set: ClassSet  # the label space: labels are positions in it (label maps list it)
+    wnids: tuple[str, ...]  # the classes built (their folders): the label space's unless it is wider
+    splits: tuple[str, ...]
+    boxes: bool = False  # the writer writes boxes.csv
 
 
 MAX_LISTED = 20  # findings a check lists as text (all are counted)
@@ -118,7 +129,7 @@ class Writer(ABC):
     def group(self, split: str, groups: Groups) -> Groups: ...
 
     @abstractmethod
-    def prepare(self, out: Path, plan: BuildPlan) -> None: ...
+    def prepare(self, out: Path, context: WriterContext) -> None: ...
 
     @abstractmethod
     def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
@@ -131,7 +142,7 @@ class Writer(ABC):
     def open_unit(self, out: str, unit: WorkUnit) -> UnitWriter: ...
 
     @abstractmethod
-    def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None: ...
+    def finalize(self, out: Path, context: WriterContext, results: Sequence[UnitResult]) -> None: ...
 
     @abstractmethod
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport: ...

@@ -15,12 +15,11 @@ from ..columns import sample_classes
 from ..io.atomic import write_bytes_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from . import labels
-from .base import CheckReport, Groups, UnitWriter, Writer
+from .base import CheckReport, Groups, UnitWriter, Writer, WriterContext
 from .manifest import write_boxes_csv, write_manifest
 
 if TYPE_CHECKING:
     from ..image import ImageResult
-    from ..plan import BuildPlan
 
 
 class ImageFolderUnit(UnitWriter):
@@ -52,10 +51,10 @@ class ImageFolderWriter(Writer):
     def group(self, split: str, groups: Groups) -> Groups:
         return groups  # the source's grouping (its cheapest reads) suits one-file-per-image output
 
-    def prepare(self, out: Path, plan: BuildPlan) -> None:
+    def prepare(self, out: Path, context: WriterContext) -> None:
         # Every class folder in every split, so train/ and val/ list the same classes (an empty one included).
-        for split in plan.splits:
-            for wnid in plan.wnids:
+        for split in context.splits:
+            for wnid in context.wnids:
                 (out / split / wnid).mkdir(parents=True, exist_ok=True)
 
     def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
@@ -68,14 +67,14 @@ class ImageFolderWriter(Writer):
     def open_unit(self, out: str, unit: WorkUnit) -> ImageFolderUnit:
         return ImageFolderUnit(out)
 
-    def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
-        labels.write_class_set_maps(out, plan.class_set)
-        rows_by_split: dict[str, list[ManifestRow]] = {split: [] for split in plan.splits}
+    def finalize(self, out: Path, context: WriterContext, results: Sequence[UnitResult]) -> None:
+        labels.write_class_set_maps(out, context.class_set)
+        rows_by_split: dict[str, list[ManifestRow]] = {split: [] for split in context.splits}
         for result in results:
             rows_by_split[result.split].extend(result.rows)
         for split, rows in rows_by_split.items():
             write_manifest(out / f"{split}.csv", rows)
-        if plan.boxes:
+        if context.boxes:
             write_boxes_csv(out / "boxes.csv", [row for rows in rows_by_split.values() for row in rows])
 
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport:

@@ -29,13 +29,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import UsageError
 from ..io.atomic import write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
-from .base import CheckReport, Problems
+from .base import CheckReport, Problems, WriterContext
 from .shard_writer import ShardUnit, ShardWriter
 from .shards import check_image, check_label_maps, check_recorded_sizes, read_shard_manifest
 
 if TYPE_CHECKING:
     from ..image import ImageResult
-    from ..plan import BuildPlan
 
 DATA_DIR = "data"
 DEFAULT_SHARD_SIZE = "500MB"  # about the size of the Hugging Face Hub's own imagenet-1k Parquet shards
@@ -154,9 +153,9 @@ class ParquetWriter(ShardWriter):
     def unit_id(split: str, index: int, total: int) -> str:
         return f"{split}-{index:05d}-of-{total:05d}"
 
-    def prepare(self, out: Path, plan: BuildPlan) -> None:
+    def prepare(self, out: Path, context: WriterContext) -> None:
         (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / FEATURES_FILE, json.dumps({"names": list(plan.class_set.names)}) + "\n")
+        write_text_atomic(out / FEATURES_FILE, json.dumps({"names": list(context.class_set.names)}) + "\n")
 
     def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
         return [DATA_DIR]
@@ -164,17 +163,17 @@ class ParquetWriter(ShardWriter):
     def open_unit(self, out: str, unit: WorkUnit) -> ParquetUnit:
         return ParquetUnit(out, unit)
 
-    def finalize_format(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
+    def finalize_format(self, out: Path, context: WriterContext, results: Sequence[UnitResult]) -> None:
         """The dataset card (README.md) with each split's example count and bytes."""
-        counts = {split: 0 for split in plan.splits}
-        sizes = {split: 0 for split in plan.splits}
+        counts = {split: 0 for split in context.splits}
+        sizes = {split: 0 for split in context.splits}
         for result in results:
             counts[result.split] += len(result.rows)
             recorded = dict(result.files).get(shard_path(result.unit_id))
             sizes[result.split] += (
                 recorded if recorded is not None else (out / shard_path(result.unit_id)).stat().st_size
             )
-        card = dataset_card(plan.class_set.name, plan.class_set.names, counts, sizes)
+        card = dataset_card(context.class_set.name, context.class_set.names, counts, sizes)
         write_text_atomic(out / CARD, card)
 
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport:

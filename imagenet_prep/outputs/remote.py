@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import BuildError
 from ..io.objectstore import filesystem
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
-from .base import STATE_DIR, CheckReport, Groups, UnitWriter, Writer
+from .base import STATE_DIR, CheckReport, Groups, UnitWriter, Writer, WriterContext
 
 if TYPE_CHECKING:
     from ..image import ImageResult
-    from ..plan import BuildPlan
 
 PULLED = ("state.json",)  # state files a resumed build needs (besides the done markers)
 
@@ -100,8 +99,8 @@ class RemoteWriter(Writer):
     def group(self, split: str, groups: Groups) -> Groups:
         return self.inner.group(split, groups)
 
-    def prepare(self, out: Path, plan: BuildPlan) -> None:
-        self.inner.prepare(out, plan)
+    def prepare(self, out: Path, context: WriterContext) -> None:
+        self.inner.prepare(out, context)
         # state.json (the fingerprint) goes up before any unit runs: a killed build's re-run recognises the prefix.
         fs = fs_for(self.url)
         for name in PULLED:
@@ -117,8 +116,8 @@ class RemoteWriter(Writer):
     def open_unit(self, out: str, unit: WorkUnit) -> RemoteUnit:
         return RemoteUnit(self.inner.open_unit(out, unit), self.url, out)
 
-    def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
-        self.inner.finalize(out, plan, results)
+    def finalize(self, out: Path, context: WriterContext, results: Sequence[UnitResult]) -> None:
+        self.inner.finalize(out, context, results)
 
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport:
         return self.inner.check(out, decode, progress)

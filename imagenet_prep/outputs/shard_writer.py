@@ -15,16 +15,13 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ..io.atomic import temp_path_for
 from ..records import UnitResult, WorkUnit
 from . import labels
-from .base import Groups, UnitWriter, Writer
+from .base import Groups, UnitWriter, Writer, WriterContext
 from .shards import parse_shard_size, plan_shards, write_shard_manifests
-
-if TYPE_CHECKING:
-    from ..plan import BuildPlan
 
 MANIFESTS = ("train.csv", "val.csv", "build.json")
 
@@ -88,7 +85,7 @@ class ShardWriter(Writer):
         size = parse_shard_size(self.shard_size, self.default_shard_size)
         return plan_shards(split, groups, size, self.shuffle, self.shuffle_seed, self.unit_id)
 
-    def prepare(self, out: Path, plan: BuildPlan) -> None:
+    def prepare(self, out: Path, context: WriterContext) -> None:
         """Nothing by default: shards live at the top of OUT."""
 
     def work_dirs(self, units: Sequence[WorkUnit]) -> list[str]:
@@ -102,11 +99,11 @@ class ShardWriter(Writer):
         names = (*self.own_entries, *labels.LABEL_FILES, *MANIFESTS)
         return [out / name for name in names] + self.shard_entries(out)
 
-    def finalize(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
-        labels.write_class_set_maps(out, plan.class_set)
-        write_shard_manifests(out, plan.splits, results)
-        self.finalize_format(out, plan, results)
+    def finalize(self, out: Path, context: WriterContext, results: Sequence[UnitResult]) -> None:
+        labels.write_class_set_maps(out, context.class_set)
+        write_shard_manifests(out, context.splits, results)
+        self.finalize_format(out, context, results)
 
     @abstractmethod
-    def finalize_format(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
+    def finalize_format(self, out: Path, context: WriterContext, results: Sequence[UnitResult]) -> None:
         """The format's own files, written once every unit is done (after the label maps and manifests)."""

@@ -30,13 +30,12 @@ from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 from ..io.atomic import write_bytes_atomic, write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
-from .base import CheckReport, Problems
+from .base import CheckReport, Problems, WriterContext
 from .shard_writer import ShardUnit, ShardWriter
 from .shards import check_image, check_label_maps, check_recorded_sizes, read_shard_manifest, wds_key
 
 if TYPE_CHECKING:
     from ..image import ImageResult
-    from ..plan import BuildPlan
 
 SHARD_PREFIX = "imagenet"
 DEFAULT_SHARD_SIZE = "1GB"
@@ -165,10 +164,10 @@ class WdsWriter(ShardWriter):
     def open_unit(self, out: str, unit: WorkUnit) -> WdsUnit:
         return WdsUnit(out, unit)
 
-    def finalize_format(self, out: Path, plan: BuildPlan, results: Sequence[UnitResult]) -> None:
+    def finalize_format(self, out: Path, context: WriterContext, results: Sequence[UnitResult]) -> None:
         """timm's ``_info.json``."""
         splits: dict[str, dict[str, object]] = {}
-        for split in plan.splits:
+        for split in context.splits:
             mine = [result for result in results if result.split == split]
             lengths = [len(result.rows) for result in mine]
             splits[split] = {
@@ -177,7 +176,7 @@ class WdsWriter(ShardWriter):
                 "shard_lengths": lengths,
                 "filenames": [shard_name(result.unit_id) for result in mine],
             }
-        info = {"name": plan.class_set.name, "num_classes": len(plan.wnids), "splits": splits}
+        info = {"name": context.class_set.name, "num_classes": len(context.wnids), "splits": splits}
         write_text_atomic(out / INFO_FILE, json.dumps(info, indent=2) + "\n")
 
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport:
