@@ -16,17 +16,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..columns import PackedFiles, SampleBlock, SampleTable
 from ..config import BuildConfig
 from ..records import ClassSet, Sample, SourceFile, WorkUnit
 from ..sources import Source, open_source
 from ..sources.base import Runner
-from .annotations import Annotator, annotator_for
 from .recipes import derive_val, keep_classes, recipe_record, split_rule
 from .sampling import as_records, choose, choose_positions, kept_files
 from .selection import choose_classes, class_space, label_space_of, wordnet_of
+
+if TYPE_CHECKING:
+    from .annotations import Annotator
 
 Groups = list[tuple[str, Sequence[Sample]]]  # a unit's samples: a tuple, a SampleTable or SampleRows
 Files = dict[str, dict[str, "dict[str, SourceFile] | PackedFiles"]]  # split -> wnid -> the class's kept files
@@ -105,7 +107,7 @@ def make_plan(
             )
     with wordnet_of(config):  # a 21K class outside the bundled names is named from the build's WordNet
         class_set, built = label_space_of(full_set, wnids, class_space(source))
-    annotate = annotator_for(config, source, class_set, wnids)
+    annotate = _annotator(config, source, class_set, wnids)
 
     units: list[WorkUnit] = []
     counts: dict[str, dict[str, int]] = {}
@@ -207,3 +209,15 @@ def _draw(
         if not counts[wnid]:
             warnings.append(f"{split}: class {wnid} has no images in {where.get(split, 'the source')}.")
     return (SampleTable(split, blocks) if columns else samples), counts, offered
+
+
+def _annotator(
+    config: BuildConfig, source: Source, class_set: ClassSet, wnids: Sequence[str]
+) -> Annotator | None:
+    """Boxes and ReaL labels for the samples, or None. Imported only when asked for: the box parsers (and
+    xml.etree) cost every other build's start."""
+    if not (config.boxes or config.real_labels):
+        return None
+    from .annotations import annotator_for
+
+    return annotator_for(config, source, class_set, wnids)

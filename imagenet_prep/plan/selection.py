@@ -8,7 +8,7 @@ lookups only (``synsets.using_wordnet``); nothing process-wide is set here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from ..config import BuildConfig
@@ -184,9 +184,11 @@ def choose_classes(
 def wordnet_of(config: BuildConfig) -> AbstractContextManager[None]:
     """The build's WordNet for the lookups inside the block: ``--wordnet`` serves ``--under`` (and the names of
     the classes it finds); without ``--under`` the process's choice stands. Nothing outlives the block."""
+    if not (config.under and config.wordnet):
+        return nullcontext()  # and no taxonomy module imported (a build's fixed cost)
     from ..taxonomy import synsets
 
-    return synsets.using_wordnet(config.wordnet if config.under else None)
+    return synsets.using_wordnet(config.wordnet)
 
 
 def label_space_of(
