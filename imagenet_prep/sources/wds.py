@@ -43,10 +43,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import InputError
-from ..io.atomic import write_text_atomic
 from ..io.bytesource import FileByteSource, open_byte_source
 from ..io.tar import MAX_HEADER_CHAIN, name_problem, scan_tar
-from ..io.tar_index import cache_path_candidates
+from ..io.tar_index import read_folder_cache, write_folder_cache
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from ..taxonomy import classes
 from .base import (
@@ -268,29 +267,10 @@ class WdsSource(SourceBase):
 
     # ---------------------------------------------------------------------------------------- the index
     def _cache(self) -> dict[str, Any]:
-        for candidate in cache_path_candidates(self.folder / CACHE_NAME, self.cache_dir):
-            with contextlib.suppress(OSError, ValueError):
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-                if (
-                    isinstance(data, dict)
-                    and data.get("format") == CACHE_FORMAT
-                    and isinstance(data.get("shards"), dict)
-                ):
-                    return dict(data["shards"])
-        return {}
+        return read_folder_cache(self.folder / CACHE_NAME, self.cache_dir, CACHE_FORMAT, "shards")
 
     def _save(self, entries: dict[str, Any]) -> None:
-        text = json.dumps({"format": CACHE_FORMAT, "shards": entries}, separators=(",", ":"))
-        for candidate in cache_path_candidates(self.folder / CACHE_NAME, self.cache_dir):
-            try:
-                if candidate.parent != self.folder:
-                    candidate.parent.mkdir(parents=True, exist_ok=True)
-                elif not os.access(self.folder, os.W_OK):
-                    continue
-                write_text_atomic(candidate, text)
-                return
-            except OSError:
-                continue
+        write_folder_cache(self.folder / CACHE_NAME, self.cache_dir, CACHE_FORMAT, "shards", entries)
 
     def _index_split(self, split: str, runner: Runner | None) -> list[tuple[str, list[Entry], list[list]]]:
         """(shard name, its samples, its refusals) for every shard of ``split``: cached ones from the cache,
