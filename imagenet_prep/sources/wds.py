@@ -245,7 +245,6 @@ class WdsSource(SourceBase):
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
         super().__init__(folder, cache_dir)
         self.shards = find_shards(self.folder)
-        self._entries: dict[str, tuple[list[Entry], list[tuple[str, str]]]] = {}
         self._files: dict[str, tuple[dict[str, list[SourceFile]], list[tuple[str, str]]]] = {}
         self._bytes: dict[str, int] = {}
 
