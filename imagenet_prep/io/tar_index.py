@@ -10,6 +10,7 @@ worker read can check the member's tar header first (sources/base.py): no cache 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import operator
@@ -63,6 +64,36 @@ def cache_path_candidates(
     if cache_dir is not None:
         return [Path(cache_dir) / _shared_cache_name(archive, suffix)]
     return [archive.with_name(archive.name + suffix), _user_cache_dir() / _shared_cache_name(archive, suffix)]
+
+
+def read_folder_cache(base: Path, cache_dir: str | os.PathLike[str] | None, fmt: int, field: str) -> dict:
+    """The entries (``field``) of a folder's index cache: one file for many archives, each entry keyed by its
+    archive's size and mtime_ns by the caller (``<base>.index.json``, or the tool's cache folder); {} when absent
+    or of another format. The caller checks each entry before trusting it."""
+    for candidate in cache_path_candidates(base, cache_dir):
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("format") == fmt and isinstance(data.get(field), dict):
+                return dict(data[field])
+    return {}
+
+
+def write_folder_cache(
+    base: Path, cache_dir: str | os.PathLike[str] | None, fmt: int, field: str, entries: dict
+) -> None:
+    """Write a folder's index cache atomically, beside the archives when that folder is writable, else in the
+    cache folder (parent process only); nothing when no place is writable (the index is then not kept)."""
+    text = json.dumps({"format": fmt, field: entries}, separators=(",", ":"))
+    for candidate in cache_path_candidates(base, cache_dir):
+        try:
+            if candidate.parent != base.parent:
+                candidate.parent.mkdir(parents=True, exist_ok=True)
+            elif not os.access(base.parent, os.W_OK):
+                continue
+            write_bytes_atomic(candidate, text.encode())
+            return
+        except OSError:
+            continue
 
 
 # ------------------------------------------------------------------------------------------ cache schema

@@ -241,6 +241,7 @@ MINIATURES: dict[str, Miniature] = {
     "imagenet-a": _imagenet_ar("imagenet-a", "ImageNet-A"),
     "imagenet-r": _imagenet_ar("imagenet-r", "ImageNet-R"),
     "imagenet-sketch": _eval("imagenet-sketch", _sketch, "ImageNet-Sketch"),
+    "wds": _1k("wds", "WebDataset shards in timm's imagenet-1k-wds layout (.jpg + .cls + .json, _info.json)"),
 }
 # Not source layouts of their own: the ILSVRC2012 miniature with its bounding-box archives beside it, and the
 # older Kaggle zip (the kaggle-zip layout, a tar.gz of the tree inside the zip).

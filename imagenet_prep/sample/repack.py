@@ -23,6 +23,7 @@ from .folders import repack_blurred, repack_imagefolder
 from .huggingface import repack_hf_parquet, repack_hf_tar, require_pyarrow
 from .ilsvrc import SampleSpec, write_sample
 from .kaggle import repack_kaggle, repack_kaggle_zip, repack_kaggle_zip_2019
+from .shards import repack_wds
 
 __all__ = ["EXTRA_LAYOUTS", "LAYOUTS", "LayoutRelease", "Repacker", "write_layout", "write_layouts"]
 
@@ -44,8 +45,9 @@ REPACKERS: dict[str, Repacker] = {
     "blurred": Repacker(repack_blurred),
     "imagefolder": Repacker(repack_imagefolder),
     "kaggle-zip-2019": Repacker(repack_kaggle_zip_2019),
+    "wds": Repacker(repack_wds),
 }
-LAYOUTS = ("ilsvrc", "kaggle", "kaggle-zip", "hf-tar", "hf-parquet", "blurred", "imagefolder")
+LAYOUTS = ("ilsvrc", "kaggle", "kaggle-zip", "hf-tar", "hf-parquet", "blurred", "imagefolder", "wds")
 EXTRA_LAYOUTS = ("kaggle-zip-2019",)  # the older Kaggle zip (a tar.gz inside), for tests and bug reports
 
 

@@ -19,6 +19,7 @@ from .ilsvrc import IlsvrcSource
 from .imagefolder import ImageFolderSource
 from .imagenet21k import ClassTarFolderSource, Fall11Source
 from .kaggle import KaggleFolderSource, KaggleZipSource
+from .wds import WdsSource
 from .winter21 import Winter21Source
 
 #: layout name -> its SourceBase class (``layout``, ``needs``, ``detect(probe)`` and every hook, declared there).
@@ -34,6 +35,7 @@ SOURCES: dict[str, type[SourceBase]] = {
     ClassTarFolderSource.layout: ClassTarFolderSource,
     Winter21Source.layout: Winter21Source,
     **{cls.layout: cls for cls in EVAL_SOURCES},
+    WdsSource.layout: WdsSource,
 }
 
 __all__ = [

@@ -1,18 +1,31 @@
-"""The Hugging Face ILSVRC/imagenet-1k Parquet shards: ``data/train-*-of-*.parquet`` and
-``data/validation-*-of-*.parquet`` (294 and 14 in the real repository; the folder itself is searched too).
-Columns: ``image`` = struct{bytes: binary, path: string} (path = the suffixed name, e.g.
-``n01440764_10026_n01440764.JPEG``) and ``label`` (sorted-wnid index). Needs pyarrow
-(``pip install 'imagenet-prep[parquet]'``).
+"""A folder of Parquet shards in the Hugging Face ``ILSVRC/imagenet-1k`` layout: the Hub's own shards, and ours
+(``--output parquet``), which use the same columns, types and file names. ``data/train-*-of-*.parquet`` and
+``data/validation-*-of-*.parquet`` (294 and 14 in the real repository; ``data/val-*`` too, as our outputs name
+that split; the folder itself is searched too). Columns: ``image`` = struct{bytes: binary, path: string} and
+``label`` (int). Needs pyarrow (``pip install 'imagenet-prep[parquet]'``).
 
-Planning reads only the ``image.path`` and ``label`` columns (no image bytes). A row whose label disagrees with
-its name's ``_<wnid>`` suffix is refused with a reason; a file without that schema is a one-line error.
-A sample's ``ByteLocation`` is ``(file, row number in the file, row group, "parquet")``; a unit is one file,
-whose worker reads the ``image.bytes`` column one row group at a time, only the row groups it needs.
+A row's class: a ``path`` with the Hub's ``_<wnid>`` suffix (``n01440764_10026_n01440764.JPEG``) names it, and
+its label must be that class's index; a path without one (``n01440764_10026.JPEG``: ours, re-uploads) takes the
+class of its label through the label map, and a wnid its key starts with must agree. The label map, the first
+found: ``labels.txt`` beside ``data/`` (our outputs; line i = label i, subsets included); the ClassLabel names in
+the schema's ``huggingface`` metadata (``info.features.label.names``), else in the dataset card's YAML
+(``README.md``: ``dataset_info.features[label].dtype.class_label.names``), when every name is a wnid or one of
+the 1K classes' names (unique names, or the full words strings the Hub uses); else, for 1000 labels, the
+ImageNet-1K sorted-wnid order (what the Hub documents; its renamed ``crane2`` and the duplicate names are why
+names alone cannot always decide). A row that disagrees with these facts is refused with a reason; a file
+without that schema is a one-line error.
+
+Planning reads only the ``image.path`` and ``label`` columns (no image bytes: no index cache is needed). A
+sample's ``ByteLocation`` is ``(file, row number in the file, row group, "parquet")``; a unit is one file, whose
+worker reads the ``image.bytes`` column one row group at a time, only the row groups it needs, and refuses an
+image above the member-size cap (Parquet records no value sizes the plan could check first).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,14 +33,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ArchiveError, InputError, UsageError
+from ..io.tar import name_problem
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from ..taxonomy import classes
 from .base import FolderProbe, Runner, SourceBase, SourceRecord, SplitIndex
+from .common import WNID_RE
 from .hf_tar import parse_suffixed
 
 PARQUET = "parquet"
-SHARD_RE = re.compile(r"^(train|validation)-\d{5}-of-\d{5}\.parquet$")
-SPLIT_OF = {"train": "train", "validation": "val"}
+SHARD_RE = re.compile(r"^(train|validation|val)-\d{5}-of-\d{5}\.parquet$")
+SPLIT_OF = {"train": "train", "validation": "val", "val": "val"}
+LABELS_FILE = "labels.txt"
+_KEY_WNID_RE = re.compile(r"^(n\d{8})_")
 EXTRA = "pip install 'imagenet-prep[parquet]'"
 
 
@@ -105,6 +122,56 @@ def list_shard(path: str) -> tuple[list[tuple[str, int, int, int]], int]:
     return rows, nbytes
 
 
+def _schema_names(shard: Path | None) -> list[str] | None:
+    """The ClassLabel names in a shard's ``huggingface`` schema metadata (None: none there)."""
+    if shard is None:
+        return None
+    try:
+        metadata = _pyarrow().read_schema(shard).metadata or {}
+        info = json.loads(metadata.get(b"huggingface", b"{}"))
+        names = info.get("info", {}).get("features", {}).get("label", {}).get("names")
+    except (OSError, ValueError, AttributeError, ArchiveError):
+        return None
+    return [str(n) for n in names] if isinstance(names, list) and names else None
+
+
+def _card_names(folder: Path) -> list[str] | None:
+    """The ClassLabel names of the ``label`` feature in the dataset card's YAML header (None: none there)."""
+    try:
+        text = (folder / "README.md").read_text(encoding="utf-8")
+        import yaml
+
+        if not text.startswith("---"):
+            return None
+        header = yaml.safe_load(text.split("---", 2)[1])
+        for feature in header["dataset_info"]["features"]:
+            if feature.get("name") == "label":
+                names = feature["dtype"]["class_label"]["names"]
+                return [str(names[k]) for k in sorted(names, key=int)] if isinstance(names, dict) else None
+    except Exception:  # no card, or a malformed one (yaml.YAMLError, missing keys): no names from it
+        return None
+    return None
+
+
+def _names_to_wnids(names: Sequence[str]) -> list[str] | None:
+    """Class names -> wnids when every name is a wnid or one 1K class's name (unique name, or its full words
+    string such as ``tench, Tinca tinca``) and no class repeats; else None (names alone cannot decide)."""
+    by_text: dict[str, str] = {}
+    twice: set[str] = set()
+    for info in classes.all_classes():
+        for text in {info.name, info.words}:
+            if text in by_text and by_text[text] != info.wnid:
+                twice.add(text)
+            by_text[text] = info.wnid
+    out = []
+    for name in names:
+        wnid = name if WNID_RE.match(name) else (None if name in twice else by_text.get(name))
+        if wnid is None:
+            return None
+        out.append(wnid)
+    return out if len(set(out)) == len(out) else None
+
+
 class HfParquetSource(SourceBase):
     """``data/train-*-of-*.parquet`` and/or ``data/validation-*-of-*.parquet``."""
 
@@ -116,6 +183,8 @@ class HfParquetSource(SourceBase):
         self.shards = _shards(self.folder)
         self._rows: dict[str, list[tuple[Path, list[tuple[str, int, int, int]]]]] = {}
         self._bytes: dict[str, int] = {}
+        self._label_map: list[str] | None = None
+        self.map_origin = ""
 
     @classmethod
     def detect(cls, probe: FolderProbe) -> bool:
@@ -142,23 +211,76 @@ class HfParquetSource(SourceBase):
         return self._rows[split]
 
     def _files(self, split: str) -> tuple[dict[str, list[SourceFile]], list[tuple[str, str]]]:
-        wnids = [c.wnid for c in sorted(classes.all_classes(), key=lambda c: c.wnid)]
+        rows = self.rows(split)
+        label_wnids = self.label_map(rows[0][0] if rows else None)
+        position = {wnid: i for i, wnid in enumerate(label_wnids)}
         by_class: dict[str, list[SourceFile]] = {}
         refused: list[tuple[str, str]] = []
-        for path, rows in self.rows(split):
-            for name, label, group, row in rows:
-                parsed = parse_suffixed(name)
+        for path, shard_rows in rows:
+            for name, label, group, row in shard_rows:
                 where = f"{split}/{path.name}/{name or f'row {row}'}"
-                if isinstance(parsed, str):
-                    refused.append((where, parsed))
+                parsed = parse_suffixed(name)
+                base = os.path.basename(name)
+                problem = name_problem(base, flat=True) if base else "no image path"
+                if problem is not None:
+                    refused.append((where, problem))
                     continue
-                wnid, key = parsed
-                if not 0 <= label < len(wnids) or wnids[label] != wnid:
-                    refused.append((where, f"its label {label} is not the class {wnid} its name says"))
-                    continue
+                if isinstance(parsed, str):  # no _<wnid> suffix: the label names the class
+                    by_label = label_wnids[label] if 0 <= label < len(label_wnids) else None
+                    key = os.path.splitext(base)[0]
+                    named = _KEY_WNID_RE.match(key)
+                    if problem is None and by_label is None:
+                        problem = f"its label {label} is outside the label map ({self.map_origin})"
+                    if problem is None and named and named.group(1) != by_label:
+                        problem = (
+                            f"its label {label} is {by_label}, not the class {named.group(1)} its name says"
+                        )
+                    if problem is not None:
+                        refused.append((where, problem))
+                        continue
+                    wnid = by_label or ""
+                else:
+                    wnid, key = parsed
+                    if position.get(wnid) != label:
+                        refused.append((where, f"its label {label} is not the class {wnid} its name says"))
+                        continue
                 location = ByteLocation(str(path), row, group, PARQUET)
                 by_class.setdefault(wnid, []).append(SourceFile(name, key, location))
         return by_class, refused
+
+    def label_map(self, shard: Path | None) -> list[str]:
+        """The wnid of each label (see the module docstring for the order; ``map_origin`` says which)."""
+        if self._label_map is not None:
+            return self._label_map
+        sorted_1k = [c.wnid for c in sorted(classes.all_classes(), key=lambda c: c.wnid)]
+        found: list[str] | None = None
+        unmapped = 0
+        for folder in (self.folder, self.folder.parent):
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                lines = (folder / LABELS_FILE).read_text(encoding="utf-8").split()
+                if lines and all(WNID_RE.match(line) for line in lines):
+                    found, self.map_origin = lines, f"{LABELS_FILE} beside the shards"
+                    break
+        if found is None:
+            for origin, names in (
+                ("the shards' ClassLabel names", _schema_names(shard)),
+                ("the dataset card's ClassLabel names", _card_names(self.folder)),
+            ):
+                wnids = _names_to_wnids(names) if names else None
+                if wnids is not None:
+                    found, self.map_origin = wnids, origin
+                    break
+                unmapped = max(unmapped, len(names or ()))
+        if found is None and unmapped not in (0, len(sorted_1k)):
+            raise InputError(
+                f"{self.folder}: the shards' {unmapped} class names are not all ImageNet-1K names or wnids, so "
+                f"the class of each label is unknown: put a {LABELS_FILE} beside data/ (line i = the wnid of "
+                "label i)."
+            )
+        if found is None:
+            found, self.map_origin = sorted_1k, "the ImageNet-1K sorted-wnid order"
+        self._label_map = found
+        return found
 
     def classes(self, split: str) -> tuple[str, ...]:
         return tuple(sorted(self._files(split)[0]))
@@ -221,6 +343,11 @@ class ParquetReader:
             data = values[index] if 0 <= index < len(values) else None
             if data is None:
                 raise ArchiveError(f"{where.locator}: row {where.offset} has no image bytes; re-download it.")
+            if len(data) > self.unit.max_member_size:
+                raise ArchiveError(
+                    f"{where.locator}: the image in row {where.offset} is {len(data):,} bytes, above the "
+                    f"member-size cap of {self.unit.max_member_size:,} bytes (--max-member-size)."
+                )
             yield sample, data
 
     def close(self) -> None:

@@ -14,8 +14,6 @@ the bundled 21K display names; ``--label-space`` puts them in a named label spac
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
 from abc import abstractmethod
@@ -25,9 +23,8 @@ from typing import ClassVar, Generic, TypeVar
 
 from ..errors import InputError
 from ..fetch.catalog import TRAIN_TAR
-from ..io.atomic import write_text_atomic
 from ..io.tar import ClassTar, TarMember
-from ..io.tar_index import Fall11Archive, TrainArchive, cache_path_candidates
+from ..io.tar_index import Fall11Archive, TrainArchive, read_folder_cache, write_folder_cache
 from ..records import ByteLocation, SourceFile
 from .base import FolderProbe, Runner, SourceBase, SourceRecord, SplitIndex
 from .ilsvrc import index_class, index_class_columns, index_class_tars
@@ -139,25 +136,10 @@ class ClassTarFolderSource(Train21kSource):
     # Index cache: one file for the folder, an entry per class tar keyed by its size and mtime_ns (a changed
     # tar is indexed again); written atomically by the parent only.
     def _load_cache(self) -> dict[str, dict]:
-        for candidate in cache_path_candidates(self.folder / self.CACHE_NAME, self.cache_dir):
-            with contextlib.suppress(OSError, ValueError):
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-                if isinstance(data, dict) and data.get("format") == self.CACHE_FORMAT:
-                    return dict(data.get("tars", {}))
-        return {}
+        return read_folder_cache(self.folder / self.CACHE_NAME, self.cache_dir, self.CACHE_FORMAT, "tars")
 
     def _save_cache(self, entries: dict[str, dict]) -> None:
-        text = json.dumps({"format": self.CACHE_FORMAT, "tars": entries}, separators=(",", ":"))
-        for candidate in cache_path_candidates(self.folder / self.CACHE_NAME, self.cache_dir):
-            try:
-                if candidate.parent != self.folder:
-                    candidate.parent.mkdir(parents=True, exist_ok=True)
-                elif not os.access(self.folder, os.W_OK):
-                    continue
-                write_text_atomic(candidate, text)
-                return
-            except OSError:
-                continue
+        write_folder_cache(self.folder / self.CACHE_NAME, self.cache_dir, self.CACHE_FORMAT, "tars", entries)
 
     @classmethod
     def detect(cls, probe: FolderProbe) -> bool:
