@@ -30,6 +30,7 @@ from ..config import BuildConfig, build_config
 from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError, UsageError
 from ..executors import Executor, make_executor
 from ..outputs import Writer, writer_for
+from ..image.reference import preprocessing_record
 from ..outputs.record import write_build_record
 from ..plan import BuildPlan, make_plan
 from ..records import ImageIssue, UnitResult, WorkUnit
@@ -387,6 +388,7 @@ def _finish(
     image_bytes = sum(result.bytes_read for result in ordered)
     seconds = time.perf_counter() - started
     extra = {key: dict(value) if isinstance(value, dict) else value for key, value in plan.record.items()}
+    extra["preprocessing"] = preprocessing_record(config.image)  # so a metric on the output traces back to it
     counters: dict[str, int] = {}
     for result in ordered:
         for name, count in result.counters:
