@@ -29,8 +29,8 @@ from ..build_options import OPTIONS, RUN_ONLY_KEYS, VALID_KEYS, default_of, reco
 from ..config import BuildConfig, build_config
 from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError, UsageError
 from ..executors import Executor, make_executor
-from ..outputs import Writer, writer_for
 from ..image.reference import preprocessing_record
+from ..outputs import Writer, writer_for
 from ..outputs.record import write_build_record
 from ..plan import BuildPlan, make_plan
 from ..records import ImageIssue, UnitResult, WorkUnit
