@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import InputError, UsageError
 from .base import CheckReport, UnitWriter, Writer
 from .imagefolder import ImageFolderWriter
+from .npz import NpzWriter
 from .parquet import ParquetWriter
 from .wds import WdsWriter
 from .zip import ZipWriter
@@ -21,6 +22,7 @@ WRITERS: dict[str, type[Writer]] = {
     WdsWriter.name: WdsWriter,
     ParquetWriter.name: ParquetWriter,
     ZipWriter.name: ZipWriter,
+    NpzWriter.name: NpzWriter,
 }
 
 __all__ = [
