@@ -228,7 +228,8 @@ def _check_archive(
         )
     if [row["entry"] for row in rows] != names:
         problems.add(f"{zip_name}: the manifest's entries are not in order")
-    if [row["source"] for row in rows] != sorted(row["source"] for row in rows):
+    paths = [f"{row['source']}.png" for row in rows]  # dataset_tool sorts the file paths, extension included
+    if paths != sorted(paths):
         problems.add(f"{zip_name}: images are not in sorted <wnid>/<file> order")
     wanted, shapes = set(names), set()
     for info in archive.infolist():
