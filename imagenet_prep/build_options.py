@@ -314,7 +314,9 @@ OPTIONS: tuple[Option, ...] = (
         "resize",
         "image",
         "Resize mode: {resize_modes} (default shorter). square and center-crop always give exactly size x size "
-        "(a smaller image is enlarged); shorter and longer enlarge only with --upscale.",
+        "(a smaller image is enlarged); shorter and longer enlarge only with --upscale. adm (alias "
+        "center-crop-dhariwal: guided-diffusion's center_crop_arr) and downsampled (alias chrabaszcz: Downsampled "
+        "ImageNet's squash) run the published Pillow calls on the full decode, pixel for pixel.",
         _enum("ResizeMode", "resize mode"),
         True,
     ),

@@ -986,6 +986,12 @@ def main(argv: list[str] | None = None) -> int:
         "the repack (--resize none --output wds), peak RSS per worker with 1 GB shards",
     )
     parser.add_argument(
+        "--generative",
+        action="store_true",
+        help="run only the generative presets: --resize adm vs center-crop at 256 (PNG), the EDM2 zip, and "
+        "Downsampled-ImageNet npz at 32 vs ImageFolder at 32 and the floor",
+    )
+    parser.add_argument(
         "--scale",
         action="store_true",
         help="run only the scale-out section: Dask vs the local pool, shards vs one build, a remote subset",
@@ -1044,6 +1050,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.outputs:
         return outputs_section(release, work, args, n_images, offsets[-1])
+    if args.generative:
+        return generative_section(release, work, args, blob, offsets)
 
     variants = ["build", "floor", "naive"]
     if not args.no_scaling and args.workers > 1:
@@ -1262,8 +1270,71 @@ RSS_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 SHARD_TARGETS = {"wds-256/imagefolder-256": 0.95, "parquet-256/imagefolder-256": 0.95, "repack/256": 5.0}
 
 
+# The generative presets (--generative): the ADM crop (full decode, no draft) vs center-crop at 256, both PNG;
+# the EDM2 zip; Downsampled-ImageNet npz at 32 vs an ImageFolder of the same images and the floor.
+DOWNSAMPLED_32 = {"resize": "downsampled", "filter": "box", "size": 32, "format": "png"}
+GENERATIVE_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "center-crop-256": ("imagefolder", {"resize": "center-crop", "size": 256, "format": "png"}, {}),
+    "adm-256": ("imagefolder", {"resize": "adm", "size": 256, "format": "png"}, {}),
+    "adm-256-zip": ("zip", {"resize": "adm", "size": 256, "format": "png"}, {}),
+    "imagefolder-32": ("imagefolder", DOWNSAMPLED_32, {}),
+    "npz-32": ("npz", DOWNSAMPLED_32, {}),
+}
+
+
+def generative_section(
+    release: Path, work: Path, args: argparse.Namespace, blob: Path, offsets: list[int]
+) -> int:
+    """Interleaved runs of GENERATIVE_VARIANTS and the floor of DOWNSAMPLED_32; medians of per-run ratios."""
+    variants = list(GENERATIVE_VARIANTS)
+    counter = iter(range(1_000_000))
+
+    def run(variant: str) -> dict[str, Any]:
+        if variant == "floor-32":
+            record = run_floor(blob, offsets, ImageOptions(**DOWNSAMPLED_32), args.workers)
+        else:
+            record = run_output_build(release, work / f"{next(counter):03d}-{variant}", variant, args.workers)
+        record["per_s"] = record["images"] / record["seconds"]
+        return record
+
+    variants.append("floor-32")
+    for variant in variants:  # warm-up
+        run(variant)
+    runs = []
+    for r in range(args.runs):
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
+        record = {variant: run(variant) for variant in order}
+        runs.append(record)
+        print(f"run {r + 1}/{args.runs}: " + ", ".join(f"{v} {record[v]['per_s']:.0f}/s" for v in variants))
+
+    def ratio(a: str, b: str) -> float | None:
+        return median([run_[a]["per_s"] / run_[b]["per_s"] for run_ in runs])
+
+    summary: dict[str, Any] = {v: median([run_[v]["per_s"] for run_ in runs]) for v in variants}
+    summary["adm-256/center-crop-256"] = ratio("adm-256", "center-crop-256")
+    summary["adm-256-zip/adm-256"] = ratio("adm-256-zip", "adm-256")
+    summary["npz-32/imagefolder-32"] = ratio("npz-32", "imagefolder-32")
+    summary["npz-32/floor-32"] = ratio("npz-32", "floor-32")
+    summary["other cores busy"] = median([r[v]["other_cores"] for r in runs for v in variants])
+    results = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "images": len(offsets) - 1,
+        "workers": args.workers,
+        "runs": runs,
+        "summary": summary,
+    }
+    (args.out.resolve() / "results-generative.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{len(offsets) - 1} images, {args.workers} workers, {args.runs} runs")
+    for key, value in summary.items():
+        print(f"  {key}: {round(value, 3) if value is not None else None}")
+    if not args.keep:
+        shutil.rmtree(work)
+    return 0
+
+
 def run_output_build(release: Path, out: Path, variant: str, workers: int) -> dict[str, Any]:
-    output, image, writer = {**SHARD_VARIANTS, **RSS_VARIANTS}[variant]
+    output, image, writer = {**SHARD_VARIANTS, **RSS_VARIANTS, **GENERATIVE_VARIANTS}[variant]
     config = BuildConfig(
         source=release, out=out, workers=workers, image=ImageOptions(**image), output=output, **writer
     )

@@ -30,6 +30,7 @@ from ..build_options import OPTIONS, RUN_ONLY_KEYS, VALID_KEYS, recorded
 from ..config import BuildConfig, build_config, default_of
 from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError, UsageError
 from ..executors import Executor, make_executor
+from ..image.reference import preprocessing_record
 from ..outputs import Writer, writer_for
 from ..outputs.base import WriterContext
 from ..outputs.record import write_build_record
@@ -396,6 +397,7 @@ def _finish(
     image_bytes = sum(result.bytes_read for result in ordered)
     seconds = time.perf_counter() - started
     extra = {key: dict(value) if isinstance(value, dict) else value for key, value in plan.record.items()}
+    extra["preprocessing"] = preprocessing_record(config.image)  # so a metric on the output traces back to it
     counters: dict[str, int] = {}
     for result in ordered:
         for name, count in result.counters:

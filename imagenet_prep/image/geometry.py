@@ -51,6 +51,18 @@ def source_box(
     width: int, height: int, out: tuple[int, int], options: ImageOptions
 ) -> tuple[float, float, float, float]:
     """The source region (left, top, right, bottom) that maps onto the output."""
+    if (
+        options.resize is ResizeMode.ADM
+    ):  # guided-diffusion's halvings + resize + integer crop, in source pixels
+        assert options.size is not None
+        size, (w, h) = options.size, (width, height)
+        while min(w, h) >= 2 * size:
+            w, h = w // 2, h // 2
+        scale = size / min(w, h)
+        scaled_w, scaled_h = round(w * scale), round(h * scale)
+        left, top = (scaled_w - size) // 2, (scaled_h - size) // 2
+        sx, sy = width / scaled_w, height / scaled_h
+        return (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
     if options.resize is not ResizeMode.CENTER_CROP:
         return (0, 0, width, height)
     side = min(width, height)

@@ -21,6 +21,18 @@ class ResizeMode(str, Enum):
     # MIIL's ImageNet-21K-P resize: squash to size x size, an image with max(w, h) < size kept as it is
     # (with upscale: always size x size).
     SQUISH = "squish"
+    # Published pipelines, pixel for pixel (image/reference.py): guided-diffusion's center_crop_arr, and
+    # Chrabaszcz et al.'s Downsampled-ImageNet squash. Always a full decode.
+    ADM = "adm"
+    DOWNSAMPLED = "downsampled"
+
+    @classmethod
+    def _missing_(cls, value: object) -> ResizeMode | None:
+        """Other names of a mode: EDM2's ``dataset_tool.py --transform`` name, the paper's first author."""
+        return _RESIZE_ALIASES.get(str(value).lower())
+
+
+_RESIZE_ALIASES = {"center-crop-dhariwal": ResizeMode.ADM, "chrabaszcz": ResizeMode.DOWNSAMPLED}
 
 
 class OutputFormat(str, Enum):
@@ -112,6 +124,16 @@ class ImageOptions:
         object.__setattr__(self, "format", coerce_enum(OutputFormat, self.format, "output format"))
         object.__setattr__(self, "filter", coerce_enum(ResampleFilter, self.filter, "resample filter"))
         object.__setattr__(self, "resizer", coerce_enum(Resizer, self.resizer, "resizer"))
+        if self.resize in (ResizeMode.ADM, ResizeMode.DOWNSAMPLED):
+            if self.resizer is Resizer.FAST:
+                raise UsageError(
+                    f"--resize {self.resize.value} runs the published Pillow calls; --resizer fast would change "
+                    "its pixels: drop --resizer fast."
+                )
+            if self.resize is ResizeMode.ADM and self.filter is not ResampleFilter.BICUBIC:
+                raise UsageError(
+                    "--resize adm uses the published filters (box halvings, then bicubic): drop --filter."
+                )
         if self.resizer is Resizer.FAST and not fast_resizer_available():
             raise UsageError(
                 f"The fast resizer needs the optional package {_FAST_PACKAGE}: run "

@@ -79,6 +79,7 @@ from .options import (
     Resizer,
     fast_resizer_available,
 )
+from .reference import REFERENCE_MODES, reference_resize
 
 __all__ = [
     "DRAFT_GAP",
@@ -281,6 +282,12 @@ def _check_decode_budget(im: Image.Image, width: int, height: int) -> None:
 def _decode_resized(im: Image.Image, out: tuple[int, int] | None, options: ImageOptions) -> Image.Image:
     """Decode ``im`` (draft-scaled when allowed) and bring it to ``out``; returns an RGB image."""
     width, height = im.size
+    if options.resize in REFERENCE_MODES:
+        # A published pipeline: full decode, convert("RGB") first, then its own Pillow calls (image/reference.py).
+        _check_decode_budget(im, width, height)
+        rgb = _to_rgb_or_l(im)
+        rgb = rgb if rgb.mode == "RGB" else rgb.convert("RGB")
+        return rgb if out is None else reference_resize(rgb, options)
     box: tuple[float, float, float, float] | None = None
     if out is not None:
         box = source_box(width, height, out, options)

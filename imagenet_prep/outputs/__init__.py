@@ -11,14 +11,18 @@ from typing import Any
 from ..errors import InputError, UsageError
 from .base import CheckReport, UnitWriter, Writer
 from .imagefolder import ImageFolderWriter
+from .npz import NpzWriter
 from .parquet import ParquetWriter
 from .wds import WdsWriter
+from .zip import ZipWriter
 
 #: output name -> Writer class (a frozen dataclass; its fields are the format's options).
 WRITERS: dict[str, type[Writer]] = {
     ImageFolderWriter.name: ImageFolderWriter,
     WdsWriter.name: WdsWriter,
     ParquetWriter.name: ParquetWriter,
+    ZipWriter.name: ZipWriter,
+    NpzWriter.name: NpzWriter,
 }
 
 __all__ = [
@@ -65,7 +69,9 @@ def writer_for(config: Any) -> Writer:
                 f"not to --output {config.output}."
             )
     options = {name: getattr(config, name) for name in own if hasattr(config, name)}
-    return make_writer(config.output, **options)
+    writer = make_writer(config.output, **options)
+    writer.accepts(config.image)
+    return writer
 
 
 def check_output(

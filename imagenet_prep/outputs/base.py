@@ -124,6 +124,9 @@ class Writer(ABC):
     #: A shard output (each unit one file or a few, outputs/shard_writer.py): it can be built into an object
     #: store (outputs/remote.py) and takes the shard options.
     shards: ClassVar[bool] = False
+    #: Build options this output needs (``accepts`` refuses others), e.g. PNG of one size: the contract tests
+    #: (tests/contract/test_writers.py) build every writer with them.
+    needs: ClassVar[dict[str, object]] = {}
 
     @abstractmethod
     def group(self, split: str, groups: Groups) -> Groups: ...
@@ -146,6 +149,10 @@ class Writer(ABC):
 
     @abstractmethod
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport: ...
+
+    def accepts(self, image: Any) -> None:  # noqa: B027 - an optional hook; the default takes any options
+        """Raise a UsageError when this output cannot store images made with ``image`` (the build's
+        ImageOptions), before anything is planned. Default: any."""
 
     def files_intact(self, out: Path | str, result: UnitResult) -> bool:
         """Whether a finished unit's recorded files are in place (else the build runs it again). Default: stat

@@ -33,9 +33,10 @@ def contract_release(tmp_path_factory):
 
 
 def _options(output: str) -> dict[str, object]:
-    """Small images; shard writers cut 3 samples a shard (so every writer has several units)."""
+    """Small images; shard writers cut 3 samples a shard (so every writer has several units); the image options
+    a writer needs (``Writer.needs``)."""
     shards = {"shard_size": "3", "shuffle_seed": 4} if WRITERS[output].shards else {}
-    return {"output": output, "size": 24, "workers": 1, **shards}
+    return {"output": output, "size": 24, "workers": 1, **shards, **WRITERS[output].needs}
 
 
 def _argv(source: Path, out: str | Path, options: dict[str, object]) -> list[str]:

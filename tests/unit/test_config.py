@@ -68,3 +68,23 @@ def test_source_and_out_are_required_and_distinct(tmp_path):
 def test_missing_config_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="Cannot read the config file"):
         read_config_file(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("stem", "resize", "size", "output"),
+    [
+        ("imagenet256-adm", ResizeMode.ADM, 256, "zip"),
+        ("imagenet512-adm", ResizeMode.ADM, 512, "zip"),
+        ("imagenet32-downsampled", ResizeMode.DOWNSAMPLED, 32, "npz"),
+        ("imagenet64-downsampled", ResizeMode.DOWNSAMPLED, 64, "npz"),
+    ],
+)
+def test_generative_presets(tmp_path, stem, resize, size, output):
+    from imagenet_prep.outputs import writer_for
+
+    path = next(p for p in CONFIGS if p.stem == stem)
+    config = build_config(read_config_file(path), {"source": tmp_path / "s", "out": tmp_path / "o"})
+    assert (config.image.resize, config.image.size, config.output) == (resize, size, output)
+    assert config.image.format is OutputFormat.PNG
+    assert config.image.filter is (ResampleFilter.BOX if output == "npz" else ResampleFilter.BICUBIC)
+    assert writer_for(config).name == output  # the writer takes these image options

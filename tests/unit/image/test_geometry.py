@@ -21,6 +21,8 @@ from imagenet_prep.image.process import ImageOptions, ImageResult, ResizeMode, p
 
 # SQUISH (MIIL's ImageNet-21K-P rule) enlarges the shorter side by design: its own properties are below.
 modes = st.sampled_from([mode for mode in ResizeMode if mode is not ResizeMode.SQUISH])
+# Fixed-shape modes: always exactly size x size (the reference modes adm and downsampled are two more).
+FIXED = (ResizeMode.SQUARE, ResizeMode.CENTER_CROP, ResizeMode.ADM, ResizeMode.DOWNSAMPLED)
 all_modes = st.sampled_from(list(ResizeMode))
 sizes = st.integers(1, 4096)
 sides = st.integers(1, 8000)
@@ -62,7 +64,7 @@ def test_target_size_keeps_its_promises(mode, size, width, height, upscale):
             assert abs(derived - exact) <= Fraction(1, 2) or (derived == 1 and exact < 1)
         else:
             assert out is None  # already there, or smaller without --upscale
-    else:  # SQUARE, CENTER_CROP: exactly size x size, enlarging a smaller source even without upscale
+    else:  # FIXED: exactly size x size, enlarging a smaller source even without upscale
         assert (out_w, out_h) == (size, size)
 
 
@@ -71,7 +73,7 @@ def test_target_size_keeps_its_promises(mode, size, width, height, upscale):
 def test_aspect_ratio_is_kept_within_one_pixel(mode, size, width, height):
     for upscale in (False, True):
         out = target_size(width, height, _options(mode, size, upscale))
-        if out is None or mode in (ResizeMode.SQUARE, ResizeMode.CENTER_CROP):
+        if out is None or mode in FIXED:
             continue
         out_w, out_h = out
         # the side derived from the one set to `size` is within 1 px of the exact source ratio
@@ -95,6 +97,8 @@ def test_upscale_only_matters_for_small_sources(mode, size, width, height):
         ResizeMode.LONGER: max(width, height) >= size,
         ResizeMode.SQUARE: True,  # fixed-shape modes ignore upscale: always size x size
         ResizeMode.CENTER_CROP: True,
+        ResizeMode.ADM: True,
+        ResizeMode.DOWNSAMPLED: True,
     }[mode]
     if big_enough:
         assert plain == grown
