@@ -12,6 +12,7 @@ from ..errors import InputError, UsageError
 from .base import CheckReport, UnitWriter, Writer
 from .imagefolder import ImageFolderWriter
 from .parquet import ParquetWriter
+from .tfrecord import TfrecordWriter
 from .wds import WdsWriter
 
 #: output name -> Writer class (a frozen dataclass; its fields are the format's options).
@@ -19,6 +20,7 @@ WRITERS: dict[str, type[Writer]] = {
     ImageFolderWriter.name: ImageFolderWriter,
     WdsWriter.name: WdsWriter,
     ParquetWriter.name: ParquetWriter,
+    TfrecordWriter.name: TfrecordWriter,
 }
 
 __all__ = [
