@@ -439,6 +439,14 @@ OPTIONS: tuple[Option, ...] = (
         cli_type=int,
     ),
     _option(
+        "tfds_name",
+        "writer",
+        "tfds: the dataset name (default imagenet2012 for the full set, else derived from the build).",
+        _empty_is_none(lambda value, key: str(value)),
+        True,
+        record="when-set",
+    ),
+    _option(
         "max_member_size",
         "input",
         "Refuse archive members larger than this (bytes, or 64MiB / 512K; default 64MiB, at most 1GiB).",

@@ -12,6 +12,7 @@ from ..errors import InputError, UsageError
 from .base import CheckReport, UnitWriter, Writer
 from .imagefolder import ImageFolderWriter
 from .parquet import ParquetWriter
+from .tfds import TfdsWriter
 from .tfrecord import TfrecordWriter
 from .wds import WdsWriter
 
@@ -21,6 +22,7 @@ WRITERS: dict[str, type[Writer]] = {
     WdsWriter.name: WdsWriter,
     ParquetWriter.name: ParquetWriter,
     TfrecordWriter.name: TfrecordWriter,
+    TfdsWriter.name: TfdsWriter,
 }
 
 __all__ = [
