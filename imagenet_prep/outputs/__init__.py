@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import InputError, UsageError
 from .base import CheckReport, UnitWriter, Writer
 from .imagefolder import ImageFolderWriter
+from .mds import MdsWriter
 from .parquet import ParquetWriter
 from .tfds import TfdsWriter
 from .tfrecord import TfrecordWriter
@@ -23,6 +24,7 @@ WRITERS: dict[str, type[Writer]] = {
     ParquetWriter.name: ParquetWriter,
     TfrecordWriter.name: TfrecordWriter,
     TfdsWriter.name: TfdsWriter,
+    MdsWriter.name: MdsWriter,
 }
 
 __all__ = [
