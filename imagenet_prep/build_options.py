@@ -417,14 +417,14 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "shard_size",
         "writer",
-        "wds/parquet: samples per shard (5000) or bytes (1GB; planned from the source image sizes).",
+        "shard outputs: samples per shard (5000) or bytes (1GB; planned from the source image sizes).",
         _unset_is_none(lambda value, key: str(value)),
         True,
     ),
     _option(
         "shuffle",
         "writer",
-        "wds/parquet: shuffle the train split across shards (default).",
+        "shard outputs: shuffle the train split across shards (default).",
         boolean,
         True,
         "--shuffle/--no-shuffle",
@@ -433,7 +433,7 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "shuffle_seed",
         "writer",
-        "wds/parquet: seed of the train shuffle (default 0).",
+        "shard outputs: seed of the train shuffle (default 0).",
         whole,
         True,
         cli_type=int,
