@@ -265,7 +265,7 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "out",
         "input",
-        "Output folder for the tree (wds/parquet: also s3://bucket/prefix). Given alone, re-runs the "
+        "Output folder for the tree (shard outputs: also s3:// or gs://bucket/prefix). Given alone, re-runs the "
         "configuration recorded in it.",
         _out,
         False,

@@ -1,4 +1,4 @@
-"""Shard outputs in an object store: ``--out s3://bucket/prefix`` with ``--output wds`` or ``parquet``.
+"""Shard outputs in an object store: ``--out s3://bucket/prefix`` or ``gs://bucket/prefix`` with a shard output.
 
 A remote build is a local build into a STAGING folder (a fresh temporary folder), mirrored to the bucket:
 
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from ..image import ImageResult
     from ..plan import BuildPlan
 
-OUT_SCHEMES = ("s3",)
+OUT_SCHEMES = ("s3", "gs")
 STATE = ".imagenet-prep"
 PULLED = ("state.json",)  # state files a resumed build needs (besides the done markers)
 STAGING_PREFIX = "imagenet-prep-out-"  # + pid: a killed build's staging folder is removed by the next build
@@ -79,7 +79,7 @@ def out_url(value: str) -> str:
     scheme, _, rest = value.partition("://")
     if scheme.lower() not in OUT_SCHEMES:
         raise UsageError(
-            f"--out {value}: builds write to a local folder or to s3://bucket/prefix (wds/parquet shards), not to "
+            f"--out {value}: builds write to a local folder or to s3:// or gs://bucket/prefix (shard outputs), not to "
             f"{scheme}://. Give a folder, or build locally and copy the result."
         )
     bucket = rest.strip("/").split("/", 1)[0]
@@ -223,7 +223,9 @@ def _bucket_lock(fs: Any, url: str) -> Iterator[None]:
     body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}).encode()
     for attempt in range(2):
         try:
-            fs.pipe_file(key, body, IfNoneMatch="*")
+            # Create only if absent: S3's If-None-Match, GCS's ifGenerationMatch=0 (gcsfs mode="create").
+            conditional = {"mode": "create"} if url.startswith("gs://") else {"IfNoneMatch": "*"}
+            fs.pipe_file(key, body, **conditional)
         except FileExistsError:
             try:
                 holder = json.loads(fs.cat_file(key))
