@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
-from collections.abc import Iterator
 
 import pytest
 from support import run_build
@@ -22,32 +19,15 @@ emulator = pytest.importorskip(
 pytest.importorskip("google_crc32c")
 
 
-@pytest.fixture(scope="module")
-def gcs() -> Iterator[str]:
-    with socket.socket() as probe:  # a free port on loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = emulator.create_server("127.0.0.1", port, in_memory=True, default_bucket="tpu")
-    server.start()
-    saved = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    yield os.environ["STORAGE_EMULATOR_HOST"]
-    if saved is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    else:
-        os.environ["STORAGE_EMULATOR_HOST"] = saved
-    server.stop()
-
-
-def test_tfrecord_shards_into_a_gcs_bucket_are_the_local_build(gcs, quirky_release, tmp_path):
+def test_tfrecord_shards_into_a_gcs_bucket_are_the_local_build(gcs_endpoint, quirky_release, tmp_path):
     from imagenet_prep.io.objectstore import _filesystem
 
     local = tmp_path / "local"
     assert run_build(quirky_release, local, output="tfrecord", shard_size="9").ok
-    result = run_build(quirky_release, "gs://tpu/imagenet/v1", output="tfrecord", shard_size="9")
+    result = run_build(quirky_release, "gs://imagenet/imagenet/v1", output="tfrecord", shard_size="9")
     assert result.ok and result.units_total >= 4
     fs = _filesystem("gs")
-    root = "tpu/imagenet/v1/"
+    root = "imagenet/imagenet/v1/"
     objects = {
         path[len(root) :]: hashlib.sha256(fs.cat_file(path)).hexdigest()
         for path in fs.find(root)
@@ -60,5 +40,5 @@ def test_tfrecord_shards_into_a_gcs_bucket_are_the_local_build(gcs, quirky_relea
         for name, size in json.loads(fs.cat_file(marker))["files"].items():
             assert fs.size(root + name) == size
     assert not fs.exists(root + ".imagenet-prep/lock")  # released
-    again = run_build(quirky_release, "gs://tpu/imagenet/v1", output="tfrecord", shard_size="9")
+    again = run_build(quirky_release, "gs://imagenet/imagenet/v1", output="tfrecord", shard_size="9")
     assert again.ok and again.units_resumed == again.units_total and again.units_rebuilt == 0
