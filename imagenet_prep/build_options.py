@@ -265,7 +265,7 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "out",
         "input",
-        "Output folder for the tree (wds/parquet: also s3://bucket/prefix). Given alone, re-runs the "
+        "Output folder for the tree (shard outputs: also s3:// or gs://bucket/prefix). Given alone, re-runs the "
         "configuration recorded in it.",
         _out,
         False,
@@ -419,14 +419,14 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "shard_size",
         "writer",
-        "wds/parquet: samples per shard (5000) or bytes (1GB; planned from the source image sizes).",
+        "shard outputs: samples per shard (5000) or bytes (1GB; planned from the source image sizes).",
         _unset_is_none(lambda value, key: str(value)),
         True,
     ),
     _option(
         "shuffle",
         "writer",
-        "wds/parquet: shuffle the train split across shards (default).",
+        "shard outputs: shuffle the train split across shards (default).",
         boolean,
         True,
         "--shuffle/--no-shuffle",
@@ -435,10 +435,18 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "shuffle_seed",
         "writer",
-        "wds/parquet: seed of the train shuffle (default 0).",
+        "shard outputs: seed of the train shuffle (default 0).",
         whole,
         True,
         cli_type=int,
+    ),
+    _option(
+        "tfds_name",
+        "writer",
+        "tfds: the dataset name (default imagenet2012 for the full set, else derived from the build).",
+        _empty_is_none(lambda value, key: str(value)),
+        True,
+        record="when-set",
     ),
     _option(
         "max_member_size",

@@ -65,6 +65,7 @@ class BuildConfig:
     shard_size: str | None = None
     shuffle: bool = True
     shuffle_seed: int = 0
+    tfds_name: str | None = None
     max_member_size: int = DEFAULT_MAX_MEMBER_SIZE  # bytes; a larger archive member is refused, never read
     # Beyond ImageNet-1K (README "ImageNet-21K", "Bounding boxes", "Evaluation sets"):
     label_space: str | None = None  # a named label space: labels are positions in it

@@ -1260,6 +1260,11 @@ SHARD_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "parquet-256": ("parquet", SHORTER_256, {"shard_size": SHARD_SAMPLES}),
     "repack-wds": ("wds", REPACK, {"shard_size": SHARD_SAMPLES}),
     "repack-wds-verify": ("wds", {"resize": "none", "size": None}, {"shard_size": SHARD_SAMPLES}),
+    "tfrecord-256": ("tfrecord", SHORTER_256, {"shard_size": SHARD_SAMPLES}),
+    "tfds-256": ("tfds", SHORTER_256, {"shard_size": SHARD_SAMPLES}),
+    "mds-256": ("mds", SHORTER_256, {"shard_size": SHARD_SAMPLES}),
+    "repack-tfrecord": ("tfrecord", REPACK, {"shard_size": SHARD_SAMPLES}),
+    "repack-mds": ("mds", REPACK, {"shard_size": SHARD_SAMPLES}),
 }
 # Run once, for the peak RSS per worker: 1 GB shards, larger than the bench's whole train split, so a worker
 # holding its shard in memory would show (the repack writes the largest images).
@@ -1267,7 +1272,16 @@ RSS_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "rss-repack-wds-1GB": ("wds", REPACK, {"shard_size": "1GB"}),
     "rss-repack-parquet-1GB": ("parquet", REPACK, {"shard_size": "1GB"}),
 }
-SHARD_TARGETS = {"wds-256/imagefolder-256": 0.95, "parquet-256/imagefolder-256": 0.95, "repack/256": 5.0}
+SHARD_TARGETS = {
+    "wds-256/imagefolder-256": 0.95,
+    "parquet-256/imagefolder-256": 0.95,
+    "tfrecord-256/imagefolder-256": 0.95,
+    "tfds-256/imagefolder-256": 0.95,
+    "mds-256/imagefolder-256": 0.95,
+    "repack/256": 5.0,
+    "repack-tfrecord/tfrecord-256": 5.0,
+    "repack-mds/mds-256": 5.0,
+}
 
 
 # The generative presets (--generative): the ADM crop (full decode, no draft) vs center-crop at 256, both PNG;
@@ -1385,6 +1399,10 @@ def outputs_section(release: Path, work: Path, args: argparse.Namespace, n_image
     summary["wds-256/imagefolder-256"] = ratio("wds-256", "imagefolder-256")
     summary["parquet-256/imagefolder-256"] = ratio("parquet-256", "imagefolder-256")
     summary["repack/256"] = ratio("repack-wds", "imagefolder-256")
+    for fmt in ("tfrecord", "tfds", "mds"):
+        summary[f"{fmt}-256/imagefolder-256"] = ratio(f"{fmt}-256", "imagefolder-256")
+    summary["repack-tfrecord/tfrecord-256"] = ratio("repack-tfrecord", "tfrecord-256")
+    summary["repack-mds/mds-256"] = ratio("repack-mds", "mds-256")
     summary["repack/wds-256"] = ratio("repack-wds", "wds-256")
     summary["repack-verify/256"] = ratio("repack-wds-verify", "imagefolder-256")
     # The images phase alone (without planning and finishing, fixed costs a full build amortises): what a long

@@ -85,6 +85,31 @@ def s3_env(s3_endpoint: str) -> Iterator[dict[str, str]]:
             os.environ[name] = value
 
 
+@pytest.fixture(scope="module")
+def gcs_endpoint() -> Iterator[str]:
+    """gcp-storage-emulator on 127.0.0.1 (a free port; bucket ``imagenet``), one per test module, with
+    ``STORAGE_EMULATOR_HOST`` pointing at it (restored after)."""
+    import socket
+
+    emulator = pytest.importorskip(
+        "gcp_storage_emulator.server", reason="needs the test extra (gcp-storage-emulator)"
+    )  # in the test extra: never skipped here
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = emulator.create_server("127.0.0.1", port, in_memory=True, default_bucket="imagenet")
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = endpoint
+    yield endpoint
+    if saved is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = saved
+    server.stop()
+
+
 E2E = Path(__file__).resolve().parent / "e2e"
 
 

@@ -32,7 +32,7 @@ from ..errors import BuildError, BuildInterrupted, InputError, OutputLockedError
 from ..executors import Executor, make_executor
 from ..image.reference import preprocessing_record
 from ..outputs import Writer, writer_for
-from ..outputs.base import WriterContext
+from ..outputs.base import UnitSize, WriterContext
 from ..outputs.record import write_build_record
 from ..plan import BuildPlan, make_plan
 from ..records import ImageIssue, UnitResult, WorkUnit
@@ -143,7 +143,7 @@ def settings_of(config: BuildConfig, wnids: Sequence[str]) -> dict[str, Any]:
             continue
         if option.group == "image":
             continue  # image_dict: verify only when off (as the fingerprint)
-        if option.key in _FIRST_SETTINGS or values[option.key] != recorded(default_of(option)):
+        if option.key in _FIRST_SETTINGS or values.get(option.key) != recorded(default_of(option)):
             settings[option.key] = values[option.key]
     return settings
 
@@ -446,4 +446,11 @@ def _finish(
 
 def writer_context(plan: BuildPlan) -> WriterContext:
     """What the writer is told of the plan (outputs.base.WriterContext)."""
-    return WriterContext(plan.class_set, plan.wnids, plan.splits, plan.boxes)
+    return WriterContext(
+        plan.class_set,
+        plan.wnids,
+        plan.splits,
+        plan.boxes,
+        counts=plan.counts,
+        units=tuple(UnitSize(unit.unit_id, unit.split, len(unit.samples)) for unit in plan.units),
+    )

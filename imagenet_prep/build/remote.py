@@ -1,4 +1,4 @@
-"""Shard outputs in an object store: ``--out s3://bucket/prefix`` with ``--output wds`` or ``parquet``.
+"""Shard outputs in an object store: ``--out s3://bucket/prefix`` or ``gs://bucket/prefix`` with a shard output.
 
 A remote build is a local build into a STAGING folder (a fresh temporary folder), mirrored to the bucket:
 
@@ -85,7 +85,9 @@ def _bucket_lock(fs: Any, url: str) -> Iterator[None]:
     body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}).encode()
     for attempt in range(2):
         try:
-            fs.pipe_file(key, body, IfNoneMatch="*")
+            # Create only if absent: S3's If-None-Match, GCS's ifGenerationMatch=0 (gcsfs mode="create").
+            conditional = {"mode": "create"} if url.startswith("gs://") else {"IfNoneMatch": "*"}
+            fs.pipe_file(key, body, **conditional)
         except FileExistsError:
             try:
                 holder = json.loads(fs.cat_file(key))

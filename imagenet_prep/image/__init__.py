@@ -16,11 +16,12 @@ from .options import (
     coerce_enum,
     fast_resizer_available,
 )
+from .results import ImageFailure, ImageResult
 
 if TYPE_CHECKING:
-    from .process import ImageFailure, ImageResult, floor_process, output_extension, process_image
+    from .process import floor_process, output_extension, process_image
 
-_PROCESS = ("ImageFailure", "ImageResult", "floor_process", "output_extension", "process_image")
+_PROCESS = ("floor_process", "output_extension", "process_image")
 
 
 def __getattr__(name: str) -> Any:

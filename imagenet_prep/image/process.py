@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from math import ceil
 
 from PIL import Image, WebPImagePlugin  # noqa: F401  (WEBP is not among the plugins Pillow preloads)
@@ -80,6 +80,7 @@ from .options import (
     fast_resizer_available,
 )
 from .reference import REFERENCE_MODES, reference_resize
+from .results import ImageFailure, ImageResult
 
 __all__ = [
     "DRAFT_GAP",
@@ -127,28 +128,6 @@ _EXTENSIONS = {"jpeg": ".JPEG", "png": ".png", "webp": ".webp"}  # ".JPEG": Imag
 _PIL_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 _SOURCE_FORMAT = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
 _ORIGINAL_TARGET = {"jpeg": "jpeg", "png": "png", "webp": "webp", "gif": "png", "bmp": "png"}
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    data: bytes
-    width: int
-    height: int
-    status: str  # "ok" | "repaired"
-    repairs: tuple[str, ...]
-    source_format: str  # sniffed from the bytes: "jpeg" (also MPO), "png", "webp", "gif", "bmp"
-    source_width: int
-    source_height: int
-    extension: str  # ".JPEG", ".png" or ".webp"
-    passthrough: bool = False  # True when ``data`` is the source's bytes, unchanged
-    enlarged: bool = False  # True when the output is larger than the source on a side (fixed-shape modes)
-
-
-@dataclass(frozen=True)
-class ImageFailure:
-    reason: str
-    # One of: "empty", "not-image", "bomb", "truncated", "corrupt", "unsupported", "too-large". For summaries.
-    kind: str = "corrupt"
 
 
 def output_extension(fmt: OutputFormat | str, source_format: str = "jpeg") -> str:

@@ -182,7 +182,7 @@ def object_exists(url: str) -> bool:
 
 
 #: the URL schemes ``--out`` writes to (shard outputs staged and uploaded: build/remote.py)
-OUT_SCHEMES = ("s3",)
+OUT_SCHEMES = ("s3", "gs")
 
 
 def out_url(value: str) -> str:
@@ -190,7 +190,7 @@ def out_url(value: str) -> str:
     scheme, _, rest = value.partition("://")
     if scheme.lower() not in OUT_SCHEMES:
         raise UsageError(
-            f"--out {value}: builds write to a local folder or to s3://bucket/prefix (wds/parquet shards), not to "
+            f"--out {value}: builds write to a local folder or to s3:// or gs://bucket/prefix (shard outputs), not to "
             f"{scheme}://. Give a folder, or build locally and copy the result."
         )
     bucket = rest.strip("/").split("/", 1)[0]

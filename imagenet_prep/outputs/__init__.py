@@ -11,8 +11,11 @@ from typing import Any
 from ..errors import InputError, UsageError
 from .base import CheckReport, UnitWriter, Writer
 from .imagefolder import ImageFolderWriter
+from .mds import MdsWriter
 from .npz import NpzWriter
 from .parquet import ParquetWriter
+from .tfds import TfdsWriter
+from .tfrecord import TfrecordWriter
 from .wds import WdsWriter
 from .zip import ZipWriter
 
@@ -23,6 +26,9 @@ WRITERS: dict[str, type[Writer]] = {
     ParquetWriter.name: ParquetWriter,
     ZipWriter.name: ZipWriter,
     NpzWriter.name: NpzWriter,
+    TfrecordWriter.name: TfrecordWriter,
+    TfdsWriter.name: TfdsWriter,
+    MdsWriter.name: MdsWriter,
 }
 
 __all__ = [

@@ -20,8 +20,8 @@ import contextlib
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import Field, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import Field, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -37,13 +37,26 @@ Groups = list[tuple[str, Sequence[Sample]]]  # a unit's samples: a tuple, a Samp
 @dataclass(frozen=True)
 class WriterContext:
     """What a writer learns of the build it writes (``prepare``, ``finalize``): the label space, the classes
-    built, the splits and whether boxes are written; the orchestrator makes it from the plan. A small record,
-    not the plan: a writer never sees the source, the units or the planner."""
+    built, the splits, whether boxes are written, the images planned per split and class, and each unit's id,
+    split and size in plan order; the orchestrator makes it from the plan. A small record, not the plan: a writer
+    never sees the source, the samples or the planner."""
 
     class_set: ClassSet  # the label space: labels are positions in it (label maps list it)
     wnids: tuple[str, ...]  # the classes built (their folders): the label space's unless it is wider
     splits: tuple[str, ...]
     boxes: bool = False  # the writer writes boxes.csv
+    counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # split -> wnid -> images planned
+    units: tuple[UnitSize, ...] = ()  # every unit of the plan, in plan order
+
+
+@dataclass(frozen=True)
+class UnitSize:
+    """A unit as a writer's ``prepare`` sees it: where it goes and how many samples it holds (MDS numbers its
+    samples across a split's shards from these)."""
+
+    unit_id: str
+    split: str
+    samples: int
 
 
 MAX_LISTED = 20  # findings a check lists as text (all are counted)

@@ -1,4 +1,4 @@
-"""The object-store writer wrapper: a shard writer (wds, parquet) whose units are uploaded to ``--out s3://...``.
+"""The object-store writer wrapper: a shard writer whose units are uploaded to ``--out s3://...`` or ``gs://...``.
 
 The remote build that stages, locks, pulls and pushes around it is ``build/remote.py`` (its docstring tells the
 whole story). Here: :class:`RemoteWriter` wraps the wds/parquet writer; a unit writes its shard into staging as

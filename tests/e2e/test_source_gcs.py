@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
 from imagenet_prep.sample import SampleSpec, write_sample
 
-emulator = pytest.importorskip(
-    "gcp_storage_emulator.server", reason="needs the test extra (gcp-storage-emulator)"
-)  # in the test extra: never skipped here
 OPTIONS = {"resize": "shorter", "size": 32, "workers": 1}
 
 
@@ -30,25 +22,7 @@ def _hashes(out: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def gcs() -> Iterator[str]:
-    with socket.socket() as probe:  # a free port on loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = emulator.create_server("127.0.0.1", port, in_memory=True, default_bucket="imagenet")
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    saved = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = endpoint
-    yield endpoint
-    if saved is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    else:
-        os.environ["STORAGE_EMULATOR_HOST"] = saved
-    server.stop()
-
-
-def test_a_build_from_gcs_gives_the_local_tree(gcs, tmp_path):
+def test_a_build_from_gcs_gives_the_local_tree(gcs_endpoint, tmp_path):
     from imagenet_prep.io.objectstore import ObjectByteSource, filesystem
 
     release = write_sample(

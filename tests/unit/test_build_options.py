@@ -65,6 +65,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "shard_size": {"shard_size": "100"},
     "shuffle": {"shuffle": False},
     "shuffle_seed": {"shuffle_seed": 3},
+    "tfds_name": {"output": "tfds", "tfds_name": "imagenette_10c"},
     "max_member_size": {"max_member_size": "1MiB"},
     "label_space": {"label_space": "imagenet12k"},
     "holdout": {"holdout": 2},
@@ -308,6 +309,8 @@ def test_fingerprint_and_record_are_what_they_were(tmp_path):
         before = _to_dict_before(config)
         if config.wordnet is not None:  # recorded now, so the repair command can repeat it
             assert record.pop("wordnet") == str(config.wordnet)
+        if config.tfds_name is not None:  # a new option (tfds), recorded only when set
+            assert record.pop("tfds_name") == config.tfds_name
         assert record == before
         assert set(settings_of(config, ["n01440764"])) >= {
             "splits",
