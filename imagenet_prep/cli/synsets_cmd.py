@@ -6,11 +6,12 @@ answers (e.g. `synsets show n01440764`) never import nltk.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from .output import Output
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..taxonomy.synsets import Synset, SynsetTree
@@ -126,8 +127,7 @@ def show_command(
                 typer.echo(note)
             for record in batch:
                 _print_synset(record)
-    if as_json:
-        typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    Output(as_json).result(records)  # the text was printed query by query, above
 
 
 @synsets_app.command("search")
@@ -154,12 +154,11 @@ def search_command(
     found = synsets.search(text, all_wordnet=all_wordnet, limit=limit + 1 if limit else None)
     more = bool(limit) and len(found) > limit
     shown = found[:limit] if limit else found
-    if as_json:
-        typer.echo(json.dumps([_record(s, text, len(synsets.imagenet_leaves(s))) for s in shown], indent=2))
-    else:
-        width = max((len(s.name) for s in shown), default=0)
-        for s in shown:
-            typer.echo(f"{s.wnid}  {s.name:<{width}}  {_tag(s) or '-'}  {s.definition}")
+    width = max((len(s.name) for s in shown), default=0)
+    Output(as_json).result(
+        [_record(s, text, len(synsets.imagenet_leaves(s))) for s in shown] if as_json else [],
+        [f"{s.wnid}  {s.name:<{width}}  {_tag(s) or '-'}  {s.definition}" for s in shown],
+    )
     if not shown:
         hint = "" if all_wordnet else " among the ImageNet-1K classes (add --all-wordnet to search all nouns)"
         typer.echo(f"No synsets match '{text}'{hint}.", err=True)
@@ -213,7 +212,7 @@ def tree_command(
     below = synsets.tree(query, depth=depth)
     if as_json:
         payload = {"paths": [[s.name for s in path] for path in paths], "tree": _tree_json(below)}
-        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        Output(as_json).result(payload)
         return
     for path in paths:
         typer.echo(" > ".join(s.name for s in path))
@@ -241,12 +240,14 @@ def leaves_command(
 
     _use(wordnet_dir)
     wnids = sorted({wnid for query in queries for wnid in synsets.imagenet_leaves(query)})
-    if as_json:
-        typer.echo(json.dumps(wnids))
-    else:
-        for wnid in wnids:
-            info = classes.by_wnid(wnid)
-            typer.echo(f"{wnid}\t{info.index}\t{info.name}" if long else wnid)
+    Output(as_json).result(
+        wnids,
+        (
+            f"{wnid}\t{classes.by_wnid(wnid).index}\t{classes.by_wnid(wnid).name}" if long else wnid
+            for wnid in wnids
+        ),
+        indent=None,
+    )
     if not wnids:
         typer.echo(f"No ImageNet-1K classes under {', '.join(queries)}.", err=True)
 
