@@ -8,39 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .build.by_name import build_by_name as build
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .build.orchestrator import BuildResult
     from .outputs.base import CheckReport
-    from .plan import BuildPlan
     from .sources.inspect import SourceReport
 
-
-def build(
-    *,
-    config: str | Path | None = None,
-    progress: Callable[[int], None] | None = None,
-    on_plan: Callable[[BuildPlan, int], None] | None = None,
-    **options: Any,
-) -> BuildResult:
-    """Build as ``imagenet-prep build`` does, with its options as keywords (``source=``, ``out=``, ``size=``,
-    ``output="wds"``, ``train_per_class=5``, ...; docs/options.md lists them). ``config``: a YAML file of
-    options, which the keywords override, as flags do. ``progress(n)`` is called as n more images finish;
-    ``on_plan(plan, images_to_do)`` once planning is done. A keyword that names no option is a TypeError naming
-    the valid ones; a bad value is a UsageError."""
-    from .build.orchestrator import build as run
-    from .build_options import VALID_KEYS
-    from .config import build_config, read_config_file
-
-    unknown = sorted(name for name in options if name.replace("-", "_") not in VALID_KEYS)
-    if unknown:
-        raise TypeError(
-            f"build() got unknown option(s) {', '.join(map(repr, unknown))}; the options are: "
-            f"{', '.join(sorted(VALID_KEYS))} (and config, progress, on_plan)."
-        )
-    file_values = read_config_file(Path(config)) if config is not None else {}
-    return run(build_config(file_values, options), progress=progress, on_plan=on_plan)
+__all__ = ["build", "check", "inspect"]
 
 
 def check(

@@ -28,13 +28,13 @@ def __getattr__(name: str) -> Any:
 
 class _BuildPackage(types.ModuleType):
     """This package, callable: ``imagenet_prep.build(source=..., out=..., size=64)`` is the one-call build
-    (api.py). A function named ``imagenet_prep.build`` could not live beside this package: importing it sets
+    (``by_name.py``). A function named ``imagenet_prep.build`` could not live beside this package: importing it sets
     the package's attribute on ``imagenet_prep``; the package itself answers the call instead."""
 
     def __call__(self, **options: Any) -> Any:
-        from ..api import build as build_now
+        from .by_name import build_by_name
 
-        return build_now(**options)
+        return build_by_name(**options)
 
 
 sys.modules[__name__].__class__ = _BuildPackage
