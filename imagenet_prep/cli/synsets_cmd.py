@@ -54,22 +54,6 @@ def _use(wordnet_dir: Path | None) -> None:
         synsets.use_wordnet(wordnet_dir)
 
 
-def _record(synset: Synset, query: str, leaves: int) -> dict[str, Any]:
-    info = synset.class_info
-    return {
-        "query": query,
-        "wnid": synset.wnid,
-        "name": synset.name,
-        "lemmas": list(synset.lemmas),
-        "definition": synset.definition,
-        "is_imagenet1k": synset.is_imagenet1k,
-        "imagenet1k_index": synset.imagenet1k_index,
-        "ilsvrc2012_id": info.ilsvrc2012_id if info else None,
-        "display_name": synset.display_name,
-        "imagenet1k_leaves": leaves,
-    }
-
-
 def _tag(synset: Synset) -> str:
     info = synset.class_info
     return f"[1K {info.index}: {info.name}]" if info else ""
@@ -120,7 +104,7 @@ def show_command(
                 f"'{query}' is ambiguous: {len(found)} noun senses ({one_k} ImageNet-1K classes); "
                 "give a wnid or a sense name to pick one."
             )
-        batch = [_record(s, query, len(synsets.imagenet_leaves(s))) for s in found]
+        batch = [s.to_dict(query) for s in found]
         records += batch
         if not as_json:
             if note:
@@ -156,7 +140,7 @@ def search_command(
     shown = found[:limit] if limit else found
     width = max((len(s.name) for s in shown), default=0)
     Output(as_json).result(
-        [_record(s, text, len(synsets.imagenet_leaves(s))) for s in shown] if as_json else [],
+        [s.to_dict(text) for s in shown] if as_json else [],
         [f"{s.wnid}  {s.name:<{width}}  {_tag(s) or '-'}  {s.definition}" for s in shown],
     )
     if not shown:
@@ -164,16 +148,6 @@ def search_command(
         typer.echo(f"No synsets match '{text}'{hint}.", err=True)
     elif more:
         typer.echo(f"(first {limit} results; --limit 0 shows all)", err=True)
-
-
-def _tree_json(node: SynsetTree) -> dict[str, Any]:
-    return {
-        "wnid": node.synset.wnid,
-        "name": node.synset.name,
-        "imagenet1k_index": node.synset.imagenet1k_index,
-        "imagenet1k_leaves": node.imagenet_leaves,
-        "children": [_tree_json(child) for child in node.children],
-    }
 
 
 def _print_tree(node: SynsetTree, prefix: str = "", last: bool = True, root: bool = True) -> None:
@@ -211,8 +185,7 @@ def tree_command(
     paths = synsets.hypernym_paths(query)
     below = synsets.tree(query, depth=depth)
     if as_json:
-        payload = {"paths": [[s.name for s in path] for path in paths], "tree": _tree_json(below)}
-        Output(as_json).result(payload)
+        Output(as_json).result({"paths": [[s.name for s in path] for path in paths], "tree": below})
         return
     for path in paths:
         typer.echo(" > ".join(s.name for s in path))
