@@ -4,7 +4,8 @@ threads) and exits 0 on that FIRST run, with its workers started either way: fro
 runs other threads) and forked (BLAS limited to one thread, so the process stays single-threaded).
 
 Negative control: the same script with the stock forkserver process class (the workers re-run the script, as
-multiprocessing does by default) fails, so the first test can fail."""
+multiprocessing does by default) fails, so the first test can fail. docs/python-api.md's block runs the same way
+(the README's Python block: tests/e2e/test_readme.py)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,23 @@ def test_without_the_mechanism_the_same_script_fails(tmp_path: Path) -> None:
     done = run_script(tmp_path, patch=STOCK_WORKERS)
     assert done.returncode != 0
     assert "BrokenProcessPool" in done.stderr or "worker process died" in done.stderr, done.stderr[-3000:]
+
+
+def test_the_python_api_page_block_runs_as_a_plain_script(tmp_path: Path) -> None:
+    """docs/python-api.md's first block ("Build, check, inspect"), pasted into a script beside a freshly sampled
+    ``./ilsvrc-mini``, runs on its first try."""
+    from imagenet_prep.sample import write_sample
+
+    page = (REPO / "docs" / "python-api.md").read_text()
+    code = page.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "imagenet_prep.build(" in code and "__main__" not in code
+    write_sample(tmp_path / "ilsvrc-mini")
+    (tmp_path / "block.py").write_text(code)
+    env = {**os.environ, "IMAGENET_PREP_CACHE": str(tmp_path / "empty-cache")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "block.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("True ")  # result.ok, then the counts
+    assert (tmp_path / "imagenet-mini-api" / "_info.json").is_file()  # output="wds"
