@@ -229,6 +229,7 @@ def leaves_command(
 def status_command(
     wordnet_dir: WordNetDir = None,
     load: Annotated[bool, typer.Option("--load", help="Also load it with nltk (a few seconds).")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Say where WordNet 3.0 would be loaded from; exit 0 when usable, 2 with how to install it when not.
 
@@ -240,10 +241,11 @@ def status_command(
     state = wordnet.status(wordnet_dir)
     if not state.ok:
         raise WordNetError(state.message)
-    typer.echo(state.message)
+    output = Output(as_json)
+    output.result(state, state.message)
     if load:
         reader = wordnet.load(wordnet_dir)
-        typer.echo(
+        output.echo(
             f"Loaded: WordNet {reader.get_version()}, dog.n.01 = n{reader.synset('dog.n.01').offset():08d}"
         )
 
@@ -258,6 +260,7 @@ def install_command(
             help="WordNet 3.0 dict folder (Debian: /usr/share/wordnet); default: a system one or download.",
         ),
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Prepare WordNet 3.0 in the tool's cache (from a dict folder, offline) or download it with nltk.
 
@@ -270,7 +273,9 @@ def install_command(
     from .. import wordnet
 
     location = wordnet.install(from_dir)
-    typer.echo(f"WordNet {location.version} ready in {location.nltk_root} (from {location.origin}).")
+    Output(as_json).result(
+        location, f"WordNet {location.version} ready in {location.nltk_root} (from {location.origin})."
+    )
 
 
 def register(app: typer.Typer) -> None:

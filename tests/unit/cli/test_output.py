@@ -54,7 +54,7 @@ def test_the_page_documents_every_command_with_json() -> None:
     keys = documented_keys()
     assert set(keys) == {
         "build --json", "finalize --json", "build --dry-run --json", "check --json", "inspect --json",
-        "verify --json", "fetch --json",
+        "verify --json", "fetch --json", "sample --json", "wordnet status --json", "wordnet install --json",
     }  # fmt: skip
     assert all(len(listed) >= 3 for listed in keys.values()), keys
 
@@ -109,6 +109,21 @@ def test_every_json_document_has_the_documented_keys(release, tmp_path: Path, ca
     assert list(shard) == keys["build --json"] and shard["shard"] == {"index": 0, "count": 1}
     finalized = document(["finalize", sharded, "--json"], capsys, monkeypatch)
     assert list(finalized) == keys["finalize --json"] and finalized["images"] == 12
+
+
+def test_sample_and_wordnet_documents(tmp_path: Path, capsys, monkeypatch) -> None:
+    from imagenet_prep.taxonomy.wordnet import WordNetLocation, WordNetStatus
+
+    keys = documented_keys()
+    written = document(["sample", tmp_path / "mini", "--classes", "2", "--json"], capsys, monkeypatch)
+    assert list(written) == keys["sample --json"]
+    assert written["root"] == str(tmp_path / "mini") and written["next"].startswith("imagenet-prep build")
+    # WordNet's records, as the commands print them (whether WordNet is installed here or not).
+    location = WordNetLocation(tmp_path / "nltk", "cache", tmp_path / "dict", "3.0")
+    assert list(location.to_dict()) == keys["wordnet install --json"]
+    state = WordNetStatus(True, "WordNet 3.0", location).to_dict()
+    assert list(state) == keys["wordnet status --json"] and state["location"]["version"] == "3.0"
+    assert json.loads(json.dumps(state)) == state
 
 
 def test_synsets_json_is_one_document(capsys, monkeypatch) -> None:
