@@ -131,15 +131,18 @@ def _main_left_alone() -> Iterator[None]:
     ``__main__`` is what multiprocessing skips (``spawn._fixup_main_from_name``), and the real one is put back
     as soon as the worker has its start-up data (a few milliseconds)."""
     main = sys.modules.get("__main__")
-    if main is None:
+    previous = getattr(main, "__spec__", None)
+    try:
+        main.__spec__ = _LEFT_ALONE  # type: ignore[union-attr]
+    except (AttributeError, TypeError):  # no main module, or one that takes no attribute: nothing to hide
         yield
         return
-    previous = getattr(main, "__spec__", None)
-    main.__spec__ = _LEFT_ALONE
+    # (Another thread of the caller starting its own spawn/forkserver process in these milliseconds would not
+    # re-run the script either; its children would then not find functions defined in it.)
     try:
         yield
     finally:
-        main.__spec__ = previous
+        main.__spec__ = previous  # type: ignore[union-attr]
 
 
 #: The stand-in spec: only its name is read, and a name of ``__main__`` means "do not re-import the main module".
