@@ -90,10 +90,40 @@ class BuildResult:
     enlarged: int = 0  # images made larger than their source (fixed-shape modes, or upscale)
     timings: tuple[tuple[str, float], ...] = ()
     bytes_read: int = 0  # source bytes the units read (images)
+    images_built: int = 0  # images this run processed (a resumed unit's images are not: the img/s rate)
+    allow_skips: bool = False  # the config's --allow-skips: a build with skipped images still succeeds
 
     @property
     def ok(self) -> bool:
         return not self.skipped
+
+    def to_dict(self) -> dict[str, Any]:
+        """The build's JSON document (``build --json``; keys in docs/python-api.md): JSON types only."""
+        return {
+            "ok": self.ok or self.allow_skips,
+            "out": str(self.out),
+            "build_record": str(self.out / "build.json"),
+            "layout": self.layout,
+            "classes": len(next(iter(self.counts.values()), {})),
+            "images": self.images_written,
+            "images_built": self.images_built,
+            "per_split": {split: sum(c.values()) for split, c in self.counts.items()},
+            "skipped": len(self.skipped),
+            "skipped_files": [{"file": i.file, "reason": i.reason} for i in self.skipped[:100]],
+            "repaired": len(self.repaired),
+            "enlarged": self.enlarged,
+            "units": {
+                "total": self.units_total,
+                "already_built": self.units_resumed,
+                "built": self.units_total - self.units_resumed,
+                "rebuilt": self.units_rebuilt,
+            },
+            "bytes_read": self.bytes_read,
+            "seconds": round(self.seconds, 3),
+            "timings": {key: round(value, 3) for key, value in self.timings},
+            "warnings": list(self.warnings),
+            "shard": None if self.shard is None else {"index": self.shard[0], "count": self.shard[1]},
+        }
 
 
 def build(
@@ -220,9 +250,15 @@ def build_into(
                 results[unit_result.unit_id] = unit_result
             executor.close()
             images_done = time.perf_counter()
+            built = sum(len(results[unit.unit_id].rows) for unit in todo)  # by this run: its img/s
             if config.num_shards is not None and config.shard_index is not None:
                 return _shard_result(
-                    config, plan, [results[unit.unit_id] for unit in mine], len(mine) - len(todo), started
+                    config,
+                    plan,
+                    [results[unit.unit_id] for unit in mine],
+                    len(mine) - len(todo),
+                    started,
+                    built,
                 )
             # A unit retried after its worker died (a remote executor) may have left temp files: clean them.
             remove_temp_files(out, work_dirs)
@@ -236,6 +272,7 @@ def build_into(
                 {"plan": planned_at - started, "images": images_done - planned_at},
                 started,
                 rebuilt,
+                built,
             )
         except KeyboardInterrupt:
             _stop(executor, out, [] if config.sharded else work_dirs)
@@ -273,7 +310,7 @@ def plan_config(config: BuildConfig) -> dict[str, Any]:
 
 
 def _shard_result(
-    config: BuildConfig, plan: BuildPlan, ordered: list[UnitResult], resumed: int, started: float
+    config: BuildConfig, plan: BuildPlan, ordered: list[UnitResult], resumed: int, started: float, built: int
 ) -> BuildResult:
     counts: dict[str, dict[str, int]] = {split: {wnid: 0 for wnid in plan.wnids} for split in config.splits}
     for result in ordered:
@@ -290,6 +327,8 @@ def _shard_result(
         seconds=time.perf_counter() - started,
         warnings=plan.warnings,
         shard=(config.shard_index or 0, config.num_shards or 1),
+        images_built=built,
+        allow_skips=config.allow_skips,
     )
 
 
@@ -380,6 +419,7 @@ def _finish(
     timings: dict[str, float],
     started: float,
     rebuilt: int = 0,
+    built: int = 0,
 ) -> BuildResult:
     out = Path(config.out)
     writer.finalize(out, writer_context(plan), ordered)
@@ -441,6 +481,8 @@ def _finish(
         enlarged=enlarged,
         timings=tuple({**timings, "total": seconds}.items()),
         bytes_read=image_bytes,
+        images_built=built,
+        allow_skips=config.allow_skips,
     )
 
 

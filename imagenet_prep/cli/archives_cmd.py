@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +9,7 @@ from typing import Annotated
 import typer
 
 from .options import Json
+from .output import Output
 
 DEFAULT_BASE_URL = (
     "https://image-net.org/data/ILSVRC/2012/"  # repeated from catalog: keeps --help import-free
@@ -123,7 +122,7 @@ def fetch_command(
     Example: imagenet-prep fetch --dest ./ilsvrc --only val,devkit --base-url /mnt/mirror
     """
     from ..errors import UsageError
-    from ..fetch.download import credentials_available, fetch, human_bytes
+    from ..fetch.download import FetchReport, credentials_available, fetch, human_bytes
 
     headers = _parse_headers(header)
     cookies = "; ".join(c.strip() for c in cookie or [] if c.strip()) or None
@@ -154,17 +153,15 @@ def fetch_command(
         )
     finally:
         bars.close()
-    if as_json:
-        doc = {
-            "dest": str(dest),
-            "ok": all(r.ok for r in results),
-            "results": [dataclasses.asdict(r) for r in results],
-        }
-        typer.echo(json.dumps(doc, indent=2))
-    for r in results if not as_json else ():
-        if r.ok:
-            md5 = f"  md5 {r.md5}" if r.md5 else ""
-            typer.echo(f"{r.status:<18} {r.file}  {human_bytes(r.size)}{md5}")
+    report = FetchReport(str(dest), tuple(results))
+    Output(as_json).result(
+        report,
+        [
+            f"{r.status:<18} {r.file}  {human_bytes(r.size)}" + (f"  md5 {r.md5}" if r.md5 else "")
+            for r in results
+            if r.ok
+        ],
+    )
     failed = [r for r in results if not r.ok]
     for r in failed:
         typer.echo(f"imagenet-prep: error: {r.error}", err=True)
@@ -200,7 +197,7 @@ def verify_command(
     """
     from ..errors import InputError
     from ..fetch.download import human_bytes
-    from ..fetch.verify import missing, verify
+    from ..fetch.verify import VerifyReport, missing, verify
 
     bars = _Bars(stacked=False)
     try:
@@ -215,29 +212,22 @@ def verify_command(
             f"download them with `imagenet-prep fetch --dest {folder}`"
         )
     bad = [r for r in results if r.status == "mismatch"]
-    if as_json:
-        doc = {
-            "folder": str(folder),
-            "ok": not bad,
-            "results": [r.to_dict() for r in results],
-            "missing": absent,
-        }
-        typer.echo(json.dumps(doc, indent=2))
-    else:
-        for r in results:
-            if r.status == "ok":
-                note = " (cached)" if r.cached else ""
-                typer.echo(f"OK          {r.file}  {human_bytes(r.actual_size)}  md5 {r.actual_md5}{note}")
-            elif r.status == "unverified":
-                typer.echo(
-                    f"UNVERIFIED  {r.file}  {human_bytes(r.actual_size)}  no MD5 known (pass --checksums)"
-                )
-            elif r.size_ok is False:
-                typer.echo(f"MISMATCH    {r.file}  size {r.actual_size}, expected {r.expected_size}")
-            else:
-                typer.echo(f"MISMATCH    {r.file}  md5 {r.actual_md5}, expected {r.expected_md5}")
-        summary = f"{sum(r.ok for r in results)} ok, {len(bad)} mismatched"
-        typer.echo(summary + (f"; not present: {', '.join(absent)}" if absent else ""))
+    lines = []
+    for r in results:
+        if r.status == "ok":
+            note = " (cached)" if r.cached else ""
+            lines.append(f"OK          {r.file}  {human_bytes(r.actual_size)}  md5 {r.actual_md5}{note}")
+        elif r.status == "unverified":
+            lines.append(
+                f"UNVERIFIED  {r.file}  {human_bytes(r.actual_size)}  no MD5 known (pass --checksums)"
+            )
+        elif r.size_ok is False:
+            lines.append(f"MISMATCH    {r.file}  size {r.actual_size}, expected {r.expected_size}")
+        else:
+            lines.append(f"MISMATCH    {r.file}  md5 {r.actual_md5}, expected {r.expected_md5}")
+    summary = f"{sum(r.ok for r in results)} ok, {len(bad)} mismatched"
+    lines.append(summary + (f"; not present: {', '.join(absent)}" if absent else ""))
+    Output(as_json).result(VerifyReport(str(folder), tuple(results), tuple(absent)), lines)
     if bad:
         names = ", ".join(r.file for r in bad)
         hint = ""

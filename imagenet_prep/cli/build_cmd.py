@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
-import json
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +13,7 @@ import typer
 
 from ..errors import BuildInterrupted
 from . import options as opt
+from .output import Output
 from .progress import Progress
 
 BUILD_EXAMPLES = """
@@ -75,8 +76,9 @@ def build_command(
     cfg = build_config(file_values, options)
     from ..build import build
 
+    output = Output(as_json, quiet)
     if dry_run:
-        _dry_run(cfg, as_json)
+        _dry_run(cfg, output)
         return
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
@@ -84,8 +86,8 @@ def build_command(
 
     def on_plan(plan, todo: int) -> None:
         for warning in plan.warnings:
-            typer.echo(f"warning: {warning}", err=True)
-        bar.append(Progress(todo, "build", "img", enabled=not quiet and not as_json))
+            output.warn(f"warning: {warning}")
+        bar.append(Progress(todo, "build", "img", enabled=output.progress))
 
     def progress(count: int) -> None:
         if bar:
@@ -101,25 +103,21 @@ def build_command(
             bar[0].close()
     if result.shard is not None:
         index, count = result.shard
-        typer.echo(
+        output.result(
+            result,
             f"Shard {index} of {count}: {result.images_written:,} images in {result.units_total} units into "
             f"{result.out} in {result.seconds:.1f} s; {len(result.skipped)} skipped. When every shard is done, "
-            f"run `imagenet-prep finalize {result.out}`."
+            f"run `imagenet-prep finalize {result.out}`.",
         )
         if result.skipped and not cfg.allow_skips:
             raise typer.Exit(1)
         return
-    if as_json:
-        typer.echo(json.dumps(_build_summary(result, cfg), indent=2))
-    else:
-        typer.echo(_build_line(result))
+    output.result(result, _build_line(result))
     if result.skipped:
-        for issue in result.skipped[:5] if not as_json else ():
-            typer.echo(f"skipped: {issue.file}: {issue.reason}", err=True)
+        for issue in result.skipped[:5]:
+            output.detail(f"skipped: {issue.file}: {issue.reason}")
         more = f" (and {len(result.skipped) - 5} more)" if len(result.skipped) > 5 else ""
-        typer.echo(
-            f"{len(result.skipped)} images were skipped{more}; see {result.out / 'build.json'}.", err=True
-        )
+        output.warn(f"{len(result.skipped)} images were skipped{more}; see {result.out / 'build.json'}.")
         if not cfg.allow_skips:
             raise typer.Exit(1)
 
@@ -175,7 +173,8 @@ def _build_line(result) -> str:
             f"Nothing to do: {result.units_resumed} of {result.units_total} units already built in {result.out} "
             f"({result.images_written:,} images: {per_split}; {built_classes})."
         )
-    rate = result.images_written / result.seconds if result.seconds else 0.0
+    # This run's images only: a resumed unit's images were built by an earlier run.
+    rate = result.images_built / result.seconds if result.seconds else 0.0
     resumed = (
         f"; resumed {result.units_resumed} of {result.units_total} units" if result.units_resumed else ""
     )
@@ -187,51 +186,23 @@ def _build_line(result) -> str:
     )
 
 
-def _build_summary(result, cfg) -> dict:
-    """The --json document of a build: what a script needs."""
-    return {
-        "ok": result.ok or cfg.allow_skips,
-        "out": str(result.out),
-        "build_record": str(result.out / "build.json"),
-        "classes": len(next(iter(result.counts.values()))),
-        "images": result.images_written,
-        "per_split": {split: sum(c.values()) for split, c in result.counts.items()},
-        "skipped": len(result.skipped),
-        "skipped_files": [{"file": i.file, "reason": i.reason} for i in result.skipped[:100]],
-        "repaired": len(result.repaired),
-        "enlarged": result.enlarged,
-        "units": {
-            "total": result.units_total,
-            "already_built": result.units_resumed,
-            "built": result.units_total - result.units_resumed,
-            "rebuilt": result.units_rebuilt,
-        },
-        "bytes_read": result.bytes_read,
-        "seconds": round(result.seconds, 3),
-        "timings": {key: round(value, 3) for key, value in result.timings},
-        "warnings": list(result.warnings),
-    }
-
-
-def _dry_run(cfg, as_json: bool) -> None:
+def _dry_run(cfg, output: Output) -> None:
     from ..build.dryrun import dry_run
 
     report = dry_run(cfg)
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-        return
     for warning in report.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        output.detail(f"warning: {warning}")
     per_split = ", ".join(f"{split} {count:,}" for split, count in report.images.items())
     free = "unknown" if report.free_bytes is None else _size(report.free_bytes)
     fits = "" if report.fits is not False else " (NOT enough: free space first)"
-    typer.echo(
+    output.result(
+        report,
         f"Dry run (nothing written): {_plural(report.classes, 'class', 'classes')}, "
         f"{sum(report.images.values()):,} images ({per_split}) in {report.units} units; "
         f"{_size(report.bytes_to_read)} to read.\n"
         f"Estimate from {report.sampled} images processed in memory: ~{_size(report.estimated_output_bytes)} "
         f"written in ~{report.estimated_seconds:.0f} s with {report.workers} workers.\n"
-        f"Free space at {report.out}: {free}{fits}."
+        f"Free space at {report.out}: {free}{fits}.",
     )
 
 
@@ -253,61 +224,31 @@ def check_command(
 
     Example: imagenet-prep check ./imagenet-256 --decode
     """
-    from ..outputs import check_output
-    from ..outputs.record import short_repair_command
+    from ..api import check
 
-    report = check_output(out, decode=decode)
-    notes = _published_notes(out)
-    short = short_repair_command(out) if report.repair else None
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "out": str(out),
-                    "checked": report.checked,
-                    "problems": report.problem_count,
-                    "examples": list(report.problems),
-                    "notes": notes,
-                    "repair": report.repair,
-                    "repair_short": short,
-                },
-                indent=2,
-            )
+    output = Output(as_json)
+    report = check(out, decode=decode)
+    for problem in report.problems:
+        output.detail(f"problem: {problem}")
+    for note in report.notes:
+        output.detail(f"note: {note}")
+    status = "OK" if report.ok else f"{report.problem_count} problems"
+    output.result(report, f"Checked {report.checked:,} images in {out}: {status}.")
+    if report.repair_short:
+        output.detail(f"To repair it with the configuration recorded in it: {report.repair_short}")
+    if report.repair:
+        output.detail(
+            f"To repair it, run its build again (units whose files are missing or changed are rebuilt): "
+            f"{report.repair}"
         )
-    else:
-        for problem in report.problems:
-            typer.echo(f"problem: {problem}", err=True)
-        for note in notes:
-            typer.echo(f"note: {note}", err=True)
-        status = "OK" if report.ok else f"{report.problem_count} problems"
-        typer.echo(f"Checked {report.checked:,} images in {out}: {status}.")
-        if short:
-            typer.echo(f"To repair it with the configuration recorded in it: {short}", err=True)
-        if report.repair:
-            typer.echo(
-                f"To repair it, run its build again (units whose files are missing or changed are rebuilt): "
-                f"{report.repair}",
-                err=True,
-            )
     if not report.ok:
         raise typer.Exit(1)
-
-
-def _published_notes(out: Path) -> list[str]:
-    """How a recipe build's counts compare with the published ones (from its build.json); [] otherwise."""
-    from ..plan.recipes import published_notes
-
-    try:
-        record = json.loads((Path(out) / "build.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return published_notes(record)
 
 
 def finalize_command(
     out: Annotated[Path, typer.Argument(help="The --out folder the shards built into.")],
     allow_skips: opt.declared("allow_skips") = None,  # type: ignore[valid-type]
+    as_json: opt.Json = False,
 ) -> None:
     """Finish a sharded build: write label maps, manifests and build.json once every shard is done.
 
@@ -317,14 +258,18 @@ def finalize_command(
     """
     from ..build.orchestrator import finalize
 
+    output = Output(as_json)
     result = finalize(out)
+    if allow_skips:
+        result = replace(result, allow_skips=True)
     per_split = ", ".join(f"{split} {sum(c.values()):,}" for split, c in result.counts.items())
-    typer.echo(
+    output.result(
+        result,
         f"Finalized {result.out}: {result.images_written:,} images ({per_split}) from {result.units_total} units; "
-        f"{len(result.repaired)} repaired, {len(result.skipped)} skipped."
+        f"{len(result.repaired)} repaired, {len(result.skipped)} skipped.",
     )
     if result.skipped and not allow_skips:
-        typer.echo(f"{len(result.skipped)} images were skipped; see {result.out / 'build.json'}.", err=True)
+        output.warn(f"{len(result.skipped)} images were skipped; see {result.out / 'build.json'}.")
         raise typer.Exit(1)
 
 

@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from . import options as opt
+from .output import Output
 
 
 def inspect_source(folder: Path, layout: str | None = None) -> dict[str, Any]:
-    """What a build could read from ``folder`` (no build; indexes are cached as a build would)."""
-    from ..errors import ImagenetPrepError
-    from ..sources import open_source
+    """The JSON document of ``inspect`` (the library's :func:`imagenet_prep.sources.inspect.inspect_source`)."""
+    from ..sources.inspect import inspect_source as inspect_report
 
-    source = open_source(folder, layout=layout)
-    try:
-        report: dict[str, Any] = {
-            "source": str(Path(folder).resolve()),
-            "layout": type(source).layout,
-            "splits": {},
-            "missing": source.missing(),
-            "warnings": [],
-            "problems": [],
-        }
-        for split in source.splits():
-            try:
-                wnids = source.classes(split)
-                index = source.index(split, wnids, None)
-            except ImagenetPrepError as exc:
-                report["problems"].append(f"{split}: {exc}")
-                continue
-            report["splits"][split] = {
-                "classes": len(wnids),
-                "images": sum(len(files) for files in index.files.values()),
-                "refused": len(index.refused),
-            }
-            report["warnings"].extend(index.warnings)
-        return report
-    finally:
-        source.close()
+    return inspect_report(folder, layout).to_dict()
 
 
 def inspect_command(
@@ -55,21 +29,19 @@ def inspect_command(
 
     Example: imagenet-prep inspect /data/imagenet-kaggle
     """
-    report = inspect_source(source, layout)
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    typer.echo(f"{report['source']}: layout {report['layout']}")
-    for split, counts in report["splits"].items():
-        refused = f", {counts['refused']} refused" if counts["refused"] else ""
-        typer.echo(f"  {split}: {counts['images']:,} images in {counts['classes']:,} classes{refused}")
-    if report["missing"]:
-        typer.echo(f"  missing: {'; '.join(report['missing'])}")
-    for warning in report["warnings"]:
-        typer.echo(f"  warning: {warning}")
-    for problem in report["problems"]:
-        typer.echo(f"  problem: {problem}")
-    if report["problems"]:
+    from ..api import inspect
+
+    report = inspect(source, layout)
+    lines = [f"{report.source}: layout {report.layout}"]
+    for split, counts in report.splits.items():
+        refused = f", {counts.refused} refused" if counts.refused else ""
+        lines.append(f"  {split}: {counts.images:,} images in {counts.classes:,} classes{refused}")
+    if report.missing:
+        lines.append(f"  missing: {'; '.join(report.missing)}")
+    lines += [f"  warning: {warning}" for warning in report.warnings]
+    lines += [f"  problem: {problem}" for problem in report.problems]
+    Output(as_json).result(report, lines)
+    if report.problems:
         raise typer.Exit(1)
 
 

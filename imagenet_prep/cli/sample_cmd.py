@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..sample.registry import ALIASES, CHOICES, MiniatureOptions, miniature
+from .options import Json
+from .output import Output
 
 # From the registry: every layout with its one-line description, then the earlier names still accepted.
 _LAYOUT_HELP = (
@@ -59,6 +62,7 @@ def sample(
         bool, typer.Option("--overwrite", help="Replace release files already in DEST.")
     ] = False,
     layout: Annotated[str, typer.Option("--layout", help=_LAYOUT_HELP)] = "ilsvrc",
+    as_json: Json = False,
 ) -> None:
     """Write a miniature release of any layout a build reads (the exact real format, generated images).
 
@@ -77,6 +81,8 @@ def sample(
         wnids=tuple(w.strip() for w in wnids.split(",") if w.strip()) if wnids is not None else None,
         overwrite=overwrite,
     )
-    with Progress(entry.images(options), "sample", "img") as bar:
+    output = Output(as_json)
+    with Progress(entry.images(options), "sample", "img", enabled=output.progress) as bar:
         written = entry.write(dest, options, bar.update)
-    typer.echo(f"Wrote {written.summary}. Next: {entry.next_command(written.root)}")
+    written = replace(written, next=entry.next_command(written.root))
+    output.result(written, f"Wrote {written.summary}. Next: {written.next}")

@@ -6,11 +6,12 @@ answers (e.g. `synsets show n01440764`) never import nltk.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from .output import Output
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..taxonomy.synsets import Synset, SynsetTree
@@ -51,22 +52,6 @@ def _use(wordnet_dir: Path | None) -> None:
 
     if wordnet_dir is not None:
         synsets.use_wordnet(wordnet_dir)
-
-
-def _record(synset: Synset, query: str, leaves: int) -> dict[str, Any]:
-    info = synset.class_info
-    return {
-        "query": query,
-        "wnid": synset.wnid,
-        "name": synset.name,
-        "lemmas": list(synset.lemmas),
-        "definition": synset.definition,
-        "is_imagenet1k": synset.is_imagenet1k,
-        "imagenet1k_index": synset.imagenet1k_index,
-        "ilsvrc2012_id": info.ilsvrc2012_id if info else None,
-        "display_name": synset.display_name,
-        "imagenet1k_leaves": leaves,
-    }
 
 
 def _tag(synset: Synset) -> str:
@@ -119,15 +104,14 @@ def show_command(
                 f"'{query}' is ambiguous: {len(found)} noun senses ({one_k} ImageNet-1K classes); "
                 "give a wnid or a sense name to pick one."
             )
-        batch = [_record(s, query, len(synsets.imagenet_leaves(s))) for s in found]
+        batch = [s.to_dict(query) for s in found]
         records += batch
         if not as_json:
             if note:
                 typer.echo(note)
             for record in batch:
                 _print_synset(record)
-    if as_json:
-        typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    Output(as_json).result(records)  # the text was printed query by query, above
 
 
 @synsets_app.command("search")
@@ -154,27 +138,16 @@ def search_command(
     found = synsets.search(text, all_wordnet=all_wordnet, limit=limit + 1 if limit else None)
     more = bool(limit) and len(found) > limit
     shown = found[:limit] if limit else found
-    if as_json:
-        typer.echo(json.dumps([_record(s, text, len(synsets.imagenet_leaves(s))) for s in shown], indent=2))
-    else:
-        width = max((len(s.name) for s in shown), default=0)
-        for s in shown:
-            typer.echo(f"{s.wnid}  {s.name:<{width}}  {_tag(s) or '-'}  {s.definition}")
+    width = max((len(s.name) for s in shown), default=0)
+    Output(as_json).result(
+        [s.to_dict(text) for s in shown] if as_json else [],
+        [f"{s.wnid}  {s.name:<{width}}  {_tag(s) or '-'}  {s.definition}" for s in shown],
+    )
     if not shown:
         hint = "" if all_wordnet else " among the ImageNet-1K classes (add --all-wordnet to search all nouns)"
         typer.echo(f"No synsets match '{text}'{hint}.", err=True)
     elif more:
         typer.echo(f"(first {limit} results; --limit 0 shows all)", err=True)
-
-
-def _tree_json(node: SynsetTree) -> dict[str, Any]:
-    return {
-        "wnid": node.synset.wnid,
-        "name": node.synset.name,
-        "imagenet1k_index": node.synset.imagenet1k_index,
-        "imagenet1k_leaves": node.imagenet_leaves,
-        "children": [_tree_json(child) for child in node.children],
-    }
 
 
 def _print_tree(node: SynsetTree, prefix: str = "", last: bool = True, root: bool = True) -> None:
@@ -212,8 +185,7 @@ def tree_command(
     paths = synsets.hypernym_paths(query)
     below = synsets.tree(query, depth=depth)
     if as_json:
-        payload = {"paths": [[s.name for s in path] for path in paths], "tree": _tree_json(below)}
-        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        Output(as_json).result({"paths": [[s.name for s in path] for path in paths], "tree": below})
         return
     for path in paths:
         typer.echo(" > ".join(s.name for s in path))
@@ -241,12 +213,14 @@ def leaves_command(
 
     _use(wordnet_dir)
     wnids = sorted({wnid for query in queries for wnid in synsets.imagenet_leaves(query)})
-    if as_json:
-        typer.echo(json.dumps(wnids))
-    else:
-        for wnid in wnids:
-            info = classes.by_wnid(wnid)
-            typer.echo(f"{wnid}\t{info.index}\t{info.name}" if long else wnid)
+    Output(as_json).result(
+        wnids,
+        (
+            f"{wnid}\t{classes.by_wnid(wnid).index}\t{classes.by_wnid(wnid).name}" if long else wnid
+            for wnid in wnids
+        ),
+        indent=None,
+    )
     if not wnids:
         typer.echo(f"No ImageNet-1K classes under {', '.join(queries)}.", err=True)
 
@@ -255,6 +229,7 @@ def leaves_command(
 def status_command(
     wordnet_dir: WordNetDir = None,
     load: Annotated[bool, typer.Option("--load", help="Also load it with nltk (a few seconds).")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Say where WordNet 3.0 would be loaded from; exit 0 when usable, 2 with how to install it when not.
 
@@ -266,10 +241,11 @@ def status_command(
     state = wordnet.status(wordnet_dir)
     if not state.ok:
         raise WordNetError(state.message)
-    typer.echo(state.message)
+    output = Output(as_json)
+    output.result(state, state.message)
     if load:
         reader = wordnet.load(wordnet_dir)
-        typer.echo(
+        output.echo(
             f"Loaded: WordNet {reader.get_version()}, dog.n.01 = n{reader.synset('dog.n.01').offset():08d}"
         )
 
@@ -284,6 +260,7 @@ def install_command(
             help="WordNet 3.0 dict folder (Debian: /usr/share/wordnet); default: a system one or download.",
         ),
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Prepare WordNet 3.0 in the tool's cache (from a dict folder, offline) or download it with nltk.
 
@@ -296,7 +273,9 @@ def install_command(
     from ..taxonomy import wordnet
 
     location = wordnet.install(from_dir)
-    typer.echo(f"WordNet {location.version} ready in {location.nltk_root} (from {location.origin}).")
+    Output(as_json).result(
+        location, f"WordNet {location.version} ready in {location.nltk_root} (from {location.origin})."
+    )
 
 
 def register(app: typer.Typer) -> None:

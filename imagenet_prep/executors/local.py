@@ -4,7 +4,8 @@ Workers are started when work first needs them (indexing a cold archive, or a bu
 ``IN_PROCESS_MAX`` images; a smaller one runs in this process): with ``fork`` when this process runs one thread
 on Linux (the children share what it already imported: nothing to start but the processes), else with the
 forkserver, preloaded with the worker module (a notebook, a Dask client or an fsspec event loop runs other
-threads, and a forked child could inherit a lock one of them held).
+threads, and a forked child could inherit a lock one of them held). A forkserver worker never re-runs the
+caller's main script (``_main_left_alone``): a plain script calling ``build`` needs no ``__main__`` guard.
 
 Progress: each worker counts finished images and publishes them to a shared counter at most every
 ``TICK_EVERY`` seconds (a cross-process lock per image would cost more than the write); the parent polls it.
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.machinery
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.context
 import os
 import signal
 import sys
@@ -116,6 +119,53 @@ def fork_is_safe() -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _main_left_alone() -> Iterator[None]:
+    """While a worker is being started: make the calling script's ``__main__`` one that multiprocessing leaves
+    alone in the child. A worker started from the forkserver (or spawned) otherwise re-runs the caller's main
+    script before it runs anything (``multiprocessing.spawn.get_preparation_data`` names its path), and a plain
+    script calling ``build`` at top level, without an ``if __name__ == "__main__":`` guard, would start a second
+    build inside each worker (which dies on OUT's lock: BrokenProcessPool). The workers run only this package's
+    functions on this package's records, so they never need the caller's main module: a ``__spec__`` named
+    ``__main__`` is what multiprocessing skips (``spawn._fixup_main_from_name``), and the real one is put back
+    as soon as the worker has its start-up data (a few milliseconds)."""
+    main = sys.modules.get("__main__")
+    previous = getattr(main, "__spec__", None)
+    try:
+        main.__spec__ = _LEFT_ALONE  # type: ignore[union-attr]
+    except (AttributeError, TypeError):  # no main module, or one that takes no attribute: nothing to hide
+        yield
+        return
+    # (Another thread of the caller starting its own spawn/forkserver process in these milliseconds would not
+    # re-run the script either; its children would then not find functions defined in it.)
+    try:
+        yield
+    finally:
+        main.__spec__ = previous  # type: ignore[union-attr]
+
+
+#: The stand-in spec: only its name is read, and a name of ``__main__`` means "do not re-import the main module".
+_LEFT_ALONE = importlib.machinery.ModuleSpec("__main__", None)
+
+
+class _WorkerProcess(multiprocessing.context.ForkServerProcess):
+    """A forkserver worker that does not re-run the caller's main script (``_main_left_alone``)."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        with _main_left_alone():
+            return multiprocessing.context.ForkServerProcess._Popen(process_obj)
+
+
+class _WorkerContext(multiprocessing.context.ForkServerContext):
+    """The forkserver context the pool starts its workers with: ``_WorkerProcess`` as its Process."""
+
+    Process = _WorkerProcess
+
+
+_WORKER_CONTEXT = _WorkerContext()
+
+
 def start_forkserver() -> Any:
     """Start the forkserver process (not the workers) if it is not running; returns the forkserver context.
 
@@ -126,7 +176,7 @@ def start_forkserver() -> Any:
     multiprocessing does for its resource tracker): the forkserver inherits the blocked signal, so a Ctrl-C
     meant for this process never prints a traceback from the forkserver's imports.
     """
-    context = multiprocessing.get_context("forkserver")
+    context = _WORKER_CONTEXT
     # The worker by name: this layer imports no build module (the job's class, build.worker.UnitJob, runs there).
     context.set_forkserver_preload(["imagenet_prep.executors.local", "imagenet_prep.build.worker"])
     from multiprocessing import forkserver, resource_tracker

@@ -23,6 +23,7 @@ never grows past the known size, and a body of unknown size stops at ``max_size`
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -109,6 +110,25 @@ class FetchResult:
     @property
     def ok(self) -> bool:
         return self.status != "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class FetchReport:
+    """What ``imagenet-prep fetch`` did: one :class:`FetchResult` per file asked for, into ``dest``."""
+
+    dest: str
+    results: tuple[FetchResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(result.ok for result in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``fetch --json`` (keys in docs/python-api.md)."""
+        return {"dest": self.dest, "ok": self.ok, "results": [result.to_dict() for result in self.results]}
 
 
 # ----------------------------------------------------------------------------------------------- helpers

@@ -68,6 +68,29 @@ class VerifyResult:
         return {**asdict(self), "status": self.status}
 
 
+@dataclass(frozen=True)
+class VerifyReport:
+    """What ``imagenet-prep verify`` found in ``folder``: a :class:`VerifyResult` per archive present, and the
+    known archives not present."""
+
+    folder: str
+    results: tuple[VerifyResult, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(result.status == "mismatch" for result in self.results)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON document of ``verify --json`` (keys in docs/python-api.md)."""
+        return {
+            "folder": self.folder,
+            "ok": self.ok,
+            "results": [result.to_dict() for result in self.results],
+            "missing": list(self.missing),
+        }
+
+
 def _cache_paths(folder: Path) -> tuple[Path, Path]:
     key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:24]
     return folder / SIDECAR_NAME, cache_dir() / "verify" / f"{key}.json"

@@ -81,10 +81,28 @@ class CheckReport:
     problems: tuple[str, ...]
     problem_count: int
     repair: str | None = None  # the command that repairs the tree (set by ``check_output`` when not ok)
+    # Set by ``imagenet_prep.check`` (what ``imagenet-prep check`` prints): the folder checked, notes on a recipe
+    # build's counts against the published ones, and ``build --out OUT`` when that alone repairs it.
+    out: str | None = None
+    notes: tuple[str, ...] = ()
+    repair_short: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.problem_count == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The check's JSON document (``check --json``; keys in docs/python-api.md)."""
+        return {
+            "ok": self.ok,
+            "out": self.out,
+            "checked": self.checked,
+            "problems": self.problem_count,
+            "examples": list(self.problems),
+            "notes": list(self.notes),
+            "repair": self.repair,
+            "repair_short": self.repair_short,
+        }
 
 
 class UnitWriter(ABC):

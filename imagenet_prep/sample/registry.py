@@ -84,6 +84,11 @@ class Written:
 
     root: Path
     summary: str
+    next: str = ""  # the command that builds from it (set by the sample command: the registry's hint)
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON document of ``sample --json``."""
+        return {"root": str(self.root), "summary": self.summary, "next": self.next}
 
 
 Writer = Callable[[Path, MiniatureOptions, Progress], Written]

@@ -50,7 +50,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import AmbiguousSynsetError, UnknownClassError, UsageError, WordNetError
 from . import classes, wordnet
@@ -95,6 +95,22 @@ class Synset:
     def __str__(self) -> str:
         return f"{self.wnid} {self.name}"
 
+    def to_dict(self, query: str = "") -> dict[str, Any]:
+        """The record ``synsets show|search --json`` prints for this synset, found by ``query``."""
+        info = self.class_info
+        return {
+            "query": query,
+            "wnid": self.wnid,
+            "name": self.name,
+            "lemmas": list(self.lemmas),
+            "definition": self.definition,
+            "is_imagenet1k": self.is_imagenet1k,
+            "imagenet1k_index": self.imagenet1k_index,
+            "ilsvrc2012_id": info.ilsvrc2012_id if info else None,
+            "display_name": self.display_name,
+            "imagenet1k_leaves": len(imagenet_leaves(self)),
+        }
+
 
 Query = str | Synset  # a wnid, a sense name like dog.n.01, a plain name, or a Synset
 
@@ -106,6 +122,16 @@ class SynsetTree:
     synset: Synset
     imagenet_leaves: int  # number of ImageNet-1K classes at or below this synset
     children: tuple[SynsetTree, ...]  # empty for a 1K class, or where the depth limit cut the tree
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tree ``synsets tree --json`` prints: each node's wnid, name, 1K index and leaves, its children."""
+        return {
+            "wnid": self.synset.wnid,
+            "name": self.synset.name,
+            "imagenet1k_index": self.synset.imagenet1k_index,
+            "imagenet1k_leaves": self.imagenet_leaves,
+            "children": [child.to_dict() for child in self.children],
+        }
 
     def walk(self, depth: int = 0) -> Iterator[tuple[int, SynsetTree]]:
         """Pre-order (depth, node) pairs, handy for printing."""

@@ -123,6 +123,15 @@ class WordNetLocation:
     origin: Path  # the folder it came from (dict dir, or the nltk corpus folder)
     version: str
 
+    def to_dict(self) -> dict[str, str]:
+        """The JSON document of ``wordnet install --json`` (also ``status``'s ``location``)."""
+        return {
+            "version": self.version,
+            "source": self.source,
+            "origin": str(self.origin),
+            "nltk_root": str(self.nltk_root),
+        }
+
 
 def _prepared_root() -> Path:
     return cache_dir() / "nltk_data"
@@ -288,6 +297,14 @@ class WordNetStatus:
     ok: bool
     message: str
     location: WordNetLocation | None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON document of ``wordnet status --json``."""
+        return {
+            "ok": self.ok,
+            "message": self.message,
+            "location": None if self.location is None else self.location.to_dict(),
+        }
 
 
 def status(explicit: Path | str | None = None) -> WordNetStatus:

@@ -143,7 +143,9 @@ def test_every_readme_block_runs_as_pasted(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_readme_python_blocks_run_on_the_first_build_of_a_fresh_release(tmp_path: Path) -> None:
     """The hardest case for a plain script: nothing cached yet, so the build parses the devkit (numpy starts
-    threads) and its workers come from the forkserver, which re-imports the script."""
+    threads) and its workers come from the forkserver. The blocks have no ``__main__`` guard: the first run
+    exits 0 only because the workers never re-run the script (tests/e2e/test_script_api.py shows that without
+    it the same script fails)."""
     work = tmp_path / "work"
     work.mkdir()
     env = reader_env(tmp_path)
@@ -154,6 +156,8 @@ def test_the_readme_python_blocks_run_on_the_first_build_of_a_fresh_release(tmp_
     assert sample.returncode == 0, sample.stderr
     blocks = [code for language, code in readme_blocks() if language == "python"]
     assert blocks
+    assert all("__main__" not in code for code in blocks)  # plain scripts, as a reader pastes them
+    assert any("imagenet_prep.build(" in code for code in blocks)  # ... that build
     for number, code in enumerate(blocks):
         script = work / f"readme_python_{number}.py"
         script.write_text(code)
