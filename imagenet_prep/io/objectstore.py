@@ -190,8 +190,8 @@ def out_url(value: str) -> str:
     scheme, _, rest = value.partition("://")
     if scheme.lower() not in OUT_SCHEMES:
         raise UsageError(
-            f"--out {value}: builds write to a local folder or to s3:// or gs://bucket/prefix (shard outputs), not to "
-            f"{scheme}://. Give a folder, or build locally and copy the result."
+            f"--out {value}: builds write to a local folder or to s3://bucket/prefix or gs://bucket/prefix "
+            f"(shard outputs), not to {scheme}://. Give a folder, or build locally and copy the result."
         )
     bucket = rest.strip("/").split("/", 1)[0]
     if not bucket:

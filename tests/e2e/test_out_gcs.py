@@ -20,13 +20,13 @@ pytest.importorskip("google_crc32c")
 
 
 def test_tfrecord_shards_into_a_gcs_bucket_are_the_local_build(gcs_endpoint, quirky_release, tmp_path):
-    from imagenet_prep.io.objectstore import _filesystem
+    from imagenet_prep.io.objectstore import filesystem
 
     local = tmp_path / "local"
     assert run_build(quirky_release, local, output="tfrecord", shard_size="9").ok
     result = run_build(quirky_release, "gs://imagenet/imagenet/v1", output="tfrecord", shard_size="9")
     assert result.ok and result.units_total >= 4
-    fs = _filesystem("gs")
+    fs = filesystem("gs")
     root = "imagenet/imagenet/v1/"
     objects = {
         path[len(root) :]: hashlib.sha256(fs.cat_file(path)).hexdigest()
