@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ..build_options import parse_scheduler
 from ..errors import BuildError, UsageError
 from ..records import UnitResult, WorkUnit, sample_locators
 from ..worker import UnitJob, run_unit
@@ -67,29 +68,21 @@ class DaskExecutor(Executor):
 
     def __init__(self, workers: int, scheduler: str | None = None) -> None:
         distributed = _import_distributed()
-        self.scheduler = scheduler or f"local:{workers}"
+        # The one scheduler check (build_options): local:N bounded like --workers, a Dask network scheme.
+        self.scheduler = parse_scheduler(scheduler or f"local:{workers}", "scheduler")
         self.cluster: Any = None
         self._futures: list[Any] = []
         if self.scheduler.startswith("local:"):
-            count = self.scheduler.partition(":")[2]
-            if not count.isdigit() or int(count) < 1:
-                raise UsageError(
-                    f"--scheduler {self.scheduler!r}: write local:N with N worker processes (e.g. local:4)."
-                )
             self.cluster = distributed.LocalCluster(
-                n_workers=int(count),
+                n_workers=int(self.scheduler.partition(":")[2]),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
                 silence_logs=50,  # CRITICAL only: the CLI owns the terminal
             )
             address = self.cluster.scheduler_address
-        elif "://" in self.scheduler:
-            address = self.scheduler
         else:
-            raise UsageError(
-                f"--scheduler {self.scheduler!r} is not a Dask scheduler address: use tcp://HOST:PORT or local:N."
-            )
+            address = self.scheduler
         try:
             self.client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
