@@ -139,29 +139,44 @@ def recorded_file_sizes(out: Path) -> dict[str, int]:
     return sizes
 
 
+# ------------------------------------------------------------------------------------------ managed links
+def refuse_links(out: Path, paths: Sequence[Path]) -> None:
+    """A folder OUT manages (the state folder, a split, a class or shard folder) that is a link is refused:
+    nothing is written or deleted through it (a re-run would write a class into the link's target, and the
+    temp cleaner would delete files there)."""
+    for path in paths:
+        if path.is_symlink():
+            raise UsageError(
+                f"{path} is a link, and imagenet-prep writes in {out} only through folders it made: remove the "
+                "link (its target is untouched) and run the same command again."
+            )
+
+
 # --------------------------------------------------------------------------------------------------- lock
 @contextlib.contextmanager
 def output_lock(out: Path, shard: int | None = None) -> Iterator[None]:
     """One build per OUT: an flock (released by the kernel even on kill -9) on a file holding the pid and host
-    (several cluster nodes may share OUT on a network file system).
+    (several cluster nodes may share OUT on a network file system), and first on the state folder itself: a
+    lock file unlinked or replaced while a build holds it would let a second build lock a new inode beside the
+    first; the folder cannot be swapped while it holds the build's markers.
 
     With ``shard`` (static sharding: ``--num-shards N --shard-index I``), the lock is per shard: N processes
     write one OUT at once, each holding ``lock`` shared and ``lock.shard-I`` exclusively; a whole build (and
     ``finalize``) holds ``lock`` exclusively, so it never runs beside a shard."""
     state = out / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
-    if shard is None:
-        with _flock(out, state / "lock", fcntl.LOCK_EX, "build"):
+    refuse_links(out, (state,))
+    mode = fcntl.LOCK_EX if shard is None else fcntl.LOCK_SH
+    with _folder_lock(out, state, mode), _flock(out, state / "lock", mode, "build"):
+        if shard is None:
             yield
-        return
-    with (
-        _flock(out, state / "lock", fcntl.LOCK_SH, "build"),
-        _flock(out, state / f"lock.shard-{shard}", fcntl.LOCK_EX, f"build of shard {shard}"),
-    ):
-        yield
+            return
+        with _flock(out, state / f"lock.shard-{shard}", fcntl.LOCK_EX, f"build of shard {shard}"):
+            yield
 
 
 _HELD_LOCKS: set[IO[str]] = set()  # the lock files this process holds open
+_HELD_FOLDERS: set[int] = set()  # the descriptors of the state folders this process holds locked
 
 
 def _close_inherited_locks() -> None:
@@ -172,9 +187,38 @@ def _close_inherited_locks() -> None:
         with contextlib.suppress(OSError, ValueError):
             handle.close()  # nothing buffered (the pid was flushed): this closes the descriptor, no more
     _HELD_LOCKS.clear()
+    for fd in _HELD_FOLDERS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_FOLDERS.clear()
 
 
 os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+@contextlib.contextmanager
+def _folder_lock(out: Path, state: Path, mode: int) -> Iterator[None]:
+    """An flock on the state folder. A file system that cannot lock a folder (an NFS client turns flock into a
+    POSIX lock, which needs a file open for writing) keeps the lock file alone, re-checked by inode."""
+    fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    _HELD_FOLDERS.add(fd)
+    try:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = "pid unknown"
+            with contextlib.suppress(OSError), open(state / "lock") as handle:
+                holder = _lock_holder(handle)
+            raise OutputLockedError(
+                f"Another imagenet-prep build ({holder}) is writing to {out}. Wait for it to finish, or stop it "
+                "and run this command again."
+            ) from None
+        except OSError:
+            pass  # no folder locks here: the lock file (with its inode re-check) is the lock
+        yield
+    finally:
+        _HELD_FOLDERS.discard(fd)
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -195,6 +239,15 @@ def _flock(out: Path, path: Path, mode: int, what: str) -> Iterator[None]:
                 f"Cannot lock {path}: {exc.strerror}. The file system holding {out} does not support "
                 "file locks; build into a folder on one that does (a local disk, NFSv4, Lustre with -o flock)."
             ) from None
+        try:
+            same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(handle.fileno()).st_ino
+        except OSError:
+            same = False
+        if not same:  # unlinked or replaced between our open and our lock: whoever holds the new one runs
+            raise OutputLockedError(
+                f"The lock file {path} was replaced while this {what} took it: another imagenet-prep build "
+                f"may be writing to {out}. Make sure none is, then run this command again."
+            )
         if mode == fcntl.LOCK_EX:  # a shared holder must not erase another holder's pid
             handle.seek(0)
             handle.truncate()
