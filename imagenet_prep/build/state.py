@@ -152,6 +152,23 @@ def refuse_links(out: Path, paths: Sequence[Path]) -> None:
             )
 
 
+def managed_folders(out: Path, work_dirs: Sequence[str]) -> list[Path]:
+    """Every folder a build writes into under OUT: each work dir (``train/n01440764``) and each of its parents
+    below OUT (``train``)."""
+    folders: dict[Path, None] = {}
+    for rel in work_dirs:
+        parts = Path(rel).parts
+        for end in range(1, len(parts) + 1):
+            if parts[:end] != (".",):
+                folders[out.joinpath(*parts[:end])] = None
+    return list(folders)
+
+
+def _through_link(out: Path, rel: str) -> bool:
+    """Whether ``out/rel`` is, or lies under, a link below OUT."""
+    return any(folder.is_symlink() for folder in managed_folders(out, [rel]))
+
+
 # --------------------------------------------------------------------------------------------------- lock
 @contextlib.contextmanager
 def output_lock(out: Path, shard: int | None = None) -> Iterator[None]:
@@ -423,15 +440,16 @@ def prepare_out(
 
 def remove_temp_files(out: Path, dirs: Sequence[str]) -> int:
     """Delete temporary files a killed run left behind in the given folders, and always in OUT itself (label
-    maps, manifests, build.json) and the state folders (state.json, done markers)."""
+    maps, manifests, build.json) and the state folders (state.json, done markers). A folder that is (or lies
+    under) a link is skipped: the cleaner never follows a link."""
     removed = 0
     for rel in (".", STATE_DIR, f"{STATE_DIR}/done", *dirs):
         folder = out / rel
-        if not folder.is_dir():
-            continue
+        if _through_link(out, rel) or not folder.is_dir():
+            continue  # never through a link: its target is not ours
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.name.startswith(TMP_MARK):
+                if entry.name.startswith(TMP_MARK) and not entry.is_dir(follow_symlinks=False):
                     Path(entry.path).unlink(missing_ok=True)
                     removed += 1
     return removed
