@@ -113,11 +113,12 @@ class ParquetUnit(ShardUnit):
         self._images, self._labels = [], []
 
     def add(self, sample: Sample, image: ImageResult) -> ManifestRow:
-        self._images.append({"bytes": image.data, "path": f"{sample.key}{image.extension}"})
+        key = self.keys.key(sample.key, sample.wnid)
+        self._images.append({"bytes": image.data, "path": f"{key}{image.extension}"})
         self._labels.append(sample.label)
         if len(self._labels) >= ROW_GROUP_ROWS:
             self._flush()
-        return ManifestRow(f"{self.shard}/{sample.key}", sample.label, sample.wnid, image.width, image.height)
+        return ManifestRow(f"{self.shard}/{key}", sample.label, sample.wnid, image.width, image.height)
 
     def commit(self) -> None:
         self._flush()  # (opens the file: a shard whose every image was skipped is an empty table)

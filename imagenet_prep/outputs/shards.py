@@ -500,12 +500,6 @@ def _strings(
         ends.release()
 
 
-def wds_key(key: str) -> str:
-    """A sample key for a shard: webdataset splits a member name at its first dot, so keys hold none
-    (ILSVRC2012 keys never do; a dotted stem from another source gets ``_`` for each dot)."""
-    return key.replace(".", "_")
-
-
 # ---------------------------------------------------------------------------------------------- manifests
 def row_location(row: ManifestRow) -> tuple[str, str]:
     """(shard path, key) of a shard output's manifest row."""

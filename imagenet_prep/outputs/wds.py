@@ -4,7 +4,8 @@ Layout of OUT (see formats.md, "WebDataset shards"):
 
 - ``imagenet-<split>-%06d.tar``: each sample is ``<key>.cls`` (the label, ASCII decimal), ``<key>.jpg`` (or
   ``.png``/``.webp``, by the image's format), ``<key>.json`` (``{"label", "wnid", "width", "height",
-  "filename"}``, ``filename`` = the image's name in the source); keys are the canonical stems (no dots). Members
+  "filename"}``, ``filename`` = the image's name in the source); keys are the canonical stems, escaped
+  (outputs/keys.py: no dots, spaces or control characters; a stem met twice in a shard gets its class). Members
   are plain ustar entries (no PAX headers) with mtime 0, uid/gid 0, no user/group names and mode 0644, so the
   bytes depend only on the content;
 - ``imagenet-<split>-%06d.idx`` beside each shard: the DALI index (v1.2: ``v1.2 <samples>``, then per sample
@@ -33,7 +34,7 @@ from ..io.atomic import write_bytes_atomic, write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from .base import CheckReport, Problems
 from .shard_writer import ShardUnit, ShardWriter
-from .shards import check_image, check_label_maps, check_recorded_sizes, read_shard_manifest, wds_key
+from .shards import check_image, check_label_maps, check_recorded_sizes, read_shard_manifest
 
 if TYPE_CHECKING:
     from ..plan import BuildPlan
@@ -113,7 +114,7 @@ class WdsUnit(ShardUnit):
         return start
 
     def add(self, sample: Sample, image: ImageResult) -> ManifestRow:
-        key = wds_key(sample.key)
+        key = self.keys.key(sample.key, sample.wnid)
         parts = (
             ("cls", str(sample.label).encode("ascii")),
             (_EXTENSIONS[image.extension], image.data),
