@@ -508,7 +508,37 @@ def read_plan_state(out: Path) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as exc:
         raise InputError(f"Cannot read {plan_state_path(out)}: {exc}; run the build again.") from None
+    problem = _plan_state_problem(payload)
+    if problem:
+        raise InputError(
+            f"{plan_state_path(out)} is malformed ({problem}): run the build (or its shards) into {out} again."
+        )
     return payload
+
+
+def _plan_state_problem(payload: Any) -> str | None:
+    """What is wrong with a plan state's shape (None: nothing), so finalize never trips over it later."""
+    if not isinstance(payload, dict):
+        return "not a JSON object"
+    if not isinstance(payload.get("fingerprint"), str):
+        return "no fingerprint"
+    if not isinstance(payload.get("config"), dict):
+        return "no config"
+    units = payload.get("units")
+    if not isinstance(units, list):
+        return "no list of units"
+    for unit in units:
+        if not (
+            isinstance(unit, dict)
+            and isinstance(unit.get("id"), str)
+            and isinstance(unit.get("fingerprint"), str)
+        ):
+            return f"a unit without a text id and fingerprint: {str(unit)[:60]}"
+        if "/" in unit["id"] or unit["id"] in ("", ".", ".."):
+            return f"unit id {unit['id'][:60]!r} is not a plain name"
+    if payload.get("num_shards") is not None and not isinstance(payload["num_shards"], int):
+        return "num_shards is not a whole number"
+    return None
 
 
 def missing_units(out: Path, plan_state: dict[str, Any]) -> list[dict[str, Any]]:

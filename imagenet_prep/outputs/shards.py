@@ -564,6 +564,20 @@ def check_image(data: bytes, row: dict[str, str], where: str, decode: bool, prob
         problems.add(f"{where}: cannot be read as an image ({exc})")
 
 
+#: The most bytes ``check`` reads of one shard member or one Parquet row group (far above any image a build
+#: writes): a planted shard cannot make a check hold more. Shards are opened only as regular files.
+CHECK_READ_LIMIT = 256 << 20
+
+
+def row_problem(row: dict[str, str], where: str) -> str | None:
+    """A manifest row whose label, width or height is not a whole number (reported, never converted)."""
+    for field in ("label", "width", "height"):
+        value = row.get(field) or ""
+        if not value.isdigit():
+            return f"{where}: {field} {value!r} in the manifest is not a whole number"
+    return None
+
+
 def check_recorded_sizes(out: Path, problems: Problems) -> None:
     """Every file the done markers recorded (shards, indexes) against its size now, one stat each: a truncated,
     emptied or deleted shard is found without reading it (the repair: the same build command)."""

@@ -33,8 +33,16 @@ from ..image import ImageResult
 from ..io.atomic import write_bytes_atomic, write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from .base import CheckReport, Problems
+from .imagefolder_check import NotRegularFile, open_regular
 from .shard_writer import ShardUnit, ShardWriter
-from .shards import check_image, check_label_maps, check_recorded_sizes, read_shard_manifest
+from .shards import (
+    CHECK_READ_LIMIT,
+    check_image,
+    check_label_maps,
+    check_recorded_sizes,
+    read_shard_manifest,
+    row_problem,
+)
 
 if TYPE_CHECKING:
     from ..plan import BuildPlan
@@ -267,7 +275,7 @@ def _check_shard(
             progress(1)
 
     try:
-        with tarfile.open(path) as archive:
+        with open_regular(path) as handle, tarfile.open(fileobj=handle) as archive:
             for member in archive:
                 if not member.isfile():
                     problems.add(f"{name}: {member.name} is not a regular file")
@@ -279,10 +287,19 @@ def _check_shard(
                     finish()
                     keys.append(key)
                     files = {}
-                handle = archive.extractfile(member)
-                files[ext] = handle.read() if handle is not None else b""
+                if member.size > CHECK_READ_LIMIT:
+                    problems.add(
+                        f"{name}: {member.name} is {member.size} bytes (more than any image we write)"
+                    )
+                    files[ext] = b""
+                else:
+                    data = archive.extractfile(member)
+                    files[ext] = data.read(CHECK_READ_LIMIT) if data is not None else b""
                 members.append((member.name, member.offset_data, member.size))
             finish()
+    except NotRegularFile:
+        problems.add(f"{name}: not a regular file (a link, FIFO or device where a shard should be)")
+        return 0
     except (OSError, tarfile.TarError) as exc:
         problems.add(f"{name}: cannot be read as a tar ({exc})")
         return 0
@@ -310,6 +327,10 @@ def _check_sample(
     where = f"{shard}/{key}"
     if row["key"] != key:
         return  # reported once for the shard
+    bad = row_problem(row, where)
+    if bad:
+        problems.add(bad)
+        return
     label = int(row["label"])
     if label_of.get(row["wnid"]) != label:
         problems.add(f"{where}: label {label} does not match labels.txt for {row['wnid']}")
