@@ -45,8 +45,8 @@ def disk_full(where: Path | str, detail: str) -> BuildError:
 
 def write_error(exc: OSError, out: Path) -> BuildError | InputError:
     """The one line for an OSError while writing OUT (the parent's writes, or a unit's)."""
-    if exc.errno in DISK_FULL_ERRNOS:
-        return disk_full(out, exc.strerror or "no space")
+    if exc.errno in DISK_FULL_ERRNOS:  # the disk of the file being written: OUT's, or a cache's
+        return disk_full(exc.filename or out, exc.strerror or "no space")
     where = exc.filename or out
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return InputError(
