@@ -5,11 +5,10 @@ are refused with one line: nothing is written into the link's target and the tem
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from support import cli
+from support import cli, one_line_error
 
 from imagenet_prep.build.state import STATE_DIR, remove_temp_files
 from imagenet_prep.sample import SampleSpec, write_sample
@@ -23,13 +22,6 @@ def release(tmp_path_factory: pytest.TempPathFactory):
         tmp_path_factory.mktemp("links-release"),
         SampleSpec(classes=2, train_per_class=3, val_per_class=2, seed=4),
     )
-
-
-def one_line_error(done: subprocess.CompletedProcess) -> str:
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("imagenet-prep: error: "), done.stderr
-    return lines[0]
 
 
 def _elsewhere(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
