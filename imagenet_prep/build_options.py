@@ -150,6 +150,41 @@ def _bounded(low: int | None, high: int | None) -> Parser:
     return lambda value, key: whole(value, key, low, high)
 
 
+def max_workers() -> int:
+    """The most worker processes accepted (--workers, --scheduler local:N): 4 x the cores (more only adds memory
+    and start-up, never speed)."""
+    return 4 * (os.cpu_count() or 1)
+
+
+#: The most static shards: far above any job array (SLURM's default MaxArraySize is 1001), far below what costs
+#: memory (each shard is a list in the plan state; 10**8 of them took > 6 GB).
+MAX_NUM_SHARDS = 10_000
+
+#: Dask address schemes a build can reach over a network (``inproc://`` lives inside one process; ``udp://`` is
+#: no Dask scheme).
+DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def parse_scheduler(value: Any, key: str) -> str:
+    """--scheduler: ``local:N`` (N worker processes, bounded like --workers) or a Dask address of a network scheme."""
+    address = text(value, key).strip()
+    if address.startswith("local:"):
+        count = address.partition(":")[2]
+        if not count.isdigit() or not 1 <= int(count) <= max_workers():
+            raise UsageError(
+                f"--scheduler {_shown(address)}: write local:N with N worker processes, 1 to {max_workers()} "
+                f"(4 x the {os.cpu_count() or 1} cores; e.g. local:4)."
+            )
+        return address
+    scheme = address.partition("://")[0] if "://" in address else ""
+    if scheme not in DASK_SCHEMES:
+        raise UsageError(
+            f"--scheduler {_shown(address)} is not a Dask scheduler address: use tcp://HOST:PORT (or "
+            f"{', '.join(s + '://' for s in DASK_SCHEMES[1:])}) or local:N."
+        )
+    return address
+
+
 def _source(value: Any, key: str) -> Path | str:
     """--source: a folder, or a URL of one (kept as text: a Path would fold its ``//``)."""
     from .io.bytesource import is_remote
@@ -505,8 +540,9 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "scheduler",
         "executor",
-        "For --executor dask: a scheduler address tcp://HOST:PORT, or local:N for N local workers.",
-        _empty_is_none(lambda value, key: str(value)),
+        "For --executor dask: a scheduler address tcp://HOST:PORT, or local:N for N local workers (N at most "
+        "4 x the cores; schemes tcp, tls, ws, wss, ucx).",
+        _empty_is_none(parse_scheduler),
         False,
         record="when-set",
     ),
@@ -514,8 +550,8 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "num_shards",
         "sharding",
-        "Static sharding (job arrays): split the build into N shards; then `finalize`.",
-        _unset_is_none(whole),
+        f"Static sharding (job arrays): split the build into N shards (at most {MAX_NUM_SHARDS}); then `finalize`.",
+        _unset_is_none(_bounded(None, MAX_NUM_SHARDS)),
         False,
         cli_type=int,
         record="when-set",

@@ -28,6 +28,7 @@ from .build_options import (
     SPLITS,
     VALID_KEYS,
     Option,
+    max_workers,
     parse_size,
     recorded,
 )
@@ -221,11 +222,6 @@ def _recorded_value(config: BuildConfig, key: str) -> Any:
 
 
 MAX_MEMBER_SIZE_LIMIT = 1 << 30  # the cap itself is bounded: one positioned read, one decode
-
-
-def max_workers() -> int:
-    """The most --workers accepted: 4 x the cores (more only adds memory and start-up, never speed)."""
-    return 4 * (os.cpu_count() or 1)
 
 
 def _check_bounds(config: BuildConfig) -> None:

@@ -39,12 +39,14 @@ from ..records import ImageIssue, UnitResult, WorkUnit
 from .state import (
     STATE_DIR,
     assign_shards,
+    managed_folders,
     missing_units,
     output_lock,
     prepare_out,
     prune_created,
     read_marker,
     read_plan_state,
+    refuse_links,
     remove_temp_files,
     setup_lock,
     write_error,
@@ -221,6 +223,8 @@ def build_into(
                     protect=(config.source,) if isinstance(config.source, Path) else (),
                     settings=settings_of(config, plan.wnids),
                 )
+                # Nothing is written or cleaned through a managed folder that is a link (its target is not ours).
+                refuse_links(out, managed_folders(out, writer.work_dirs(plan.units)))
                 write_plan_state(out, fingerprint, plan_config(config), plan.units, config.num_shards)
                 running.append(True)
                 writer.prepare(out, writer_context(plan))

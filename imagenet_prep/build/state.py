@@ -45,8 +45,8 @@ def disk_full(where: Path | str, detail: str) -> BuildError:
 
 def write_error(exc: OSError, out: Path) -> BuildError | InputError:
     """The one line for an OSError while writing OUT (the parent's writes, or a unit's)."""
-    if exc.errno in DISK_FULL_ERRNOS:
-        return disk_full(out, exc.strerror or "no space")
+    if exc.errno in DISK_FULL_ERRNOS:  # the disk of the file being written: OUT's, or a cache's
+        return disk_full(exc.filename or out, exc.strerror or "no space")
     where = exc.filename or out
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return InputError(
@@ -123,29 +123,61 @@ def _row(fields: dict) -> ManifestRow:
     return ManifestRow(**fields, extra=extra, boxes=boxes)  # type: ignore[arg-type]
 
 
+# ------------------------------------------------------------------------------------------ managed links
+def refuse_links(out: Path, paths: Sequence[Path]) -> None:
+    """A folder OUT manages (the state folder, a split, a class or shard folder) that is a link is refused:
+    nothing is written or deleted through it (a re-run would write a class into the link's target, and the
+    temp cleaner would delete files there)."""
+    for path in paths:
+        if path.is_symlink():
+            raise UsageError(
+                f"{path} is a link, and imagenet-prep writes in {out} only through folders it made: remove the "
+                "link (its target is untouched) and run the same command again."
+            )
+
+
+def managed_folders(out: Path, work_dirs: Sequence[str]) -> list[Path]:
+    """Every folder a build writes into under OUT: each work dir (``train/n01440764``) and each of its parents
+    below OUT (``train``)."""
+    folders: dict[Path, None] = {}
+    for rel in work_dirs:
+        parts = Path(rel).parts
+        for end in range(1, len(parts) + 1):
+            if parts[:end] != (".",):
+                folders[out.joinpath(*parts[:end])] = None
+    return list(folders)
+
+
+def _through_link(out: Path, rel: str) -> bool:
+    """Whether ``out/rel`` is, or lies under, a link below OUT."""
+    return any(folder.is_symlink() for folder in managed_folders(out, [rel]))
+
+
 # --------------------------------------------------------------------------------------------------- lock
 @contextlib.contextmanager
 def output_lock(out: Path, shard: int | None = None) -> Iterator[None]:
     """One build per OUT: an flock (released by the kernel even on kill -9) on a file holding the pid and host
-    (several cluster nodes may share OUT on a network file system).
+    (several cluster nodes may share OUT on a network file system), and first on the state folder itself: a
+    lock file unlinked or replaced while a build holds it would let a second build lock a new inode beside the
+    first; the folder cannot be swapped while it holds the build's markers.
 
     With ``shard`` (static sharding: ``--num-shards N --shard-index I``), the lock is per shard: N processes
     write one OUT at once, each holding ``lock`` shared and ``lock.shard-I`` exclusively; a whole build (and
     ``finalize``) holds ``lock`` exclusively, so it never runs beside a shard."""
     state = out / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
-    if shard is None:
-        with _flock(out, state / "lock", fcntl.LOCK_EX, "build"):
+    refuse_links(out, (state,))
+    mode = fcntl.LOCK_EX if shard is None else fcntl.LOCK_SH
+    with _folder_lock(out, state, mode), _flock(out, state / "lock", mode, "build"):
+        if shard is None:
             yield
-        return
-    with (
-        _flock(out, state / "lock", fcntl.LOCK_SH, "build"),
-        _flock(out, state / f"lock.shard-{shard}", fcntl.LOCK_EX, f"build of shard {shard}"),
-    ):
-        yield
+            return
+        with _flock(out, state / f"lock.shard-{shard}", fcntl.LOCK_EX, f"build of shard {shard}"):
+            yield
 
 
 _HELD_LOCKS: set[IO[str]] = set()  # the lock files this process holds open
+_HELD_FOLDERS: set[int] = set()  # the descriptors of the state folders this process holds locked
 
 
 def _close_inherited_locks() -> None:
@@ -156,9 +188,38 @@ def _close_inherited_locks() -> None:
         with contextlib.suppress(OSError, ValueError):
             handle.close()  # nothing buffered (the pid was flushed): this closes the descriptor, no more
     _HELD_LOCKS.clear()
+    for fd in _HELD_FOLDERS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_FOLDERS.clear()
 
 
 os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+@contextlib.contextmanager
+def _folder_lock(out: Path, state: Path, mode: int) -> Iterator[None]:
+    """An flock on the state folder. A file system that cannot lock a folder (an NFS client turns flock into a
+    POSIX lock, which needs a file open for writing) keeps the lock file alone, re-checked by inode."""
+    fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    _HELD_FOLDERS.add(fd)
+    try:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = "pid unknown"
+            with contextlib.suppress(OSError), open(state / "lock") as handle:
+                holder = _lock_holder(handle)
+            raise OutputLockedError(
+                f"Another imagenet-prep build ({holder}) is writing to {out}. Wait for it to finish, or stop it "
+                "and run this command again."
+            ) from None
+        except OSError:
+            pass  # no folder locks here: the lock file (with its inode re-check) is the lock
+        yield
+    finally:
+        _HELD_FOLDERS.discard(fd)
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -179,6 +240,15 @@ def _flock(out: Path, path: Path, mode: int, what: str) -> Iterator[None]:
                 f"Cannot lock {path}: {exc.strerror}. The file system holding {out} does not support "
                 "file locks; build into a folder on one that does (a local disk, NFSv4, Lustre with -o flock)."
             ) from None
+        try:
+            same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(handle.fileno()).st_ino
+        except OSError:
+            same = False
+        if not same:  # unlinked or replaced between our open and our lock: whoever holds the new one runs
+            raise OutputLockedError(
+                f"The lock file {path} was replaced while this {what} took it: another imagenet-prep build "
+                f"may be writing to {out}. Make sure none is, then run this command again."
+            )
         if mode == fcntl.LOCK_EX:  # a shared holder must not erase another holder's pid
             handle.seek(0)
             handle.truncate()
@@ -354,15 +424,16 @@ def prepare_out(
 
 def remove_temp_files(out: Path, dirs: Sequence[str]) -> int:
     """Delete temporary files a killed run left behind in the given folders, and always in OUT itself (label
-    maps, manifests, build.json) and the state folders (state.json, done markers)."""
+    maps, manifests, build.json) and the state folders (state.json, done markers). A folder that is (or lies
+    under) a link is skipped: the cleaner never follows a link."""
     removed = 0
     for rel in (".", STATE_DIR, f"{STATE_DIR}/done", *dirs):
         folder = out / rel
-        if not folder.is_dir():
-            continue
+        if _through_link(out, rel) or not folder.is_dir():
+            continue  # never through a link: its target is not ours
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.name.startswith(TMP_MARK):
+                if entry.name.startswith(TMP_MARK) and not entry.is_dir(follow_symlinks=False):
                     Path(entry.path).unlink(missing_ok=True)
                     removed += 1
     return removed
@@ -421,7 +492,37 @@ def read_plan_state(out: Path) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as exc:
         raise InputError(f"Cannot read {plan_state_path(out)}: {exc}; run the build again.") from None
+    problem = _plan_state_problem(payload)
+    if problem:
+        raise InputError(
+            f"{plan_state_path(out)} is malformed ({problem}): run the build (or its shards) into {out} again."
+        )
     return payload
+
+
+def _plan_state_problem(payload: Any) -> str | None:
+    """What is wrong with a plan state's shape (None: nothing), so finalize never trips over it later."""
+    if not isinstance(payload, dict):
+        return "not a JSON object"
+    if not isinstance(payload.get("fingerprint"), str):
+        return "no fingerprint"
+    if not isinstance(payload.get("config"), dict):
+        return "no config"
+    units = payload.get("units")
+    if not isinstance(units, list):
+        return "no list of units"
+    for unit in units:
+        if not (
+            isinstance(unit, dict)
+            and isinstance(unit.get("id"), str)
+            and isinstance(unit.get("fingerprint"), str)
+        ):
+            return f"a unit without a text id and fingerprint: {str(unit)[:60]}"
+        if "/" in unit["id"] or unit["id"] in ("", ".", ".."):
+            return f"unit id {unit['id'][:60]!r} is not a plain name"
+    if payload.get("num_shards") is not None and not isinstance(payload["num_shards"], int):
+        return "num_shards is not a whole number"
+    return None
 
 
 def missing_units(out: Path, plan_state: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,17 +19,63 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ..build_options import parse_scheduler
 from ..columns import sample_locators
 from ..errors import BuildError, UsageError
 from ..records import UnitResult, WorkUnit
 from .base import Executor, Progress, UnitJob
 
 RETRIES = 2  # retries of a unit that raised (a dead worker is handled by the scheduler, not counted here)
-CONNECT_TIMEOUT = "30s"
+#: Seconds to connect to a scheduler and hear it answer (``IMAGENET_PREP_DASK_TIMEOUT`` overrides): Dask's own
+#: timeout covers the TCP connect, not a server that accepts and then never speaks.
+CONNECT_TIMEOUT = 30.0
+
+
+def connect_timeout() -> float:
+    value = os.environ.get("IMAGENET_PREP_DASK_TIMEOUT", "")
+    try:
+        seconds = float(value) if value else CONNECT_TIMEOUT
+    except ValueError:
+        seconds = CONNECT_TIMEOUT
+    return seconds if 0 < seconds < 86400 else CONNECT_TIMEOUT
+
+
+def _connect(distributed: Any, address: str, seconds: float) -> Any:
+    """A Client of the scheduler at ``address`` with at least one worker, or a UsageError line within ``seconds`` (plus
+    one): the attempt runs in a daemon thread, so a server that accepts and never answers cannot hold the build
+    (or the exit), and whatever a wrong server's answer raises (a garbage length, a bad message) is one line."""
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            client = distributed.Client(address, timeout=f"{seconds}s")
+            if not client.scheduler_info().get("workers"):
+                client.wait_for_workers(1, timeout=f"{seconds}s")
+            box["client"] = client
+        except BaseException as exc:  # noqa: BLE001 - reported below in one line
+            box["error"] = exc
+
+    thread = threading.Thread(target=connect, name="imagenet-prep-dask-connect", daemon=True)
+    thread.start()
+    thread.join(seconds + 1)
+    if thread.is_alive():
+        raise UsageError(
+            f"The Dask scheduler at {address} accepted the connection but did not answer within {seconds:g} s: "
+            "is it a Dask scheduler (`dask scheduler`)? Fix --scheduler."
+        )
+    if "error" in box:
+        error = box["error"]
+        detail = (str(error).splitlines() or [""])[0][:200]
+        raise UsageError(
+            f"Cannot reach the Dask scheduler at {address} ({type(error).__name__}: {detail}): start it "
+            "(`dask scheduler`) or fix --scheduler."
+        )
+    return box["client"]
 
 
 def _import_distributed() -> Any:
@@ -68,39 +114,26 @@ class DaskExecutor(Executor):
 
     def __init__(self, workers: int, scheduler: str | None = None) -> None:
         distributed = _import_distributed()
-        self.scheduler = scheduler or f"local:{workers}"
+        # The one scheduler check (build_options): local:N bounded like --workers, a Dask network scheme.
+        self.scheduler = parse_scheduler(scheduler or f"local:{workers}", "scheduler")
         self.cluster: Any = None
         self._futures: list[Any] = []
         if self.scheduler.startswith("local:"):
-            count = self.scheduler.partition(":")[2]
-            if not count.isdigit() or int(count) < 1:
-                raise UsageError(
-                    f"--scheduler {self.scheduler!r}: write local:N with N worker processes (e.g. local:4)."
-                )
             self.cluster = distributed.LocalCluster(
-                n_workers=int(count),
+                n_workers=int(self.scheduler.partition(":")[2]),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
                 silence_logs=50,  # CRITICAL only: the CLI owns the terminal
             )
             address = self.cluster.scheduler_address
-        elif "://" in self.scheduler:
-            address = self.scheduler
         else:
-            raise UsageError(
-                f"--scheduler {self.scheduler!r} is not a Dask scheduler address: use tcp://HOST:PORT or local:N."
-            )
+            address = self.scheduler
         try:
-            self.client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
-        except OSError as exc:
+            self.client = _connect(distributed, address, connect_timeout())
+        except UsageError:
             self._close_cluster()
-            raise UsageError(
-                f"Cannot reach the Dask scheduler at {address} ({exc}): start it (`dask scheduler`) or fix "
-                "--scheduler."
-            ) from None
-        if not self.client.scheduler_info().get("workers"):
-            self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+            raise
 
     # ------------------------------------------------------------------------------------------- planning
     def map(self, function: Callable, arguments: Sequence[tuple]) -> list:

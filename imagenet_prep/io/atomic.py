@@ -38,9 +38,13 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview) -
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            # os.write names no file: name the one being written, so the message names the disk that is full
+            # (a cache's, not OUT's).
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
         raise
 
 

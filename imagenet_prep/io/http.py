@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -226,6 +227,51 @@ DISCARD_CHUNK = 1 << 20
 # the next 512-byte header together, in one request.
 MIN_READ = 513
 _PIN_RE = re.compile(r"^(etag|lm)=(.*)$")
+#: The overall minimum transfer rate of a remote read (bytes/s, once ``RATE_WINDOW`` seconds have passed), like
+#: ``fetch --min-rate``: the read timeout alone lets a server that drips a byte now and then hold a build for
+#: ever. ``IMAGENET_PREP_HTTP_MIN_RATE`` / ``IMAGENET_PREP_HTTP_RATE_WINDOW`` override them (0 turns it off).
+MIN_RATE = 1024
+RATE_WINDOW = 30.0
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+    return value if 0 <= value < 1e12 else default
+
+
+class _Rate:
+    """One request's transfer, checked after every chunk: too slow after the window is a clear error. Only the
+    time spent waiting on the server counts (a stream kept open between a reader's reads is not slow)."""
+
+    def __init__(self) -> None:
+        self.minimum = _env_number("IMAGENET_PREP_HTTP_MIN_RATE", MIN_RATE)
+        self.window = _env_number("IMAGENET_PREP_HTTP_RATE_WINDOW", RATE_WINDOW)
+        self.waited = 0.0
+        self.received = 0
+
+    def read(self, response: requests.Response, amount: int) -> bytes:
+        """What has arrived of the body, up to ``amount`` (read1: a plain read waits for the whole amount,
+        however slowly it drips)."""
+        started = time.monotonic()
+        try:
+            return response.raw.read1(amount, decode_content=False)
+        finally:
+            self.waited += time.monotonic() - started
+
+    def slow(self, n: int) -> str | None:
+        """After ``n`` more bytes: a description when the transfer is under the minimum rate, else None."""
+        self.received += n
+        elapsed = self.waited
+        if self.minimum and elapsed > self.window and self.received < self.minimum * elapsed:
+            return (
+                f"the server sent {self.received} bytes in {elapsed:.0f} s, under the minimum rate of "
+                f"{self.minimum:g} bytes/s (IMAGENET_PREP_HTTP_MIN_RATE, over IMAGENET_PREP_HTTP_RATE_WINDOW="
+                f"{self.window:g} s): a stalled or throttled server. Run the same command again later."
+            )
+        return None
 
 
 def join_url(base: str, name: str) -> str:
@@ -302,6 +348,7 @@ class HttpByteSource:
         self._stream: requests.Response | None = None
         self._stream_pos = 0
         self._stream_end = 0
+        self._rate = _Rate()
         self.bytes_read = 0
         self.requests = 0
         self._spool: Spool | None = None
@@ -467,14 +514,18 @@ class HttpByteSource:
         while failures <= READ_RETRIES:
             response = self._open(pos, end)
             before = pos
+            rate = _Rate()
             try:
                 while pos < end:
-                    chunk = response.raw.read(min(end - pos, 1 << 20), decode_content=False)
+                    chunk = rate.read(response, min(end - pos, 1 << 20))
                     if not chunk:
                         break
                     parts.append(chunk)
                     pos += len(chunk)
                     self._count(len(chunk))
+                    slow = rate.slow(len(chunk))
+                    if slow:
+                        raise self._error(slow)
             except BODY_ERRORS:
                 pass  # resumed below from where it stopped
             finally:
@@ -505,20 +556,20 @@ class HttpByteSource:
                 self._close_stream()
                 self._stream = self._open(pos, window_end)
                 self._stream_pos, self._stream_end = pos, window_end
+                self._rate = _Rate()
                 spool = self._spool_for_pin()
                 self._spooling = spool.writer(pos) if spool is not None else None
             try:
                 while self._stream_pos < pos:  # skip forward (member data a header scan does not need)
-                    skipped = self._stream.raw.read(
-                        min(pos - self._stream_pos, DISCARD_CHUNK), decode_content=False
-                    )
+                    skipped = self._rate.read(self._stream, min(pos - self._stream_pos, DISCARD_CHUNK))
                     if not skipped:
                         raise http.client.IncompleteRead(b"")
                     self._spool_write(self._stream_pos, skipped)
                     self._stream_pos += len(skipped)
                     self._count(len(skipped))
+                    self._check_rate(len(skipped))
                 while pos < want:
-                    chunk = self._stream.raw.read(want - pos, decode_content=False)
+                    chunk = self._rate.read(self._stream, want - pos)
                     if not chunk:
                         raise http.client.IncompleteRead(b"")
                     self._spool_write(pos, chunk)
@@ -526,6 +577,7 @@ class HttpByteSource:
                     pos += len(chunk)
                     self._stream_pos = pos
                     self._count(len(chunk))
+                    self._check_rate(len(chunk))
                 data = b"".join(parts)
                 self._tail = (offset, data)
                 return data[: end - offset]
@@ -535,6 +587,12 @@ class HttpByteSource:
         raise self._error(
             f"the connection kept dropping ({READ_RETRIES + 1} tries) reading bytes {offset}-{end}."
         )
+
+    def _check_rate(self, n: int) -> None:
+        slow = self._rate.slow(n)
+        if slow:
+            self._close_stream()
+            raise self._error(slow)
 
     def _spool_write(self, offset: int, data: bytes) -> None:
         if self._spooling is not None:

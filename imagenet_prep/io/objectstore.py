@@ -18,7 +18,7 @@ import os
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ..errors import ArchiveError, UsageError
+from ..errors import ArchiveError, InputError, UsageError
 from .spool import Spool
 
 SCAN_BLOCK = 64 << 20
@@ -40,6 +40,8 @@ def filesystem(protocol: str, what: str = "--source") -> Any:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if protocol == "s3" and endpoint:
             options["client_kwargs"] = {"endpoint_url": endpoint}
+        if protocol == "s3":
+            _require_aws_credentials(what)
         emulator = os.environ.get("STORAGE_EMULATOR_HOST")
         if protocol == "gs" and emulator:
             from gcsfs.core import GCSFileSystem  # the JSON-API client (no storage-control gRPC lookups)
@@ -50,6 +52,28 @@ def filesystem(protocol: str, what: str = "--source") -> Any:
         raise UsageError(
             f"{what} {protocol}:// needs {client}: pip install 'imagenet-prep[cloud]'."
         ) from None
+
+
+_CREDENTIALS_FOUND: list[bool] = []  # botocore's credential chain, looked up once a process
+
+
+def _require_aws_credentials(what: str) -> None:
+    """One line naming what to set when botocore finds no credentials at all (instead of its NoCredentialsError
+    traceback at the first request). The chain is botocore's own: variables, ~/.aws files, SSO, instance
+    metadata."""
+    if not _CREDENTIALS_FOUND:
+        import botocore.session  # type: ignore[import-untyped]
+
+        try:
+            found = botocore.session.get_session().get_credentials() is not None
+        except Exception:  # noqa: BLE001 - a broken profile or config file is also "no usable credentials"
+            found = False
+        _CREDENTIALS_FOUND.append(found)
+    if not _CREDENTIALS_FOUND[0]:
+        raise InputError(
+            f"{what} s3://: no AWS credentials found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
+            "AWS_PROFILE with ~/.aws/credentials), and AWS_ENDPOINT_URL for an S3-compatible store."
+        )
 
 
 def split_pin(locator: str) -> tuple[str, str | None]:

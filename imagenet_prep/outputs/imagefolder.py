@@ -16,6 +16,7 @@ from ..io.atomic import write_bytes_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from . import labels
 from .base import CheckReport, Groups, UnitWriter, Writer, WriterContext
+from .keys import file_key
 from .manifest import write_boxes_csv, write_manifest
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class ImageFolderUnit(UnitWriter):
         self._files: dict[str, int] = {}
 
     def add(self, sample: Sample, image: ImageResult) -> ManifestRow:
-        rel = f"{sample.split}/{sample.wnid}/{sample.key}{image.extension}"
+        rel = f"{sample.split}/{sample.wnid}/{file_key(sample.key)}{image.extension}"
         write_bytes_atomic(self._prefix + rel, image.data)
         self._files[rel] = len(image.data)
         return ManifestRow(rel, sample.label, sample.wnid, image.width, image.height)

@@ -25,30 +25,30 @@ from .base import CheckReport, Problems, recorded_file_sizes
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")  # what `imagenet-prep build` writes
 
 
-class _NotRegular(Exception):
+class NotRegularFile(Exception):
     pass
 
 
 @contextmanager
-def _open_regular(path: Path) -> Iterator[IO[bytes]]:
+def open_regular(path: Path) -> Iterator[IO[bytes]]:
     """``path`` opened for reading if it is a regular file itself (no link followed, no FIFO waited on);
-    _NotRegular otherwise. FileNotFoundError when it is absent."""
+    NotRegularFile otherwise. FileNotFoundError when it is absent."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         if os.path.islink(path):
-            raise _NotRegular() from None
+            raise NotRegularFile() from None
         raise exc
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _NotRegular()
+            raise NotRegularFile()
         os.set_blocking(fd, True)
         yield handle
 
 
 def _read_text(path: Path) -> str:
-    with _open_regular(path) as handle:
+    with open_regular(path) as handle:
         return handle.read().decode("utf-8")
 
 
@@ -69,7 +69,7 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
     labels_file = out / "labels.txt"
     try:
         labels_text = _read_text(labels_file)
-    except (OSError, _NotRegular, UnicodeDecodeError):
+    except (OSError, NotRegularFile, UnicodeDecodeError):
         raise InputError(
             f"{out} is not a tree built by imagenet-prep (no readable labels.txt). Check the path."
         ) from None
@@ -94,9 +94,9 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
         listed: set[str] = set()
         try:
             manifest_text = _read_text(manifest)
-        except (OSError, _NotRegular, UnicodeDecodeError) as exc:
+        except (OSError, NotRegularFile, UnicodeDecodeError) as exc:
             problems.add(
-                f"{split}.csv is unreadable ({'not a regular file' if isinstance(exc, _NotRegular) else exc})"
+                f"{split}.csv is unreadable ({'not a regular file' if isinstance(exc, NotRegularFile) else exc})"
             )
             continue
         for row in csv.DictReader(io.StringIO(manifest_text, newline="")):
@@ -153,7 +153,7 @@ def _check_image(
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with _open_regular(path) as handle:
+        with open_regular(path) as handle:
             image = Image.open(handle, formats=IMAGE_FORMATS)  # what is not an image is reported once, below
             end_problem = _end_problem(handle, recorded)
             if end_problem:
@@ -167,7 +167,7 @@ def _check_image(
             image.close()
     except FileNotFoundError:
         problems.add(f"{rel}: missing")
-    except _NotRegular:
+    except NotRegularFile:
         problems.add(f"{rel}: not a regular file (a link, FIFO or device where an image should be)")
     except UnidentifiedImageError:
         problems.add(f"{rel}: not a JPEG, PNG or WEBP image")
@@ -202,7 +202,7 @@ def check_label_map_files(out: Path, wnids: list[str], problems: Problems) -> No
     for name in ("class_index.json", "classes.csv"):
         try:
             text = _read_text(out / name)
-        except _NotRegular:
+        except NotRegularFile:
             problems.add(f"{name}: not a regular file")
             continue
         except (OSError, UnicodeDecodeError) as exc:

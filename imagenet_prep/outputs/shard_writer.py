@@ -21,6 +21,7 @@ from ..io.atomic import temp_path_for
 from ..records import UnitResult, WorkUnit
 from . import labels
 from .base import Groups, UnitWriter, Writer, WriterContext
+from .keys import ShardKeys
 from .shards import parse_shard_size, plan_shards, write_shard_manifests
 
 MANIFESTS = ("train.csv", "val.csv", "build.json")
@@ -35,6 +36,9 @@ class ShardUnit(UnitWriter):
         self.final = f"{out}/{shard}"
         self.tmp = temp_path_for(self.final)
         self._files: dict[str, int] = {}
+        self.keys = (
+            ShardKeys()
+        )  # the samples' names in this shard: escaped, never two alike (outputs/keys.py)
 
     def files(self) -> dict[str, int]:
         """The shard (and any file beside it, relative to OUT) with their sizes: the done marker records them,

@@ -501,12 +501,6 @@ def _strings(
         ends.release()
 
 
-def wds_key(key: str) -> str:
-    """A sample key for a shard: webdataset splits a member name at its first dot, so keys hold none
-    (ILSVRC2012 keys never do; a dotted stem from another source gets ``_`` for each dot)."""
-    return key.replace(".", "_")
-
-
 # ---------------------------------------------------------------------------------------------- manifests
 def row_location(row: ManifestRow) -> tuple[str, str]:
     """(shard path, key) of a shard output's manifest row."""
@@ -569,6 +563,20 @@ def check_image(data: bytes, row: dict[str, str], where: str, decode: bool, prob
                 image.load()
     except Exception as exc:  # noqa: BLE001 - any decoder error is a finding, not a crash
         problems.add(f"{where}: cannot be read as an image ({exc})")
+
+
+#: The most bytes ``check`` reads of one shard member or one Parquet row group (far above any image a build
+#: writes): a planted shard cannot make a check hold more. Shards are opened only as regular files.
+CHECK_READ_LIMIT = 256 << 20
+
+
+def row_problem(row: dict[str, str], where: str) -> str | None:
+    """A manifest row whose label, width or height is not a whole number (reported, never converted)."""
+    for field in ("label", "width", "height"):
+        value = row.get(field) or ""
+        if not value.isdigit():
+            return f"{where}: {field} {value!r} in the manifest is not a whole number"
+    return None
 
 
 def check_recorded_sizes(out: Path, problems: Problems) -> None:

@@ -4,7 +4,8 @@ Layout of OUT (see formats.md, "WebDataset shards"):
 
 - ``imagenet-<split>-%06d.tar``: each sample is ``<key>.cls`` (the label, ASCII decimal), ``<key>.jpg`` (or
   ``.png``/``.webp``, by the image's format), ``<key>.json`` (``{"label", "wnid", "width", "height",
-  "filename"}``, ``filename`` = the image's name in the source); keys are the canonical stems (no dots). Members
+  "filename"}``, ``filename`` = the image's name in the source); keys are the canonical stems, escaped
+  (outputs/keys.py: no dots, spaces or control characters; a stem met twice in a shard gets its class). Members
   are plain ustar entries (no PAX headers) with mtime 0, uid/gid 0, no user/group names and mode 0644, so the
   bytes depend only on the content;
 - ``imagenet-<split>-%06d.idx`` beside each shard: the DALI index (v1.2: ``v1.2 <samples>``, then per sample
@@ -31,8 +32,16 @@ from typing import TYPE_CHECKING, BinaryIO, ClassVar
 from ..io.atomic import write_bytes_atomic, write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from .base import CheckReport, Problems, WriterContext
+from .imagefolder_check import NotRegularFile, open_regular
 from .shard_writer import ShardUnit, ShardWriter
-from .shards import check_image, check_label_maps, check_recorded_sizes, read_shard_manifest, wds_key
+from .shards import (
+    CHECK_READ_LIMIT,
+    check_image,
+    check_label_maps,
+    check_recorded_sizes,
+    read_shard_manifest,
+    row_problem,
+)
 
 if TYPE_CHECKING:
     from ..image import ImageResult
@@ -112,7 +121,7 @@ class WdsUnit(ShardUnit):
         return start
 
     def add(self, sample: Sample, image: ImageResult) -> ManifestRow:
-        key = wds_key(sample.key)
+        key = self.keys.key(sample.key, sample.wnid)
         parts = (
             ("cls", str(sample.label).encode("ascii")),
             (_EXTENSIONS[image.extension], image.data),
@@ -265,7 +274,7 @@ def _check_shard(
             progress(1)
 
     try:
-        with tarfile.open(path) as archive:
+        with open_regular(path) as handle, tarfile.open(fileobj=handle) as archive:
             for member in archive:
                 if not member.isfile():
                     problems.add(f"{name}: {member.name} is not a regular file")
@@ -277,10 +286,19 @@ def _check_shard(
                     finish()
                     keys.append(key)
                     files = {}
-                handle = archive.extractfile(member)
-                files[ext] = handle.read() if handle is not None else b""
+                if member.size > CHECK_READ_LIMIT:
+                    problems.add(
+                        f"{name}: {member.name} is {member.size} bytes (more than any image we write)"
+                    )
+                    files[ext] = b""
+                else:
+                    data = archive.extractfile(member)
+                    files[ext] = data.read(CHECK_READ_LIMIT) if data is not None else b""
                 members.append((member.name, member.offset_data, member.size))
             finish()
+    except NotRegularFile:
+        problems.add(f"{name}: not a regular file (a link, FIFO or device where a shard should be)")
+        return 0
     except (OSError, tarfile.TarError) as exc:
         problems.add(f"{name}: cannot be read as a tar ({exc})")
         return 0
@@ -308,6 +326,10 @@ def _check_sample(
     where = f"{shard}/{key}"
     if row["key"] != key:
         return  # reported once for the shard
+    bad = row_problem(row, where)
+    if bad:
+        problems.add(bad)
+        return
     label = int(row["label"])
     if label_of.get(row["wnid"]) != label:
         problems.add(f"{where}: label {label} does not match labels.txt for {row['wnid']}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from support import cli
+from support import cli, one_line_error
 
 from imagenet_prep.build import STATE_DIR, build
 from imagenet_prep.config import build_config
@@ -42,13 +42,6 @@ def digest(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and STATE_DIR not in p.relative_to(folder).parts
     }
-
-
-def one_line_error(done: subprocess.CompletedProcess, code: int = 2) -> str:
-    assert done.returncode == code, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("imagenet-prep: error: "), done.stderr
-    return lines[0]
 
 
 # ------------------------------------------------------------------------------------------- overwrite

@@ -49,3 +49,11 @@ def main_in_process(args: list[str], capsys, monkeypatch) -> tuple[int, str, str
         main()
     out = capsys.readouterr()
     return exc.value.code or 0, out.out, out.err
+
+
+def one_line_error(done: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The one ``imagenet-prep: error: ...`` line a refused command printed (asserting ``code`` and one line)."""
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("imagenet-prep: error: "), done.stderr
+    return lines[0]

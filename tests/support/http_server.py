@@ -59,6 +59,10 @@ class Faults:
     trickle_requests: int = 0
     trickle_seconds: float = 5.0
     omit_length: bool = False
+    drip_seconds: float | None = None  # every body: one byte, then a pause this long, until stopped
+    endless: bool = (
+        False  # every body: no length, bytes without end (until the client goes or the server stops)
+    )
 
 
 @dataclass
@@ -134,6 +138,22 @@ class _Handler(BaseHTTPRequestHandler):
                     return
             self._write(seen, piece)
             sent += len(piece)
+
+    def _send_forever(self, seen: Seen, body: bytes) -> None:
+        """A dripping (one byte, then ``drip_seconds``) or endless body, until the client goes away."""
+        self.close_connection = True
+        piece = body[:1] or b"x"
+        position = 0
+        while not self.state.stop.is_set():
+            before = seen.body_bytes
+            if self.state.faults.drip_seconds is not None:
+                self._write(seen, body[position : position + 1] or piece)
+                position += 1
+                self.state.stop.wait(self.state.faults.drip_seconds)
+            else:
+                self._write(seen, (body or b"x") * max(1, 65536 // max(1, len(body))))
+            if seen.body_bytes == before:
+                return
 
     def _write(self, seen: Seen, piece: bytes) -> None:
         if not piece:
@@ -241,6 +261,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         if head:
+            return
+        if faults.drip_seconds is not None or faults.endless:
+            self._send_forever(seen, body)
             return
         drop = faults.drop_after if n < faults.drop_requests else None
         stall = faults.stall_after if n < faults.stall_requests else None
