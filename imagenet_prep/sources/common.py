@@ -3,8 +3,9 @@
 Names found on disk or in an archive are untrusted: every reader applies io/tar.py's one name policy
 (:func:`~imagenet_prep.io.tar.name_problem`). In a folder, hidden files (``.DS_Store``, ``._x.JPEG``) and files
 that are not images by their extension are ignored (counted in a warning): a tree users made by hand often
-holds them. Symbolic links to regular files are followed (a tree of links is a common way to make a subset);
-anything that is not a regular file (a FIFO, a device) is refused with a reason.
+holds them. Symbolic links to regular files inside the source folder are followed (a tree of links is a common
+way to make a subset); a link that leads out of the source folder (to ``~/.git-credentials``, say), and anything
+that is not a regular file (a FIFO, a device), is refused with a reason and never read.
 """
 
 from __future__ import annotations
@@ -53,9 +54,25 @@ def has_wnid_dir(folder: Path) -> bool:
         return False
 
 
-def list_image_files(folder: str) -> tuple[list[tuple[str, int]], list[tuple[str, str]], int]:
+OUTSIDE = "a link leading outside the source folder (never followed)"
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _leaves(entry: os.DirEntry[str], real_root: str) -> bool:
+    return entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_root)
+
+
+def list_image_files(
+    folder: str, root: str | None = None
+) -> tuple[list[tuple[str, int]], list[tuple[str, str]], int]:
     """Worker-friendly listing of one folder: (name, size) of its image files in name order, refusals
-    (name, reason), and how many non-image or hidden files were ignored."""
+    (name, reason), and how many non-image or hidden files were ignored. With ``root`` (the source folder), a
+    file whose real path is outside it (through a link to the file, or to its folder) is refused."""
+    real_root = os.path.realpath(root) if root is not None else None
+    folder_outside = real_root is not None and not _inside(os.path.realpath(folder), real_root)
     files: list[tuple[str, int]] = []
     refused: list[tuple[str, str]] = []
     ignored = 0
@@ -69,6 +86,9 @@ def list_image_files(folder: str) -> tuple[list[tuple[str, int]], list[tuple[str
             ignored += 1
             continue
         problem = name_problem(name, flat=True)
+        # Only links need resolving (DirEntry knows without a system call): a listing stays cheap.
+        if problem is None and real_root is not None and (folder_outside or _leaves(entry, real_root)):
+            problem = OUTSIDE
         if problem is None:
             try:
                 st = os.stat(entry.path)  # follows a link: a link to a regular file is read like the file

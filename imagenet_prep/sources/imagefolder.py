@@ -100,7 +100,7 @@ class ImageFolderSource(SourceBase):
         if self._val_flat is not None:
             return self._val_flat
         val_dir = self._split_dir("val")
-        listing, _refused, _ignored = list_image_files(str(val_dir))
+        listing, _refused, _ignored = list_image_files(str(val_dir), str(self.folder))
         names = [name for name, _size in listing]
         by_key = {val_key(name): name for name in names}
         keys = [key for key in by_key if key is not None]
@@ -152,7 +152,7 @@ class ImageFolderSource(SourceBase):
         root = self._split_dir(split)
         if split == "val" and self._flat_val():
             return self._index_flat_val(wnids)
-        folders = [(str(root / wnid),) for wnid in wnids]
+        folders = [(str(root / wnid), str(self.folder)) for wnid in wnids]
         if runner is not None and len(folders) > 1:
             listings = runner(list_image_files, folders)
         else:
@@ -170,7 +170,7 @@ class ImageFolderSource(SourceBase):
     def _index_flat_val(self, wnids: Sequence[str]) -> SplitIndex:
         by_class = self._flat_val_labels()
         val_dir = self.folder / "val"
-        listing, refusals, _ignored = list_image_files(str(val_dir))
+        listing, refusals, _ignored = list_image_files(str(val_dir), str(self.folder))
         sizes = dict(listing)
         files = {
             wnid: folder_files(val_dir, [(name, sizes[name]) for name in by_class.get(wnid, ())])

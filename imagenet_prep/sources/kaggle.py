@@ -158,7 +158,7 @@ class KaggleFolderSource(_KaggleLabels):
     def _val_files(self) -> dict[str, list[SourceFile]]:
         if self._val is None:
             val_dir = self._dir("val")
-            listing, refusals, _ignored = list_image_files(str(val_dir))
+            listing, refusals, _ignored = list_image_files(str(val_dir), str(self.folder))
             located = [(name, ByteLocation(str(val_dir / name), 0, size)) for name, size in listing]
             labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in listing])
             self._val, refused = _val_by_class(located, labels)
@@ -176,7 +176,7 @@ class KaggleFolderSource(_KaggleLabels):
             chosen = {wnid: tuple(by_class.get(wnid, ())) for wnid in wnids}
             return SplitIndex("val", chosen, tuple(self._val_refused), tuple(self._val_warnings))
         root = self._dir("train")
-        args = [(str(root / wnid),) for wnid in wnids]
+        args = [(str(root / wnid), str(self.folder)) for wnid in wnids]
         listings = (
             runner(list_image_files, args)
             if runner and len(args) > 1
