@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..config import BuildConfig
+from ..errors import MemberError
 from ..executors import make_executor
 from ..image import ImageFailure, process_image
 from ..outputs import make_writer
@@ -145,6 +146,8 @@ def _measure(plan: BuildPlan, chosen: list[Sample], config: BuildConfig) -> tupl
         reader = source_class(layout).open_unit(unit)
         try:
             for sample, data in reader:
+                if isinstance(data, MemberError):
+                    continue
                 result = process_image(data, config.image, sample.name)
                 read += sample.location.size
                 if not isinstance(result, ImageFailure):

@@ -4,10 +4,15 @@ Columns: ``image`` = struct{bytes: binary, path: string} (path = the suffixed na
 ``n01440764_10026_n01440764.JPEG``) and ``label`` (sorted-wnid index). Needs pyarrow
 (``pip install 'imagenet-prep[parquet]'``).
 
-Planning reads only the ``image.path`` and ``label`` columns (no image bytes). A row whose label disagrees with
-its name's ``_<wnid>`` suffix is refused with a reason; a file without that schema is a one-line error.
+Planning reads only the ``image.path`` and ``label`` columns (no image bytes). ``image.path`` goes through
+the one name policy (io/tar.py ``name_problem``, as a plain file name: no ``/``, no leading ``.`` such as
+``.tmp-``, no control characters (CR, LF, NUL), at most 200 bytes); a row it refuses, or whose label disagrees
+with its name's ``_<wnid>`` suffix, is refused with a reason; a file without that schema is a one-line error.
 A sample's ``ByteLocation`` is ``(file, row number in the file, row group, "parquet")``; a unit is one file,
-whose worker reads the ``image.bytes`` column one row group at a time, only the row groups it needs.
+whose worker reads the ``image.bytes`` column one row group at a time, only the row groups it needs. A row
+group whose image bytes (uncompressed, from the file's metadata) exceed the member-size cap is read one row
+at a time instead, and a cell over the cap is a recorded skip (as is a row with no image bytes): a worker never
+holds more than the cap, or one cell, of image bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import ArchiveError, InputError, UsageError
+from ..errors import ArchiveError, InputError, MemberError, UsageError
+from ..io.tar import name_problem
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from ..taxonomy import classes
 from .base import FolderProbe, Runner, SourceBase, SourceRecord, SplitIndex
@@ -147,8 +153,8 @@ class HfParquetSource(SourceBase):
         refused: list[tuple[str, str]] = []
         for path, rows in self.rows(split):
             for name, label, group, row in rows:
-                parsed = parse_suffixed(name)
-                where = f"{split}/{path.name}/{name or f'row {row}'}"
+                where = f"{split}/{path.name}/{name[:80]!r}" if name else f"{split}/{path.name}/row {row}"
+                parsed = name_problem(name, flat=True) or parse_suffixed(name)
                 if isinstance(parsed, str):
                     refused.append((where, parsed))
                     continue
@@ -196,32 +202,53 @@ class ParquetReader:
         self.bytes_read = 0
         self._files: dict[str, Any] = {}
 
-    def _group(self, locator: str, group: int) -> tuple[int, list[bytes | None]]:
+    def _group(self, locator: str, group: int) -> tuple[int, Iterator[bytes | None]]:
+        """The row group's first row number and its image bytes, row by row: the whole group at once when its
+        image bytes fit in the member-size cap, else one row at a time (a cell over the cap is never kept)."""
         handle = self._files.get(locator)
         if handle is None:
-            handle = self._files[locator] = _pyarrow().ParquetFile(locator)
+            # buffer_size: pages are read as needed, not the whole column chunk first.
+            handle = self._files[locator] = _pyarrow().ParquetFile(locator, buffer_size=1 << 20)
         meta = handle.metadata
         first = sum(meta.row_group(g).num_rows for g in range(group))
-        table = handle.read_row_group(group, columns=["image.bytes"])
         info = meta.row_group(group)
+        raw = 0
         for col in range(info.num_columns):
             if info.column(col).path_in_schema == "image.bytes":
                 self.bytes_read += info.column(col).total_compressed_size
-        return first, table.column("image").combine_chunks().field("bytes").to_pylist()
+                raw = info.column(col).total_uncompressed_size
+        if raw <= self.unit.max_member_size:
+            table = handle.read_row_group(group, columns=["image.bytes"])
+            return first, iter(table.column("image").combine_chunks().field("bytes").to_pylist())
+        batches = handle.iter_batches(batch_size=1, row_groups=[group], columns=["image.bytes"])
+        return first, (batch.column(0).field("bytes")[0].as_py() for batch in batches)
 
-    def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
+    def __iter__(self) -> Iterator[tuple[Sample, bytes | MemberError]]:
         loaded: tuple[str, int] | None = None
-        first, values = 0, list[bytes | None]()
+        first, values, at = 0, iter(list[bytes | None]()), 0
+        cap = self.unit.max_member_size
         for sample in self.unit.samples:
             where = sample.location
-            if loaded != (where.locator, where.size):
+            if loaded != (where.locator, where.size) or where.offset < at:
                 first, values = self._group(where.locator, where.size)
-                loaded = (where.locator, where.size)
-            index = where.offset - first
-            data = values[index] if 0 <= index < len(values) else None
+                loaded, at = (where.locator, where.size), first
+            data: bytes | None = None
+            while at <= where.offset:  # samples come in row order: skip the rows the unit does not need
+                data = next(values, None)
+                at += 1
             if data is None:
-                raise ArchiveError(f"{where.locator}: row {where.offset} has no image bytes; re-download it.")
-            yield sample, data
+                yield sample, MemberError(f"{where.locator}: row {where.offset} has no image bytes.")
+            elif len(data) > cap:
+                yield (
+                    sample,
+                    MemberError(
+                        f"{where.locator}: row {where.offset} holds {len(data):,} bytes, above the member-size cap "
+                        f"of {cap:,} bytes (--max-member-size)."
+                    ),
+                )
+            else:
+                yield sample, data
+            data = None
 
     def close(self) -> None:
         for handle in self._files.values():

@@ -231,15 +231,36 @@ def _zip_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
+def _overlapping(infos: Sequence[zipfile.ZipInfo]) -> dict[int, str]:
+    """Members whose bytes (local header, name, data) overlap another's: id(info) -> the other's name. Many
+    central-directory entries on one deflate stream make a small zip cost minutes of CPU; a real zip never
+    shares bytes between members. One sort of the header offsets."""
+    ordered = sorted(infos, key=lambda i: i.header_offset)
+    out: dict[int, str] = {}
+    previous: zipfile.ZipInfo | None = None
+    end = 0
+    for info in ordered:
+        if previous is not None and info.header_offset < end:
+            out[id(info)] = previous.filename
+            out.setdefault(id(previous), info.filename)
+        # The least the member occupies: its local header's fixed part, its name and its data.
+        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"  # how zipfile decoded the stored name
+        stop = info.header_offset + 30 + len(info.orig_filename.encode(encoding, "replace"))
+        stop += info.compress_size
+        if stop > end:
+            end, previous = stop, info
+    return out
+
+
 def locate_members(
-    path: str, rows: Sequence[tuple[str, int, int, int, int]]
+    path: str, rows: Sequence[tuple[str, int, int, int, int, int]]
 ) -> tuple[list[tuple[str, ByteLocation]], list[tuple[str, str]]]:
-    """Worker side: the data offsets of zip members (name, header offset, compressed size, size, method),
-    from their local headers."""
+    """Worker side: the data offsets of zip members (name, header offset, compressed size, size, method,
+    CRC-32), from their local headers; the CRC-32 travels with the location and is checked on every read."""
     out: list[tuple[str, ByteLocation]] = []
     refused: list[tuple[str, str]] = []
     with FileByteSource(path) as source:
-        for name, header_offset, compress_size, file_size, method in rows:
+        for name, header_offset, compress_size, file_size, method, crc in rows:
             info = zipfile.ZipInfo(name)
             info.header_offset = header_offset
             try:
@@ -251,7 +272,8 @@ def locate_members(
                 refused.append((name, "truncated: the zip ends before its data"))
                 continue
             compression = "deflate" if method == zipfile.ZIP_DEFLATED else None
-            out.append((name, ByteLocation(path, start, compress_size, compression, raw_size=file_size)))
+            location = ByteLocation(path, start, compress_size, compression, raw_size=file_size, crc32=crc)
+            out.append((name, location))
     return out, refused
 
 
@@ -296,6 +318,7 @@ class KaggleZipSource(_KaggleLabels):
                 raise ArchiveError(f"{self.path} is not a readable zip ({exc}); re-download it.") from None
             by_split: dict[str, list[zipfile.ZipInfo]] = {"train": [], "val": []}
             seen: set[str] = set()
+            overlapping = _overlapping(infos)
             for info in infos:
                 name = info.filename
                 if info.is_dir():
@@ -308,6 +331,8 @@ class KaggleZipSource(_KaggleLabels):
                 problem = _zip_problem(info)
                 if problem is None and name in seen:
                     problem = "duplicate name"
+                if problem is None and id(info) in overlapping:
+                    problem = f"overlaps the bytes of {overlapping[id(info)]} (a crafted zip)"
                 if problem:
                     self._refused.append((split if split in by_split else "val", name, problem))
                 elif base in _TEXT_NAMES and split not in by_split:
@@ -398,7 +423,8 @@ class KaggleZipSource(_KaggleLabels):
         if self._val is None:
             infos = self._split_members("val")
             rows = [
-                (i.filename, i.header_offset, i.compress_size, i.file_size, i.compress_type) for i in infos
+                (i.filename, i.header_offset, i.compress_size, i.file_size, i.compress_type, i.CRC)
+                for i in infos
             ]
             located, refused = locate_members(str(self.path), rows)
             labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in located])
@@ -454,7 +480,7 @@ class KaggleZipSource(_KaggleLabels):
             val_bytes = listing_bytes + 30 * sum(len(files) for files in by_class.values())
             refused = outer + tuple(self._val_refused)
             return SplitIndex("val", chosen, refused, tuple(self._val_warnings), val_bytes)
-        rows: dict[str, list[tuple[str, int, int, int, int]]] = {wnid: [] for wnid in wnids}
+        rows: dict[str, list[tuple[str, int, int, int, int, int]]] = {wnid: [] for wnid in wnids}
         for info in self._split_members("train"):
             parts = _in_cls_loc(info.filename)[1:]
             if len(parts) == 2 and parts[0] in rows:
@@ -465,6 +491,7 @@ class KaggleZipSource(_KaggleLabels):
                         info.compress_size,
                         info.file_size,
                         info.compress_type,
+                        info.CRC,
                     )
                 )
         args = [(str(self.path), rows[wnid]) for wnid in wnids]

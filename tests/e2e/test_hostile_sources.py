@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from support import cli
 
@@ -89,3 +92,140 @@ def test_a_class_folder_linked_out_of_the_tree_is_refused_file_by_file(layouts, 
     record = build_here(src, tmp_path / "out", splits="train")
     refused = [f for f, r in reasons(record).items() if "outside the source folder" in r]
     assert len(refused) == 2 and record["counts"]["train"]["images"] == 4
+
+
+# ----------------------------------------------------------------------------------------------- parquet
+def _rewrite_paths(path: Path, change: dict[int, str], null_image: int | None = None) -> None:
+    """Rename rows (``{w}`` in a new name is the row's own wnid, so its label still agrees)."""
+    table = pq.read_table(path)
+    images = table.column("image").combine_chunks()
+    paths = images.field("path").to_pylist()
+    data = images.field("bytes").to_pylist()
+    for row, name in change.items():
+        paths[row] = name.format(w=paths[row].rsplit("_", 1)[1].split(".")[0])
+    if null_image is not None:
+        data[null_image] = None
+    image = pa.StructArray.from_arrays(
+        [pa.array(data, pa.binary()), pa.array(paths, pa.string())], names=["bytes", "path"]
+    )
+    table = table.set_column(table.schema.get_field_index("image"), "image", image)
+    pq.write_table(table, path, row_group_size=2)
+
+
+def test_parquet_paths_go_through_the_one_name_policy(layouts, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(layouts["hf-parquet"].root, src)
+    shards = sorted((src / "data").glob("train-*.parquet"))
+    total = sum(pq.read_metadata(p).num_rows for p in shards)
+    bad = [".tmp-x_{w}.JPEG", "a\rb_{w}.JPEG", "a\0b_{w}.JPEG", "x" * 300 + "_{w}.JPEG", "a/b_{w}.JPEG"]
+    _rewrite_paths(shards[0], dict(enumerate(bad[:3])))
+    _rewrite_paths(shards[1], dict(enumerate(bad[3:])))
+    record = build_here(src, tmp_path / "out", splits="train")
+    refused = [e for e in record["refused_members"] if e["member"].startswith("train/")]
+    assert len(refused) == 5, refused
+    assert not [e for e in refused if "is not the class" in e["reason"]]
+    assert record["counts"]["train"]["images"] == total - 5
+    manifest = tmp_path / "out" / "train.csv"
+    csv_text = manifest.read_text() if manifest.exists() else ""
+    assert "\r" not in csv_text and ".tmp-" not in csv_text
+    assert not list((tmp_path / "out").rglob(".tmp-*"))
+
+
+def test_a_null_image_parquet_row_is_a_recorded_skip_not_a_failed_build(layouts, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(layouts["hf-parquet"].root, src)
+    shards = sorted((src / "data").glob("train-*.parquet"))
+    total = sum(pq.read_metadata(p).num_rows for p in shards)
+    _rewrite_paths(shards[0], {}, null_image=1)
+    record = build_here(src, tmp_path / "out", splits="train")
+    assert any("no image bytes" in r for r in reasons(record).values())
+    assert record["counts"]["train"]["images"] == total - 1
+
+
+def test_a_parquet_cell_over_the_cap_is_a_recorded_skip(layouts, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(layouts["hf-parquet"].root, src)
+    shards = sorted((src / "data").glob("train-*.parquet"))
+    total = sum(pq.read_metadata(p).num_rows for p in shards)
+    table = pq.read_table(shards[0])
+    sizes = sorted(len(b) for b in table.column("image").combine_chunks().field("bytes").to_pylist())
+    record = build_here(src, tmp_path / "out", splits="train", max_member_size=sizes[-1] - 1)
+    why = [r for r in reasons(record).values() if "member-size cap" in r]
+    assert len(why) >= 1 and record["counts"]["train"]["images"] == total - len(why)
+
+
+# --------------------------------------------------------------------------------------------------- zip
+def _flip_member_byte(path: Path, name: str) -> None:
+    """Flip one byte in the middle of a member's stored data (its CRC-32 in the headers stays)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    data = bytearray(path.read_bytes())
+    start = (
+        info.header_offset
+        + 30
+        + len(info.filename.encode())
+        + int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    )
+    data[start + info.compress_size // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def _members(path: Path, part: str) -> list[zipfile.ZipInfo]:
+    with zipfile.ZipFile(path) as archive:
+        return sorted((i for i in archive.infolist() if part in i.filename), key=lambda i: i.filename)
+
+
+def test_a_zip_member_whose_crc_differs_is_a_recorded_skip(layouts, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(layouts["kaggle-zip"].root, src)
+    stored = [i for i in _members(src / ZIP, "/train/") if i.compress_type == zipfile.ZIP_STORED]
+    _flip_member_byte(src / ZIP, stored[0].filename)
+    record = build_here(src, tmp_path / "out", splits="train")
+    why = [r for f, r in reasons(record).items() if f.endswith(stored[0].filename.rsplit("/", 1)[1])]
+    assert why and "CRC-32" in why[0]
+    assert record["counts"]["train"]["images"] == 5
+
+
+def test_a_damaged_deflate_stream_is_a_recorded_skip_not_a_failed_build(layouts, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(layouts["kaggle-zip"].root, src)
+    deflated = [i for i in _members(src / ZIP, "/val/") if i.compress_type == zipfile.ZIP_DEFLATED]
+    info = deflated[0]
+    data = bytearray((src / ZIP).read_bytes())
+    start = (
+        info.header_offset
+        + 30
+        + len(info.filename.encode())
+        + int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    )
+    data[start : start + 16] = b"\xff" * 16  # not a valid deflate block
+    (src / ZIP).write_bytes(bytes(data))
+    record = build_here(src, tmp_path / "out", splits="val")
+    assert len(record["skipped"]) == 1 and record["counts"]["val"]["images"] == 2
+
+
+def test_zip_members_over_the_cap_by_declared_size_are_refused_at_planning(layouts, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(layouts["kaggle-zip"].root, src)
+    deflated = [i for i in _members(src / ZIP, "/val/") if i.compress_type == zipfile.ZIP_DEFLATED]
+    # The cap just under the first val image's inflated size and above its compressed size.
+    cap = deflated[0].file_size - 1
+    assert deflated[0].compress_size <= cap
+    record = build_here(src, tmp_path / "out", splits="val", max_member_size=cap)
+    refused = {e["member"]: e["reason"] for e in record["refused_members"]}
+    assert any("member-size cap" in r for r in refused.values()), record
+
+
+def test_overlapping_zip_entries_are_refused(layouts, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(layouts["kaggle-zip"].root, src)
+    stored = [i for i in _members(src / ZIP, "/train/") if i.compress_type == zipfile.ZIP_STORED]
+    a, b = stored[0], stored[1]
+    data = bytearray((src / ZIP).read_bytes())
+    # Point b's central-directory entry at a's local header: two entries sharing bytes.
+    at = data.rfind(b"PK\x01\x02", 0, data.rfind(b.filename.encode()))
+    data[at + 42 : at + 46] = a.header_offset.to_bytes(4, "little")
+    (src / ZIP).write_bytes(bytes(data))
+    record = build_here(src, tmp_path / "out", splits="train")
+    refused = {e["member"]: e["reason"] for e in record["refused_members"]}
+    assert any("overlaps" in r for r in refused.values()), refused

@@ -1,0 +1,81 @@
+"""The unit readers (sources/base.py LocationReader, sources/common.py FileReader): a member that cannot be read
+(a FIFO or device swapped in after planning, a CRC-32 mismatch, a damaged deflate stream)
+is yielded as a MemberError, recorded as a skip by the worker, and the unit goes on; nothing blocks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import zlib
+from pathlib import Path
+
+import pytest
+
+from imagenet_prep.errors import ArchiveError, MemberError
+from imagenet_prep.records import ByteLocation, Sample, WorkUnit
+from imagenet_prep.sources.base import LocationReader
+from imagenet_prep.sources.common import FileReader
+
+JPEGISH = b"\xff\xd8" + bytes(range(256)) * 4 + b"\xff\xd9"
+
+
+def _unit(locations: list[ByteLocation], cap: int = 64 << 20) -> WorkUnit:
+    samples = tuple(
+        Sample("train", f"n01440764_{i}", "n01440764", 0, f"n01440764_{i}.JPEG", loc)
+        for i, loc in enumerate(locations)
+    )
+    return WorkUnit("train", "train-n01440764", "imagefolder", samples, cap)
+
+
+@pytest.fixture
+def alarm():
+    """Fail (instead of hanging the session) if a read blocks."""
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("a read blocked"))
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+
+
+def test_a_fifo_or_device_swapped_in_after_planning_is_a_recorded_skip_not_a_hang(tmp_path: Path, alarm):
+    good = tmp_path / "good.JPEG"
+    good.write_bytes(JPEGISH)
+    fifo = tmp_path / "fifo.JPEG"
+    os.mkfifo(fifo)  # planned as a regular file of 1000 bytes, then swapped
+    locations = [
+        ByteLocation(str(fifo), 0, 1000),
+        ByteLocation("/dev/zero", 0, 1000),
+        ByteLocation(str(good), 0, len(JPEGISH)),
+    ]
+    got = list(FileReader(_unit(locations)))
+    assert isinstance(got[0][1], MemberError) and "not a regular file" in str(got[0][1])
+    assert isinstance(got[1][1], MemberError) and "not a regular file" in str(got[1][1])
+    assert got[2][1] == JPEGISH
+
+
+def test_a_crc32_mismatch_or_a_damaged_deflate_stream_is_a_recorded_skip(tmp_path: Path):
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    packed = deflater.compress(JPEGISH) + deflater.flush()
+    path = tmp_path / "a.zip"
+    path.write_bytes(JPEGISH + packed + b"\xff" * 64)
+    crc = zlib.crc32(JPEGISH)
+    n = len(JPEGISH)
+    unit = _unit(
+        [
+            ByteLocation(str(path), 0, n, crc32=crc ^ 1),  # stored, wrong CRC
+            ByteLocation(str(path), n, len(packed), "deflate", raw_size=n, crc32=crc ^ 1),  # deflated, wrong
+            ByteLocation(str(path), n + len(packed), 64, "deflate", raw_size=n),  # not a deflate stream
+            ByteLocation(str(path), 0, n, crc32=crc),
+            ByteLocation(str(path), n, len(packed), "deflate", raw_size=n, crc32=crc),
+        ]
+    )
+    got = list(LocationReader(unit))
+    assert [type(d) for _s, d in got[:3]] == [MemberError] * 3
+    assert "CRC-32" in str(got[0][1]) and "CRC-32" in str(got[1][1]) and "damaged" in str(got[2][1])
+    assert got[3][1] == JPEGISH and got[4][1] == JPEGISH
+
+
+def test_a_truncated_archive_still_fails_the_unit(tmp_path: Path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(JPEGISH)
+    with pytest.raises(ArchiveError, match="truncated"):
+        list(LocationReader(_unit([ByteLocation(str(path), 0, 2 * len(JPEGISH))])))
