@@ -29,6 +29,7 @@ from .common import (
     has_wnid_dir,
     list_image_files,
     parse_val_solution,
+    read_label_file,
     val_key,
     wnid_dirs,
 )
@@ -119,7 +120,9 @@ class ImageFolderSource(SourceBase):
             labels = {key: ground[f"{key}.JPEG"] for key in keys}
             self._val_labels_file = kit_path
         elif csv_path.is_file():
-            solution = parse_val_solution(csv_path.read_text(encoding="utf-8"), str(csv_path))
+            root = self.folder if csv_path.parent == self.folder else csv_path.parent
+            text = read_label_file(csv_path, root) or ""
+            solution = parse_val_solution(text, str(csv_path))
             labels = {key: solution[key] for key in keys if key in solution}
             self._val_labels_file = csv_path
         else:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -31,6 +32,7 @@ from ..errors import ArchiveError, InputError
 from ..io.bytesource import FileByteSource
 from ..io.tar import name_problem
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from ..taxonomy import classes
 from .base import (
     MAX_INFLATED,
     FolderProbe,
@@ -43,15 +45,18 @@ from .base import (
     group_in_storage_order,
 )
 from .common import (
+    MAX_TEXT,
     SYNSET_MAPPING,
     VAL_SOLUTION,
     WNID_RE,
     FileReader,
     bundled_val_labels,
     check_synset_mapping,
+    decode_label_text,
     folder_files,
     list_image_files,
     parse_val_solution,
+    read_label_file,
     val_key,
     wnid_dirs,
 )
@@ -69,7 +74,6 @@ from .streamed import (
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
 NESTED_TAR = "imagenet_object_localization_patched2019.tar.gz"
 CLS_LOC = "ILSVRC/Data/CLS-LOC/"
-MAX_TEXT = 64 << 20  # the label files are a few MB
 MAX_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
 _TEXT_NAMES = frozenset({VAL_SOLUTION, SYNSET_MAPPING, NESTED_TAR})
 
@@ -103,12 +107,17 @@ def _val_by_class(
 ) -> tuple[dict[str, list[SourceFile]], list[tuple[str, str]]]:
     by_class: dict[str, list[SourceFile]] = {}
     refused: list[tuple[str, str]] = []
+    known = {c.wnid for c in classes.all_classes()}  # the label space: another wnid is refused, not dropped
     for name, location in files:
         key = val_key(name)
         if key is None:
             refused.append((f"val/{name}", "not an ILSVRC2012_val_<8 digits> file name"))
         elif key not in labels:
             refused.append((f"val/{name}", f"no label in {VAL_SOLUTION}"))
+        elif labels[key] not in known:
+            refused.append(
+                (f"val/{name}", f"labelled {labels[key]} in {VAL_SOLUTION}, not an ImageNet-1K class")
+            )
         else:
             by_class.setdefault(labels[key], []).append(SourceFile(os.path.basename(name), key, location))
     return by_class, refused
@@ -135,8 +144,7 @@ class KaggleFolderSource(_KaggleLabels):
         return probe.has("ILSVRC") and (probe.folder / CLS_LOC).is_dir()
 
     def _read_text(self, name: str) -> str | None:
-        path = self.folder / name
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return read_label_file(self.folder / name, self.folder)
 
     def splits(self) -> tuple[str, ...]:
         return tuple(split for split in ("train", "val") if (self.root / split).is_dir())
@@ -357,8 +365,14 @@ class KaggleZipSource(_KaggleLabels):
             raise ArchiveError(
                 f"{name} inside {self.path} declares {info.file_size:,} bytes: not a label file."
             )
-        with zipfile.ZipFile(self.path) as archive, archive.open(info) as handle:
-            return handle.read(MAX_TEXT + 1).decode("utf-8")
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open(info) as handle:
+                data = handle.read(MAX_TEXT + 1)
+        except (OSError, zipfile.BadZipFile, zlib.error) as exc:  # a lying CRC-32, a damaged stream
+            raise ArchiveError(
+                f"{name} inside {self.path} cannot be read ({exc}); re-download the zip."
+            ) from None
+        return decode_label_text(data, f"{name} inside {self.path}")
 
     def nested(self) -> StreamListing | None:
         """The older download's tar.gz inside the zip, listed (once, cached), or None."""
@@ -371,6 +385,8 @@ class KaggleZipSource(_KaggleLabels):
         return self._nested
 
     def _nested_parse(self, split: str):
+        known = {c.wnid for c in classes.all_classes()}
+
         def parse(name: str) -> tuple[str, str] | str:
             at = name.find(CLS_LOC)
             rest = name[at + len(CLS_LOC) :].split("/") if at >= 0 else []
@@ -379,7 +395,10 @@ class KaggleZipSource(_KaggleLabels):
             if split == "val" and len(rest) == 2 and rest[0] == "val":
                 key = val_key(rest[1])
                 if key and key in self._nested_labels:
-                    return self._nested_labels[key], key
+                    wnid = self._nested_labels[key]
+                    if wnid not in known:
+                        return f"labelled {wnid} in {VAL_SOLUTION}, not an ImageNet-1K class"
+                    return wnid, key
                 return f"no label in {VAL_SOLUTION}" if key else "not an ILSVRC2012_val_<8 digits> name"
             return "other"
 

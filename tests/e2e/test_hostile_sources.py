@@ -6,6 +6,7 @@ Real archives (zip, Parquet) made from the session's sample layouts, then damage
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import zipfile
@@ -229,3 +230,75 @@ def test_overlapping_zip_entries_are_refused(layouts, tmp_path):
     record = build_here(src, tmp_path / "out", splits="train")
     refused = {e["member"]: e["reason"] for e in record["refused_members"]}
     assert any("overlaps" in r for r in refused.values()), refused
+
+
+# ------------------------------------------------------------------------------------------ kaggle labels
+def _kaggle(layouts, tmp_path) -> Path:
+    src = tmp_path / "src"
+    shutil.copytree(layouts["kaggle"].root, src)
+    return src
+
+
+def test_a_kaggle_val_image_labelled_outside_the_label_space_is_recorded(layouts, tmp_path):
+    src = _kaggle(layouts, tmp_path)
+    csv = src / "LOC_val_solution.csv"
+    lines = csv.read_text().splitlines()
+    image_id = lines[1].split(",")[0]
+    lines[1] = f"{image_id},n99999999 1 2 3 4"
+    csv.write_text("\n".join(lines) + "\n")
+    record = build_here(src, tmp_path / "out", splits="val")
+    why = [r for f, r in reasons(record).items() if image_id in f]
+    assert why and "n99999999" in why[0]
+    assert record["counts"]["val"]["images"] == 2
+
+
+def test_a_bom_in_the_kaggle_val_solution_is_accepted(layouts, tmp_path):
+    src = _kaggle(layouts, tmp_path)
+    csv = src / "LOC_val_solution.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
+    record = build_here(src, tmp_path / "out", splits="val")
+    assert record["counts"]["val"]["images"] == 3
+
+
+def test_a_duplicate_image_id_is_a_one_line_error_naming_both_rows(layouts, tmp_path):
+    src = _kaggle(layouts, tmp_path)
+    csv = src / "LOC_val_solution.csv"
+    lines = csv.read_text().splitlines()
+    lines.append(lines[1])
+    csv.write_text("\n".join(lines) + "\n")
+    line = one_line(build(src, tmp_path / "out", "--splits", "val"), 2)
+    assert "line 2" in line and f"line {len(lines)}" in line
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda b: b.replace(b"n0", b"\xffn0", 1), id="non-utf8"),
+        pytest.param(
+            lambda b: b + b'ILSVRC2012_val_00000999,"' + b"x" * (200 << 10) + b'"\n', id="huge-field"
+        ),
+    ],
+)
+def test_bad_kaggle_label_files_are_one_line_errors(layouts, tmp_path, damage):
+    src = _kaggle(layouts, tmp_path)
+    csv = src / "LOC_val_solution.csv"
+    csv.write_bytes(damage(csv.read_bytes()))
+    line = one_line(build(src, tmp_path / "out", "--splits", "val"), 2)
+    assert "LOC_val_solution.csv" in line
+
+
+def test_a_huge_kaggle_label_file_is_refused_before_it_is_read(layouts, tmp_path):
+    src = _kaggle(layouts, tmp_path)
+    csv = src / "LOC_val_solution.csv"
+    with open(csv, "r+b") as handle:
+        handle.truncate(1 << 30)  # a hole: 1 GiB claimed, a few KB on disk
+    line = one_line(build(src, tmp_path / "out", "--splits", "val"), 2)
+    assert "LOC_val_solution.csv" in line and "bytes" in line
+
+
+def test_a_fifo_in_place_of_a_kaggle_label_file_does_not_hang(layouts, tmp_path):
+    src = _kaggle(layouts, tmp_path)
+    (src / "LOC_synset_mapping.txt").unlink()
+    os.mkfifo(src / "LOC_synset_mapping.txt")
+    line = one_line(build(src, tmp_path / "out", "--splits", "val"), 2)
+    assert "LOC_synset_mapping.txt" in line and "regular file" in line
