@@ -79,3 +79,33 @@ def test_a_truncated_archive_still_fails_the_unit(tmp_path: Path):
     path.write_bytes(JPEGISH)
     with pytest.raises(ArchiveError, match="truncated"):
         list(LocationReader(_unit([ByteLocation(str(path), 0, 2 * len(JPEGISH))])))
+
+
+def test_a_streamed_member_larger_than_the_cap_is_never_read_whatever_the_listing_says(tmp_path: Path):
+    """A tampered listing (cache) says 100 bytes; the stream's member is 8 MiB: refused from its tar header."""
+    import gzip
+    import io
+    import tarfile
+
+    from imagenet_prep.sources.streamed import STREAM, StreamReader
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("big_n01440764.JPEG", b"\0" * (8 << 20)), ("ok_n01440764.JPEG", JPEGISH)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path = tmp_path / "train_images_0.tar.gz"
+    path.write_bytes(gzip.compress(buf.getvalue()))
+    with tarfile.open(path, "r:gz") as tar:
+        offsets = [m.offset_data for m in tar.getmembers()]
+    unit = _unit(
+        [
+            ByteLocation(str(path), offsets[0], 100, STREAM),
+            ByteLocation(str(path), offsets[1], len(JPEGISH), STREAM),
+        ],
+        1 << 20,
+    )
+    got = list(StreamReader(unit))
+    assert isinstance(got[0][1], MemberError) and "member-size cap" in str(got[0][1])
+    assert got[1][1] == JPEGISH
