@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -70,6 +69,7 @@ from .streamed import (
     stream_index,
     zip_data_offset,
 )
+from .zip_index import ZipDirectory, ZipEntry
 
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
 NESTED_TAR = "imagenet_object_localization_patched2019.tar.gz"
@@ -240,23 +240,24 @@ def _zip_problem(info: zipfile.ZipInfo) -> str | None:
 
 
 def _overlapping(infos: Sequence[zipfile.ZipInfo]) -> dict[int, str]:
-    """Members whose bytes (local header, name, data) overlap another's: id(info) -> the other's name. Many
-    central-directory entries on one deflate stream make a small zip cost minutes of CPU; a real zip never
-    shares bytes between members. One sort of the header offsets."""
-    ordered = sorted(infos, key=lambda i: i.header_offset)
+    """Members whose bytes (local header, name, data) overlap another's: position in ``infos`` -> the other's
+    name. Many central-directory entries on one deflate stream make a small zip cost minutes of CPU; a real
+    zip never shares bytes between members. One sort of the header offsets."""
+    ordered = sorted(range(len(infos)), key=lambda k: infos[k].header_offset)
     out: dict[int, str] = {}
-    previous: zipfile.ZipInfo | None = None
+    previous: int | None = None
     end = 0
-    for info in ordered:
+    for k in ordered:
+        info = infos[k]
         if previous is not None and info.header_offset < end:
-            out[id(info)] = previous.filename
-            out.setdefault(id(previous), info.filename)
+            out[k] = infos[previous].filename
+            out.setdefault(previous, info.filename)
         # The least the member occupies: its local header's fixed part, its name and its data.
         encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"  # how zipfile decoded the stored name
         stop = info.header_offset + 30 + len(info.orig_filename.encode(encoding, "replace"))
         stop += info.compress_size
         if stop > end:
-            end, previous = stop, info
+            end, previous = stop, k
     return out
 
 
@@ -294,8 +295,8 @@ class KaggleZipSource(_KaggleLabels):
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
         super().__init__(folder, cache_dir)
         self.path = self.folder / ZIP_NAME
-        self._members: dict[str, list[zipfile.ZipInfo]] | None = None
-        self._texts: dict[str, zipfile.ZipInfo] = {}
+        self._members: dict[str, list[ZipEntry]] | None = None
+        self._texts: dict[str, ZipEntry] = {}
         self._refused: list[tuple[str, str, str]] = []  # (split, name, reason); label files count under val
         self._val: dict[str, list[SourceFile]] | None = None
         self._val_refused: list[tuple[str, str]] = []
@@ -311,23 +312,33 @@ class KaggleZipSource(_KaggleLabels):
         return probe.has(ZIP_NAME)
 
     # --------------------------------------------------------------------------------------- central dir
-    def members(self) -> dict[str, list[zipfile.ZipInfo]]:
+    def members(self) -> dict[str, list[ZipEntry]]:
         """The central directory, once: the train and val images (``CLS-LOC/{train,val}/``) and the label files.
-        Other members (annotations, test images) are never read, so they are neither kept nor checked."""
+        Other members (annotations, test images) are never read, so they are neither kept nor checked. The
+        checked listing is cached (sources/zip_index.py): a re-run does not parse the zip again."""
         if self._members is None:
             if not self.path.is_file():
                 raise InputError(f"{ZIP_NAME} is missing from {self.folder}.")
+            directory = ZipDirectory(self.path, self.cache_dir)
+            cached = directory.load()
+            if cached is not None:
+                self._members, self._texts, self._refused, self._index_bytes = cached
+                return self._members
             try:
                 with zipfile.ZipFile(self.path) as archive:
                     infos = archive.infolist()
                     # The central directory and its end records: what listing the zip read.
                     self._index_bytes = self.path.stat().st_size - archive.start_dir
+                del archive  # its name table: the list is the one reference left to the ZipInfos
             except (OSError, zipfile.BadZipFile) as exc:
                 raise ArchiveError(f"{self.path} is not a readable zip ({exc}); re-download it.") from None
-            by_split: dict[str, list[zipfile.ZipInfo]] = {"train": [], "val": []}
+            by_split: dict[str, list[ZipEntry]] = {"train": [], "val": []}
             seen: set[str] = set()
             overlapping = _overlapping(infos)
-            for info in infos:
+            count = len(infos)
+            infos.reverse()
+            for position in range(count):
+                info = infos.pop()  # ~500 bytes each, freed as the ZipEntries (what the build keeps) are made
                 name = info.filename
                 if info.is_dir():
                     continue
@@ -339,21 +350,22 @@ class KaggleZipSource(_KaggleLabels):
                 problem = _zip_problem(info)
                 if problem is None and name in seen:
                     problem = "duplicate name"
-                if problem is None and id(info) in overlapping:
-                    problem = f"overlaps the bytes of {overlapping[id(info)]} (a crafted zip)"
+                if problem is None and position in overlapping:
+                    problem = f"overlaps the bytes of {overlapping[position]} (a crafted zip)"
                 if problem:
                     self._refused.append((split if split in by_split else "val", name, problem))
                 elif base in _TEXT_NAMES and split not in by_split:
                     current = self._texts.get(base)
                     if current is None or len(name) < len(current.filename):  # the one nearest the root
-                        self._texts[base] = info
+                        self._texts[base] = ZipEntry.of(info)
                 else:
-                    by_split[split].append(info)
+                    by_split[split].append(ZipEntry.of(info))
                 seen.add(name)
             self._members = by_split
+            directory.save(by_split, self._texts, self._refused, self._index_bytes)
         return self._members
 
-    def _text_member(self, name: str) -> zipfile.ZipInfo | None:
+    def _text_member(self, name: str) -> ZipEntry | None:
         self.members()
         return self._texts.get(name)
 
@@ -365,13 +377,28 @@ class KaggleZipSource(_KaggleLabels):
             raise ArchiveError(
                 f"{name} inside {self.path} declares {info.file_size:,} bytes: not a label file."
             )
+        # Read by its local header (no second parse of the central directory), inflated within its declared
+        # size and checked against its CRC-32, as a worker reads an image.
+        row = (
+            info.filename,
+            info.header_offset,
+            info.compress_size,
+            info.file_size,
+            info.compress_type,
+            info.CRC,
+        )
+        located, refused = locate_members(str(self.path), [row])
+        reader = LocationReader(WorkUnit("val", "labels", self.layout, (), MAX_TEXT))
         try:
-            with zipfile.ZipFile(self.path) as archive, archive.open(info) as handle:
-                data = handle.read(MAX_TEXT + 1)
-        except (OSError, zipfile.BadZipFile, zlib.error) as exc:  # a lying CRC-32, a damaged stream
+            if not located:
+                raise ArchiveError(refused[0][1])
+            data = reader.read(located[0][1])
+        except ArchiveError as exc:  # MemberError too: a lying CRC-32, a damaged stream
             raise ArchiveError(
                 f"{name} inside {self.path} cannot be read ({exc}); re-download the zip."
             ) from None
+        finally:
+            reader.close()
         return decode_label_text(data, f"{name} inside {self.path}")
 
     def nested(self) -> StreamListing | None:
@@ -404,7 +431,7 @@ class KaggleZipSource(_KaggleLabels):
 
         return parse
 
-    def _split_members(self, split: str) -> list[zipfile.ZipInfo]:
+    def _split_members(self, split: str) -> list[ZipEntry]:
         return self.members()[split]
 
     # ------------------------------------------------------------------------------------------- parent
