@@ -85,15 +85,17 @@ def _check_schema(schema: Any, path: Path) -> None:
         raise fail(f"label is {schema.field('label').type}")
 
 
-def list_shard(path: str) -> tuple[list[tuple[str, int, int, int]], int]:
-    """(path, label, row group, row in file) of every row, reading only those two columns; and bytes read."""
+def list_shard(path: str) -> tuple[list[tuple[str, int, int, int, int]], int]:
+    """(path, label, row group, row in file, image bytes) of every row, reading only those two columns; and
+    bytes read. The image bytes are known from the file's metadata only for a row alone in its row group (the
+    group's uncompressed image.bytes size); -1 otherwise."""
     pq = _pyarrow()
     try:
         handle = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a non-Parquet file
         raise ArchiveError(f"{path} is not a readable Parquet file ({exc}); re-download it.") from None
     _check_schema(handle.schema_arrow, Path(path))
-    rows: list[tuple[str, int, int, int]] = []
+    rows: list[tuple[str, int, int, int, int]] = []
     nbytes = 0
     row = 0
     meta = handle.metadata
@@ -101,10 +103,15 @@ def list_shard(path: str) -> tuple[list[tuple[str, int, int, int]], int]:
         table = handle.read_row_group(group, columns=["image.path", "label"])
         paths = table.column("image").combine_chunks().field("path").to_pylist()
         labels = table.column("label").to_pylist()
-        for name, label in zip(paths, labels, strict=True):
-            rows.append((name or "", -1 if label is None else int(label), group, row))
-            row += 1
         info = meta.row_group(group)
+        alone = -1
+        if info.num_rows == 1:
+            for col in range(info.num_columns):
+                if info.column(col).path_in_schema == "image.bytes":
+                    alone = info.column(col).total_uncompressed_size
+        for name, label in zip(paths, labels, strict=True):
+            rows.append((name or "", -1 if label is None else int(label), group, row, alone))
+            row += 1
         for col in range(info.num_columns):
             if info.column(col).path_in_schema in ("image.path", "label"):
                 nbytes += info.column(col).total_compressed_size
@@ -120,7 +127,7 @@ class HfParquetSource(SourceBase):
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
         super().__init__(folder, cache_dir)
         self.shards = _shards(self.folder)
-        self._rows: dict[str, list[tuple[Path, list[tuple[str, int, int, int]]]]] = {}
+        self._rows: dict[str, list[tuple[Path, list[tuple[str, int, int, int, int]]]]] = {}
         self._bytes: dict[str, int] = {}
 
     @classmethod
@@ -134,7 +141,7 @@ class HfParquetSource(SourceBase):
         need = {"train": "data/train-*.parquet", "val": "data/validation-*.parquet"}
         return [f"{need[s]} ({s})" for s in ("train", "val") if s not in self.shards]
 
-    def rows(self, split: str) -> list[tuple[Path, list[tuple[str, int, int, int]]]]:
+    def rows(self, split: str) -> list[tuple[Path, list[tuple[str, int, int, int, int]]]]:
         if split not in self._rows:
             if split not in self.shards:
                 raise InputError(
@@ -152,7 +159,7 @@ class HfParquetSource(SourceBase):
         by_class: dict[str, list[SourceFile]] = {}
         refused: list[tuple[str, str]] = []
         for path, rows in self.rows(split):
-            for name, label, group, row in rows:
+            for name, label, group, row, alone in rows:
                 where = f"{split}/{path.name}/{name[:80]!r}" if name else f"{split}/{path.name}/row {row}"
                 parsed = name_problem(name, flat=True) or parse_suffixed(name)
                 if isinstance(parsed, str):
@@ -162,7 +169,10 @@ class HfParquetSource(SourceBase):
                 if not 0 <= label < len(wnids) or wnids[label] != wnid:
                     refused.append((where, f"its label {label} is not the class {wnid} its name says"))
                     continue
-                location = ByteLocation(str(path), row, group, PARQUET)
+                # A row alone in its row group: its size is known before reading, and the plan checks the cap.
+                location = ByteLocation(
+                    str(path), row, group, PARQUET, raw_size=alone if alone >= 0 else None
+                )
                 by_class.setdefault(wnid, []).append(SourceFile(name, key, location))
         return by_class, refused
 

@@ -19,6 +19,7 @@ from support import cli
 
 from imagenet_prep.sample import SampleSpec
 from imagenet_prep.sample.repack import write_layouts
+from imagenet_prep.taxonomy import classes
 
 SPEC = SampleSpec(classes=3, train_per_class=2, val_per_class=1, seed=7)
 ZIP = "imagenet-object-localization-challenge.zip"
@@ -302,3 +303,37 @@ def test_a_fifo_in_place_of_a_kaggle_label_file_does_not_hang(layouts, tmp_path)
     os.mkfifo(src / "LOC_synset_mapping.txt")
     line = one_line(build(src, tmp_path / "out", "--splits", "val"), 2)
     assert "LOC_synset_mapping.txt" in line and "regular file" in line
+
+
+def test_a_huge_parquet_image_alone_in_its_row_group_is_refused_at_planning_and_never_read(layouts, tmp_path):
+    """300 MiB of zeros compress to a few hundred KB: the file's metadata gives the size before any read."""
+    src = tmp_path / "src"
+    shutil.copytree(layouts["hf-parquet"].root, src)
+    shards = sorted((src / "data").glob("train-*.parquet"))
+    total = sum(pq.read_metadata(p).num_rows for p in shards)
+    wnid = layouts["hf-parquet"].wnids[0]
+    index = [c.wnid for c in sorted(classes.all_classes(), key=lambda c: c.wnid)].index(wnid)
+    image = pa.StructArray.from_arrays(
+        [
+            pa.array([b"\xff\xd8" + bytes(300 << 20)], pa.binary()),
+            pa.array([f"n1_666_{wnid}.JPEG"], pa.string()),
+        ],
+        names=["bytes", "path"],
+    )
+    huge = tmp_path / "huge.parquet"
+    pq.write_table(
+        pa.table({"image": image, "label": pa.array([index], pa.int64())}), huge, compression="zstd"
+    )
+    del image
+    # The huge row alone in the first row group, the shard's own rows after it.
+    with pq.ParquetWriter(
+        shards[1].with_suffix(".new"), pq.read_schema(shards[1]), compression="zstd"
+    ) as writer:
+        writer.write_table(pq.read_table(huge).cast(pq.read_schema(shards[1])))
+        writer.write_table(pq.read_table(shards[1]))
+    shards[1].with_suffix(".new").replace(shards[1])
+    assert shards[1].stat().st_size < 2 << 20
+    record = build_here(src, tmp_path / "out", splits="train")
+    why = [e["reason"] for e in record["refused_members"] if "n1_666" in e["member"]]
+    assert why and "member-size cap" in why[0]
+    assert record["counts"]["train"]["images"] == total
