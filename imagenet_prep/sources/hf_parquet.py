@@ -10,14 +10,16 @@ the one name policy (io/tar.py ``name_problem``, as a plain file name: no ``/``,
 with its name's ``_<wnid>`` suffix, is refused with a reason; a file without that schema is a one-line error.
 A sample's ``ByteLocation`` is ``(file, row number in the file, row group, "parquet")``; a unit is one file,
 whose worker reads the ``image.bytes`` column one row group at a time, only the row groups it needs. A row
-group whose image bytes (uncompressed, from the file's metadata) exceed the member-size cap is read one row
-at a time instead, and a cell over the cap is a recorded skip (as is a row with no image bytes): a worker never
-holds more than the cap, or one cell, of image bytes.
+whose image is alone in its row group is sized from the file's metadata at planning (over the member-size cap:
+refused, never read). A row group whose image bytes (uncompressed, from the metadata) exceed the cap is not
+read at all: each of its rows is a recorded skip saying so (real shards hold ~100 images, ~11 MB, per row
+group); a row with no image bytes is a recorded skip too. A worker never holds more than the cap of image bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -212,41 +214,50 @@ class ParquetReader:
         self.bytes_read = 0
         self._files: dict[str, Any] = {}
 
-    def _group(self, locator: str, group: int) -> tuple[int, Iterator[bytes | None]]:
-        """The row group's first row number and its image bytes, row by row: the whole group at once when its
-        image bytes fit in the member-size cap, else one row at a time (a cell over the cap is never kept)."""
+    def _group(self, locator: str, group: int) -> tuple[int, Iterator[bytes | None | MemberError]]:
+        """The row group's first row number and its image bytes, row by row. A group whose image bytes
+        (uncompressed, from the file's metadata) exceed the member-size cap is never read: each of its rows
+        is a MemberError (pyarrow decodes a whole page, and one cell of a hostile file can be a page of GBs)."""
         handle = self._files.get(locator)
         if handle is None:
-            # buffer_size: pages are read as needed, not the whole column chunk first.
-            handle = self._files[locator] = _pyarrow().ParquetFile(locator, buffer_size=1 << 20)
+            handle = self._files[locator] = _pyarrow().ParquetFile(locator)
         meta = handle.metadata
         first = sum(meta.row_group(g).num_rows for g in range(group))
         info = meta.row_group(group)
-        raw = 0
+        raw = sum(
+            info.column(col).total_uncompressed_size
+            for col in range(info.num_columns)
+            if info.column(col).path_in_schema == "image.bytes"
+        )
+        cap = self.unit.max_member_size
+        if raw > cap:
+            refused = MemberError(
+                f"{locator}: its row group {group} holds {raw:,} bytes of images, above the member-size cap of "
+                f"{cap:,} bytes (--max-member-size); that row group is not read."
+            )
+            return first, itertools.repeat(refused, info.num_rows)
         for col in range(info.num_columns):
             if info.column(col).path_in_schema == "image.bytes":
                 self.bytes_read += info.column(col).total_compressed_size
-                raw = info.column(col).total_uncompressed_size
-        if raw <= self.unit.max_member_size:
-            table = handle.read_row_group(group, columns=["image.bytes"])
-            return first, iter(table.column("image").combine_chunks().field("bytes").to_pylist())
-        batches = handle.iter_batches(batch_size=1, row_groups=[group], columns=["image.bytes"])
-        return first, (batch.column(0).field("bytes")[0].as_py() for batch in batches)
+        table = handle.read_row_group(group, columns=["image.bytes"])
+        return first, iter(table.column("image").combine_chunks().field("bytes").to_pylist())
 
     def __iter__(self) -> Iterator[tuple[Sample, bytes | MemberError]]:
         loaded: tuple[str, int] | None = None
-        first, values, at = 0, iter(list[bytes | None]()), 0
+        first, values, at = 0, iter(list[bytes | None | MemberError]()), 0
         cap = self.unit.max_member_size
         for sample in self.unit.samples:
             where = sample.location
             if loaded != (where.locator, where.size) or where.offset < at:
                 first, values = self._group(where.locator, where.size)
                 loaded, at = (where.locator, where.size), first
-            data: bytes | None = None
+            data: bytes | None | MemberError = None
             while at <= where.offset:  # samples come in row order: skip the rows the unit does not need
                 data = next(values, None)
                 at += 1
-            if data is None:
+            if isinstance(data, MemberError):
+                yield sample, data
+            elif data is None:
                 yield sample, MemberError(f"{where.locator}: row {where.offset} has no image bytes.")
             elif len(data) > cap:
                 yield (
