@@ -379,15 +379,7 @@ class KaggleZipSource(_KaggleLabels):
             )
         # Read by its local header (no second parse of the central directory), inflated within its declared
         # size and checked against its CRC-32, as a worker reads an image.
-        row = (
-            info.filename,
-            info.header_offset,
-            info.compress_size,
-            info.file_size,
-            info.compress_type,
-            info.CRC,
-        )
-        located, refused = locate_members(str(self.path), [row])
+        located, refused = locate_members(str(self.path), [info.row()])
         reader = LocationReader(WorkUnit("val", "labels", self.layout, (), MAX_TEXT))
         try:
             if not located:
@@ -468,11 +460,7 @@ class KaggleZipSource(_KaggleLabels):
     def _val_files(self) -> dict[str, list[SourceFile]]:
         if self._val is None:
             infos = self._split_members("val")
-            rows = [
-                (i.filename, i.header_offset, i.compress_size, i.file_size, i.compress_type, i.CRC)
-                for i in infos
-            ]
-            located, refused = locate_members(str(self.path), rows)
+            located, refused = locate_members(str(self.path), [i.row() for i in infos])
             labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in located])
             pairs = [("/".join(_in_cls_loc(n)[1:]), loc) for n, loc in located]
             self._val, more = _val_by_class(pairs, labels)
@@ -530,16 +518,7 @@ class KaggleZipSource(_KaggleLabels):
         for info in self._split_members("train"):
             parts = _in_cls_loc(info.filename)[1:]
             if len(parts) == 2 and parts[0] in rows:
-                rows[parts[0]].append(
-                    (
-                        info.filename,
-                        info.header_offset,
-                        info.compress_size,
-                        info.file_size,
-                        info.compress_type,
-                        info.CRC,
-                    )
-                )
+                rows[parts[0]].append(info.row())
         args = [(str(self.path), rows[wnid]) for wnid in wnids]
         outputs = (
             runner(locate_members, args) if runner and len(args) > 1 else [locate_members(*a) for a in args]

@@ -50,8 +50,16 @@ class ZipEntry:
     def of(cls, info: zipfile.ZipInfo) -> ZipEntry:
         return cls(info.filename, *(int(getattr(info, c)) for c in _COLUMNS))
 
-    def row(self) -> list[object]:
-        return [self.filename, *(getattr(self, c) for c in _COLUMNS)]
+    def row(self) -> tuple[str, int, int, int, int, int]:
+        """(name, header offset, compressed size, size, method, CRC-32): what ``kaggle.locate_members`` takes."""
+        return (
+            self.filename,
+            self.header_offset,
+            self.compress_size,
+            self.file_size,
+            self.compress_type,
+            self.CRC,
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ZipEntry) and self.row() == other.row()
@@ -185,7 +193,7 @@ class ZipDirectory(_IndexedArchive):
             "archive": self.path.name,
             **self._key,
             "sections": sections,
-            "texts": {base: e.row() for base, e in texts.items()},
+            "texts": {base: list(e.row()) for base, e in texts.items()},
             "refused": [list(r) for r in refused],
             "index_bytes": index_bytes,
         }

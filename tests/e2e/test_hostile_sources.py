@@ -5,7 +5,6 @@ Real archives (zip, Parquet) made from the session's sample layouts, then damage
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -16,6 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from support import cli
+from support.build import build_allowing_skips
+from support.cli import one_line
 
 from imagenet_prep.sample import SampleSpec
 from imagenet_prep.sample.repack import write_layouts
@@ -35,27 +36,8 @@ def layouts(tmp_path_factory: pytest.TempPathFactory):
     )
 
 
-def build_here(src: Path, out: Path, **options) -> dict:
-    from imagenet_prep.build import build as run
-    from imagenet_prep.config import build_config
-
-    values = {"source": str(src), "out": str(out), "workers": 1, "allow_skips": True, **options}
-    result = run(build_config({}, values))
-    record = json.loads((out / "build.json").read_text())
-    assert len(result.skipped) == len(record["skipped"])
-    return record
-
-
 def build(src: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return cli("build", "--source", str(src), "--out", str(out), "--workers", "1", "--quiet", *extra)
-
-
-def one_line(done: subprocess.CompletedProcess, code: int) -> str:
-    assert done.returncode == code, done.stderr
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def reasons(record: dict) -> dict[str, str]:
@@ -76,7 +58,7 @@ def test_a_link_out_of_the_source_tree_is_a_recorded_skip_and_never_read(layouts
     first = sorted((train / wnid).iterdir())[0]
     (train / wnid / f"{wnid}_900.JPEG").symlink_to(secret)  # out of the tree: refused
     (train / wnid / f"{wnid}_901.JPEG").symlink_to(first)  # inside the tree: a subset made of links, read
-    record = build_here(src, tmp_path / "out", splits="train")
+    record = build_allowing_skips(src, tmp_path / "out", splits="train")
     text = (tmp_path / "out" / "build.json").read_text()
     assert "ghp_" not in text and "alice" not in text
     why = [r for f, r in reasons(record).items() if f.endswith(f"{wnid}_900.JPEG")]
@@ -91,7 +73,7 @@ def test_a_class_folder_linked_out_of_the_tree_is_refused_file_by_file(layouts, 
     wnid = sorted(p.name for p in (src / "train").iterdir())[0]
     shutil.move(src / "train" / wnid, elsewhere)
     (src / "train" / wnid).symlink_to(elsewhere, target_is_directory=True)
-    record = build_here(src, tmp_path / "out", splits="train")
+    record = build_allowing_skips(src, tmp_path / "out", splits="train")
     refused = [f for f, r in reasons(record).items() if "outside the source folder" in r]
     assert len(refused) == 2 and record["counts"]["train"]["images"] == 4
 
@@ -122,7 +104,7 @@ def test_parquet_paths_go_through_the_one_name_policy(layouts, tmp_path):
     bad = [".tmp-x_{w}.JPEG", "a\rb_{w}.JPEG", "a\0b_{w}.JPEG", "x" * 300 + "_{w}.JPEG", "a/b_{w}.JPEG"]
     _rewrite_paths(shards[0], dict(enumerate(bad[:3])))
     _rewrite_paths(shards[1], dict(enumerate(bad[3:])))
-    record = build_here(src, tmp_path / "out", splits="train")
+    record = build_allowing_skips(src, tmp_path / "out", splits="train")
     refused = [e for e in record["refused_members"] if e["member"].startswith("train/")]
     assert len(refused) == 5, refused
     assert not [e for e in refused if "is not the class" in e["reason"]]
@@ -139,7 +121,7 @@ def test_a_null_image_parquet_row_is_a_recorded_skip_not_a_failed_build(layouts,
     shards = sorted((src / "data").glob("train-*.parquet"))
     total = sum(pq.read_metadata(p).num_rows for p in shards)
     _rewrite_paths(shards[0], {}, null_image=1)
-    record = build_here(src, tmp_path / "out", splits="train")
+    record = build_allowing_skips(src, tmp_path / "out", splits="train")
     assert any("no image bytes" in r for r in reasons(record).values())
     assert record["counts"]["train"]["images"] == total - 1
 
@@ -151,7 +133,7 @@ def test_a_parquet_cell_over_the_cap_is_a_recorded_skip(layouts, tmp_path):
     total = sum(pq.read_metadata(p).num_rows for p in shards)
     table = pq.read_table(shards[0])
     sizes = sorted(len(b) for b in table.column("image").combine_chunks().field("bytes").to_pylist())
-    record = build_here(src, tmp_path / "out", splits="train", max_member_size=sizes[-1] - 1)
+    record = build_allowing_skips(src, tmp_path / "out", splits="train", max_member_size=sizes[-1] - 1)
     why = [r for r in reasons(record).values() if "member-size cap" in r]
     assert len(why) >= 1 and record["counts"]["train"]["images"] == total - len(why)
 
@@ -182,7 +164,7 @@ def test_a_zip_member_whose_crc_differs_is_a_recorded_skip(layouts, tmp_path):
     shutil.copytree(layouts["kaggle-zip"].root, src)
     stored = [i for i in _members(src / ZIP, "/train/") if i.compress_type == zipfile.ZIP_STORED]
     _flip_member_byte(src / ZIP, stored[0].filename)
-    record = build_here(src, tmp_path / "out", splits="train")
+    record = build_allowing_skips(src, tmp_path / "out", splits="train")
     why = [r for f, r in reasons(record).items() if f.endswith(stored[0].filename.rsplit("/", 1)[1])]
     assert why and "CRC-32" in why[0]
     assert record["counts"]["train"]["images"] == 5
@@ -202,7 +184,7 @@ def test_a_damaged_deflate_stream_is_a_recorded_skip_not_a_failed_build(layouts,
     )
     data[start : start + 16] = b"\xff" * 16  # not a valid deflate block
     (src / ZIP).write_bytes(bytes(data))
-    record = build_here(src, tmp_path / "out", splits="val")
+    record = build_allowing_skips(src, tmp_path / "out", splits="val")
     assert len(record["skipped"]) == 1 and record["counts"]["val"]["images"] == 2
 
 
@@ -213,7 +195,7 @@ def test_zip_members_over_the_cap_by_declared_size_are_refused_at_planning(layou
     # The cap just under the first val image's inflated size and above its compressed size.
     cap = deflated[0].file_size - 1
     assert deflated[0].compress_size <= cap
-    record = build_here(src, tmp_path / "out", splits="val", max_member_size=cap)
+    record = build_allowing_skips(src, tmp_path / "out", splits="val", max_member_size=cap)
     refused = {e["member"]: e["reason"] for e in record["refused_members"]}
     assert any("member-size cap" in r for r in refused.values()), record
 
@@ -228,7 +210,7 @@ def test_overlapping_zip_entries_are_refused(layouts, tmp_path):
     at = data.rfind(b"PK\x01\x02", 0, data.rfind(b.filename.encode()))
     data[at + 42 : at + 46] = a.header_offset.to_bytes(4, "little")
     (src / ZIP).write_bytes(bytes(data))
-    record = build_here(src, tmp_path / "out", splits="train")
+    record = build_allowing_skips(src, tmp_path / "out", splits="train")
     refused = {e["member"]: e["reason"] for e in record["refused_members"]}
     assert any("overlaps" in r for r in refused.values()), refused
 
@@ -247,7 +229,7 @@ def test_a_kaggle_val_image_labelled_outside_the_label_space_is_recorded(layouts
     image_id = lines[1].split(",")[0]
     lines[1] = f"{image_id},n99999999 1 2 3 4"
     csv.write_text("\n".join(lines) + "\n")
-    record = build_here(src, tmp_path / "out", splits="val")
+    record = build_allowing_skips(src, tmp_path / "out", splits="val")
     why = [r for f, r in reasons(record).items() if image_id in f]
     assert why and "n99999999" in why[0]
     assert record["counts"]["val"]["images"] == 2
@@ -257,7 +239,7 @@ def test_a_bom_in_the_kaggle_val_solution_is_accepted(layouts, tmp_path):
     src = _kaggle(layouts, tmp_path)
     csv = src / "LOC_val_solution.csv"
     csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
-    record = build_here(src, tmp_path / "out", splits="val")
+    record = build_allowing_skips(src, tmp_path / "out", splits="val")
     assert record["counts"]["val"]["images"] == 3
 
 
@@ -333,7 +315,7 @@ def test_a_huge_parquet_image_alone_in_its_row_group_is_refused_at_planning_and_
         writer.write_table(pq.read_table(shards[1]))
     shards[1].with_suffix(".new").replace(shards[1])
     assert shards[1].stat().st_size < 2 << 20
-    record = build_here(src, tmp_path / "out", splits="train")
+    record = build_allowing_skips(src, tmp_path / "out", splits="train")
     why = [e["reason"] for e in record["refused_members"] if "n1_666" in e["member"]]
     assert why and "member-size cap" in why[0]
     assert record["counts"]["train"]["images"] == total

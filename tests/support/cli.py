@@ -49,3 +49,12 @@ def main_in_process(args: list[str], capsys, monkeypatch) -> tuple[int, str, str
         main()
     out = capsys.readouterr()
     return exc.value.code or 0, out.out, out.err
+
+
+def one_line(done: subprocess.CompletedProcess, code: int) -> str:
+    """The single stderr line of a run that exited ``code`` without a traceback."""
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
