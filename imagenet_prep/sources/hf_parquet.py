@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -87,15 +89,42 @@ def _check_schema(schema: Any, path: Path) -> None:
         raise fail(f"label is {schema.field('label').type}")
 
 
+def _open_shard(path: str) -> Any:
+    """A ParquetFile over ``path`` opened non-blocking and only if it is a regular file (a FIFO swapped in for a
+    shard would otherwise block the reader in open): MemberError otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ArchiveError(f"Cannot open {path}: {exc.strerror}.") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise MemberError(f"{path} is not a regular file (a FIFO or a device?); it is not read.")
+    handle = os.fdopen(fd, "rb")
+    try:
+        return _pyarrow().ParquetFile(handle)
+    except Exception:
+        handle.close()
+        raise
+
+
 def list_shard(path: str) -> tuple[list[tuple[str, int, int, int, int]], int]:
     """(path, label, row group, row in file, image bytes) of every row, reading only those two columns; and
     bytes read. The image bytes are known from the file's metadata only for a row alone in its row group (the
     group's uncompressed image.bytes size); -1 otherwise."""
-    pq = _pyarrow()
+    _pyarrow()
     try:
-        handle = pq.ParquetFile(path)
+        handle = _open_shard(path)
+    except ArchiveError:
+        raise
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a non-Parquet file
         raise ArchiveError(f"{path} is not a readable Parquet file ({exc}); re-download it.") from None
+    try:
+        return _list_rows(handle, path)
+    finally:
+        handle.close(force=True)  # and the file it was given
+
+
+def _list_rows(handle: Any, path: str) -> tuple[list[tuple[str, int, int, int, int]], int]:
     _check_schema(handle.schema_arrow, Path(path))
     rows: list[tuple[str, int, int, int, int]] = []
     nbytes = 0
@@ -220,7 +249,10 @@ class ParquetReader:
         is a MemberError (pyarrow decodes a whole page, and one cell of a hostile file can be a page of GBs)."""
         handle = self._files.get(locator)
         if handle is None:
-            handle = self._files[locator] = _pyarrow().ParquetFile(locator)
+            try:
+                handle = self._files[locator] = _open_shard(locator)
+            except MemberError as exc:
+                return 0, itertools.repeat(exc)  # every row of this file
         meta = handle.metadata
         first = sum(meta.row_group(g).num_rows for g in range(group))
         info = meta.row_group(group)
@@ -274,5 +306,5 @@ class ParquetReader:
     def close(self) -> None:
         for handle in self._files.values():
             with contextlib.suppress(Exception):  # closing must not mask the unit's outcome
-                handle.close()
+                handle.close(force=True)  # and the file it was given
         self._files.clear()

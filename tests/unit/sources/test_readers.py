@@ -109,3 +109,17 @@ def test_a_streamed_member_larger_than_the_cap_is_never_read_whatever_the_listin
     got = list(StreamReader(unit))
     assert isinstance(got[0][1], MemberError) and "member-size cap" in str(got[0][1])
     assert got[1][1] == JPEGISH
+
+
+def test_a_parquet_shard_swapped_for_a_fifo_is_refused_not_waited_on(tmp_path: Path, alarm):
+    from imagenet_prep.sources.hf_parquet import PARQUET, ParquetReader, list_shard
+
+    fifo = tmp_path / "train-00000-of-00001.parquet"
+    os.mkfifo(fifo)
+    with pytest.raises(ArchiveError, match="not a regular file"):
+        list_shard(str(fifo))
+    got = list(
+        ParquetReader(_unit([ByteLocation(str(fifo), 0, 0, PARQUET), ByteLocation(str(fifo), 1, 0, PARQUET)]))
+    )
+    assert [type(d) for _s, d in got] == [MemberError, MemberError]
+    assert "not a regular file" in str(got[0][1])
