@@ -6,7 +6,8 @@ cap (read and decoded). The build runs with --workers 1, i.e. in one process, so
 Issue 26 adds source-side cases: ``parquet-300m`` (a Hugging Face Parquet shard holding a 300 MiB image alone in
 its row group: ~300 KB on disk), ``parquet-300m-shared`` (the same image in a row group with other rows),
 ``label-1g`` (a Kaggle tree whose LOC_val_solution.csv claims 1 GiB: a hole), ``fifo`` (an ImageFolder image
-that is a FIFO: the build must not wait for a writer).
+that is a FIFO: the build must not wait for a writer), ``zip-overlap`` (500 central-directory entries on one
+deflated 60 MiB member, CRC and sizes copied).
 
 Example: python scripts/hostile_rss.py --case 1g --case 4g --case undercap --case parquet-300m
 """
@@ -99,11 +100,47 @@ def _fifo(root: Path) -> Path:
     return src
 
 
+def _zip_overlap(root: Path) -> Path:
+    """500 central-directory entries sharing one deflated 60 MiB member (a tiny zip that would cost minutes of
+    CPU and 500 inflations if each entry were read)."""
+    import zipfile
+
+    src = _sample(root, "kaggle-zip")
+    path = src / "imagenet-object-localization-challenge.zip"
+    with zipfile.ZipFile(path) as archive:
+        wnid = next(n for n in archive.namelist() if "/train/n" in n).split("/")[4]
+    head = f"ILSVRC/Data/CLS-LOC/train/{wnid}/{wnid}_99999"
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{head}000.JPEG", b"\xff\xd8" + bytes(60 << 20))
+        for i in range(1, 500):
+            archive.writestr(f"{head}{i:03d}.JPEG", b"\xff\xd8")
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        infos = {i.filename: i for i in archive.infolist()}
+    first = infos[f"{head}000.JPEG"]
+    cd = _cd_at(data, first.filename)
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        name_len = int.from_bytes(data[at + 28 : at + 30], "little")
+        name = data[at + 46 : at + 46 + name_len].decode()
+        if name.startswith(head) and name != first.filename:
+            data[at + 16 : at + 28] = data[cd + 16 : cd + 28]
+            data[at + 42 : at + 46] = first.header_offset.to_bytes(4, "little")
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+    return src
+
+
+def _cd_at(data: bytearray, name: str) -> int:
+    return data.rfind(b"PK\x01\x02", 0, data.rfind(name.encode()))
+
+
 SOURCES = {
     "parquet-300m": lambda root: _parquet(root, False),
     "parquet-300m-shared": lambda root: _parquet(root, True),
     "label-1g": _label_1g,
     "fifo": _fifo,
+    "zip-overlap": _zip_overlap,
 }
 
 
