@@ -7,7 +7,8 @@ Issue 26 adds source-side cases: ``parquet-300m`` (a Hugging Face Parquet shard 
 its row group: ~300 KB on disk), ``parquet-300m-shared`` (the same image in a row group with other rows),
 ``label-1g`` (a Kaggle tree whose LOC_val_solution.csv claims 1 GiB: a hole), ``fifo`` (an ImageFolder image
 that is a FIFO: the build must not wait for a writer), ``zip-overlap`` (500 central-directory entries on one
-deflated 60 MiB member, CRC and sizes copied).
+deflated 60 MiB member, CRC and sizes copied), ``targz-tampered`` (a 1 GiB member of a tar.gz whose cached listing
+says 100 bytes).
 
 Example: python scripts/hostile_rss.py --case 1g --case 4g --case undercap --case parquet-300m
 """
@@ -131,6 +132,55 @@ def _zip_overlap(root: Path) -> Path:
     return src
 
 
+def _targz_tampered(root: Path) -> Path:
+    """A val_images.tar.gz holding a 1 GiB member (zeros: ~1 MB gzipped) whose cached listing was edited to say
+    100 bytes, so the plan keeps it: the worker must size it from the stream's own tar header."""
+    import gzip
+    import json
+    import tarfile
+
+    src = _sample(root, "hf-tar")
+    shard = src / "data" / "val_images.tar.gz"
+    with gzip.open(shard) as handle:
+        members = _members(handle.read())
+    wnid = members[0][0].rsplit("_", 1)[1].split(".")[0]
+    big = f"ILSVRC2012_val_00049999_{wnid}.JPEG"
+    with gzip.open(shard, "wb", compresslevel=1) as out, tarfile.open(fileobj=out, mode="w|") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo(big)
+        info.size = 1 << 30
+        tar.addfile(info, _Zeros(1 << 30))
+    cli = [sys.executable, "-m", "imagenet_prep", "build", "--source", str(src), "--out", str(root / "first")]
+    subprocess.run(
+        [*cli, "--splits", "val", "--quiet", "--allow-skips"], capture_output=True
+    )  # lists, caches
+    cache = shard.with_name(shard.name + ".index.json")
+    doc = json.loads(cache.read_text())
+    for member in doc["members"]:
+        if member[0].endswith(big):
+            member[2] = 100
+    cache.write_text(json.dumps(doc))
+    shutil.rmtree(root / "first", ignore_errors=True)
+    return src
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
 def _cd_at(data: bytearray, name: str) -> int:
     return data.rfind(b"PK\x01\x02", 0, data.rfind(name.encode()))
 
@@ -141,6 +191,7 @@ SOURCES = {
     "label-1g": _label_1g,
     "fifo": _fifo,
     "zip-overlap": _zip_overlap,
+    "targz-tampered": _targz_tampered,
 }
 
 
