@@ -33,6 +33,11 @@ class ArchiveError(InputError):
     """An archive is missing, truncated, not a tar, or holds a member that is refused."""
 
 
+class MemberError(ArchiveError):
+    """One member cannot be read (not a regular file, over the member-size cap, a CRC-32 mismatch, a damaged
+    deflate stream): a reader yields it in place of the bytes; the worker records a skip and the unit goes on."""
+
+
 class DevkitError(InputError):
     """The devkit is missing a file or holds something that is not the ILSVRC2012 devkit format."""
 

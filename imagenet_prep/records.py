@@ -34,6 +34,8 @@ class ByteLocation:
     header_offset: int | None = None
     # A zip member's declared inflated size: inflating never goes past it (a zip bomb stops there).
     raw_size: int | None = None
+    # A zip member's declared CRC-32: the reader checks the (inflated) bytes against it.
+    crc32: int | None = None
 
 
 #: The largest archive member a build reads (bytes): far above any real ImageNet image (the largest is ~15 MB),

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from ..columns import sample_bytes
 from ..config import BuildConfig
+from ..errors import MemberError
 from ..executors import make_executor
 from ..image import ImageFailure, process_image
 from ..outputs import make_writer
@@ -146,6 +147,8 @@ def _measure(plan: BuildPlan, chosen: list[Sample], config: BuildConfig) -> tupl
         reader = source_class(layout).open_unit(unit)
         try:
             for sample, data in reader:
+                if isinstance(data, MemberError):
+                    continue
                 result = process_image(data, config.image, sample.name)
                 read += sample.location.size
                 if not isinstance(result, ImageFailure):

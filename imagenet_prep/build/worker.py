@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..errors import ArchiveError, BuildError
+from ..errors import ArchiveError, BuildError, MemberError
 from ..image import ImageFailure, ImageOptions, process_image
 from ..io.atomic import DISK_FULL_ERRNOS
 from ..outputs.base import Writer, written_files
@@ -47,7 +47,11 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
         try:
             for sample, data in reader:
                 file_label = f"{unit.split}/{sample.name}"
-                result = process_image(data, job.image, sample.name)
+                result = (
+                    ImageFailure(str(data), "unreadable")
+                    if isinstance(data, MemberError)
+                    else process_image(data, job.image, sample.name)
+                )
                 if isinstance(result, ImageFailure):
                     skipped.append(ImageIssue(file_label, result.reason))
                 else:

@@ -158,17 +158,19 @@ def _sniff(data: bytes) -> str | None:
 
 
 def _describe_non_image(data: bytes) -> str:
+    """Its type and size only: never its bytes (a link to a credentials file must not put them in build.json)."""
     head = data[:512]
+    size = f"{len(data)} bytes"
     stripped = head.lstrip().lower()
     if stripped.startswith((b"<!doctype html", b"<html", b"<?xml", b"<")):
-        return "not an image: HTML/XML text (an error page saved as an image?)"
+        return f"not an image: HTML/XML text, {size} (an error page saved as an image?)"
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
         text = None
     if text is not None and all(c.isprintable() or c.isspace() for c in text):
-        return f"not an image: text ({head[:24]!r}...)"
-    return f"not an image: unknown signature {data[:8].hex(' ')} (JPEG, PNG, WEBP, GIF and BMP are read)"
+        return f"not an image: text, {size}"
+    return f"not an image: unknown signature, {size} (JPEG, PNG, WEBP, GIF and BMP are read)"
 
 
 # --------------------------------------------------------------------------------------------- repairs

@@ -25,5 +25,6 @@ class ImageResult:
 @dataclass(frozen=True)
 class ImageFailure:
     reason: str
-    # One of: "empty", "not-image", "bomb", "truncated", "corrupt", "unsupported", "too-large". For summaries.
+    # One of: "empty", "not-image", "bomb", "truncated", "corrupt", "unsupported", "too-large", "unreadable"
+    # (a member the reader could not read: MemberError). For summaries.
     kind: str = "corrupt"

@@ -8,10 +8,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ArchiveError
+from ..errors import ArchiveError, MemberError
 
 
 @runtime_checkable
@@ -40,8 +41,18 @@ class FileByteSource:
     def _open(self) -> int:
         if self._fd is None:
             try:
-                self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-                self._size = os.fstat(self._fd).st_size
+                # Non-blocking: a FIFO swapped in after planning opens at once (and is refused below) instead
+                # of waiting for a writer; the flag changes nothing for a regular file.
+                fd = os.open(
+                    self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+                )
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    os.close(fd)
+                    raise MemberError(
+                        f"{self.path} is not a regular file (a FIFO or a device?); it is not read."
+                    )
+                self._fd, self._size = fd, st.st_size
             except FileNotFoundError:
                 raise ArchiveError(f"The archive {self.path} does not exist.") from None
             except IsADirectoryError:

@@ -649,8 +649,13 @@ def remote_exists(url: str) -> bool:
     return True
 
 
-def cached_copy(url: str, folder: os.PathLike[str] | str) -> str:
-    """A small remote file (the devkit) copied into ``folder``, keyed by URL and validator; returns its path."""
+#: The largest small file (the devkit: ~2.5 MB) copied whole from a remote source.
+MAX_SMALL_COPY = 64 << 20
+
+
+def cached_copy(url: str, folder: os.PathLike[str] | str, limit: int = MAX_SMALL_COPY) -> str:
+    """A small remote file (the devkit) copied into ``folder``, keyed by URL and validator; returns its path.
+    A size (from the server, before any body byte) above ``limit`` is refused: one read holds the whole file."""
     import hashlib
 
     from .atomic import write_bytes_atomic
@@ -660,6 +665,13 @@ def cached_copy(url: str, folder: os.PathLike[str] | str) -> str:
     key = hashlib.sha1(f"{source.url}|{source.validator}".encode()).hexdigest()[:16]
     target = os.path.join(folder, f"{key}-{source.name}")
     if not os.path.isfile(target):
+        if source.size > limit:
+            raise ArchiveError(
+                f"{redact(url)} is {source.size:,} bytes, more than a devkit could be ({limit:,}): not downloaded."
+            )
         os.makedirs(folder, exist_ok=True)
-        write_bytes_atomic(target, source.read_at(0, source.size))
+        data = source.read_at(0, source.size)
+        if len(data) > limit:  # a server that sends more than it announced
+            raise ArchiveError(f"{redact(url)} sent more than {limit:,} bytes: not a devkit.")
+        write_bytes_atomic(target, data)
     return target

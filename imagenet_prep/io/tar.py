@@ -117,8 +117,9 @@ _DRIVE_RE = re.compile("[A-Za-z]:")
 _PLAIN_NAME_RE = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.+-]{{0,{MAX_NAME_BYTES - 1}}}")
 
 
-def member_name_problem(name: str, *, flat: bool) -> str | None:
-    """Why an untrusted member name is refused (None = fine). ``flat``: no folders allowed at all."""
+def name_problem(name: str, *, flat: bool) -> str | None:
+    """Why an untrusted member or file name is refused (None = fine): the one policy every source reader applies
+    (tar, zip, tar.gz streams, Parquet paths, folders). ``flat``: no folders allowed at all."""
     if _PLAIN_NAME_RE.fullmatch(name):
         return None  # the usual name: passes every check below (no '/', no leading '.', short, ASCII)
     if name in ("", "."):
@@ -144,11 +145,6 @@ def member_name_problem(name: str, *, flat: bool) -> str | None:
     if len(parts[-1].encode("utf-8")) > MAX_NAME_BYTES:
         return f"name longer than {MAX_NAME_BYTES} bytes (no room for the output's temporary name)"
     return None
-
-
-def name_problem(name: str, *, flat: bool) -> str | None:
-    """Why an untrusted member name is refused (None = fine): the one policy every source reader applies."""
-    return member_name_problem(name, flat=flat)
 
 
 def type_problem(info: tarfile.TarInfo) -> str | None:
@@ -264,7 +260,7 @@ def _scan_plain(
             if name.startswith("./"):
                 name = name[2:]
             if flat and name not in ("", ".", "./"):  # a '.' root entry is noise, as on tarfile's path
-                refused.append((name, member_name_problem(name, flat=True) or "folder"))
+                refused.append((name, name_problem(name, flat=True) or "folder"))
             pos = data  # tarfile skips no data after a folder's header
             continue
         if data + size > length:
@@ -273,7 +269,7 @@ def _scan_plain(
             name = name[2:]
         # A regular file whose name passes these checks passes tarfile's data filter (a relative path without
         # '..' inside a destination that does not exist), so the filter is not asked here.
-        problem = member_name_problem(name, flat=flat)
+        problem = name_problem(name, flat=flat)
         if problem is None and name in names:
             problem = "duplicate name"
         if problem is None:
@@ -315,7 +311,7 @@ def _scan_tarfile(
                 )
             if not flat and info.isdir():
                 continue
-            problem = member_name_problem(name, flat=flat) or _type_problem(info)
+            problem = name_problem(name, flat=flat) or _type_problem(info)
             if problem is None and name in names:
                 problem = "duplicate name"
             if problem is None:

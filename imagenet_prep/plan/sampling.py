@@ -123,10 +123,10 @@ def _within_cap(
     """The files not above the member-size cap; the others are refused (recorded), never read."""
     kept = []
     for file in files:
-        if file.location.size > cap:
-            refused.append(
-                (source.member_label(split, wnid, file.name), _cap_reason(file.location.size, cap))
-            )
+        # A zip member (or a Parquet image alone in its row group): the size it declares once read.
+        size = max(file.location.size, file.location.raw_size or 0)
+        if size > cap:
+            refused.append((source.member_label(split, wnid, file.name), _cap_reason(size, cap)))
         else:
             kept.append(file)
     return kept

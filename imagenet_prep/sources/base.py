@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from ..columns import SampleTable
-from ..errors import ArchiveError
+from ..errors import ArchiveError, MemberError
 from ..io.bytesource import ByteSource, open_byte_source
 from ..io.tar import member_header_problem
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
@@ -130,12 +130,13 @@ Source = SourceBase
 
 
 class UnitReader(Protocol):
-    """Iterates (sample, bytes) in the unit's order; ``bytes_read`` counts source bytes read so far."""
+    """Iterates (sample, bytes) in the unit's order; ``bytes_read`` counts source bytes read so far. In place of
+    the bytes, a reader may yield the MemberError saying why that one member cannot be read (a recorded skip)."""
 
     @property
     def bytes_read(self) -> int: ...
 
-    def __iter__(self) -> Iterator[tuple[Sample, bytes]]: ...
+    def __iter__(self) -> Iterator[tuple[Sample, bytes | MemberError]]: ...
 
     def close(self) -> None: ...
 
@@ -159,7 +160,7 @@ class LocationReader:
         """The bytes at ``location``; ``name`` (the sample's name in the source) is checked against the tar
         header when the location has one."""
         cap = self.unit.max_member_size
-        if location.size > cap:
+        if location.size > cap:  # a unit made elsewhere: the plan refuses such members (recorded) already
             raise ArchiveError(
                 f"{location.locator}: the member at offset {location.offset} is {location.size:,} bytes, above "
                 f"the member-size cap of {cap:,} bytes (--max-member-size); it is not read."
@@ -191,12 +192,23 @@ class LocationReader:
                 "`imagenet-prep verify`."
             )
         if location.compression == "deflate":
-            return inflate(data, location, cap)
+            data = inflate(data, location, cap)
+        if location.crc32 is not None and zlib.crc32(data) != location.crc32:
+            raise MemberError(
+                f"{location.locator}: the member at offset {location.offset} does not match its CRC-32 (the "
+                "archive is damaged); it is not used."
+            )
         return data
 
-    def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
+    def __iter__(self) -> Iterator[tuple[Sample, bytes | MemberError]]:
+        """Each sample with its bytes, or the MemberError saying why that one member cannot be read (a recorded
+        skip); an error about the archive itself (truncated, a lying index) still fails the unit."""
         for sample in self.unit.samples:
-            yield sample, self.read(sample.location, sample.name)
+            try:
+                data: bytes | MemberError = self.read(sample.location, sample.name)
+            except MemberError as exc:
+                data = exc
+            yield sample, data
 
     def close(self) -> None:
         for source in self._files.values():
@@ -220,7 +232,7 @@ def inflate(data: bytes, location: ByteLocation, cap: int = MAX_INFLATED) -> byt
     try:
         out = inflater.decompress(data, limit + 1)
     except zlib.error as exc:
-        raise ArchiveError(
+        raise MemberError(
             f"{location.locator}: the deflated member at offset {location.offset} is damaged ({exc}); "
             "re-download the archive."
         ) from None

@@ -3,8 +3,9 @@
 Names found on disk or in an archive are untrusted: every reader applies io/tar.py's one name policy
 (:func:`~imagenet_prep.io.tar.name_problem`). In a folder, hidden files (``.DS_Store``, ``._x.JPEG``) and files
 that are not images by their extension are ignored (counted in a warning): a tree users made by hand often
-holds them. Symbolic links to regular files are followed (a tree of links is a common way to make a subset);
-anything that is not a regular file (a FIFO, a device) is refused with a reason.
+holds them. Symbolic links to regular files inside the source folder are followed (a tree of links is a common
+way to make a subset); a link that leads out of the source folder (to ``~/.git-credentials``, say), and anything
+that is not a regular file (a FIFO, a device), is refused with a reason and never read.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from ..io.tar import name_problem
@@ -53,9 +55,25 @@ def has_wnid_dir(folder: Path) -> bool:
         return False
 
 
-def list_image_files(folder: str) -> tuple[list[tuple[str, int]], list[tuple[str, str]], int]:
+OUTSIDE = "a link leading outside the source folder (never followed)"
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _leaves(entry: os.DirEntry[str], real_root: str) -> bool:
+    return entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_root)
+
+
+def list_image_files(
+    folder: str, root: str | None = None
+) -> tuple[list[tuple[str, int]], list[tuple[str, str]], int]:
     """Worker-friendly listing of one folder: (name, size) of its image files in name order, refusals
-    (name, reason), and how many non-image or hidden files were ignored."""
+    (name, reason), and how many non-image or hidden files were ignored. With ``root`` (the source folder), a
+    file whose real path is outside it (through a link to the file, or to its folder) is refused."""
+    real_root = os.path.realpath(root) if root is not None else None
+    folder_outside = real_root is not None and not _inside(os.path.realpath(folder), real_root)
     files: list[tuple[str, int]] = []
     refused: list[tuple[str, str]] = []
     ignored = 0
@@ -69,6 +87,9 @@ def list_image_files(folder: str) -> tuple[list[tuple[str, int]], list[tuple[str
             ignored += 1
             continue
         problem = name_problem(name, flat=True)
+        # Only links need resolving (DirEntry knows without a system call): a listing stays cheap.
+        if problem is None and real_root is not None and (folder_outside or _leaves(entry, real_root)):
+            problem = OUTSIDE
         if problem is None:
             try:
                 st = os.stat(entry.path)  # follows a link: a link to a regular file is read like the file
@@ -108,9 +129,60 @@ class FileReader(LocationReader):
 
 
 # ------------------------------------------------------------------------------------------ label files
+#: The largest label file read (LOC_val_solution.csv is ~2 MB, LOC_synset_mapping.txt ~30 KB).
+MAX_TEXT = 64 << 20
+
+
+def read_label_file(path: Path, root: Path, limit: int = MAX_TEXT) -> str | None:
+    """A label file's text, or None when there is none. Read only when it is a regular file inside ``root``
+    (opened non-blocking: a FIFO does not hang the build), of at most ``limit`` bytes (checked before reading,
+    then by a bounded read), in UTF-8 (a BOM is dropped). Anything else is a one-line InputError."""
+    if not os.path.lexists(path):
+        return None
+    if not _inside(os.path.realpath(path), os.path.realpath(root)):
+        raise InputError(f"{path} is a link leading outside the source folder {root}: it is not read.")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InputError(f"Cannot open {path}: {exc.strerror}.") from None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{path} is not a regular file (a FIFO, a device or a folder): it is not read.")
+        if st.st_size > limit:
+            raise InputError(
+                f"{path} holds {st.st_size:,} bytes, more than any label file ({limit:,}): not read."
+            )
+        data = handle.read(limit + 1)
+    return decode_label_text(data[: limit + 1], str(path), limit)
+
+
+def decode_label_text(data: bytes, where: str, limit: int = MAX_TEXT) -> str:
+    """UTF-8 text of a label file (a BOM dropped), or a one-line InputError."""
+    if len(data) > limit:
+        raise InputError(f"{where} holds more than {limit:,} bytes: not a label file.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{where} is not UTF-8 text (byte {exc.start}): use the label file of the Kaggle download."
+        ) from None
+
+
 def parse_val_solution(text: str, where: str) -> dict[str, str]:
-    """``LOC_val_solution.csv``: ImageId -> wnid (the first token of PredictionString; rows unsorted)."""
-    reader = csv.reader(io.StringIO(text))
+    """``LOC_val_solution.csv``: ImageId -> wnid (the first token of PredictionString; rows unsorted). A BOM is
+    accepted; a field over csv's limit (128 KiB), a row without a wnid, or an ImageId on two rows is a one-line
+    InputError."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    try:
+        return _val_solution_rows(reader, where)
+    except csv.Error as exc:
+        raise InputError(
+            f"{where}: line {reader.line_num} is not valid CSV ({exc}): is it the Kaggle {VAL_SOLUTION}?"
+        ) from None
+
+
+def _val_solution_rows(reader: Any, where: str) -> dict[str, str]:
     header = next(reader, None)
     if header is None or [h.strip() for h in header[:2]] != ["ImageId", "PredictionString"]:
         raise InputError(
@@ -118,6 +190,7 @@ def parse_val_solution(text: str, where: str) -> dict[str, str]:
             f"{VAL_SOLUTION}?"
         )
     labels: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for line_no, row in enumerate(reader, 2):
         if not row or not "".join(row).strip():
             continue
@@ -128,6 +201,12 @@ def parse_val_solution(text: str, where: str) -> dict[str, str]:
                 f"{where}: line {line_no} ({image_id}) has no wnid first in its PredictionString "
                 f"({(row[1] if len(row) > 1 else '')[:40]!r})."
             )
+        if image_id in lines:
+            raise InputError(
+                f"{where}: {image_id} is labelled twice, on line {lines[image_id]} and line {line_no}: "
+                "which label is right cannot be told; use the Kaggle download's file."
+            )
+        lines[image_id] = line_no
         labels[image_id] = tokens[0]
     return labels
 

@@ -25,7 +25,7 @@ from typing import BinaryIO, ClassVar
 
 from ..errors import ArchiveError, InputError, UnknownClassError
 from ..io.bytesource import FileByteSource
-from ..io.tar import FIX_HINT, member_name_problem, scan_tar
+from ..io.tar import FIX_HINT, name_problem, scan_tar
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from ..taxonomy import evalsets
 from .base import FolderProbe, Runner, SourceBase, SourceRecord, SplitIndex, group_in_storage_order
@@ -157,7 +157,7 @@ class SketchSource(_EvalSource):
                 for info in archive.infolist():
                     if info.is_dir():
                         continue
-                    problem = member_name_problem(info.filename, flat=False)
+                    problem = name_problem(info.filename, flat=False)
                     if problem is None and info.compress_type not in (
                         zipfile.ZIP_STORED,
                         zipfile.ZIP_DEFLATED,
@@ -245,9 +245,7 @@ class _ImageNetV2Source(_EvalSource):
                         if info.isdir():
                             continue
                         name = info.name[2:] if info.name.startswith("./") else info.name
-                        problem = member_name_problem(name, flat=False) or (
-                            None if info.isreg() else "not a file"
-                        )
+                        problem = name_problem(name, flat=False) or (None if info.isreg() else "not a file")
                         if problem is not None:
                             refused.append((name, problem))
                             continue

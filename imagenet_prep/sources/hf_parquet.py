@@ -17,22 +17,29 @@ without that schema is a one-line error.
 
 Planning reads only the ``image.path`` and ``label`` columns (no image bytes: no index cache is needed). A
 sample's ``ByteLocation`` is ``(file, row number in the file, row group, "parquet")``; a unit is one file, whose
-worker reads the ``image.bytes`` column one row group at a time, only the row groups it needs, and refuses an
-image above the member-size cap (Parquet records no value sizes the plan could check first).
+worker reads the ``image.bytes`` column one row group at a time, only the row groups it needs. ``image.path``
+goes through the one name policy (io/tar.py ``name_problem``, as a plain file name: no ``/``, no leading ``.``
+such as ``.tmp-``, no control characters (CR, LF, NUL), at most 200 bytes). A row whose image is alone in its
+row group is sized from the file's metadata at planning (over the member-size cap: refused, never read). A row
+group whose image bytes (uncompressed, from the metadata) exceed the cap is not read at all: each of its rows is
+a recorded skip saying so (real shards hold ~100 images, ~11 MB, per row group); a row with no image bytes is a
+recorded skip too. A worker never holds more than the cap of image bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import ArchiveError, InputError, UsageError
+from ..errors import ArchiveError, InputError, MemberError, UsageError
 from ..io.tar import name_problem
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from ..taxonomy import classes
@@ -96,15 +103,44 @@ def _check_schema(schema: Any, path: Path) -> None:
         raise fail(f"label is {schema.field('label').type}")
 
 
-def list_shard(path: str) -> tuple[list[tuple[str, int, int, int]], int]:
-    """(path, label, row group, row in file) of every row, reading only those two columns; and bytes read."""
-    pq = _pyarrow()
+def _open_shard(path: str) -> Any:
+    """A ParquetFile over ``path`` opened non-blocking and only if it is a regular file (a FIFO swapped in for a
+    shard would otherwise block the reader in open): MemberError otherwise."""
     try:
-        handle = pq.ParquetFile(path)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ArchiveError(f"Cannot open {path}: {exc.strerror}.") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise MemberError(f"{path} is not a regular file (a FIFO or a device?); it is not read.")
+    handle = os.fdopen(fd, "rb")
+    try:
+        return _pyarrow().ParquetFile(handle)
+    except Exception:
+        handle.close()
+        raise
+
+
+def list_shard(path: str) -> tuple[list[tuple[str, int, int, int, int]], int]:
+    """(path, label, row group, row in file, image bytes) of every row, reading only those two columns; and
+    bytes read. The image bytes are known from the file's metadata only for a row alone in its row group (the
+    group's uncompressed image.bytes size); -1 otherwise."""
+    _pyarrow()
+    try:
+        handle = _open_shard(path)
+    except ArchiveError:
+        raise
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a non-Parquet file
         raise ArchiveError(f"{path} is not a readable Parquet file ({exc}); re-download it.") from None
+    try:
+        return _list_rows(handle, path)
+    finally:
+        handle.close(force=True)  # and the file it was given
+
+
+def _list_rows(handle: Any, path: str) -> tuple[list[tuple[str, int, int, int, int]], int]:
     _check_schema(handle.schema_arrow, Path(path))
-    rows: list[tuple[str, int, int, int]] = []
+    rows: list[tuple[str, int, int, int, int]] = []
     nbytes = 0
     row = 0
     meta = handle.metadata
@@ -112,10 +148,15 @@ def list_shard(path: str) -> tuple[list[tuple[str, int, int, int]], int]:
         table = handle.read_row_group(group, columns=["image.path", "label"])
         paths = table.column("image").combine_chunks().field("path").to_pylist()
         labels = table.column("label").to_pylist()
-        for name, label in zip(paths, labels, strict=True):
-            rows.append((name or "", -1 if label is None else int(label), group, row))
-            row += 1
         info = meta.row_group(group)
+        alone = -1
+        if info.num_rows == 1:
+            for col in range(info.num_columns):
+                if info.column(col).path_in_schema == "image.bytes":
+                    alone = info.column(col).total_uncompressed_size
+        for name, label in zip(paths, labels, strict=True):
+            rows.append((name or "", -1 if label is None else int(label), group, row, alone))
+            row += 1
         for col in range(info.num_columns):
             if info.column(col).path_in_schema in ("image.path", "label"):
                 nbytes += info.column(col).total_compressed_size
@@ -181,7 +222,7 @@ class HfParquetSource(SourceBase):
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
         super().__init__(folder, cache_dir)
         self.shards = _shards(self.folder)
-        self._rows: dict[str, list[tuple[Path, list[tuple[str, int, int, int]]]]] = {}
+        self._rows: dict[str, list[tuple[Path, list[tuple[str, int, int, int, int]]]]] = {}
         self._bytes: dict[str, int] = {}
         self._label_map: list[str] | None = None
         self.map_origin = ""
@@ -197,7 +238,7 @@ class HfParquetSource(SourceBase):
         need = {"train": "data/train-*.parquet", "val": "data/validation-*.parquet"}
         return [f"{need[s]} ({s})" for s in ("train", "val") if s not in self.shards]
 
-    def rows(self, split: str) -> list[tuple[Path, list[tuple[str, int, int, int]]]]:
+    def rows(self, split: str) -> list[tuple[Path, list[tuple[str, int, int, int, int]]]]:
         if split not in self._rows:
             if split not in self.shards:
                 raise InputError(
@@ -217,10 +258,14 @@ class HfParquetSource(SourceBase):
         by_class: dict[str, list[SourceFile]] = {}
         refused: list[tuple[str, str]] = []
         for path, shard_rows in rows:
-            for name, label, group, row in shard_rows:
-                where = f"{split}/{path.name}/{name or f'row {row}'}"
-                parsed = parse_suffixed(name)
-                base = os.path.basename(name)
+            for name, label, group, row, alone in shard_rows:
+                # A refused name may hold CR, LF or NUL, which build.json and the summary must not carry raw.
+                shown = name if name.isprintable() else repr(name[:80])
+                where = f"{split}/{path.name}/{shown}" if name else f"{split}/{path.name}/row {row}"
+                base = os.path.basename(
+                    name
+                )  # re-uploads may store a local path: the base name names the image
+                parsed = parse_suffixed(base)
                 problem = name_problem(base, flat=True) if base else "no image path"
                 if problem is not None:
                     refused.append((where, problem))
@@ -244,7 +289,10 @@ class HfParquetSource(SourceBase):
                     if position.get(wnid) != label:
                         refused.append((where, f"its label {label} is not the class {wnid} its name says"))
                         continue
-                location = ByteLocation(str(path), row, group, PARQUET)
+                # A row alone in its row group: its size is known before reading, and the plan checks the cap.
+                location = ByteLocation(
+                    str(path), row, group, PARQUET, raw_size=alone if alone >= 0 else None
+                )
                 by_class.setdefault(wnid, []).append(SourceFile(name, key, location))
         return by_class, refused
 
@@ -318,40 +366,68 @@ class ParquetReader:
         self.bytes_read = 0
         self._files: dict[str, Any] = {}
 
-    def _group(self, locator: str, group: int) -> tuple[int, list[bytes | None]]:
+    def _group(self, locator: str, group: int) -> tuple[int, Iterator[bytes | None | MemberError]]:
+        """The row group's first row number and its image bytes, row by row. A group whose image bytes
+        (uncompressed, from the file's metadata) exceed the member-size cap is never read: each of its rows
+        is a MemberError (pyarrow decodes a whole page, and one cell of a hostile file can be a page of GBs)."""
         handle = self._files.get(locator)
         if handle is None:
-            handle = self._files[locator] = _pyarrow().ParquetFile(locator)
+            try:
+                handle = self._files[locator] = _open_shard(locator)
+            except MemberError as exc:
+                return 0, itertools.repeat(exc)  # every row of this file
         meta = handle.metadata
         first = sum(meta.row_group(g).num_rows for g in range(group))
-        table = handle.read_row_group(group, columns=["image.bytes"])
         info = meta.row_group(group)
+        raw = sum(
+            info.column(col).total_uncompressed_size
+            for col in range(info.num_columns)
+            if info.column(col).path_in_schema == "image.bytes"
+        )
+        cap = self.unit.max_member_size
+        if raw > cap:
+            refused = MemberError(
+                f"{locator}: its row group {group} holds {raw:,} bytes of images, above the member-size cap of "
+                f"{cap:,} bytes (--max-member-size); that row group is not read."
+            )
+            return first, itertools.repeat(refused, info.num_rows)
         for col in range(info.num_columns):
             if info.column(col).path_in_schema == "image.bytes":
                 self.bytes_read += info.column(col).total_compressed_size
-        return first, table.column("image").combine_chunks().field("bytes").to_pylist()
+        table = handle.read_row_group(group, columns=["image.bytes"])
+        return first, iter(table.column("image").combine_chunks().field("bytes").to_pylist())
 
-    def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
+    def __iter__(self) -> Iterator[tuple[Sample, bytes | MemberError]]:
         loaded: tuple[str, int] | None = None
-        first, values = 0, list[bytes | None]()
+        first, values, at = 0, iter(list[bytes | None | MemberError]()), 0
+        cap = self.unit.max_member_size
         for sample in self.unit.samples:
             where = sample.location
-            if loaded != (where.locator, where.size):
+            if loaded != (where.locator, where.size) or where.offset < at:
                 first, values = self._group(where.locator, where.size)
-                loaded = (where.locator, where.size)
-            index = where.offset - first
-            data = values[index] if 0 <= index < len(values) else None
-            if data is None:
-                raise ArchiveError(f"{where.locator}: row {where.offset} has no image bytes; re-download it.")
-            if len(data) > self.unit.max_member_size:
-                raise ArchiveError(
-                    f"{where.locator}: the image in row {where.offset} is {len(data):,} bytes, above the "
-                    f"member-size cap of {self.unit.max_member_size:,} bytes (--max-member-size)."
+                loaded, at = (where.locator, where.size), first
+            data: bytes | None | MemberError = None
+            while at <= where.offset:  # samples come in row order: skip the rows the unit does not need
+                data = next(values, None)
+                at += 1
+            if isinstance(data, MemberError):
+                yield sample, data
+            elif data is None:
+                yield sample, MemberError(f"{where.locator}: row {where.offset} has no image bytes.")
+            elif len(data) > cap:
+                yield (
+                    sample,
+                    MemberError(
+                        f"{where.locator}: row {where.offset} holds {len(data):,} bytes, above the member-size cap "
+                        f"of {cap:,} bytes (--max-member-size)."
+                    ),
                 )
-            yield sample, data
+            else:
+                yield sample, data
+            data = None
 
     def close(self) -> None:
         for handle in self._files.values():
             with contextlib.suppress(Exception):  # closing must not mask the unit's outcome
-                handle.close()
+                handle.close(force=True)  # and the file it was given
         self._files.clear()

@@ -29,6 +29,7 @@ from .common import (
     has_wnid_dir,
     list_image_files,
     parse_val_solution,
+    read_label_file,
     val_key,
     wnid_dirs,
 )
@@ -100,7 +101,7 @@ class ImageFolderSource(SourceBase):
         if self._val_flat is not None:
             return self._val_flat
         val_dir = self._split_dir("val")
-        listing, _refused, _ignored = list_image_files(str(val_dir))
+        listing, _refused, _ignored = list_image_files(str(val_dir), str(self.folder))
         names = [name for name, _size in listing]
         by_key = {val_key(name): name for name in names}
         keys = [key for key in by_key if key is not None]
@@ -119,7 +120,9 @@ class ImageFolderSource(SourceBase):
             labels = {key: ground[f"{key}.JPEG"] for key in keys}
             self._val_labels_file = kit_path
         elif csv_path.is_file():
-            solution = parse_val_solution(csv_path.read_text(encoding="utf-8"), str(csv_path))
+            root = self.folder if csv_path.parent == self.folder else csv_path.parent
+            text = read_label_file(csv_path, root) or ""
+            solution = parse_val_solution(text, str(csv_path))
             labels = {key: solution[key] for key in keys if key in solution}
             self._val_labels_file = csv_path
         else:
@@ -152,7 +155,7 @@ class ImageFolderSource(SourceBase):
         root = self._split_dir(split)
         if split == "val" and self._flat_val():
             return self._index_flat_val(wnids)
-        folders = [(str(root / wnid),) for wnid in wnids]
+        folders = [(str(root / wnid), str(self.folder)) for wnid in wnids]
         if runner is not None and len(folders) > 1:
             listings = runner(list_image_files, folders)
         else:
@@ -170,7 +173,7 @@ class ImageFolderSource(SourceBase):
     def _index_flat_val(self, wnids: Sequence[str]) -> SplitIndex:
         by_class = self._flat_val_labels()
         val_dir = self.folder / "val"
-        listing, refusals, _ignored = list_image_files(str(val_dir))
+        listing, refusals, _ignored = list_image_files(str(val_dir), str(self.folder))
         sizes = dict(listing)
         files = {
             wnid: folder_files(val_dir, [(name, sizes[name]) for name in by_class.get(wnid, ())])

@@ -31,6 +31,7 @@ from ..errors import ArchiveError, InputError
 from ..io.bytesource import FileByteSource
 from ..io.tar import name_problem
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from ..taxonomy import classes
 from .base import (
     MAX_INFLATED,
     FolderProbe,
@@ -43,15 +44,18 @@ from .base import (
     group_in_storage_order,
 )
 from .common import (
+    MAX_TEXT,
     SYNSET_MAPPING,
     VAL_SOLUTION,
     WNID_RE,
     FileReader,
     bundled_val_labels,
     check_synset_mapping,
+    decode_label_text,
     folder_files,
     list_image_files,
     parse_val_solution,
+    read_label_file,
     val_key,
     wnid_dirs,
 )
@@ -65,11 +69,11 @@ from .streamed import (
     stream_index,
     zip_data_offset,
 )
+from .zip_index import ZipDirectory, ZipEntry
 
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
 NESTED_TAR = "imagenet_object_localization_patched2019.tar.gz"
 CLS_LOC = "ILSVRC/Data/CLS-LOC/"
-MAX_TEXT = 64 << 20  # the label files are a few MB
 MAX_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
 _TEXT_NAMES = frozenset({VAL_SOLUTION, SYNSET_MAPPING, NESTED_TAR})
 
@@ -103,12 +107,17 @@ def _val_by_class(
 ) -> tuple[dict[str, list[SourceFile]], list[tuple[str, str]]]:
     by_class: dict[str, list[SourceFile]] = {}
     refused: list[tuple[str, str]] = []
+    known = {c.wnid for c in classes.all_classes()}  # the label space: another wnid is refused, not dropped
     for name, location in files:
         key = val_key(name)
         if key is None:
             refused.append((f"val/{name}", "not an ILSVRC2012_val_<8 digits> file name"))
         elif key not in labels:
             refused.append((f"val/{name}", f"no label in {VAL_SOLUTION}"))
+        elif labels[key] not in known:
+            refused.append(
+                (f"val/{name}", f"labelled {labels[key]} in {VAL_SOLUTION}, not an ImageNet-1K class")
+            )
         else:
             by_class.setdefault(labels[key], []).append(SourceFile(os.path.basename(name), key, location))
     return by_class, refused
@@ -135,8 +144,7 @@ class KaggleFolderSource(_KaggleLabels):
         return probe.has("ILSVRC") and (probe.folder / CLS_LOC).is_dir()
 
     def _read_text(self, name: str) -> str | None:
-        path = self.folder / name
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return read_label_file(self.folder / name, self.folder)
 
     def splits(self) -> tuple[str, ...]:
         return tuple(split for split in ("train", "val") if (self.root / split).is_dir())
@@ -158,7 +166,7 @@ class KaggleFolderSource(_KaggleLabels):
     def _val_files(self) -> dict[str, list[SourceFile]]:
         if self._val is None:
             val_dir = self._dir("val")
-            listing, refusals, _ignored = list_image_files(str(val_dir))
+            listing, refusals, _ignored = list_image_files(str(val_dir), str(self.folder))
             located = [(name, ByteLocation(str(val_dir / name), 0, size)) for name, size in listing]
             labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in listing])
             self._val, refused = _val_by_class(located, labels)
@@ -176,7 +184,7 @@ class KaggleFolderSource(_KaggleLabels):
             chosen = {wnid: tuple(by_class.get(wnid, ())) for wnid in wnids}
             return SplitIndex("val", chosen, tuple(self._val_refused), tuple(self._val_warnings))
         root = self._dir("train")
-        args = [(str(root / wnid),) for wnid in wnids]
+        args = [(str(root / wnid), str(self.folder)) for wnid in wnids]
         listings = (
             runner(list_image_files, args)
             if runner and len(args) > 1
@@ -231,15 +239,37 @@ def _zip_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
+def _overlapping(infos: Sequence[zipfile.ZipInfo]) -> dict[int, str]:
+    """Members whose bytes (local header, name, data) overlap another's: position in ``infos`` -> the other's
+    name. Many central-directory entries on one deflate stream make a small zip cost minutes of CPU; a real
+    zip never shares bytes between members. One sort of the header offsets."""
+    ordered = sorted(range(len(infos)), key=lambda k: infos[k].header_offset)
+    out: dict[int, str] = {}
+    previous: int | None = None
+    end = 0
+    for k in ordered:
+        info = infos[k]
+        if previous is not None and info.header_offset < end:
+            out[k] = infos[previous].filename
+            out.setdefault(previous, info.filename)
+        # The least the member occupies: its local header's fixed part, its name and its data.
+        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"  # how zipfile decoded the stored name
+        stop = info.header_offset + 30 + len(info.orig_filename.encode(encoding, "replace"))
+        stop += info.compress_size
+        if stop > end:
+            end, previous = stop, k
+    return out
+
+
 def locate_members(
-    path: str, rows: Sequence[tuple[str, int, int, int, int]]
+    path: str, rows: Sequence[tuple[str, int, int, int, int, int]]
 ) -> tuple[list[tuple[str, ByteLocation]], list[tuple[str, str]]]:
-    """Worker side: the data offsets of zip members (name, header offset, compressed size, size, method),
-    from their local headers."""
+    """Worker side: the data offsets of zip members (name, header offset, compressed size, size, method,
+    CRC-32), from their local headers; the CRC-32 travels with the location and is checked on every read."""
     out: list[tuple[str, ByteLocation]] = []
     refused: list[tuple[str, str]] = []
     with FileByteSource(path) as source:
-        for name, header_offset, compress_size, file_size, method in rows:
+        for name, header_offset, compress_size, file_size, method, crc in rows:
             info = zipfile.ZipInfo(name)
             info.header_offset = header_offset
             try:
@@ -251,7 +281,8 @@ def locate_members(
                 refused.append((name, "truncated: the zip ends before its data"))
                 continue
             compression = "deflate" if method == zipfile.ZIP_DEFLATED else None
-            out.append((name, ByteLocation(path, start, compress_size, compression, raw_size=file_size)))
+            location = ByteLocation(path, start, compress_size, compression, raw_size=file_size, crc32=crc)
+            out.append((name, location))
     return out, refused
 
 
@@ -264,8 +295,8 @@ class KaggleZipSource(_KaggleLabels):
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
         super().__init__(folder, cache_dir)
         self.path = self.folder / ZIP_NAME
-        self._members: dict[str, list[zipfile.ZipInfo]] | None = None
-        self._texts: dict[str, zipfile.ZipInfo] = {}
+        self._members: dict[str, list[ZipEntry]] | None = None
+        self._texts: dict[str, ZipEntry] = {}
         self._refused: list[tuple[str, str, str]] = []  # (split, name, reason); label files count under val
         self._val: dict[str, list[SourceFile]] | None = None
         self._val_refused: list[tuple[str, str]] = []
@@ -281,22 +312,33 @@ class KaggleZipSource(_KaggleLabels):
         return probe.has(ZIP_NAME)
 
     # --------------------------------------------------------------------------------------- central dir
-    def members(self) -> dict[str, list[zipfile.ZipInfo]]:
+    def members(self) -> dict[str, list[ZipEntry]]:
         """The central directory, once: the train and val images (``CLS-LOC/{train,val}/``) and the label files.
-        Other members (annotations, test images) are never read, so they are neither kept nor checked."""
+        Other members (annotations, test images) are never read, so they are neither kept nor checked. The
+        checked listing is cached (sources/zip_index.py): a re-run does not parse the zip again."""
         if self._members is None:
             if not self.path.is_file():
                 raise InputError(f"{ZIP_NAME} is missing from {self.folder}.")
+            directory = ZipDirectory(self.path, self.cache_dir)
+            cached = directory.load()
+            if cached is not None:
+                self._members, self._texts, self._refused, self._index_bytes = cached
+                return self._members
             try:
                 with zipfile.ZipFile(self.path) as archive:
                     infos = archive.infolist()
                     # The central directory and its end records: what listing the zip read.
                     self._index_bytes = self.path.stat().st_size - archive.start_dir
+                del archive  # its name table: the list is the one reference left to the ZipInfos
             except (OSError, zipfile.BadZipFile) as exc:
                 raise ArchiveError(f"{self.path} is not a readable zip ({exc}); re-download it.") from None
-            by_split: dict[str, list[zipfile.ZipInfo]] = {"train": [], "val": []}
+            by_split: dict[str, list[ZipEntry]] = {"train": [], "val": []}
             seen: set[str] = set()
-            for info in infos:
+            overlapping = _overlapping(infos)
+            count = len(infos)
+            infos.reverse()
+            for position in range(count):
+                info = infos.pop()  # ~500 bytes each, freed as the ZipEntries (what the build keeps) are made
                 name = info.filename
                 if info.is_dir():
                     continue
@@ -308,19 +350,22 @@ class KaggleZipSource(_KaggleLabels):
                 problem = _zip_problem(info)
                 if problem is None and name in seen:
                     problem = "duplicate name"
+                if problem is None and position in overlapping:
+                    problem = f"overlaps the bytes of {overlapping[position]} (a crafted zip)"
                 if problem:
                     self._refused.append((split if split in by_split else "val", name, problem))
                 elif base in _TEXT_NAMES and split not in by_split:
                     current = self._texts.get(base)
                     if current is None or len(name) < len(current.filename):  # the one nearest the root
-                        self._texts[base] = info
+                        self._texts[base] = ZipEntry.of(info)
                 else:
-                    by_split[split].append(info)
+                    by_split[split].append(ZipEntry.of(info))
                 seen.add(name)
             self._members = by_split
+            directory.save(by_split, self._texts, self._refused, self._index_bytes)
         return self._members
 
-    def _text_member(self, name: str) -> zipfile.ZipInfo | None:
+    def _text_member(self, name: str) -> ZipEntry | None:
         self.members()
         return self._texts.get(name)
 
@@ -332,8 +377,21 @@ class KaggleZipSource(_KaggleLabels):
             raise ArchiveError(
                 f"{name} inside {self.path} declares {info.file_size:,} bytes: not a label file."
             )
-        with zipfile.ZipFile(self.path) as archive, archive.open(info) as handle:
-            return handle.read(MAX_TEXT + 1).decode("utf-8")
+        # Read by its local header (no second parse of the central directory), inflated within its declared
+        # size and checked against its CRC-32, as a worker reads an image.
+        located, refused = locate_members(str(self.path), [info.row()])
+        reader = LocationReader(WorkUnit("val", "labels", self.layout, (), MAX_TEXT))
+        try:
+            if not located:
+                raise ArchiveError(refused[0][1])
+            data = reader.read(located[0][1])
+        except ArchiveError as exc:  # MemberError too: a lying CRC-32, a damaged stream
+            raise ArchiveError(
+                f"{name} inside {self.path} cannot be read ({exc}); re-download the zip."
+            ) from None
+        finally:
+            reader.close()
+        return decode_label_text(data, f"{name} inside {self.path}")
 
     def nested(self) -> StreamListing | None:
         """The older download's tar.gz inside the zip, listed (once, cached), or None."""
@@ -346,6 +404,8 @@ class KaggleZipSource(_KaggleLabels):
         return self._nested
 
     def _nested_parse(self, split: str):
+        known = {c.wnid for c in classes.all_classes()}
+
         def parse(name: str) -> tuple[str, str] | str:
             at = name.find(CLS_LOC)
             rest = name[at + len(CLS_LOC) :].split("/") if at >= 0 else []
@@ -354,13 +414,16 @@ class KaggleZipSource(_KaggleLabels):
             if split == "val" and len(rest) == 2 and rest[0] == "val":
                 key = val_key(rest[1])
                 if key and key in self._nested_labels:
-                    return self._nested_labels[key], key
+                    wnid = self._nested_labels[key]
+                    if wnid not in known:
+                        return f"labelled {wnid} in {VAL_SOLUTION}, not an ImageNet-1K class"
+                    return wnid, key
                 return f"no label in {VAL_SOLUTION}" if key else "not an ILSVRC2012_val_<8 digits> name"
             return "other"
 
         return parse
 
-    def _split_members(self, split: str) -> list[zipfile.ZipInfo]:
+    def _split_members(self, split: str) -> list[ZipEntry]:
         return self.members()[split]
 
     # ------------------------------------------------------------------------------------------- parent
@@ -397,10 +460,7 @@ class KaggleZipSource(_KaggleLabels):
     def _val_files(self) -> dict[str, list[SourceFile]]:
         if self._val is None:
             infos = self._split_members("val")
-            rows = [
-                (i.filename, i.header_offset, i.compress_size, i.file_size, i.compress_type) for i in infos
-            ]
-            located, refused = locate_members(str(self.path), rows)
+            located, refused = locate_members(str(self.path), [i.row() for i in infos])
             labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in located])
             pairs = [("/".join(_in_cls_loc(n)[1:]), loc) for n, loc in located]
             self._val, more = _val_by_class(pairs, labels)
@@ -454,19 +514,11 @@ class KaggleZipSource(_KaggleLabels):
             val_bytes = listing_bytes + 30 * sum(len(files) for files in by_class.values())
             refused = outer + tuple(self._val_refused)
             return SplitIndex("val", chosen, refused, tuple(self._val_warnings), val_bytes)
-        rows: dict[str, list[tuple[str, int, int, int, int]]] = {wnid: [] for wnid in wnids}
+        rows: dict[str, list[tuple[str, int, int, int, int, int]]] = {wnid: [] for wnid in wnids}
         for info in self._split_members("train"):
             parts = _in_cls_loc(info.filename)[1:]
             if len(parts) == 2 and parts[0] in rows:
-                rows[parts[0]].append(
-                    (
-                        info.filename,
-                        info.header_offset,
-                        info.compress_size,
-                        info.file_size,
-                        info.compress_type,
-                    )
-                )
+                rows[parts[0]].append(info.row())
         args = [(str(self.path), rows[wnid]) for wnid in wnids]
         outputs = (
             runner(locate_members, args) if runner and len(args) > 1 else [locate_members(*a) for a in args]

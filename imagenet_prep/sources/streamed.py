@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from ..errors import ArchiveError, InputError
+from ..errors import ArchiveError, InputError, MemberError
 from ..io.bytesource import FileByteSource, RangeView
 from ..io.tar import name_problem, type_problem
 from ..io.tar_index import IndexedArchive, refusals_ok
@@ -253,18 +253,18 @@ class StreamReader:
             with contextlib.suppress(Exception):
                 closer()
 
-    def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
+    def __iter__(self) -> Iterator[tuple[Sample, bytes | MemberError]]:
         wanted: dict[str, set[int]] = {}
         for sample in self.unit.samples:
             wanted.setdefault(sample.location.locator, set()).add(sample.location.offset)
-        held: dict[tuple[str, int], bytes] = {}
+        held: dict[tuple[str, int], bytes | MemberError] = {}
         for sample in self.unit.samples:
             where = sample.location
             key = (where.locator, where.offset)
             data = held.pop(key, None)
             if data is None:
                 data = self._advance(where.locator, where.offset, wanted[where.locator], held)
-            if len(data) != where.size:
+            if not isinstance(data, MemberError) and len(data) != where.size:
                 raise ArchiveError(
                     f"{where.locator}: {sample.name} holds {len(data)} bytes, the index says {where.size}: the "
                     "archive changed since it was indexed; run the build again."
@@ -275,16 +275,24 @@ class StreamReader:
             yield sample, data
 
     def _advance(
-        self, locator: str, offset: int, wanted: set[int], held: dict[tuple[str, int], bytes]
-    ) -> bytes:
+        self, locator: str, offset: int, wanted: set[int], held: dict[tuple[str, int], bytes | MemberError]
+    ) -> bytes | MemberError:
         tar = self._tar(locator)
+        cap = self.unit.max_member_size
         try:
             while (info := tar.next()) is not None:
                 if info.offset_data > offset:
                     break
                 if info.offset_data in wanted and info.isreg():
-                    handle = tar.extractfile(info)
-                    data = handle.read() if handle is not None else b""
+                    data: bytes | MemberError
+                    if info.size > cap:  # the stream's own header, whatever the (cached) listing said
+                        data = MemberError(
+                            f"{locator}: {info.name} is {info.size:,} bytes, above the member-size cap of "
+                            f"{cap:,} bytes (--max-member-size); it is not read."
+                        )
+                    else:
+                        handle = tar.extractfile(info)
+                        data = handle.read() if handle is not None else b""
                     if info.offset_data == offset:
                         return data
                     held[(locator, info.offset_data)] = data

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -19,6 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from support import cli
+from support.build import build_allowing_skips
+from support.cli import one_line
 
 from imagenet_prep.sample import SampleSpec
 from imagenet_prep.sample.repack import write_layouts
@@ -40,18 +41,6 @@ def build(src: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return cli("build", "--source", str(src), "--out", str(out), "--workers", "1", "--quiet", *extra)
 
 
-def build_here(src: Path, out: Path, **options) -> dict:
-    """An in-process build (refused members are skipped images: allowed here, listed in build.json)."""
-    from imagenet_prep.build import build as run
-    from imagenet_prep.config import build_config
-
-    values = {"source": str(src), "out": str(out), "workers": 1, "allow_skips": True, **options}
-    result = run(build_config({}, values))
-    record = json.loads((out / "build.json").read_text())
-    assert len(result.skipped) == len(record["skipped"])
-    return record
-
-
 def files_outside(root: Path, out: Path) -> set[str]:
     """Files outside OUT, but the tool's documented caches beside the source (checksums, indexes)."""
     return {
@@ -62,14 +51,6 @@ def files_outside(root: Path, out: Path) -> set[str]:
         and not p.name.startswith(".imagenet-prep")
         and not p.name.endswith(".index.json")
     }
-
-
-def one_line(done: subprocess.CompletedProcess, code: int) -> str:
-    assert done.returncode == code, done.stderr
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def _patch_central_size(path: Path, name: str, size: int) -> None:
@@ -95,7 +76,7 @@ def test_zip_members_with_unsafe_names_links_and_absurd_sizes_are_refused(layout
         archive.writestr(zipfile.ZipInfo(f"{head}/{wnid}_79.JPEG"), b"\0" * 100_000, zipfile.ZIP_DEFLATED)
     _patch_central_size(src / ZIP, f"{wnid}_79.JPEG", 300 << 20)  # declares more than any image
     before = files_outside(tmp_path, tmp_path / "out")
-    record = build_here(src, tmp_path / "out")
+    record = build_allowing_skips(src, tmp_path / "out")
     assert len(record["skipped"]) == 4  # refused members count as skipped (exit 1 without --allow-skips)
     reasons = {entry["member"]: entry["reason"] for entry in record["refused_members"]}
     assert reasons[f"{head}/../../../../../../escape.JPEG"] == "path with '..'"
@@ -145,7 +126,7 @@ def test_unsafe_members_of_a_gzip_shard_are_refused(layouts, tmp_path):
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         new.addfile(link)
     shard.write_bytes(gzip.compress(buf.getvalue()))
-    record = build_here(src, tmp_path / "out", splits="val")
+    record = build_allowing_skips(src, tmp_path / "out", splits="val")
     reasons = sorted(entry["reason"] for entry in record["refused_members"])
     assert reasons == ["absolute path", "path with '..'", "symbolic link (to '/etc/passwd')"]
     assert record["counts"]["val"]["images"] == 3
@@ -169,7 +150,7 @@ def test_parquet_rows_whose_label_disagrees_with_the_name_are_refused(layouts, t
     labels[0] = (labels[0] + 1) % 1000
     table = table.set_column(table.schema.get_field_index("label"), "label", pa.array(labels, pa.int64()))
     pq.write_table(table, path)
-    record = build_here(src, tmp_path / "out", splits="val")
+    record = build_allowing_skips(src, tmp_path / "out", splits="val")
     assert len(record["refused_members"]) == 1
     assert "is not the class" in record["refused_members"][0]["reason"]
     assert record["counts"]["val"]["images"] == 2
@@ -212,8 +193,8 @@ def test_imagefolder_flat_val_labelled_by_the_kaggle_csv_and_odd_files(layouts, 
     (src / "train" / wnid / "notes.txt").write_text("x")
     os.mkfifo(src / "train" / wnid / f"{wnid}_5.JPEG")  # a FIFO would block a reader forever
     reference = tmp_path / "ref"
-    build_here(layouts["imagefolder"].root, reference)
-    record = build_here(src, tmp_path / "out")
+    build_allowing_skips(layouts["imagefolder"].root, reference)
+    record = build_allowing_skips(src, tmp_path / "out")
     assert [e["reason"] for e in record["refused_members"]] == ["not a regular file"]
     assert any("2 hidden or non-image files were ignored" in w for w in record["warnings"])
     for manifest in ("train.csv", "val.csv", "labels.txt"):

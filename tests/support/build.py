@@ -27,3 +27,13 @@ def build_record(source: Path, out: Path, **options) -> dict:
     result = build(build_config({}, {"source": str(source), "out": str(out), **options}))
     assert result.ok, result.skipped
     return json.loads((out / "build.json").read_text())
+
+
+def build_allowing_skips(source: Path, out: Path, **options) -> dict:
+    """An in-process build with one worker and --allow-skips (refused members are skipped images, listed in
+    build.json); returns its build.json, whose skips are the build's."""
+    values = {"source": str(source), "out": str(out), "workers": 1, "allow_skips": True, **options}
+    result = build(build_config({}, values))
+    record = json.loads((out / "build.json").read_text())
+    assert len(result.skipped) == len(record["skipped"])
+    return record

@@ -51,9 +51,17 @@ def main_in_process(args: list[str], capsys, monkeypatch) -> tuple[int, str, str
     return exc.value.code or 0, out.out, out.err
 
 
+def one_line(done: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The single stderr line of a run that exited ``code`` without a traceback."""
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 def one_line_error(done: subprocess.CompletedProcess, code: int = 2) -> str:
     """The one ``imagenet-prep: error: ...`` line a refused command printed (asserting ``code`` and one line)."""
-    assert done.returncode == code, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("imagenet-prep: error: "), done.stderr
-    return lines[0]
+    line = one_line(done, code)
+    assert line.startswith("imagenet-prep: error: "), done.stderr
+    return line

@@ -606,3 +606,19 @@ def test_bad_options_raise_usage_errors(kwargs, message):
 def test_module_documents_its_conventions():
     doc = imaging.__doc__ or ""
     assert "EXIF orientation is not applied" in doc and "ICC" in doc
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"alice:ghp_secretTOKEN0123456789@example\n",  # a credentials file behind a link
+        b"\x01\x02secret-binary-bytes\xfe\xff" * 4,
+        b"<html>secret-page</html>",
+    ],
+)
+def test_a_non_images_reason_says_its_type_and_size_never_its_bytes(data):
+    failure = fail(process_image(data, ImageOptions()))
+    assert failure.kind == "not-image"
+    assert "secret" not in failure.reason and "ghp_" not in failure.reason and "alice" not in failure.reason
+    assert data[:2].hex() not in failure.reason.replace(" ", "")
+    assert f"{len(data)} bytes" in failure.reason

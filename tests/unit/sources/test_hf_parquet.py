@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from support.build import build_record
 
-from imagenet_prep.errors import ArchiveError, InputError
+from imagenet_prep.errors import InputError, MemberError
 from imagenet_prep.records import Sample, WorkUnit
 from imagenet_prep.sources import detect_layouts, open_source
 from imagenet_prep.sources.hf_parquet import ParquetReader
@@ -134,6 +134,8 @@ def test_the_reader_refuses_an_image_above_the_member_size_cap(tmp_path):
     (file,) = source.index("train", ("n01440764",), None).files["n01440764"]
     sample = Sample("train", file.key, "n01440764", 0, file.name, file.location)
     reader = ParquetReader(WorkUnit("train", "u", "hf-parquet", (sample,), max_member_size=100))
-    with pytest.raises(ArchiveError, match="above the member-size cap of 100 bytes"):
-        list(reader)
+    # Refused as data (a recorded skip, MemberError), never read into the worker, never a failed unit.
+    [(got, refused)] = list(reader)
     reader.close()
+    assert got == sample and isinstance(refused, MemberError)
+    assert "above the member-size cap of 100 bytes" in str(refused)
