@@ -51,6 +51,18 @@ def as_list(value: Any, key: str) -> tuple[str, ...]:
     return tuple(item for item in items if item)
 
 
+def check_splits(splits: tuple[str, ...], empty: bool = False) -> tuple[str, ...]:
+    """``splits`` when each is a known split; none at all only when ``empty`` (a config built in Python: the
+    splits the source has). A value given (--splits, a YAML key) must name one."""
+    unknown = [split for split in splits if split not in SPLITS]
+    if unknown or not (splits or empty):
+        got = f"unknown split {', '.join(repr(s) for s in unknown)}" if unknown else "no split"
+        raise UsageError(
+            f"--splits: {got}. Valid splits: {', '.join(SPLITS)} (comma-separated, e.g. --splits train,val)."
+        )
+    return splits
+
+
 def whole(value: Any, key: str, low: int | None = None, high: int | None = None) -> int:
     """A whole number: an int, a float with no fraction (``256.0``) or a string of digits; finite, and within
     [low, high] when given."""
@@ -258,7 +270,7 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "source",
         "input",
-        "Folder holding the ILSVRC2012 archives (or its https://, s3:// or gs:// URL).",
+        "Folder holding a copy of ImageNet in any layout: {layouts} (or its https://, s3:// or gs:// URL).",
         _source,
         True,
     ),
@@ -270,7 +282,13 @@ OPTIONS: tuple[Option, ...] = (
         _out,
         False,
     ),
-    _option("splits", "selection", "Splits to build: train,val.", as_list, True),
+    _option(
+        "splits",
+        "selection",
+        "Splits to build: train,val (default: the splits the source has; an evaluation set: val).",
+        lambda value, key: check_splits(as_list(value, key)),
+        True,
+    ),
     _option(
         "subset",
         "selection",

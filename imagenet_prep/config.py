@@ -28,6 +28,7 @@ from .build_options import (
     SPLITS,
     VALID_KEYS,
     Option,
+    check_splits,
     parse_size,
     recorded,
 )
@@ -46,7 +47,8 @@ class BuildConfig:
 
     source: Path | str  # a folder, or the URL of one (str: http(s)://..., read by Range requests)
     out: Path | str  # a folder, or (shard outputs) an object-store URL: s3://bucket/prefix (build/remote.py)
-    splits: tuple[str, ...] = SPLITS
+    # () = the splits the source has (resolved by the plan, and recorded resolved: plan/make.py default_splits)
+    splits: tuple[str, ...] = ()
     subset: str | None = None
     classes: tuple[str, ...] | None = None  # wnids / names, or one entry naming a file of them
     under: str | None = None
@@ -79,12 +81,7 @@ class BuildConfig:
     layout: str | None = None  # a name in sources.SOURCES; None = detect it in the source folder
 
     def __post_init__(self) -> None:
-        if not self.splits or any(split not in SPLITS for split in self.splits):
-            unknown = [split for split in self.splits if split not in SPLITS]
-            got = f"unknown split {', '.join(repr(s) for s in unknown)}" if unknown else "no split"
-            raise UsageError(
-                f"--splits: {got}. Valid splits: {', '.join(SPLITS)} (comma-separated, e.g. --splits train,val)."
-            )
+        check_splits(self.splits, empty=True)
         chosen = [name for name in ("subset", "classes", "under") if getattr(self, name)]
         if len(chosen) > 1:
             raise UsageError(f"Choose one of --subset, --classes, --under (got {', '.join(chosen)}).")
@@ -143,7 +140,7 @@ class BuildConfig:
         """An upper bound of the images this build processes, from the config alone; None when it is unknown
         before planning (every class, --under, a class file, a split without a per-class limit, a holdout or a
         recipe). The executor hears it before planning, to start its workers early only if it may need them."""
-        if self.holdout is not None or self.recipe is not None:
+        if self.holdout is not None or self.recipe is not None or not self.splits:
             return None
         limits = [self.train_per_class if split == "train" else self.val_per_class for split in self.splits]
         if any(limit is None for limit in limits):

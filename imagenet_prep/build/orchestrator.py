@@ -179,6 +179,9 @@ def build_into(
             executor.expect(config.images_at_most())  # an engine may start its workers while we plan
             plan = make_plan(config, runner=executor.map, writer=writer)
             held.callback(plan.source.close)  # the archives the plan opened, closed however the build ends
+            # The splits the plan took from the source (no --splits): recorded as resolved, so a repair or
+            # `build --out OUT` re-runs the same build, and the fingerprint is that of the explicit splits.
+            config = dataclasses.replace(config, splits=plan.splits)
             planned_at = time.perf_counter()
             fingerprint = plan_fingerprint(config, plan)
             with setup_lock(out):  # shard processes starting at once prepare OUT one after the other
