@@ -440,6 +440,17 @@ OPTIONS: tuple[Option, ...] = (
         True,
     ),
     _option(
+        "min_shards",
+        "writer",
+        "wds/parquet: at least N shards per split (fewer only when a split has fewer images): when "
+        "--shard-size gives fewer, the split is cut into N even shards. Set it to loader workers x GPUs "
+        "(e.g. 8 x 8 = 64); a build with fewer than 16 shards in a split warns. Default: not set.",
+        _unset_is_none(_bounded(1, 10**6)),
+        True,
+        cli_type=int,
+        record="when-set",
+    ),
+    _option(
         "shuffle",
         "writer",
         "wds/parquet: shuffle the train split across shards (default).",

@@ -65,6 +65,7 @@ class BuildConfig:
     # Shard outputs (wds, parquet): samples or bytes per shard (None: the writer's default), and the train
     # split's seeded permutation. They decide the units (so the units' fingerprints), hence the output bytes.
     shard_size: str | None = None
+    min_shards: int | None = None  # at least this many shards per split (a split's images allowing)
     shuffle: bool = True
     shuffle_seed: int = 0
     max_member_size: int = DEFAULT_MAX_MEMBER_SIZE  # bytes; a larger archive member is refused, never read

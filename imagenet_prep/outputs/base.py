@@ -147,6 +147,11 @@ class Writer(ABC):
     @abstractmethod
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport: ...
 
+    def plan_warnings(self, units: Sequence[WorkUnit]) -> list[str]:
+        """Lines for the build's warnings about the planned units (a shard output: splits with few shards).
+        Default: none."""
+        return []
+
     def files_intact(self, out: Path | str, result: UnitResult) -> bool:
         """Whether a finished unit's recorded files are in place (else the build runs it again). Default: stat
         them under OUT; a writer whose files live elsewhere (an object store) asks there."""

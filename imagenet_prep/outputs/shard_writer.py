@@ -21,7 +21,7 @@ from ..io.atomic import temp_path_for
 from ..records import UnitResult, WorkUnit
 from . import labels
 from .base import Groups, UnitWriter, Writer, WriterContext
-from .shards import parse_shard_size, plan_shards, write_shard_manifests
+from .shards import few_shards, parse_shard_size, plan_shards, write_shard_manifests
 
 MANIFESTS = ("train.csv", "val.csv", "build.json")
 
@@ -70,11 +70,14 @@ class ShardWriter(Writer):
     own_entries: ClassVar[tuple[str, ...]] = ()
 
     shard_size: str | int | None = None
+    min_shards: int | None = None  # at least this many shards per split (outputs/shards.py::even_edges)
     shuffle: bool = True
     shuffle_seed: int = 0
 
     def __post_init__(self) -> None:
-        parse_shard_size(self.shard_size, self.default_shard_size)  # a bad value fails before planning
+        parse_shard_size(
+            self.shard_size, self.default_shard_size, self.min_shards
+        )  # a bad value fails before planning
 
     @staticmethod
     @abstractmethod
@@ -82,8 +85,11 @@ class ShardWriter(Writer):
         """The id of shard ``index`` of ``total`` in ``split`` (it names the shard's file)."""
 
     def group(self, split: str, groups: Groups) -> Groups:
-        size = parse_shard_size(self.shard_size, self.default_shard_size)
+        size = parse_shard_size(self.shard_size, self.default_shard_size, self.min_shards)
         return plan_shards(split, groups, size, self.shuffle, self.shuffle_seed, self.unit_id)
+
+    def plan_warnings(self, units: Sequence[WorkUnit]) -> list[str]:
+        return few_shards(units)
 
     def prepare(self, out: Path, context: WriterContext) -> None:
         """Nothing by default: shards live at the top of OUT."""

@@ -41,6 +41,8 @@ class Regrouper(Protocol):
 
     def group(self, split: str, groups: Groups) -> Groups: ...
 
+    def plan_warnings(self, units: Sequence[WorkUnit]) -> list[str]: ...
+
 
 @dataclass(frozen=True)
 class BuildPlan:
@@ -132,6 +134,8 @@ def make_plan(
         for unit_id, unit_samples in groups:
             units.append(WorkUnit(split, unit_id, layout, unit_samples, config.max_member_size))
 
+    if writer is not None:
+        warnings.extend(writer.plan_warnings(units))  # e.g. a split with fewer shards than loaders need
     record: dict[str, Any] = recipe_record(config, source, rule)
     if annotate is not None and annotate.record:
         record.update(annotate.record)

@@ -63,6 +63,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "output": {"output": "wds"},
     "executor": {"executor": "dask"},
     "shard_size": {"shard_size": "100"},
+    "min_shards": {"min_shards": 8},
     "shuffle": {"shuffle": False},
     "shuffle_seed": {"shuffle_seed": 3},
     "max_member_size": {"max_member_size": "1MiB"},
@@ -308,6 +309,8 @@ def test_fingerprint_and_record_are_what_they_were(tmp_path):
         before = _to_dict_before(config)
         if config.wordnet is not None:  # recorded now, so the repair command can repeat it
             assert record.pop("wordnet") == str(config.wordnet)
+        if config.min_shards is not None:  # a newer option, recorded only when set
+            assert record.pop("min_shards") == config.min_shards
         assert record == before
         assert set(settings_of(config, ["n01440764"])) >= {
             "splits",
