@@ -185,6 +185,9 @@ def build_into(
             planned_at = time.perf_counter()
             fingerprint = plan_fingerprint(config, plan)
             with setup_lock(out):  # shard processes starting at once prepare OUT one after the other
+                outdated = None if config.overwrite else writer.outdated(out)
+                if outdated is not None:
+                    raise UsageError(outdated)
                 prepare_out(
                     out,
                     fingerprint,

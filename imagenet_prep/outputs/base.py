@@ -147,6 +147,11 @@ class Writer(ABC):
     @abstractmethod
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport: ...
 
+    def outdated(self, out: Path) -> str | None:
+        """Why an OUT this writer built in an earlier version cannot resume (its format changed), to refuse a
+        re-run with that line unless --overwrite; None (the default): it can."""
+        return None
+
     def plan_warnings(self, units: Sequence[WorkUnit]) -> list[str]:
         """Lines for the build's warnings about the planned units (a shard output: splits with few shards).
         Default: none."""

@@ -23,7 +23,7 @@ from . import labels
 from .base import Groups, UnitWriter, Writer, WriterContext
 from .shards import few_shards, parse_shard_size, plan_shards, write_shard_manifests
 
-MANIFESTS = ("train.csv", "val.csv", "build.json")
+MANIFESTS = ("train.csv", "val.csv", "validation.csv", "build.json")
 
 
 class ShardUnit(UnitWriter):
@@ -68,6 +68,8 @@ class ShardWriter(Writer):
     default_shard_size: ClassVar[str]
     #: The format's own files and folders in OUT, besides the label maps, manifests and build.json.
     own_entries: ClassVar[tuple[str, ...]] = ()
+    #: Our split -> the name the format publishes (its files, manifests); a split not named keeps its name.
+    split_names: ClassVar[dict[str, str]] = {}
 
     shard_size: str | int | None = None
     min_shards: int | None = None  # at least this many shards per split (outputs/shards.py::even_edges)
@@ -107,7 +109,7 @@ class ShardWriter(Writer):
 
     def finalize(self, out: Path, context: WriterContext, results: Sequence[UnitResult]) -> None:
         labels.write_class_set_maps(out, context.class_set)
-        write_shard_manifests(out, context.splits, results)
+        write_shard_manifests(out, context.splits, results, self.split_names)
         self.finalize_format(out, context, results)
 
     @abstractmethod

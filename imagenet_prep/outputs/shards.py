@@ -37,7 +37,7 @@ import os
 import random
 import re
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -587,8 +587,11 @@ def row_location(row: ManifestRow) -> tuple[str, str]:
     return shard, key
 
 
-def write_shard_manifests(out: Path, splits: Sequence[str], results: Sequence[UnitResult]) -> None:
-    """``<split>.csv`` per split, rows in shard order then write order (results come in plan order)."""
+def write_shard_manifests(
+    out: Path, splits: Sequence[str], results: Sequence[UnitResult], names: Mapping[str, str] | None = None
+) -> None:
+    """``<split>.csv`` per split (``names``: the split's published name, when the format renames it), rows in
+    shard order then write order (results come in plan order)."""
     for split in splits:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -599,7 +602,7 @@ def write_shard_manifests(out: Path, splits: Sequence[str], results: Sequence[Un
             for row in result.rows:
                 shard, key = row_location(row)
                 writer.writerow((shard, key, row.label, row.wnid, row.width, row.height))
-        write_text_atomic(out / f"{split}.csv", buffer.getvalue())
+        write_text_atomic(out / f"{(names or {}).get(split, split)}.csv", buffer.getvalue())
 
 
 def read_shard_manifest(path: Path) -> dict[str, list[dict[str, str]]]:

@@ -15,9 +15,10 @@ from imagenet_prep.outputs.record import repair_command
 
 
 def _shards(out: Path, split: str) -> dict[str, list[tuple[str, str]]]:
-    """shard -> its (key, label) rows, from the manifest."""
+    """shard -> its (key, label) rows, from the manifest (the parquet output publishes val as validation)."""
     found: dict[str, list[tuple[str, str]]] = {}
-    with (out / f"{split}.csv").open(newline="") as handle:
+    name = "validation" if split == "val" and (out / "validation.csv").is_file() else split
+    with (out / f"{name}.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             found.setdefault(row["shard"], []).append((row["key"], row["label"]))
     return found
