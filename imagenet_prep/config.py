@@ -141,9 +141,10 @@ class BuildConfig:
         """An upper bound of the images this build processes, from the config alone; None when it is unknown
         before planning (every class, --under, a class file, a split without a per-class limit, a holdout or a
         recipe). The executor hears it before planning, to start its workers early only if it may need them."""
-        if self.holdout is not None or self.recipe is not None or not self.splits:
+        if self.holdout is not None or self.recipe is not None:
             return None
-        limits = [self.train_per_class if split == "train" else self.val_per_class for split in self.splits]
+        splits = self.splits or SPLITS  # the source's splits, not known yet: at most these
+        limits = [self.train_per_class if split == "train" else self.val_per_class for split in splits]
         if any(limit is None for limit in limits):
             return None
         if self.subset:
