@@ -51,6 +51,18 @@ def as_list(value: Any, key: str) -> tuple[str, ...]:
     return tuple(item for item in items if item)
 
 
+def check_splits(splits: tuple[str, ...], empty: bool = False) -> tuple[str, ...]:
+    """``splits`` when each is a known split; none at all only when ``empty`` (a config built in Python: the
+    splits the source has). A value given (--splits, a YAML key) must name one."""
+    unknown = [split for split in splits if split not in SPLITS]
+    if unknown or not (splits or empty):
+        got = f"unknown split {', '.join(repr(s) for s in unknown)}" if unknown else "no split"
+        raise UsageError(
+            f"--splits: {got}. Valid splits: {', '.join(SPLITS)} (comma-separated, e.g. --splits train,val)."
+        )
+    return splits
+
+
 def whole(value: Any, key: str, low: int | None = None, high: int | None = None) -> int:
     """A whole number: an int, a float with no fraction (``256.0``) or a string of digits; finite, and within
     [low, high] when given."""
@@ -293,7 +305,7 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "source",
         "input",
-        "Folder holding the ILSVRC2012 archives (or its https://, s3:// or gs:// URL).",
+        "Folder holding a copy of ImageNet in any layout: {layouts} (or its https://, s3:// or gs:// URL).",
         _source,
         True,
     ),
@@ -305,7 +317,13 @@ OPTIONS: tuple[Option, ...] = (
         _out,
         False,
     ),
-    _option("splits", "selection", "Splits to build: train,val.", as_list, True),
+    _option(
+        "splits",
+        "selection",
+        "Splits to build: train,val (default: the splits the source has; an evaluation set: val).",
+        lambda value, key: check_splits(as_list(value, key)),
+        True,
+    ),
     _option(
         "subset",
         "selection",
@@ -457,6 +475,17 @@ OPTIONS: tuple[Option, ...] = (
         "shard outputs: samples per shard (5000) or bytes (1GB; planned from the source image sizes).",
         _unset_is_none(lambda value, key: str(value)),
         True,
+    ),
+    _option(
+        "min_shards",
+        "writer",
+        "wds/parquet: at least N shards per split (fewer only when a split has fewer images): when "
+        "--shard-size gives fewer, the split is cut into N even shards. Set it to loader workers x GPUs "
+        "(e.g. 8 x 8 = 64); a build with fewer than 16 shards in a split warns. Default: not set.",
+        _unset_is_none(_bounded(1, 10**6)),
+        True,
+        cli_type=int,
+        record="when-set",
     ),
     _option(
         "shuffle",

@@ -28,6 +28,7 @@ from .build_options import (
     SPLITS,
     VALID_KEYS,
     Option,
+    check_splits,
     max_workers,
     parse_size,
     recorded,
@@ -47,7 +48,8 @@ class BuildConfig:
 
     source: Path | str  # a folder, or the URL of one (str: http(s)://..., read by Range requests)
     out: Path | str  # a folder, or (shard outputs) an object-store URL: s3://bucket/prefix (build/remote.py)
-    splits: tuple[str, ...] = SPLITS
+    # () = the splits the source has (resolved by the plan, and recorded resolved: plan/make.py default_splits)
+    splits: tuple[str, ...] = ()
     subset: str | None = None
     classes: tuple[str, ...] | None = None  # wnids / names, or one entry naming a file of them
     under: str | None = None
@@ -64,6 +66,7 @@ class BuildConfig:
     # Shard outputs (wds, parquet): samples or bytes per shard (None: the writer's default), and the train
     # split's seeded permutation. They decide the units (so the units' fingerprints), hence the output bytes.
     shard_size: str | None = None
+    min_shards: int | None = None  # at least this many shards per split (a split's images allowing)
     shuffle: bool = True
     shuffle_seed: int = 0
     tfds_name: str | None = None
@@ -81,12 +84,7 @@ class BuildConfig:
     layout: str | None = None  # a name in sources.SOURCES; None = detect it in the source folder
 
     def __post_init__(self) -> None:
-        if not self.splits or any(split not in SPLITS for split in self.splits):
-            unknown = [split for split in self.splits if split not in SPLITS]
-            got = f"unknown split {', '.join(repr(s) for s in unknown)}" if unknown else "no split"
-            raise UsageError(
-                f"--splits: {got}. Valid splits: {', '.join(SPLITS)} (comma-separated, e.g. --splits train,val)."
-            )
+        check_splits(self.splits, empty=True)
         chosen = [name for name in ("subset", "classes", "under") if getattr(self, name)]
         if len(chosen) > 1:
             raise UsageError(f"Choose one of --subset, --classes, --under (got {', '.join(chosen)}).")
@@ -147,7 +145,8 @@ class BuildConfig:
         recipe). The executor hears it before planning, to start its workers early only if it may need them."""
         if self.holdout is not None or self.recipe is not None:
             return None
-        limits = [self.train_per_class if split == "train" else self.val_per_class for split in self.splits]
+        splits = self.splits or SPLITS  # the source's splits, not known yet: at most these
+        limits = [self.train_per_class if split == "train" else self.val_per_class for split in splits]
         if any(limit is None for limit in limits):
             return None
         if self.subset:

@@ -35,6 +35,8 @@ def _default(option: Option) -> str:
         return "required"
     if option.key == "workers":
         return "0 (all cores)"
+    if option.key == "splits":
+        return "the source's"
     if option.key == "max_member_size":
         return f"{value >> 20}MiB"
     if value is None:

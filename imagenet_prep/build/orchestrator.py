@@ -176,7 +176,7 @@ def settings_of(config: BuildConfig, wnids: Sequence[str]) -> dict[str, Any]:
         if option.group == "image":
             continue  # image_dict: verify only when off (as the fingerprint)
         if option.key in _FIRST_SETTINGS or values.get(option.key) != recorded(default_of(option)):
-            settings[option.key] = values[option.key]
+            settings[option.key] = values.get(option.key)
     return settings
 
 
@@ -212,9 +212,15 @@ def build_into(
             executor.expect(config.images_at_most())  # an engine may start its workers while we plan
             plan = make_plan(config, runner=executor.map, writer=writer)
             held.callback(plan.source.close)  # the archives the plan opened, closed however the build ends
+            # The splits the plan took from the source (no --splits): recorded as resolved, so a repair or
+            # `build --out OUT` re-runs the same build, and the fingerprint is that of the explicit splits.
+            config = dataclasses.replace(config, splits=plan.splits)
             planned_at = time.perf_counter()
             fingerprint = plan_fingerprint(config, plan)
             with setup_lock(out):  # shard processes starting at once prepare OUT one after the other
+                outdated = None if config.overwrite else writer.outdated(out)
+                if outdated is not None:
+                    raise UsageError(outdated)
                 prepare_out(
                     out,
                     fingerprint,

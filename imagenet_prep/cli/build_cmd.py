@@ -17,7 +17,9 @@ from .output import Output
 from .progress import Progress
 
 BUILD_EXAMPLES = """
-Build an ImageFolder tree from the ILSVRC2012 archives in --source.
+Build an ImageFolder tree (or --output wds/parquet shards) from the copy of ImageNet in --source: any layout
+`imagenet-prep inspect` recognises (the ILSVRC2012 tars, Kaggle, the Hub's shards, ImageNet-21K, the evaluation
+sets, ...). Without --splits the build takes the splits the source has.
 
 Examples:
 

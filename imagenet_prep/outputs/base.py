@@ -185,6 +185,16 @@ class Writer(ABC):
         """Raise a UsageError when this output cannot store images made with ``image`` (the build's
         ImageOptions), before anything is planned. Default: any."""
 
+    def outdated(self, out: Path) -> str | None:
+        """Why an OUT this writer built in an earlier version cannot resume (its format changed), to refuse a
+        re-run with that line unless --overwrite; None (the default): it can."""
+        return None
+
+    def plan_warnings(self, units: Sequence[WorkUnit]) -> list[str]:
+        """Lines for the build's warnings about the planned units (a shard output: splits with few shards).
+        Default: none."""
+        return []
+
     def files_intact(self, out: Path | str, result: UnitResult) -> bool:
         """Whether a finished unit's recorded files are in place (else the build runs it again). Default: stat
         them under OUT; a writer whose files live elsewhere (an object store) asks there."""

@@ -2,7 +2,8 @@
 
 Layout of OUT (see formats.md, "Parquet readable by Hugging Face datasets"):
 
-- ``data/<split>-%05d-of-%05d.parquet``: columns ``image: struct<bytes: binary, path: string>`` and
+- ``data/<split>-%05d-of-%05d.parquet`` (``train``, ``validation``): columns ``image: struct<bytes: binary,
+  path: string>`` and
   ``label: int64`` (exactly these types: others make ``datasets`` drop the stored features), the schema
   metadata ``huggingface`` = ``{"info": {"features": {"image": {"_type": "Image"}, "label": {"_type":
   "ClassLabel", "names": [...]}}}}`` with the build's unique class names; ``path`` is ``<key><ext>``
@@ -11,6 +12,8 @@ Layout of OUT (see formats.md, "Parquet readable by Hugging Face datasets"):
 - ``README.md``: a dataset card whose YAML declares the default config (``data_files`` per split), the features
   (Image, ClassLabel with the names) and each split's example count;
 - the label maps (outputs/labels.py) and ``<split>.csv`` manifests (``shard,key,label,wnid,width,height``).
+
+The val split is published as ``validation`` (``SPLIT_NAMES``), as on the Hub and in TFDS.
 
 Each shard is one work unit (outputs/shards.py). A unit streams its rows to a temporary file one row group at a
 time, then ``commit`` closes, fsyncs and moves it into place; the done marker follows. The class names reach the
@@ -34,6 +37,7 @@ from .imagefolder_check import NotRegularFile, open_regular
 from .shard_writer import ShardUnit, ShardWriter
 from .shards import (
     CHECK_READ_LIMIT,
+    PUBLISHED_SPLIT_NAMES,
     check_image,
     check_label_maps,
     check_recorded_sizes,
@@ -49,6 +53,10 @@ DEFAULT_SHARD_SIZE = "500MB"  # about the size of the Hugging Face Hub's own ima
 ROW_GROUP_ROWS = 100  # datasets' row-group size for image datasets
 FEATURES_FILE = ".imagenet-prep/parquet-features.json"
 CARD = "README.md"
+#: The split names this output publishes: the Hub's and TFDS's ``validation`` for our ``val`` (files
+#: ``data/validation-*.parquet``, the card's split, the manifest ``validation.csv``), so code written for the
+#: Hub's ImageNet (``load_dataset(OUT, split="validation")``) works unchanged.
+SPLIT_NAMES = PUBLISHED_SPLIT_NAMES
 
 
 def _require_pyarrow() -> Any:
@@ -158,9 +166,23 @@ class ParquetWriter(ShardWriter):
         super().__post_init__()
         _require_pyarrow()  # a missing extra fails before any planning
 
+    split_names: ClassVar[dict[str, str]] = SPLIT_NAMES
+
     @staticmethod
     def unit_id(split: str, index: int, total: int) -> str:
-        return f"{split}-{index:05d}-of-{total:05d}"
+        return f"{SPLIT_NAMES.get(split, split)}-{index:05d}-of-{total:05d}"
+
+    def outdated(self, out: Path) -> str | None:
+        """A Parquet OUT built before the val split was published as ``validation`` cannot resume."""
+        if not (out / ".imagenet-prep" / "state.json").is_file() or not any(
+            (out / DATA_DIR).glob("val-*.parquet")
+        ):
+            return None
+        return (
+            f"{out} holds a Parquet build whose val split is named val (data/val-*.parquet); this version names it "
+            "validation, as the Hub and TFDS do, so it cannot resume: rebuild it with --overwrite, or keep it as "
+            'it is (datasets reads it with split="val").'
+        )
 
     def prepare(self, out: Path, context: WriterContext) -> None:
         (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
@@ -182,7 +204,9 @@ class ParquetWriter(ShardWriter):
             sizes[result.split] += (
                 recorded if recorded is not None else (out / shard_path(result.unit_id)).stat().st_size
             )
-        card = dataset_card(context.class_set.name, context.class_set.names, counts, sizes)
+        published = {SPLIT_NAMES.get(split, split): count for split, count in counts.items()}
+        published_sizes = {SPLIT_NAMES.get(split, split): size for split, size in sizes.items()}
+        card = dataset_card(context.class_set.name, context.class_set.names, published, published_sizes)
         write_text_atomic(out / CARD, card)
 
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport:
@@ -247,7 +271,7 @@ def check_parquet(
     expected = arrow_schema(names)
     checked = 0
     listed: set[str] = set()
-    for split in ("train", "val"):
+    for split in (SPLIT_NAMES["train"], SPLIT_NAMES["val"]):
         manifest = out / f"{split}.csv"
         if not manifest.is_file():
             continue

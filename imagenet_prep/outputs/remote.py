@@ -122,6 +122,9 @@ class RemoteWriter(Writer):
     def check(self, out: Path, decode: bool, progress: Callable[[int], None] | None) -> CheckReport:
         return self.inner.check(out, decode, progress)
 
+    def plan_warnings(self, units: Sequence[WorkUnit]) -> list[str]:
+        return self.inner.plan_warnings(units)
+
     def files_intact(self, out: Path | str, result: UnitResult) -> bool:
         """A finished unit's objects are all in the bucket with their recorded sizes (the start's listing)."""
         listing = self.listing

@@ -22,9 +22,9 @@ from ..records import UnitResult, WorkUnit
 from . import labels
 from .base import Groups, UnitWriter, Writer, WriterContext
 from .keys import ShardKeys
-from .shards import parse_shard_size, plan_shards, write_shard_manifests
+from .shards import few_shards, parse_shard_size, plan_shards, write_shard_manifests
 
-MANIFESTS = ("train.csv", "val.csv", "build.json")
+MANIFESTS = ("train.csv", "val.csv", "validation.csv", "build.json")
 
 
 class ShardUnit(UnitWriter):
@@ -72,13 +72,18 @@ class ShardWriter(Writer):
     default_shard_size: ClassVar[str]
     #: The format's own files and folders in OUT, besides the label maps, manifests and build.json.
     own_entries: ClassVar[tuple[str, ...]] = ()
+    #: Our split -> the name the format publishes (its files, manifests); a split not named keeps its name.
+    split_names: ClassVar[dict[str, str]] = {}
 
     shard_size: str | int | None = None
+    min_shards: int | None = None  # at least this many shards per split (outputs/shards.py::even_edges)
     shuffle: bool = True
     shuffle_seed: int = 0
 
     def __post_init__(self) -> None:
-        parse_shard_size(self.shard_size, self.default_shard_size)  # a bad value fails before planning
+        parse_shard_size(
+            self.shard_size, self.default_shard_size, self.min_shards
+        )  # a bad value fails before planning
 
     @staticmethod
     @abstractmethod
@@ -86,8 +91,11 @@ class ShardWriter(Writer):
         """The id of shard ``index`` of ``total`` in ``split`` (it names the shard's file)."""
 
     def group(self, split: str, groups: Groups) -> Groups:
-        size = parse_shard_size(self.shard_size, self.default_shard_size)
+        size = parse_shard_size(self.shard_size, self.default_shard_size, self.min_shards)
         return plan_shards(split, groups, size, self.shuffle, self.shuffle_seed, self.unit_id)
+
+    def plan_warnings(self, units: Sequence[WorkUnit]) -> list[str]:
+        return few_shards(units)
 
     def prepare(self, out: Path, context: WriterContext) -> None:
         """Nothing by default: shards live at the top of OUT."""
@@ -105,7 +113,7 @@ class ShardWriter(Writer):
 
     def finalize(self, out: Path, context: WriterContext, results: Sequence[UnitResult]) -> None:
         labels.write_class_set_maps(out, context.class_set)
-        write_shard_manifests(out, context.splits, results)
+        write_shard_manifests(out, context.splits, results, self.split_names)
         self.finalize_format(out, context, results)
 
     @abstractmethod

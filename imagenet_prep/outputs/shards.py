@@ -37,7 +37,7 @@ import os
 import random
 import re
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -46,7 +46,7 @@ from typing import Any
 from ..columns import SampleRows, SampleTable
 from ..errors import UsageError
 from ..io.atomic import write_text_atomic
-from ..records import ManifestRow, Sample, UnitResult
+from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from .base import Groups, Problems, recorded_file_sizes
 
 #: From this many rows a split's shards are gathered with numpy (see ``_SplitColumns.shards``).
@@ -67,16 +67,76 @@ _UNITS = {
 }
 
 
+#: A split with fewer shards than this gets a warning: a loader with more workers x GPUs than shards leaves
+#: workers without a shard (webdataset: "fewer shards than workers"); 16 = 8 workers x 2 GPUs, a small set-up.
+FEW_SHARDS = 16
+
+
 @dataclass(frozen=True)
 class ShardSize:
-    """A shard limit: ``count`` samples, or ``count`` bytes of source images when ``in_bytes``."""
+    """A shard limit: ``count`` samples, or ``count`` bytes of source images when ``in_bytes``; and at least
+    ``at_least`` shards per split (0: no minimum; --min-shards)."""
 
     count: int
     in_bytes: bool
+    at_least: int = 0
 
 
-def parse_shard_size(value: str | int | None, default: str) -> ShardSize:
-    """``5000`` -> 5000 samples; ``"1GB"`` -> 10**9 bytes; None -> ``default``. A UsageError says what is valid."""
+#: The split names the Hub and TFDS publish (``val`` is ``validation`` there): the shard formats read by those
+#: ecosystems (parquet, tfrecord, tfds) name their files and manifests so.
+PUBLISHED_SPLIT_NAMES = {"train": "train", "val": "validation"}
+
+
+def published_split(split: str) -> str:
+    """A split's published name (``val`` -> ``validation``; another name is its own)."""
+    return PUBLISHED_SPLIT_NAMES.get(split, split)
+
+
+def parse_shard_size(value: str | int | None, default: str, at_least: int | None = None) -> ShardSize:
+    """``5000`` -> 5000 samples; ``"1GB"`` -> 10**9 bytes; None -> ``default``; ``at_least``: --min-shards. A
+    UsageError says what is valid."""
+    if at_least is not None and at_least < 1:
+        raise UsageError(f"--min-shards must be at least 1 (got {at_least}).")
+    size = _parse_shard_size(value, default)
+    return size if not at_least else ShardSize(size.count, size.in_bytes, at_least)
+
+
+def even_edges(edges: list[int], size: ShardSize) -> list[int]:
+    """``edges`` (shard boundaries over a split's rows, from 0 to the row count) when they make at least
+    ``size.at_least`` shards, else the rows cut into that many even shards (sizes differing by at most one;
+    as many as there are rows when fewer). Without a minimum the edges are those of the size alone, so builds
+    without --min-shards keep their shards."""
+    rows = edges[-1] if edges else 0
+    if len(edges) - 1 >= size.at_least or len(edges) - 1 >= rows:
+        return edges
+    count = min(size.at_least, rows)
+    return [index * rows // count for index in range(count + 1)]
+
+
+def few_shards(units: Sequence[WorkUnit]) -> list[str]:
+    """A warning per split with fewer than FEW_SHARDS shards (units), saying what to do."""
+    shards: dict[str, int] = {}
+    images: dict[str, int] = {}
+    for unit in units:
+        shards[unit.split] = shards.get(unit.split, 0) + 1
+        images[unit.split] = images.get(unit.split, 0) + len(unit.samples)
+    warnings = []
+    for split, count in shards.items():
+        if count >= FEW_SHARDS:
+            continue
+        fix = (
+            f"only {images[split]} images, so at most that many shards"
+            if images[split] <= count
+            else "--min-shards N (N = loader workers x GPUs) or a smaller --shard-size gives more"
+        )
+        warnings.append(
+            f"{split}: {count} shard{'s' if count != 1 else ''}, fewer than {FEW_SHARDS}: a loader with more "
+            f"workers x GPUs than shards leaves workers idle or fails ('fewer shards than workers'); {fix}."
+        )
+    return warnings
+
+
+def _parse_shard_size(value: str | int | None, default: str) -> ShardSize:
     if value is None:
         value = default
     if isinstance(value, bool):
@@ -119,6 +179,9 @@ def shard_order(split: str, samples: Iterable[Sample], shuffle: bool, seed: int)
 def cut_shards(samples: Sequence[Sample], size: ShardSize) -> list[tuple[Sample, ...]]:
     """Consecutive runs of ``samples``: ``size.count`` samples each, or as many as fit in ``size.count`` source
     bytes (at least one sample per shard, so an image larger than the limit is a shard of its own)."""
+    if size.at_least:  # the rows' cut, then at least the minimum (the columns' cut does the same)
+        edges = even_edges(_edges([sample.location.size for sample in samples], size), size)
+        return [tuple(samples[start:end]) for start, end in itertools.pairwise(edges)]
     if not size.in_bytes:
         return [tuple(samples[i : i + size.count]) for i in range(0, len(samples), size.count)]
     shards: list[tuple[Sample, ...]] = []
@@ -308,6 +371,9 @@ class _SplitColumns:
     def cut(self, ordered: array, size: ShardSize) -> list[array]:
         """cut_shards on rows: runs of ``size.count`` rows, or of as many as fit in ``size.count`` source bytes
         (at least one: a larger image is a shard of its own)."""
+        if size.at_least:
+            edges = even_edges(_edges([self.sizes[row] for row in ordered], size), size)
+            return [ordered[start:end] for start, end in itertools.pairwise(edges)]
         if not size.in_bytes:
             return [ordered[i : i + size.count] for i in range(0, len(ordered), size.count)]
         # The greedy cut from the running totals: a shard from row s ends before the first row whose bytes
@@ -358,6 +424,7 @@ class _SplitColumns:
                 end = int(np.searchsorted(totals, int(totals[start]) + limit, side="right")) - 1
                 start = max(end, start + 1)
                 edges.append(start)
+        edges = even_edges(edges, size)
         # The keys and names first, then their sources released: the numbers' two copies (the split's, each
         # released as it is permuted, and the shards') then meet fewer other columns at the peak.
         pairs = list(itertools.pairwise(edges))
@@ -469,6 +536,22 @@ class _NumpyText:
         return "".join(pieces), ends
 
 
+def _edges(sizes: Sequence[int], size: ShardSize) -> list[int]:
+    """The shard boundaries of ``cut_shards`` over rows of these source sizes (0, ..., the row count)."""
+    count = len(sizes)
+    if not size.in_bytes:
+        return [*range(0, count, size.count), count] if count else [0]
+    edges, total = [0], 0
+    for row, bytes_ in enumerate(sizes):
+        if row > edges[-1] and total + bytes_ > size.count:
+            edges.append(row)
+            total = 0
+        total += bytes_
+    if count:
+        edges.append(count)
+    return edges
+
+
 def _extend_strings(pieces: list[str], bounds: array, strings: list[str]) -> None:
     pieces.append("".join(strings))
     ends = itertools.accumulate(map(len, strings), initial=bounds[-1])
@@ -508,8 +591,11 @@ def row_location(row: ManifestRow) -> tuple[str, str]:
     return shard, key
 
 
-def write_shard_manifests(out: Path, splits: Sequence[str], results: Sequence[UnitResult]) -> None:
-    """``<split>.csv`` per split, rows in shard order then write order (results come in plan order)."""
+def write_shard_manifests(
+    out: Path, splits: Sequence[str], results: Sequence[UnitResult], names: Mapping[str, str] | None = None
+) -> None:
+    """``<split>.csv`` per split (``names``: the split's published name, when the format renames it), rows in
+    shard order then write order (results come in plan order)."""
     for split in splits:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -520,7 +606,7 @@ def write_shard_manifests(out: Path, splits: Sequence[str], results: Sequence[Un
             for row in result.rows:
                 shard, key = row_location(row)
                 writer.writerow((shard, key, row.label, row.wnid, row.width, row.height))
-        write_text_atomic(out / f"{split}.csv", buffer.getvalue())
+        write_text_atomic(out / f"{(names or {}).get(split, split)}.csv", buffer.getvalue())
 
 
 def read_shard_manifest(path: Path) -> dict[str, list[dict[str, str]]]:

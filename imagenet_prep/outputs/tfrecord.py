@@ -40,6 +40,7 @@ from .shards import (
     check_recorded_sizes,
     parse_shard_size,
     plan_shards,
+    published_split,
     read_shard_manifest,
 )
 
@@ -48,12 +49,11 @@ DEFAULT_PER_SHARD = {"train": 1252, "val": 391}
 CLASSES_FILE = ".imagenet-prep/tfrecord-classes.json"
 FORMATS = {".JPEG": b"JPEG", ".png": b"PNG", ".webp": b"WEBP"}
 _WRITE_BUFFER = 1 << 20
-_SPLIT_NAMES = {"val": "validation"}
 
 
 def split_name(split: str) -> str:
     """The file name of a split (``val`` -> ``validation``, as the TPU scripts and TFDS name it)."""
-    return _SPLIT_NAMES.get(split, split)
+    return published_split(split)
 
 
 def class_texts(class_set: ClassSet) -> list[str]:
@@ -163,9 +163,11 @@ def default_shard_group(
 ) -> Groups:
     """Shards of ``--shard-size``, or by default the TPU scripts' per-split sample counts."""
     if writer.shard_size is None:
-        size = parse_shard_size(DEFAULT_PER_SHARD.get(split, DEFAULT_PER_SHARD["train"]), "1")
+        size = parse_shard_size(
+            DEFAULT_PER_SHARD.get(split, DEFAULT_PER_SHARD["train"]), "1", writer.min_shards
+        )
     else:
-        size = parse_shard_size(writer.shard_size, writer.default_shard_size)
+        size = parse_shard_size(writer.shard_size, writer.default_shard_size, writer.min_shards)
     return plan_shards(split, groups, size, writer.shuffle, writer.shuffle_seed, name_of)
 
 

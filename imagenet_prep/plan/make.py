@@ -14,10 +14,11 @@ Each sample carries where its bytes are, so a worker reads its own bytes: pixels
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..build_options import SPLITS
 from ..columns import PackedFiles, SampleBlock, SampleTable
 from ..config import BuildConfig
 from ..records import ClassSet, Sample, SourceFile, WorkUnit
@@ -39,6 +40,8 @@ class Regrouper(Protocol):
     (a shard writer makes shards). A protocol: the plan sits below the outputs and imports none."""
 
     def group(self, split: str, groups: Groups) -> Groups: ...
+
+    def plan_warnings(self, units: Sequence[WorkUnit]) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,10 @@ def make_plan(
     """
     source = open_source(config.source, layout=config.layout, cache_dir=cache_dir)
     offered = source.splits()
+    notes: list[str] = []
+    if not config.splits:
+        config = replace(config, splits=default_splits(config, source, offered, notes))
+    notes += unused_boxes(config)
     rule = split_rule(config, source, offered)
     read_splits = [s for s in config.splits if not (s == "val" and rule is not None and "val" not in offered)]
     if rule is not None and "train" not in read_splits:
@@ -89,6 +96,7 @@ def make_plan(
     if "val" in read_splits and first != "val":
         source.classes("val")  # labels val now: a bad devkit fails before any work
     wnids, full_set, warnings = choose_classes(config, source, available, first)
+    warnings = notes + warnings
 
     # Index the splits the source holds; then drop small classes and derive val (a recipe / --holdout).
     index = _index(config, source, read_splits, wnids, runner)
@@ -126,6 +134,8 @@ def make_plan(
         for unit_id, unit_samples in groups:
             units.append(WorkUnit(split, unit_id, layout, unit_samples, config.max_member_size))
 
+    if writer is not None:
+        warnings.extend(writer.plan_warnings(units))  # e.g. a split with fewer shards than loaders need
     record: dict[str, Any] = recipe_record(config, source, rule)
     if annotate is not None and annotate.record:
         record.update(annotate.record)
@@ -143,6 +153,45 @@ def make_plan(
         boxes=config.boxes,
         record=record,
     )
+
+
+def default_splits(
+    config: BuildConfig, source: Source, offered: Sequence[str], notes: list[str]
+) -> tuple[str, ...]:
+    """The splits a build takes when --splits is not given: the ones the source has (an evaluation set: val),
+    plus val when --holdout or a recipe derives it from train. A split the source lacks adds one line to
+    ``notes`` saying how to get it."""
+    derived = config.holdout is not None or config.recipe is not None
+    held = tuple(split for split in SPLITS if split in offered or (split == "val" and derived))
+    if not held:  # nothing recognised: the explicit default, so the source says what it misses
+        return SPLITS
+    layout = type(source).layout
+    if "val" not in held:
+        notes.append(
+            f"The {layout} source has no val split, so this build has train only: add --holdout N to hold out "
+            "N train images per class as val (seeded)."
+        )
+    missing = source.missing() if "train" not in held else []
+    if missing:  # a release without its train part (an evaluation set misses nothing: val is all it has)
+        notes.append(f"The {layout} source lacks {', '.join(missing)}, so this build has val only.")
+    return held
+
+
+def unused_boxes(config: BuildConfig) -> list[str]:
+    """One line when the ILSVRC2012 bounding-box archives of the splits built sit beside a local source but
+    --boxes is not given: they are named, not used (using them unasked would change what existing builds write,
+    and their fingerprint)."""
+    if config.boxes or not isinstance(config.source, Path) or not config.source.is_dir():
+        return []
+    from ..fetch.catalog import by_key
+
+    found = [by_key(f"bbox_{split}").filename for split in config.splits]
+    found = [name for name in found if (config.source / name).is_file()]
+    if not found:
+        return []
+    return [
+        f"{' and '.join(found)} found beside the source, not used: add --boxes to write boxes.csv from them."
+    ]
 
 
 @dataclass

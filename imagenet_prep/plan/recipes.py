@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import MIIL_MIN_IMAGES, MIIL_VAL_PER_CLASS, BuildConfig, recipe
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..records import SourceFile
 from ..sources import Source
 
@@ -223,6 +223,11 @@ def keep_classes(
     if min_images is None or min_images < 0:
         return wnids, []
     kept = tuple(wnid for wnid in wnids if keep_class(sizes[wnid], min_images))
+    if wnids and not kept:  # nothing left to build: an error, not an empty output that exits 0
+        raise InputError(
+            f"No class has more than {min_images} images (the largest of the {len(wnids)} classes has "
+            f"{max(sizes[wnid] for wnid in wnids)}): nothing to build. Lower the threshold with --min-images N."
+        )
     if len(kept) == len(wnids):
         return kept, []
     return kept, [

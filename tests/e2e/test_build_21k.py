@@ -142,10 +142,11 @@ def test_classes_and_under_work_over_21k(fall11, tmp_path):
 
 
 def test_a_source_without_val_needs_a_holdout(fall11, tmp_path):
+    """Asked for val explicitly (without --splits the build takes train: tests/e2e/test_split_defaults.py)."""
     from imagenet_prep.errors import InputError
 
     with pytest.raises(InputError, match="no val split"):
-        _build(fall11[0], tmp_path / "x")
+        _build(fall11[0], tmp_path / "x", splits="train,val")
 
 
 def test_squish_geometry():

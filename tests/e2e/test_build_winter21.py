@@ -226,8 +226,8 @@ def test_a_cut_archive_is_refused_with_what_to_do(release, tmp_path):
 def test_sample_writes_the_archive_and_it_is_detected(tmp_path):
     write_layout(tmp_path, "winter21", per_class=2)
     assert detect_layouts(tmp_path) == ["winter21"]
-    with pytest.raises(Exception, match="no val split.*--holdout"):
-        make_plan(build_config({}, {"source": tmp_path, "out": tmp_path / "o"}))
+    with pytest.raises(Exception, match="no val split.*--holdout"):  # val asked for (the default: train only)
+        make_plan(build_config({}, {"source": tmp_path, "out": tmp_path / "o", "splits": "train,val"}))
 
 
 def test_kill_9_mid_build_then_resume_gives_the_uninterrupted_tree(release, reference, tmp_path):

@@ -13,9 +13,10 @@ import pytest
 
 from imagenet_prep.build import build
 from imagenet_prep.config import build_config
+from imagenet_prep.errors import UsageError
 from imagenet_prep.outputs import check_output
 
-SHARD = 25  # samples per shard: 72 train -> 3 shards, 36 val -> 2
+SHARD = 25  # samples per shard: 72 train -> 3 shards, 36 val -> 2 (published as the split "validation")
 
 
 def read_rows(out: Path, split: str) -> list[dict[str, str]]:
@@ -54,16 +55,16 @@ def test_load_dataset_gives_splits_class_names_and_every_label(parquet_out, hf_e
     import datasets
 
     loaded = datasets.load_dataset(str(parquet_out))
-    assert sorted(loaded) == ["train", "val"]
+    assert sorted(loaded) == ["train", "validation"]  # the Hub's and TFDS's name of val
     names = class_names(parquet_out)
     assert len(names) == 12 and len(set(names)) == 12
-    for split in ("train", "val"):
+    for split in ("train", "validation"):
         data = loaded[split]
         assert isinstance(data.features["image"], datasets.Image)
         assert isinstance(data.features["label"], datasets.ClassLabel)
         assert data.features["label"].names == names
         rows = read_rows(parquet_out, split)
-        assert data.num_rows == len(rows) == {"train": 72, "val": 36}[split]
+        assert data.num_rows == len(rows) == {"train": 72, "validation": 36}[split]
         wnids = (parquet_out / "labels.txt").read_text().split()
         assert (
             data["label"] == [int(row["label"]) for row in rows] == [wnids.index(row["wnid"]) for row in rows]
@@ -96,8 +97,8 @@ def test_exact_arrow_types_metadata_and_row_groups(parquet_out):
         "train-00000-of-00003.parquet",
         "train-00001-of-00003.parquet",
         "train-00002-of-00003.parquet",
-        "val-00000-of-00002.parquet",
-        "val-00001-of-00002.parquet",
+        "validation-00000-of-00002.parquet",
+        "validation-00001-of-00002.parquet",
     ]
     for path in files:
         parquet = pq.ParquetFile(path)
@@ -120,6 +121,40 @@ def test_check_passes_and_finds_a_missing_shard(parquet_out, tmp_path):
     assert report.checked == 108
     copy = tmp_path / "copy"
     shutil.copytree(parquet_out, copy)
-    (copy / "data" / "val-00001-of-00002.parquet").unlink()
+    (copy / "data" / "validation-00001-of-00002.parquet").unlink()
     report = check_output(copy)
-    assert not report.ok and any("val-00001-of-00002.parquet" in p for p in report.problems)
+    assert not report.ok and any("validation-00001-of-00002.parquet" in p for p in report.problems)
+
+
+def test_code_written_for_the_hub_asks_for_split_validation(parquet_out, hf_env):
+    """`load_dataset(OUT, split="validation")`, as for the Hub's ILSVRC/imagenet-1k; the manifest says the same."""
+    import datasets
+
+    val = datasets.load_dataset(str(parquet_out), split="validation")
+    rows = read_rows(parquet_out, "validation")
+    assert val.num_rows == len(rows) == 36 and not (parquet_out / "val.csv").exists()
+    assert {row["shard"] for row in rows} == {
+        "data/validation-00000-of-00002.parquet",
+        "data/validation-00001-of-00002.parquet",
+    }
+    assert val["label"] == [int(row["label"]) for row in rows]
+    card = (parquet_out / "README.md").read_text()
+    assert "split: validation" in card and "name: validation" in card and "name: val\n" not in card
+
+
+def test_a_parquet_out_built_with_split_val_says_what_to_do(quirky_release, tmp_path):
+    """An OUT from before the rename (data/val-*.parquet) is refused with one line; --overwrite rebuilds it."""
+    out = tmp_path / "out"
+    values = {"source": quirky_release.root, "out": out, "size": 40, "workers": 2, "output": "parquet"}
+    build(build_config({}, {**values, "classes": "n01440764", "shard_size": "4"}))
+    for path in (out / "data").glob("validation-*.parquet"):  # as the earlier version named them
+        path.rename(path.with_name("val" + path.name[len("validation") :]))
+    state = out / ".imagenet-prep" / "state.json"  # whose unit ids, hence fingerprint, said val too
+    state.write_text(json.dumps({**json.loads(state.read_text()), "fingerprint": "0123456789abcdef"}))
+    with pytest.raises(UsageError, match="--overwrite") as refused:
+        build(build_config({}, {**values, "classes": "n01440764", "shard_size": "4"}))
+    assert "named val" in str(refused.value) and "\n" not in str(refused.value)
+    assert any((out / "data").glob("val-*.parquet"))  # nothing removed
+    build(build_config({}, {**values, "classes": "n01440764", "shard_size": "4", "overwrite": True}))
+    assert not any((out / "data").glob("val-*.parquet")) and any((out / "data").glob("validation-*.parquet"))
+    assert check_output(out).ok

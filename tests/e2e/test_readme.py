@@ -136,7 +136,7 @@ def test_every_readme_block_runs_as_pasted(tmp_path: Path) -> None:
     # What the set-up block promises to print, and the outputs the other blocks name, are there.
     assert (work / "imagenet-mini" / "labels.txt").is_file()
     assert (work / "imagenet-mini-wds" / "_info.json").is_file()
-    assert (work / "imagenet-mini-parquet" / "data" / "val-00000-of-00001.parquet").is_file()
+    assert (work / "imagenet-mini-parquet" / "data" / "validation-00000-of-00001.parquet").is_file()
     assert (work / "imagenet-mini-py" / "build.json").is_file()
 
 

@@ -88,7 +88,7 @@ def test_rerun_rebuilds_exactly_the_damaged_shards(release, clean, tmp_path, out
         truncated, emptied, deleted = (
             "data/train-00000-of-00003.parquet",
             "data/train-00002-of-00003.parquet",
-            "data/val-00001-of-00002.parquet",
+            "data/validation-00001-of-00002.parquet",
         )
     # cut only the end of the first shard: a tar loses just zero padding, a reader may not even notice
     with open(out / truncated, "r+b") as handle:

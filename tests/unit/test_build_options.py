@@ -63,6 +63,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "output": {"output": "wds"},
     "executor": {"executor": "dask"},
     "shard_size": {"shard_size": "100"},
+    "min_shards": {"min_shards": 8},
     "shuffle": {"shuffle": False},
     "shuffle_seed": {"shuffle_seed": 3},
     "tfds_name": {"output": "tfds", "tfds_name": "imagenette_10c"},
@@ -311,6 +312,8 @@ def test_fingerprint_and_record_are_what_they_were(tmp_path):
             assert record.pop("wordnet") == str(config.wordnet)
         if config.tfds_name is not None:  # a new option (tfds), recorded only when set
             assert record.pop("tfds_name") == config.tfds_name
+        if config.min_shards is not None:  # a newer option, recorded only when set
+            assert record.pop("min_shards") == config.min_shards
         assert record == before
         assert set(settings_of(config, ["n01440764"])) >= {
             "splits",

@@ -371,3 +371,57 @@ def test_rows_read_in_chunks_as_at_once(captured):
             assert rows.names(start, end) == rows.names()[start:end]
         listed = [sample for _, group in groups for sample in group]
         assert rows.names() == [s.name for s in rows] and sorted(rows, key=listed.index) == listed
+
+
+# ------------------------------------------------------------------------------------------- --min-shards
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_minimum_shard_count_cuts_evenly_and_keeps_the_order(captured, split, gather):
+    groups = captured[split]
+    count = sum(len(group) for _, group in groups)
+    for size in (ShardSize(10**6, False), ShardSize(10**12, True), ShardSize(3, False)):
+        plain = plan_shards(split, groups, size, True, 4, _name)
+        for at_least in (1, 2, 5, count, count + 10):
+            shards = plan_shards(
+                split, groups, ShardSize(size.count, size.in_bytes, at_least), True, 4, _name
+            )
+            lengths = [len(shard) for _, shard in shards]
+            # the same samples in the same order, only cut at other places
+            assert [s for _, shard in shards for s in shard] == [s for _, shard in plain for s in shard]
+            assert len(shards) == max(len(plain), min(at_least, count))
+            if len(plain) >= at_least:
+                assert shards == plain  # the size already gives enough shards: nothing changes
+            else:
+                assert max(lengths) - min(lengths) <= 1  # even
+            assert [unit_id for unit_id, _ in shards] == [
+                _name(split, i, len(shards)) for i in range(len(shards))
+            ]
+
+
+def test_the_sample_path_cuts_the_minimum_as_the_columns_do(captured):
+    train = captured["train"]
+    samples = [sample for _, group in train for sample in group]
+    boxed = dataclasses.replace(samples[2], boxes=(("n01440764", 1.0, 2.0, 30.0, 40.0),), boxes_size=(64, 48))
+    changed = tuple(boxed if s.key == boxed.key else s for s in samples)
+    for size in (ShardSize(10**6, False, 7), ShardSize(10**12, True, 7), ShardSize(4, True, 7)):
+        by_samples = plan_shards("train", [("all", changed)], size, True, 1, _name)
+        by_columns = plan_shards("train", [("all", tuple(samples))], size, True, 1, _name)
+        assert all(isinstance(shard, tuple) for _, shard in by_samples)
+        assert [[s.key for s in shard] for _, shard in by_samples] == [
+            [s.key for s in shard] for _, shard in by_columns
+        ]
+
+
+def test_few_shards_warns_per_split_and_says_what_to_do(captured):
+    from imagenet_prep.outputs.shards import FEW_SHARDS, few_shards
+
+    val = tuple(sample for _, group in captured["val"] for sample in group)
+    train = tuple(sample for _, group in captured["train"] for sample in group)
+    assert len(val) > 1 and len(train) >= FEW_SHARDS
+    one = [WorkUnit("val", "v", "ilsvrc", val)]
+    each = [WorkUnit("val", f"v{i}", "ilsvrc", (sample,)) for i, sample in enumerate(val[:5])]
+    enough = [WorkUnit("train", f"t{i}", "ilsvrc", train[i::FEW_SHARDS]) for i in range(FEW_SHARDS)]
+    (line,) = few_shards(one + enough)
+    assert line.startswith(f"val: 1 shard, fewer than {FEW_SHARDS}:") and "--min-shards N" in line
+    (line,) = few_shards(each + enough)
+    assert line.startswith("val: 5 shards") and "only 5 images" in line
+    assert few_shards(enough) == []
