@@ -142,7 +142,7 @@ def settings_of(config: BuildConfig, wnids: Sequence[str]) -> dict[str, Any]:
             continue
         if option.group == "image":
             continue  # image_dict: verify only when off (as the fingerprint)
-        if option.key in _FIRST_SETTINGS or values[option.key] != recorded(default_of(option)):
+        if option.key in _FIRST_SETTINGS or values.get(option.key) != recorded(default_of(option)):
             settings[option.key] = values[option.key]
     return settings
 
