@@ -40,3 +40,30 @@ def release_with_train_names(
         rewritten[wnid] = tar(*(member(name, data) for name, data in renamed))
     write(release.train_tar, train_tar(rewritten))
     return held
+
+
+def _tiny_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (90, 120, 30)).save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
+
+
+def release_of_names(root: Path, train: Mapping[str, Sequence[str]], val: Sequence[str]) -> Path:
+    """A release in the official layout holding exactly ``train`` (wnid -> file names, every 1K class may be
+    given) and the ``val`` file names (labelled by the real ground truth in its devkit), each image one tiny
+    JPEG: every class at list scale, cheap to write and to index (for plan-only tests)."""
+    from imagenet_prep.fetch.catalog import DEVKIT_TAR, TRAIN_TAR, VAL_TAR
+    from imagenet_prep.sample.ilsvrc import _devkit_tar_gz
+
+    root.mkdir(parents=True, exist_ok=True)
+    data = _tiny_jpeg()
+    write(
+        root / TRAIN_TAR, train_tar({w: tar(*(member(n, data) for n in names)) for w, names in train.items()})
+    )
+    write(root / VAL_TAR, tar(*(member(name, data) for name in val)))
+    (root / DEVKIT_TAR).write_bytes(_devkit_tar_gz({w: tuple(names) for w, names in train.items()}))
+    return root
