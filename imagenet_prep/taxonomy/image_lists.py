@@ -230,3 +230,22 @@ def parse_line(line: str, number: int, origin: str = "the list") -> ListedImage:
             "image; fix the line."
         )
     return ListedImage(key, split, wnid, label, number)
+
+
+def list_counts(spec: str) -> dict[str, dict[str, int]]:
+    """Images per output split and class that a spec names, from the lists alone (no source): a class is the
+    line's folder or train-name prefix, an ILSVRC2012 val name's class its ground-truth label; ``?`` when the
+    line does not say."""
+    from . import classes
+
+    truth = classes.val_labels()
+    counts: dict[str, dict[str, int]] = {}
+    for listed in load_spec(spec):
+        for image in listed.images:
+            split = listed.split or image.source_split or "?"
+            wnid = image.wnid
+            if wnid is None and image.source_split == "val" and _VAL_NAME_RE.fullmatch(image.key):
+                wnid = truth[int(image.key[-8:]) - 1]
+            per_class = counts.setdefault(split, {})
+            per_class[wnid or "?"] = per_class.get(wnid or "?", 0) + 1
+    return {split: dict(sorted(per_class.items())) for split, per_class in counts.items()}

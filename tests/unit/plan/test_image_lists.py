@@ -5,6 +5,7 @@ miniature release in the official layout (the CLI builds are in tests/e2e/test_b
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,20 @@ def test_the_list_order_does_not_change_the_plan(release, tmp_path):
     one = _plan(release, tmp_path, images=str(_write(tmp_path, "a.txt", names)))
     two = _plan(release, tmp_path, images=str(_write(tmp_path, "b.txt", names[::-1])))
     assert [u.fingerprint for u in one.units] == [u.fingerprint for u in two.units]
+
+
+def test_inspect_shows_a_lists_counts_per_split_and_class(tmp_path):
+    from typer.testing import CliRunner
+
+    from imagenet_prep.cli import app
+
+    shown = CliRunner().invoke(app, ["inspect", "--images", "imagenet-lt"])
+    assert shown.exit_code == 0, shown.output
+    assert "val: 20,000 images in 1,000 classes, 20..20 per class" in shown.output
+    assert "test: 50,000 images in 1,000 classes, 50..50 per class" in shown.output
+    mine = _write(
+        tmp_path, "mine.txt", ["n01440764_1.JPEG", "n01440764_2.JPEG", "ILSVRC2012_val_00000001.JPEG"]
+    )
+    listed = CliRunner().invoke(app, ["inspect", "--images", f"test={mine}", "--json"])
+    report = json.loads(listed.output)
+    assert report["splits"]["test"]["per_class"] == {"n01440764": 2, classes.val_labels()[0]: 1}
