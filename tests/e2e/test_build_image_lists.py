@@ -17,6 +17,7 @@ from support.lists import release_of_names, release_with_train_names
 from support.tree import tree_hashes
 
 from imagenet_prep.config import build_config
+from imagenet_prep.outputs import WRITERS
 from imagenet_prep.outputs.record import rebuild_command
 from imagenet_prep.plan import make_plan
 from imagenet_prep.sample.repack import REPACKERS, read_images
@@ -129,3 +130,18 @@ def test_imagenet_lt_val_and_test_sizes_per_class(tmp_path):
         assert plan.record["images"]["missing"] == 0
     finally:
         plan.source.close()
+
+
+@pytest.mark.parametrize("output", sorted(WRITERS))
+def test_every_writer_builds_a_test_split_and_checks_it(listed, tmp_path, output):
+    root, _, names, _ = listed
+    path = tmp_path / "test.txt"
+    path.write_text(
+        "\n".join([*_val_names(root)[:3], *names[WNIDS[0]][:2]]) + "\n"
+    )  # test from val and train
+    out = tmp_path / output
+    _build(root, out, "--output", output, "--images", f"test={path}")
+    assert len(read_manifest(out, "test")) == 5
+    assert not (out / "train.csv").exists() and not (out / "val.csv").exists()
+    checked = cli("check", str(out))
+    assert checked.returncode == 0 and "Checked 5 images" in checked.stdout, checked.stdout + checked.stderr
