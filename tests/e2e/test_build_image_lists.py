@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import shlex
 from importlib import resources
 from pathlib import Path
 
@@ -145,3 +146,30 @@ def test_every_writer_builds_a_test_split_and_checks_it(listed, tmp_path, output
     assert not (out / "train.csv").exists() and not (out / "val.csv").exists()
     checked = cli("check", str(out))
     assert checked.returncode == 0 and "Checked 5 images" in checked.stdout, checked.stdout + checked.stderr
+
+
+def test_the_repair_command_and_a_bare_rerun_keep_the_list(listed, tmp_path):
+    root, _, names, _ = listed
+    train, test = tmp_path / "train.txt", tmp_path / "test.txt"
+    train.write_text("\n".join([*names[WNIDS[1]][:3], "n01440764_99999999.JPEG"]) + "\n")
+    test.write_text(f"{names[WNIDS[2]][0]} 999\n{_val_names(root)[0]}\n")
+    out = tmp_path / "out"
+    spec = f"train={train},test={test}"
+    _build(root, out, "--images", spec, "--allow-missing", "--ignore-list-labels")
+    clean = tree_hashes(out)
+    assert sum(name.startswith(("train/", "test/")) for name in clean) == 5
+    (out / "test" / WNIDS[2] / names[WNIDS[2]][0]).unlink()
+    check = cli("check", str(out))
+    assert check.returncode == 1
+    repair = shlex.split(check.stderr.strip().splitlines()[-1].split(": ", 1)[1])
+    assert f"--images {spec}" in shlex.join(repair)
+    assert "--allow-missing" in repair and "--ignore-list-labels" in repair
+    rerun = cli(*repair[1:])
+    assert rerun.returncode == 0, rerun.stderr
+    assert tree_hashes(out) == clean
+    (out / "train.csv").unlink()
+    again = cli("build", "--out", str(out))  # the recorded configuration, list included
+    assert again.returncode == 0, again.stderr
+    assert tree_hashes(out) == clean
+    other = cli("build", "--out", str(out), "--images", f"train={train}", "--allow-missing")
+    assert other.returncode == 2 and "images" in other.stderr
