@@ -25,7 +25,8 @@ from .errors import UsageError
 GROUPS = ("input", "selection", "image", "writer", "beyond-1K", "executor", "sharding", "run-only")
 #: Groups whose keys only change how a build runs, not what it writes.
 RUN_GROUPS = ("executor", "sharding", "run-only")
-SPLITS = ("train", "val")
+SPLITS = ("train", "val")  # the default; a list (--images) may also build test
+OUTPUT_SPLITS = (*SPLITS, "test")
 _SEED_LIMIT = 2**63
 
 
@@ -54,11 +55,12 @@ def as_list(value: Any, key: str) -> tuple[str, ...]:
 def check_splits(splits: tuple[str, ...], empty: bool = False) -> tuple[str, ...]:
     """``splits`` when each is a known split; none at all only when ``empty`` (a config built in Python: the
     splits the source has). A value given (--splits, a YAML key) must name one."""
-    unknown = [split for split in splits if split not in SPLITS]
+    unknown = [split for split in splits if split not in OUTPUT_SPLITS]
     if unknown or not (splits or empty):
         got = f"unknown split {', '.join(repr(s) for s in unknown)}" if unknown else "no split"
         raise UsageError(
-            f"--splits: {got}. Valid splits: {', '.join(SPLITS)} (comma-separated, e.g. --splits train,val)."
+            f"--splits: {got}. Valid splits: {', '.join(SPLITS)}, and test with an --images list "
+            "(comma-separated, e.g. --splits train,val)."
         )
     return splits
 
@@ -220,6 +222,16 @@ def _wordnet(value: Any, key: str) -> Path | None:
     return Path(folder).expanduser() if folder else None
 
 
+def _images(value: Any, key: str) -> str | None:
+    """--images: a bundled list name, a file, or train=FILE,val=FILE2; file paths recorded absolute."""
+    spec = _optional_text(value, key)
+    if not spec:
+        return None
+    from .taxonomy.image_lists import normalise_spec
+
+    return normalise_spec(spec)
+
+
 def _name_or(default: str) -> Parser:
     return lambda value, key: str(value) if value else default
 
@@ -262,7 +274,7 @@ def listed(help_text: str) -> str:
 class Option:
     """One build option. ``flags``: the CLI spelling (``--x/--no-x`` for a pair; empty: not on the command
     line); ``cli_type``: what the command line hands over (the parser makes the config value of it);
-    ``record``: how build.json records it (``always``, ``when-set``: only when not None, ``never``);
+    ``record``: how build.json records it (``always``, ``when-set``: only when not None nor False, ``never``);
     ``repair``: whether the repair command repeats it."""
 
     key: str
@@ -339,6 +351,33 @@ OPTIONS: tuple[Option, ...] = (
         True,
     ),
     _option("under", "selection", "The 1K classes under a WordNet synset (dog.n.01).", _optional_text, True),
+    _option(
+        "images",
+        "selection",
+        "Image-level list: a file (names or paths, optional label), train=FILE,val=FILE2, or a bundled list "
+        "(simclr-1pct, simclr-10pct, imagenet-lt, imagenet-lt-val, imagenet-lt-test).",
+        _images,
+        True,
+        record="when-set",
+    ),
+    _option(
+        "allow_missing",
+        "selection",
+        "--images: build the listed images the source holds (default: a listed image it lacks is an error).",
+        boolean,
+        False,
+        cli_type=bool,
+        record="when-set",
+    ),
+    _option(
+        "ignore_list_labels",
+        "selection",
+        "--images: do not check the list's labels and folders against the source's classes.",
+        boolean,
+        False,
+        cli_type=bool,
+        record="when-set",
+    ),
     _option(
         "train_per_class",
         "selection",

@@ -53,6 +53,10 @@ class BuildConfig:
     subset: str | None = None
     classes: tuple[str, ...] | None = None  # wnids / names, or one entry naming a file of them
     under: str | None = None
+    # Image-level list (--images): a bundled name, a file, or train=FILE,val=FILE2 (plan/listed.py).
+    images: str | None = None
+    allow_missing: bool = False  # --images: listed images the source lacks are left out, not an error
+    ignore_list_labels: bool = False  # --images: the list's labels and folders are not checked
     train_per_class: int | None = None
     val_per_class: int | None = None
     seed: int = 0
@@ -85,6 +89,7 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         check_splits(self.splits, empty=True)
+        self._check_images()
         chosen = [name for name in ("subset", "classes", "under") if getattr(self, name)]
         if len(chosen) > 1:
             raise UsageError(f"Choose one of --subset, --classes, --under (got {', '.join(chosen)}).")
@@ -110,6 +115,31 @@ class BuildConfig:
             raise UsageError("--out must be a folder of its own, not the --source folder.")
         _check_bounds(self)
         self._check_shards()
+
+    def _check_images(self) -> None:
+        if not self.images:
+            if "test" in self.splits:
+                raise UsageError(
+                    f"--splits: 'test' needs an image list that fills it (--images imagenet-lt, or test=FILE); "
+                    f"without one, valid splits: {', '.join(SPLITS)}."
+                )
+            for flag in ("allow_missing", "ignore_list_labels"):
+                if getattr(self, flag):
+                    raise UsageError(f"--{flag.replace('_', '-')} goes with --images (an image list).")
+            return
+        if self.holdout is not None or self.recipe is not None:
+            raise UsageError(
+                "--images decides each image's split itself: drop --holdout / --recipe (or put the held-out "
+                "images in a val list: --images train=A,val=B)."
+            )
+        from .taxonomy.image_lists import spec_splits
+
+        named = spec_splits(self.images)
+        if named is not None and not set(self.splits) <= set(named):
+            raise UsageError(
+                f"--splits {','.join(self.splits)}: --images {self.images} gives lists for "
+                f"{', '.join(named)} only; name those splits (or give a list for each: --images train=A,val=B)."
+            )
 
     def _check_shards(self) -> None:
         if self.num_shards is None and self.shard_index is None:
@@ -202,7 +232,7 @@ class BuildConfig:
             if option.record == "never":
                 continue
             value = _recorded_value(self, option.key)
-            if option.record == "when-set" and value is None:
+            if option.record == "when-set" and (value is None or value is False):
                 continue
             values[option.key] = value
         return values
@@ -355,6 +385,10 @@ def build_config(file_values: Mapping[str, Any], cli_values: Mapping[str, Any]) 
         if not merged.get(required):
             raise UsageError(f"--{required} is required (on the command line or in the --config file).")
     values = {key: BY_KEY[key].parse(value, key) for key, value in merged.items()}
+    if values.get("images") and "splits" not in values:  # a list's own splits (imagenet-lt: val, test)
+        from .taxonomy.image_lists import spec_splits
+
+        values["splits"] = spec_splits(values["images"]) or SPLITS
     for key in ("max_member_size",):  # null in a file: the default
         if key in values and values[key] is None:
             del values[key]

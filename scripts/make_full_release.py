@@ -90,7 +90,20 @@ def _member(name: str, data: bytes) -> bytes:
     return _header(name, len(data)) + data + b"\0" * pad
 
 
-def write_release(dest: Path, scale: float = 1.0) -> dict[str, int]:
+def listed_names(lists: list[str]) -> dict[str, set[int]]:
+    """wnid -> the train image numbers the image lists name (``--include-list``; bundled names or files)."""
+    from imagenet_prep.taxonomy.image_lists import load_spec
+
+    numbers: dict[str, set[int]] = {}
+    for spec in lists:
+        for listed in load_spec(spec):
+            for image in listed.images:
+                if image.source_split == "train" and image.wnid is not None:
+                    numbers.setdefault(image.wnid, set()).add(int(image.key.rsplit("_", 1)[1]))
+    return numbers
+
+
+def write_release(dest: Path, scale: float = 1.0, include: list[str] | None = None) -> dict[str, int]:
     from imagenet_prep.fetch.catalog import DEVKIT_TAR, TRAIN_TAR, VAL_TAR
     from imagenet_prep.sample.ilsvrc import _devkit_tar_gz
     from imagenet_prep.taxonomy import classes
@@ -100,12 +113,17 @@ def write_release(dest: Path, scale: float = 1.0) -> dict[str, int]:
     counts = {w: max(1, round(n * scale)) for w, n in class_counts(wnids).items()}
     blobs = tiny_jpegs()
     rng = random.Random(2)
+    listed = listed_names(include or [])
     train_names: dict[str, tuple[str, ...]] = {}
     started = time.perf_counter()
     k = 0
     with open(dest / (TRAIN_TAR + ".part"), "wb") as outer:
         for ci, wnid in enumerate(wnids):
             numbers = sorted(rng.sample(range(1, 60_000), counts[wnid]))
+            if wnid in listed:  # the listed names, and as many drawn ones as keep the class's count
+                drawn = [n for n in numbers if n not in listed[wnid]]
+                keep = max(0, counts[wnid] - len(listed[wnid]))
+                numbers = sorted(listed[wnid] | set(rng.sample(drawn, min(keep, len(drawn)))))
             names = tuple(f"{wnid}_{n}.JPEG" for n in numbers)
             train_names[wnid] = names
             parts = []
@@ -259,9 +277,16 @@ def main(argv: list[str] | None = None) -> int:
         help="with --measure-only: just these measurements, in order (repeatable; cold wipes --cache-dir; scan: "
         "CPU per tar header, the plain-header scan vs tarfile's, in this process)",
     )
+    parser.add_argument(
+        "--include-list",
+        action="append",
+        metavar="LIST",
+        help="the train names include those of this image list (a bundled --images name such as simclr-10pct, "
+        "or a file; repeatable), so list builds can be measured on the release",
+    )
     args = parser.parse_args(argv)
     if not args.measure_only:
-        write_release(args.dest, args.scale)
+        write_release(args.dest, args.scale, args.include_list)
     if args.warm_only:
         args.only = [*(args.only or []), "warm", "imagenette"]
     if args.measure or args.measure_only:

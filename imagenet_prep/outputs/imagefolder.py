@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from ..build_options import OUTPUT_SPLITS
 from ..columns import sample_classes
 from ..io.atomic import write_bytes_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
@@ -62,7 +63,8 @@ class ImageFolderWriter(Writer):
         return sorted({f"{split}/{wnid}" for unit in units for split, wnid in sample_classes(unit.samples)})
 
     def managed_entries(self, out: Path) -> list[Path]:
-        names = ("train", "val", *labels.LABEL_FILES, "train.csv", "val.csv", "build.json", "boxes.csv")
+        splits = (*OUTPUT_SPLITS, *(f"{split}.csv" for split in OUTPUT_SPLITS))
+        names = (*splits, *labels.LABEL_FILES, "build.json", "boxes.csv")
         return [out / name for name in names]
 
     def open_unit(self, out: str, unit: WorkUnit) -> ImageFolderUnit:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from ..build_options import OUTPUT_SPLITS
 from ..errors import InputError
 from .base import CheckReport, Problems, recorded_file_sizes
 
@@ -84,7 +85,7 @@ def check_tree(out: Path, decode: bool = False, progress: Callable[[int], None] 
 
     recorded = recorded_file_sizes(out)  # the sizes the done markers recorded (stat-cheap truncation check)
     checked = 0
-    for split in ("train", "val"):
+    for split in OUTPUT_SPLITS:
         manifest = out / f"{split}.csv"
         split_dir = out / split
         if not os.path.lexists(manifest):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
+from ..build_options import OUTPUT_SPLITS
 from ..image import ImageResult
 from ..io.atomic import write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
@@ -193,7 +194,7 @@ class MdsWriter(ShardWriter):
         return sorted({unit.split for unit in units})
 
     def shard_entries(self, out: Path) -> list[Path]:
-        return [out / split for split in ("train", "val")]
+        return [out / split for split in OUTPUT_SPLITS]
 
     def open_unit(self, out: str, unit: WorkUnit) -> MdsUnit:
         return MdsUnit(out, unit, self.size_limit())
@@ -233,7 +234,7 @@ def check_mds(out: Path, decode: bool = False, progress: Callable[[int], None] |
     label_of = check_label_maps(out, problems)
     check_recorded_sizes(out, problems)
     checked = 0
-    for split in ("train", "val"):
+    for split in OUTPUT_SPLITS:
         manifest = out / f"{split}.csv"
         if not manifest.is_file():
             continue

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
+from ..build_options import OUTPUT_SPLITS
 from ..errors import UsageError
 from ..io.atomic import write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
@@ -255,7 +256,7 @@ def check_npz(out: Path, decode: bool = False, progress: Callable[[int], None] |
     check_label_maps(out, problems)
     check_recorded_sizes(out, problems)
     checked = 0
-    for split in ("train", "val"):
+    for split in OUTPUT_SPLITS:
         manifest = out / f"{split}.csv"
         if not manifest.is_file():
             continue

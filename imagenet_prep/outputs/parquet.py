@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..build_options import OUTPUT_SPLITS
 from ..errors import UsageError
 from ..io.atomic import write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
@@ -271,7 +272,7 @@ def check_parquet(
     expected = arrow_schema(names)
     checked = 0
     listed: set[str] = set()
-    for split in (SPLIT_NAMES["train"], SPLIT_NAMES["val"]):
+    for split in (SPLIT_NAMES.get(split, split) for split in OUTPUT_SPLITS):
         manifest = out / f"{split}.csv"
         if not manifest.is_file():
             continue

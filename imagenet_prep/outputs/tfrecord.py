@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
+from ..build_options import OUTPUT_SPLITS
 from ..image import ImageResult
 from ..io.atomic import write_bytes_atomic, write_text_atomic
 from ..records import ClassSet, ManifestRow, Sample, UnitResult, WorkUnit
@@ -194,7 +195,7 @@ class TfrecordWriter(ShardWriter):
         write_text_atomic(out / CLASSES_FILE, json.dumps(meta, ensure_ascii=False) + "\n")
 
     def shard_entries(self, out: Path) -> list[Path]:
-        return sorted(p for name in ("train", "validation") for p in out.glob(f"{name}-*-of-*"))
+        return sorted(p for name in map(published_split, OUTPUT_SPLITS) for p in out.glob(f"{name}-*-of-*"))
 
     def open_unit(self, out: str, unit: WorkUnit) -> TfrecordUnit:
         return TfrecordUnit(out, unit)
@@ -227,7 +228,7 @@ def check_records(
     check_recorded_sizes(out, problems)
     checked = 0
     listed: set[str] = set()
-    for split in ("train", "val"):
+    for split in OUTPUT_SPLITS:
         manifest = out / f"{split}.csv"
         if not manifest.is_file():
             continue

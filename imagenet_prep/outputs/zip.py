@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..build_options import OUTPUT_SPLITS
 from ..errors import UsageError
 from ..image import OutputFormat, ResizeMode
 from ..io.atomic import atomic_file, write_text_atomic
@@ -199,7 +200,7 @@ def check_zip(out: Path, decode: bool = False, progress: Callable[[int], None] |
     label_of = check_label_maps(out, problems)
     check_recorded_sizes(out, problems)
     checked = 0
-    for split in ("train", "val"):
+    for split in OUTPUT_SPLITS:
         manifest, path = out / f"{split}.csv", out / f"{split}.zip"
         if not manifest.is_file():
             continue

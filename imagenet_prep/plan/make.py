@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..build_options import SPLITS
 from ..columns import PackedFiles, SampleBlock, SampleTable
 from ..config import BuildConfig
+from ..errors import UsageError
 from ..records import ClassSet, Sample, SourceFile, WorkUnit
 from ..sources import Source, open_source
 from ..sources.base import Runner
@@ -29,7 +30,9 @@ from .sampling import as_records, choose, choose_positions, kept_files
 from .selection import choose_classes, class_space, label_space_of, wordnet_of
 
 if TYPE_CHECKING:
+    from ..taxonomy.image_lists import ImageList
     from .annotations import Annotator
+    from .listed import Listed
 
 Groups = list[tuple[str, Sequence[Sample]]]  # a unit's samples: a tuple, a SampleTable or SampleRows
 Files = dict[str, dict[str, "dict[str, SourceFile] | PackedFiles"]]  # split -> wnid -> the class's kept files
@@ -78,6 +81,7 @@ def make_plan(
     ``--min-images`` keeps only the classes with more images than the threshold. The plan holds the source
     open (``BuildPlan.source``): its caller closes it (``source.close()``) when the build ends.
     """
+    lists = _image_lists(config)  # read before the source: a bad list fails first
     source = open_source(config.source, layout=config.layout, cache_dir=cache_dir)
     offered = source.splits()
     notes: list[str] = []
@@ -88,6 +92,15 @@ def make_plan(
     read_splits = [s for s in config.splits if not (s == "val" and rule is not None and "val" not in offered)]
     if rule is not None and "train" not in read_splits:
         read_splits.insert(0, "train")
+    if lists:  # the source splits the lists draw from, whatever output split each image goes to
+        from .listed import source_splits
+
+        read_splits = source_splits(lists, config.splits, offered)
+        if not read_splits:
+            raise UsageError(
+                f"--images {config.images}: none of its images goes to the splits built "
+                f"({', '.join(config.splits)}); check --splits."
+            )
     for split in read_splits:
         if split not in offered:
             source.index(split, (), None)  # raises the source's own "missing" message
@@ -116,14 +129,35 @@ def make_plan(
     with wordnet_of(config):  # a 21K class outside the bundled names is named from the build's WordNet
         class_set, built = label_space_of(full_set, wnids, class_space(source))
     annotate = _annotator(config, source, class_set, wnids)
+    refused: list[tuple[str, str]] = []
+    listed: Listed | None = None
+    if lists:
+        from .listed import select
+
+        listed = select(
+            lists,
+            config.splits,
+            files,
+            wnids,
+            class_set.index_of(),
+            narrowed=bool(config.subset or config.classes or config.under),
+            allow_missing=config.allow_missing,
+            check_labels=not config.ignore_list_labels,
+        )
+        files = listed.files
+        where = {split: f"the image list ({config.images})" for split in config.splits}
+        for split in read_splits:  # the index's warnings and refusals once per source split read
+            warnings.extend(index.warnings[split])
+            refused.extend(index.refused[split])
+        warnings.extend(listed.warnings)
 
     units: list[WorkUnit] = []
     counts: dict[str, dict[str, int]] = {}
     available_counts: dict[str, int] = {}
-    refused: list[tuple[str, str]] = []
     for split in config.splits:
-        warnings.extend(index.warnings[split])
-        refused.extend(index.refused[split])
+        if listed is None:
+            warnings.extend(index.warnings[split])
+            refused.extend(index.refused[split])
         samples, counts[split], available_counts[split] = _draw(
             config, split, wnids, files[split], class_set.index_of(), annotate, where, warnings
         )
@@ -139,6 +173,8 @@ def make_plan(
     record: dict[str, Any] = recipe_record(config, source, rule)
     if annotate is not None and annotate.record:
         record.update(annotate.record)
+    if listed is not None:
+        record["images"] = listed.record
     return BuildPlan(
         class_set=class_set,
         units=tuple(units),
@@ -183,9 +219,10 @@ def unused_boxes(config: BuildConfig) -> list[str]:
     and their fingerprint)."""
     if config.boxes or not isinstance(config.source, Path) or not config.source.is_dir():
         return []
-    from ..fetch.catalog import by_key
+    from ..fetch.catalog import by_key, keys
 
-    found = [by_key(f"bbox_{split}").filename for split in config.splits]
+    known = set(keys())  # bbox_train, bbox_val: a test split (an image list's) has no box archive
+    found = [by_key(f"bbox_{split}").filename for split in config.splits if f"bbox_{split}" in known]
     found = [name for name in found if (config.source / name).is_file()]
     if not found:
         return []
@@ -270,3 +307,12 @@ def _annotator(
     from .annotations import annotator_for
 
     return annotator_for(config, source, class_set, wnids)
+
+
+def _image_lists(config: BuildConfig) -> tuple[ImageList, ...]:
+    """The parsed ``--images`` lists (none without it: the list reader is imported only when asked for)."""
+    if not config.images:
+        return ()
+    from ..taxonomy.image_lists import load_spec
+
+    return load_spec(config.images)

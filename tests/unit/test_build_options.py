@@ -44,6 +44,9 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "subset": {"subset": "imagewoof"},
     "classes": {"classes": ["n01440764", "n02102040"]},
     "under": {"under": "dog.n.01"},
+    "images": {"images": "simclr-1pct"},
+    "allow_missing": {"images": "simclr-1pct", "allow_missing": True},
+    "ignore_list_labels": {"images": "imagenet-lt", "ignore_list_labels": True},
     "train_per_class": {"train_per_class": 7},
     "val_per_class": {"val_per_class": 3},
     "seed": {"seed": -5},
@@ -314,6 +317,8 @@ def test_fingerprint_and_record_are_what_they_were(tmp_path):
             assert record.pop("tfds_name") == config.tfds_name
         if config.min_shards is not None:  # a newer option, recorded only when set
             assert record.pop("min_shards") == config.min_shards
+        for key in ("images", "allow_missing", "ignore_list_labels"):  # recorded when set (image lists)
+            assert record.pop(key, None) == (getattr(config, key) or None)
         assert record == before
         assert set(settings_of(config, ["n01440764"])) >= {
             "splits",
