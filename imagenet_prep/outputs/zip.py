@@ -39,7 +39,7 @@ from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from . import labels
 from .base import CheckReport, Groups, Problems, Writer, WriterContext
 from .shard_writer import ShardUnit
-from .shards import check_image, check_label_maps, check_recorded_sizes
+from .shards import check_image, check_start, present_manifests
 
 if TYPE_CHECKING:
     from ..image import ImageResult
@@ -196,13 +196,10 @@ def check_zip(out: Path, decode: bool = False, progress: Callable[[int], None] |
     the parts against the sizes their units recorded."""
     out = Path(out)
     problems = Problems()
-    label_of = check_label_maps(out, problems)
-    check_recorded_sizes(out, problems)
+    label_of = check_start(out, problems)
     checked = 0
-    for split in ("train", "val"):
-        manifest, path = out / f"{split}.csv", out / f"{split}.zip"
-        if not manifest.is_file():
-            continue
+    for split, manifest in present_manifests(out):
+        path = out / f"{split}.zip"
         rows = read_manifest(manifest)
         try:
             with zipfile.ZipFile(path) as archive:
