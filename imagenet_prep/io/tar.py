@@ -152,6 +152,18 @@ def type_problem(info: tarfile.TarInfo) -> str | None:
     return _type_problem(info)
 
 
+def member_problem(info: tarfile.TarInfo, name: str, seen: set[str], *, flat: bool) -> str | None:
+    """Why a tar member named ``name`` is refused (None = kept, and ``name`` is then added to ``seen``, the names
+    kept so far): the name policy, the type policy, then a name kept before. Seekable and streamed readers
+    apply it alike."""
+    problem = name_problem(name, flat=flat) or _type_problem(info)
+    if problem is None and name in seen:
+        problem = "duplicate name"
+    if problem is None:
+        seen.add(name)
+    return problem
+
+
 def _type_problem(info: tarfile.TarInfo) -> str | None:
     if info.issym():
         return f"symbolic link (to {info.linkname!r})"
@@ -311,11 +323,8 @@ def _scan_tarfile(
                 )
             if not flat and info.isdir():
                 continue
-            problem = name_problem(name, flat=flat) or _type_problem(info)
-            if problem is None and name in names:
-                problem = "duplicate name"
+            problem = member_problem(info, name, names, flat=flat)
             if problem is None:
-                names.add(name)
                 members.append(TarMember(name, start + info.offset_data, info.size, start + info.offset))
             elif name not in ("", ".", "./"):  # a '.' root entry is harmless noise, not worth reporting
                 refused.append((name, problem))

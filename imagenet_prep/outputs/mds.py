@@ -39,9 +39,9 @@ from .base import CheckReport, Problems, WriterContext
 from .shard_writer import ShardUnit, ShardWriter
 from .shards import (
     check_image,
-    check_label_maps,
-    check_recorded_sizes,
+    check_start,
     parse_shard_size,
+    present_manifests,
     read_shard_manifest,
 )
 
@@ -231,13 +231,9 @@ def check_mds(out: Path, decode: bool = False, progress: Callable[[int], None] |
     (``decode``: full decodes); index.json's entries against the shards; no shard is unlisted."""
     out = Path(out)
     problems = Problems()
-    label_of = check_label_maps(out, problems)
-    check_recorded_sizes(out, problems)
+    label_of = check_start(out, problems)
     checked = 0
-    for split in OUTPUT_SPLITS:
-        manifest = out / f"{split}.csv"
-        if not manifest.is_file():
-            continue
+    for split, manifest in present_manifests(out):
         try:
             index = json.loads((out / split / INDEX).read_text(encoding="utf-8"))
             entries = {entry["raw_data"]["basename"]: entry for entry in index["shards"]}

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
-from ..build_options import OUTPUT_SPLITS
 from ..errors import UsageError
 from ..io.atomic import write_text_atomic
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
@@ -41,7 +40,7 @@ from ..taxonomy import classes
 from . import labels
 from .base import CheckReport, Groups, Problems, Writer, WriterContext
 from .shard_writer import ShardUnit
-from .shards import check_label_maps, check_recorded_sizes
+from .shards import check_start, present_manifests
 from .zip import PARTS, read_manifest, require_fixed_png, stored_entry
 
 if TYPE_CHECKING:
@@ -253,13 +252,9 @@ def check_npz(out: Path, decode: bool = False, progress: Callable[[int], None] |
 
     out = Path(out)
     problems = Problems()
-    check_label_maps(out, problems)
-    check_recorded_sizes(out, problems)
+    check_start(out, problems)
     checked = 0
-    for split in OUTPUT_SPLITS:
-        manifest = out / f"{split}.csv"
-        if not manifest.is_file():
-            continue
+    for split, manifest in present_manifests(out):
         by_file: dict[str, list[dict[str, str]]] = {}
         for row in read_manifest(manifest):
             by_file.setdefault(row["file"], []).append(row)

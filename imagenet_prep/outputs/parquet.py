@@ -40,8 +40,7 @@ from .shards import (
     CHECK_READ_LIMIT,
     PUBLISHED_SPLIT_NAMES,
     check_image,
-    check_label_maps,
-    check_recorded_sizes,
+    check_start,
     read_shard_manifest,
     row_problem,
 )
@@ -262,8 +261,7 @@ def check_parquet(
 
     out = Path(out)
     problems = Problems()
-    label_of = check_label_maps(out, problems)
-    check_recorded_sizes(out, problems)
+    label_of = check_start(out, problems)
     try:
         index = json.loads((out / "class_index.json").read_text())
         names = [index[str(i)][1] for i in range(len(index))]

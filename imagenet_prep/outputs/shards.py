@@ -37,12 +37,13 @@ import os
 import random
 import re
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from ..build_options import OUTPUT_SPLITS
 from ..columns import SampleRows, SampleTable
 from ..errors import UsageError
 from ..io.atomic import write_text_atomic
@@ -631,6 +632,22 @@ def check_label_maps(out: Path, problems: Problems) -> dict[str, int]:
         problems.add("labels.txt is not sorted and unique")
     check_label_map_files(out, wnids, problems)
     return {wnid: i for i, wnid in enumerate(wnids)}
+
+
+def check_start(out: Path, problems: Problems) -> dict[str, int]:
+    """What every shard format's check does first: the label maps (wnid -> label, returned; raises when OUT has
+    none), then each recorded file's size."""
+    label_of = check_label_maps(out, problems)
+    check_recorded_sizes(out, problems)
+    return label_of
+
+
+def present_manifests(out: Path) -> Iterator[tuple[str, Path]]:
+    """(split, its manifest) for train, val, then test, each where the build wrote its manifest."""
+    for split in OUTPUT_SPLITS:
+        manifest = out / f"{split}.csv"
+        if manifest.is_file():
+            yield split, manifest
 
 
 def check_image(data: bytes, row: dict[str, str], where: str, decode: bool, problems: Problems) -> None:

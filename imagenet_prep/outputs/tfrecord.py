@@ -37,10 +37,10 @@ from .base import CheckReport, Groups, Problems, WriterContext
 from .shard_writer import ShardUnit, ShardWriter
 from .shards import (
     check_image,
-    check_label_maps,
-    check_recorded_sizes,
+    check_start,
     parse_shard_size,
     plan_shards,
+    present_manifests,
     published_split,
     read_shard_manifest,
 )
@@ -224,14 +224,10 @@ def check_records(
     shard is unlisted."""
     out = Path(out)
     problems = Problems()
-    label_of = check_label_maps(out, problems)
-    check_recorded_sizes(out, problems)
+    label_of = check_start(out, problems)
     checked = 0
     listed: set[str] = set()
-    for split in OUTPUT_SPLITS:
-        manifest = out / f"{split}.csv"
-        if not manifest.is_file():
-            continue
+    for split, manifest in present_manifests(out):
         for shard, rows in read_shard_manifest(manifest).items():
             listed.add(shard)
             records: list[tuple[int, int]] = []

@@ -37,8 +37,7 @@ from .shard_writer import ShardUnit, ShardWriter
 from .shards import (
     CHECK_READ_LIMIT,
     check_image,
-    check_label_maps,
-    check_recorded_sizes,
+    check_start,
     read_shard_manifest,
     row_problem,
 )
@@ -216,8 +215,7 @@ def check_wds(out: Path, decode: bool = False, progress: Callable[[int], None] |
     (``decode``: full decodes), the DALI index's offsets and sizes; counts agree; no shard is unlisted."""
     out = Path(out)
     problems = Problems()
-    label_of = check_label_maps(out, problems)
-    check_recorded_sizes(out, problems)
+    label_of = check_start(out, problems)
     try:
         info = json.loads((out / INFO_FILE).read_text(encoding="utf-8"))
         splits = info["splits"]

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..build_options import OUTPUT_SPLITS
 from ..errors import UsageError
 from ..image import OutputFormat, ResizeMode
 from ..io.atomic import atomic_file, write_text_atomic
@@ -40,7 +39,7 @@ from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from . import labels
 from .base import CheckReport, Groups, Problems, Writer, WriterContext
 from .shard_writer import ShardUnit
-from .shards import check_image, check_label_maps, check_recorded_sizes
+from .shards import check_image, check_start, present_manifests
 
 if TYPE_CHECKING:
     from ..image import ImageResult
@@ -197,13 +196,10 @@ def check_zip(out: Path, decode: bool = False, progress: Callable[[int], None] |
     the parts against the sizes their units recorded."""
     out = Path(out)
     problems = Problems()
-    label_of = check_label_maps(out, problems)
-    check_recorded_sizes(out, problems)
+    label_of = check_start(out, problems)
     checked = 0
-    for split in OUTPUT_SPLITS:
-        manifest, path = out / f"{split}.csv", out / f"{split}.zip"
-        if not manifest.is_file():
-            continue
+    for split, manifest in present_manifests(out):
+        path = out / f"{split}.zip"
         rows = read_manifest(manifest)
         try:
             with zipfile.ZipFile(path) as archive:

@@ -53,6 +53,15 @@ def _class_tar(wnid: str, names: Sequence[str], seed: int) -> bytes:
     return tar_bytes((n, render_image(seed, wnid, n, False)) for n in names)
 
 
+def _whole_tar(
+    wnids: Sequence[str], per_class: int | Sequence[int], seed: int, folder: str
+) -> tuple[dict[str, list[str]], bytes]:
+    """wnid -> its image names, and the tar of ``<folder><wnid>.tar`` class tars both whole archives are."""
+    files = _class_tars(wnids, per_class, seed)
+    members = [(f"{folder}{w}.tar", _class_tar(w, names, seed)) for w, names in files.items()]
+    return files, tar_bytes(members)
+
+
 def write_fall11(
     dest: Path,
     wnids: Sequence[str] = DEFAULT_21K_CLASSES,
@@ -60,9 +69,8 @@ def write_fall11(
     seed: int = 0,
 ) -> dict[str, list[str]]:
     """``fall11_whole.tar``; returns wnid -> its image names (in the class tar's order)."""
-    files = _class_tars(wnids, per_class, seed)
-    members = [(f"{w}.tar", _class_tar(w, names, seed)) for w, names in files.items()]
-    (dest / "fall11_whole.tar").write_bytes(tar_bytes(members))
+    files, whole = _whole_tar(wnids, per_class, seed, "")
+    (dest / "fall11_whole.tar").write_bytes(whole)
     return files
 
 
@@ -73,9 +81,8 @@ def write_winter21(
     seed: int = 0,
 ) -> dict[str, list[str]]:
     """``winter21_whole.tar.gz`` (``winter21_whole/<wnid>.tar``); returns wnid -> its image names."""
-    files = _class_tars(wnids, per_class, seed)
-    members = [(f"winter21_whole/{w}.tar", _class_tar(w, names, seed)) for w, names in files.items()]
-    (dest / "winter21_whole.tar.gz").write_bytes(gzip_bytes(tar_bytes(members)))
+    files, whole = _whole_tar(wnids, per_class, seed, "winter21_whole/")
+    (dest / "winter21_whole.tar.gz").write_bytes(gzip_bytes(whole))
     return files
 
 

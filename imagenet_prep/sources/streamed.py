@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, ClassVar
 
 from ..errors import ArchiveError, InputError, MemberError
 from ..io.bytesource import FileByteSource, RangeView
-from ..io.tar import name_problem, type_problem
+from ..io.tar import member_problem
 from ..io.tar_index import IndexedArchive, refusals_ok
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from .base import Runner, SourceBase, SourceRecord, SplitIndex
@@ -130,11 +130,8 @@ def list_stream(locator: str) -> tuple[list[tuple[str, int, int]], list[tuple[st
                 name = info.name[2:] if info.name.startswith("./") else info.name
                 if info.isdir() or name in ("", "."):
                     continue
-                problem = name_problem(name, flat=False) or type_problem(info)
-                if problem is None and name in names:
-                    problem = "duplicate name"
+                problem = member_problem(info, name, names, flat=False)
                 if problem is None:
-                    names.add(name)
                     members.append((name, info.offset_data, info.size))
                 else:
                     refused.append((name, problem))
