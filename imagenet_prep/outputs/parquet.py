@@ -366,7 +366,7 @@ def _check_row(
     if not isinstance(image, dict) or image.get("bytes") is None:
         problems.add(f"{where}: no image (a null row)")
         return
-    if (image.get("path") or "").partition(".")[0] != row["key"]:
+    if (image.get("path") or "").rpartition(".")[0] != row["key"]:
         problems.add(f"{where}: path {image.get('path')!r} but the manifest says {row['key']}")
     if label != int(row["label"]) or label_of.get(row["wnid"]) != label:
         problems.add(f"{where}: label {label} differs from the manifest/labels.txt")

@@ -225,6 +225,6 @@ def _check_tfds_example(
     label = int(row["label"])
     if example["label"] != [label] or label_of.get(row["wnid"]) != label:
         problems.add(f"{where}: label {example['label']} differs from the manifest/labels.txt ({label})")
-    if example["file_name"][0].decode("utf-8", "replace").partition(".")[0] != row["key"]:
+    if example["file_name"][0].decode("utf-8", "replace").rpartition(".")[0] != row["key"]:
         problems.add(f"{where}: file_name {example['file_name'][0]!r} but the manifest says {row['key']}")
     check_image(example["image"][0], row, where, decode, problems)

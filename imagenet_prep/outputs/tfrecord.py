@@ -291,7 +291,7 @@ def _check_tpu_example(
     if _one(example, "image/class/synset") != row["wnid"].encode():
         problems.add(f"{where}: image/class/synset differs from the manifest's {row['wnid']}")
     filename = _one(example, "image/filename") or b""
-    if filename.decode("utf-8", "replace").partition(".")[0] != row["key"]:
+    if filename.decode("utf-8", "replace").rpartition(".")[0] != row["key"]:
         problems.add(f"{where}: image/filename {filename!r} but the manifest says {row['key']}")
     if (_one(example, "image/width"), _one(example, "image/height")) != (
         int(row["width"]),
