@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -47,17 +46,7 @@ def inner(base):
 
 
 def _source(root: Path, base, train: tars.Segments | None = None, val: tars.Segments | None = None) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    if train is None:
-        shutil.copy(base.train_tar, root / "ILSVRC2012_img_train.tar")
-    else:
-        tars.write(root / "ILSVRC2012_img_train.tar", train)
-    if val is None:
-        shutil.copy(base.val_tar, root / "ILSVRC2012_img_val.tar")
-    else:
-        tars.write(root / "ILSVRC2012_img_val.tar", val)
-    shutil.copy(base.devkit, root / base.devkit.name)
-    return root
+    return tars.release_with(root, base, train, val)
 
 
 def _build(src: Path, out: Path, **options):

@@ -108,3 +108,21 @@ class MemoryBytes:
 
     def read_at(self, offset: int, size: int) -> bytes:
         return self.data[offset : offset + size]
+
+
+def release_with(root: Path, base, train: Segments | None = None, val: Segments | None = None) -> Path:
+    """A release in ``root`` made of ``base``'s archives (a SampleRelease), with the train and/or val tar replaced
+    by the given segments; the devkit is ``base``'s."""
+    import shutil
+
+    root.mkdir(parents=True, exist_ok=True)
+    for archive, given, name in (
+        (base.train_tar, train, "ILSVRC2012_img_train.tar"),
+        (base.val_tar, val, "ILSVRC2012_img_val.tar"),
+    ):
+        if given is None:
+            shutil.copy(archive, root / name)
+        else:
+            write(root / name, given)
+    shutil.copy(base.devkit, root / base.devkit.name)
+    return root

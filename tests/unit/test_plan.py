@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import pickle
 import random
-import shutil
 from pathlib import Path
 
 import pytest
@@ -48,10 +47,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
         order = list(range(len(names)))
         rng.shuffle(order)
         packed[wnid] = tars.tar(*(tars.member(names[k], blobs[k]) for k in order))
-    tars.write(root / "ILSVRC2012_img_train.tar", tars.train_tar(packed))
-    shutil.copy(base.val_tar, root / base.val_tar.name)
-    shutil.copy(base.devkit, root / base.devkit.name)
-    return root
+    return tars.release_with(root, base, train=tars.train_tar(packed))
 
 
 def _plan(root: Path, cache: Path, **options):
