@@ -21,7 +21,6 @@ and members whose declared size is absurd are refused with a reason (io/tar.py's
 from __future__ import annotations
 
 import os
-import stat
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,11 +28,10 @@ from typing import ClassVar
 
 from ..errors import ArchiveError, InputError
 from ..io.bytesource import FileByteSource
-from ..io.tar import name_problem
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from ..taxonomy import classes
+from . import zip_index
 from .base import (
-    MAX_INFLATED,
     FolderProbe,
     LocationReader,
     Runner,
@@ -69,12 +67,11 @@ from .streamed import (
     stream_index,
     zip_data_offset,
 )
-from .zip_index import ZipDirectory, ZipEntry
+from .zip_index import DamagedCache, ZipDirectory, ZipEntry, ZipListing, ZipMembers
 
 ZIP_NAME = "imagenet-object-localization-challenge.zip"
 NESTED_TAR = "imagenet_object_localization_patched2019.tar.gz"
 CLS_LOC = "ILSVRC/Data/CLS-LOC/"
-MAX_RATIO = 1100  # deflate cannot shrink data more than ~1032:1
 _TEXT_NAMES = frozenset({VAL_SOLUTION, SYNSET_MAPPING, NESTED_TAR})
 
 
@@ -216,49 +213,20 @@ def _in_cls_loc(name: str) -> list[str]:
     return name[name.find(CLS_LOC) + len(CLS_LOC) :].split("/")
 
 
-def _zip_problem(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip member is refused (None = fine)."""
-    problem = name_problem(info.filename, flat=False)
-    if problem:
-        return problem
-    kind = stat.S_IFMT(info.external_attr >> 16)  # Unix type bits (0 from zips made elsewhere)
-    if kind == stat.S_IFLNK:
-        return "symbolic link"
-    if kind and kind != stat.S_IFREG:
-        return "not a regular file"
-    if info.flag_bits & 0x1:
-        return "encrypted"
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        return f"unsupported zip compression method {info.compress_type}"
-    if info.file_size > MAX_INFLATED:
-        return f"declares {info.file_size:,} bytes, more than any image ({MAX_INFLATED:,}): a zip bomb?"
-    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-        return "stored member whose sizes disagree"
-    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-        return f"inflates {info.file_size // max(info.compress_size, 1):,}:1 (a zip bomb)"
-    return None
-
-
-def _overlapping(infos: Sequence[zipfile.ZipInfo]) -> dict[int, str]:
-    """Members whose bytes (local header, name, data) overlap another's: position in ``infos`` -> the other's
-    name. Many central-directory entries on one deflate stream make a small zip cost minutes of CPU; a real
-    zip never shares bytes between members. One sort of the header offsets."""
-    ordered = sorted(range(len(infos)), key=lambda k: infos[k].header_offset)
-    out: dict[int, str] = {}
-    previous: int | None = None
-    end = 0
-    for k in ordered:
-        info = infos[k]
-        if previous is not None and info.header_offset < end:
-            out[k] = infos[previous].filename
-            out.setdefault(previous, info.filename)
-        # The least the member occupies: its local header's fixed part, its name and its data.
-        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"  # how zipfile decoded the stored name
-        stop = info.header_offset + 30 + len(info.orig_filename.encode(encoding, "replace"))
-        stop += info.compress_size
-        if stop > end:
-            end, previous = stop, k
-    return out
+def _classify(name: str) -> tuple[str, str] | None:
+    """Where a member of the zip goes (zip_index.Classify): a train image of a class (its wnid; "" when not
+    ``train/<wnid>/<file>``), a val image, a label file, or None (annotations, test images: never read)."""
+    at = name.find(CLS_LOC)
+    if at >= 0:
+        rest = name[at + len(CLS_LOC) :]
+        split = rest.split("/", 1)[0]
+        if split == "val":
+            return "val", ""
+        if split == "train":
+            parts = rest.split("/")
+            return "train", parts[1] if len(parts) == 3 and WNID_RE.match(parts[1]) else ""
+    base = name.rsplit("/", 1)[-1]
+    return ("text", base) if base in _TEXT_NAMES else None
 
 
 def locate_members(
@@ -295,9 +263,8 @@ class KaggleZipSource(_KaggleLabels):
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
         super().__init__(folder, cache_dir)
         self.path = self.folder / ZIP_NAME
-        self._members: dict[str, list[ZipEntry]] | None = None
-        self._texts: dict[str, ZipEntry] = {}
-        self._refused: list[tuple[str, str, str]] = []  # (split, name, reason); label files count under val
+        self._listing: ZipListing | None = None
+        self._directory: ZipDirectory | None = None
         self._val: dict[str, list[SourceFile]] | None = None
         self._val_refused: list[tuple[str, str]] = []
         self._val_warnings: list[str] = []
@@ -305,69 +272,58 @@ class KaggleZipSource(_KaggleLabels):
         self._nested_bytes = 0
         self._nested_label_map: dict[str, str] | None = None
         self._splits: tuple[str, ...] | None = None
-        self._index_bytes = 0  # central directory bytes, reported once
+        self._index_bytes: int | None = None  # central directory bytes, reported once
 
     @classmethod
     def detect(cls, probe: FolderProbe) -> bool:
         return probe.has(ZIP_NAME)
 
     # --------------------------------------------------------------------------------------- central dir
-    def members(self) -> dict[str, list[ZipEntry]]:
-        """The central directory, once: the train and val images (``CLS-LOC/{train,val}/``) and the label files.
-        Other members (annotations, test images) are never read, so they are neither kept nor checked. The
-        checked listing is cached (sources/zip_index.py): a re-run does not parse the zip again."""
-        if self._members is None:
+    def listing(self) -> ZipListing:
+        """The central directory, once: the train and val images (``CLS-LOC/{train,val}/``, in groups: one per
+        train class) and the label files. Other members (annotations, test images) are never read, so they are
+        neither kept nor checked. The checked listing is cached (sources/zip_index.py): a re-run reads the
+        cache's header, then the sections of the classes it builds."""
+        if self._listing is None:
             if not self.path.is_file():
                 raise InputError(f"{ZIP_NAME} is missing from {self.folder}.")
-            directory = ZipDirectory(self.path, self.cache_dir)
-            cached = directory.load()
-            if cached is not None:
-                self._members, self._texts, self._refused, self._index_bytes = cached
-                return self._members
-            try:
-                with zipfile.ZipFile(self.path) as archive:
-                    infos = archive.infolist()
-                    # The central directory and its end records: what listing the zip read.
-                    self._index_bytes = self.path.stat().st_size - archive.start_dir
-                del archive  # its name table: the list is the one reference left to the ZipInfos
-            except (OSError, zipfile.BadZipFile) as exc:
-                raise ArchiveError(f"{self.path} is not a readable zip ({exc}); re-download it.") from None
-            by_split: dict[str, list[ZipEntry]] = {"train": [], "val": []}
-            seen: set[str] = set()
-            overlapping = _overlapping(infos)
-            count = len(infos)
-            infos.reverse()
-            for position in range(count):
-                info = infos.pop()  # ~500 bytes each, freed as the ZipEntries (what the build keeps) are made
-                name = info.filename
-                if info.is_dir():
-                    continue
-                base = name.rsplit("/", 1)[-1]
-                at = name.find(CLS_LOC)
-                split = name[at + len(CLS_LOC) :].split("/", 1)[0] if at >= 0 else ""
-                if base not in _TEXT_NAMES and split not in by_split:
-                    continue
-                problem = _zip_problem(info)
-                if problem is None and name in seen:
-                    problem = "duplicate name"
-                if problem is None and position in overlapping:
-                    problem = f"overlaps the bytes of {overlapping[position]} (a crafted zip)"
-                if problem:
-                    self._refused.append((split if split in by_split else "val", name, problem))
-                elif base in _TEXT_NAMES and split not in by_split:
-                    current = self._texts.get(base)
-                    if current is None or len(name) < len(current.filename):  # the one nearest the root
-                        self._texts[base] = ZipEntry.of(info)
-                else:
-                    by_split[split].append(ZipEntry.of(info))
-                seen.add(name)
-            self._members = by_split
-            directory.save(by_split, self._texts, self._refused, self._index_bytes)
-        return self._members
+            self._directory = ZipDirectory(self.path, _classify, self.cache_dir)
+            listing = self._directory.load()
+            if listing is None:
+                listing = self._parse()
+            self._listing = listing
+            if self._index_bytes is None:
+                self._index_bytes = listing.index_bytes
+        return self._listing
+
+    def _parse(self) -> ZipListing:
+        listing = zip_index.read_central_directory(self.path, _classify)
+        if self._directory is not None:
+            self._directory.save(listing)
+        return listing
+
+    def _group(self, split: str, name: str) -> ZipMembers:
+        try:
+            return self.listing().group(split, name)
+        except DamagedCache:  # a cached section failed its checks: parse the zip again, rewrite the cache
+            self._listing = self._parse()
+            return self._listing.group(split, name)
+
+    @property
+    def _refused(self) -> list[tuple[str, str, str]]:
+        """(split, name, reason) in directory order; label files count under val."""
+        return self.listing().refused
+
+    def members(self) -> dict[str, list[ZipEntry]]:
+        """Every kept train and val member (a ``ZipEntry`` each: for tests and small zips)."""
+        listing = self.listing()
+        return {
+            split: [entry for name in listing.keys(split) for entry in self._group(split, name)]
+            for split in ("train", "val")
+        }
 
     def _text_member(self, name: str) -> ZipEntry | None:
-        self.members()
-        return self._texts.get(name)
+        return self.listing().texts.get(name)
 
     def _read_text(self, name: str) -> str | None:
         info = self._text_member(name)
@@ -423,9 +379,6 @@ class KaggleZipSource(_KaggleLabels):
 
         return parse
 
-    def _split_members(self, split: str) -> list[ZipEntry]:
-        return self.members()[split]
-
     # ------------------------------------------------------------------------------------------- parent
     def splits(self) -> tuple[str, ...]:
         if self._splits is None:
@@ -433,7 +386,7 @@ class KaggleZipSource(_KaggleLabels):
             if nested is not None:
                 heads = {_in_cls_loc(name)[0] for name, _o, _s in nested.members or () if CLS_LOC in name}
             else:
-                heads = {split for split in ("train", "val") if self._split_members(split)}
+                heads = {split for split in ("train", "val") if self.listing().keys(split)}
             self._splits = tuple(split for split in ("train", "val") if split in heads)
         return self._splits
 
@@ -459,8 +412,7 @@ class KaggleZipSource(_KaggleLabels):
 
     def _val_files(self) -> dict[str, list[SourceFile]]:
         if self._val is None:
-            infos = self._split_members("val")
-            located, refused = locate_members(str(self.path), [i.row() for i in infos])
+            located, refused = locate_members(str(self.path), self._group("val", "").rows())
             labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in located])
             pairs = [("/".join(_in_cls_loc(n)[1:]), loc) for n, loc in located]
             self._val, more = _val_by_class(pairs, labels)
@@ -488,13 +440,8 @@ class KaggleZipSource(_KaggleLabels):
                 out.add(parsed[0])
         return sorted(out)
 
-    def _train_wnids(self) -> set[str]:
-        out = set()
-        for info in self._split_members("train"):
-            parts = _in_cls_loc(info.filename)[1:]
-            if len(parts) == 2 and WNID_RE.match(parts[0]):
-                out.add(parts[0])
-        return out
+    def _train_wnids(self) -> list[str]:
+        return [wnid for wnid in self.listing().keys("train") if wnid]
 
     def index(self, split: str, wnids: Sequence[str], runner: Runner | None) -> SplitIndex:
         if split not in self.splits():
@@ -507,18 +454,14 @@ class KaggleZipSource(_KaggleLabels):
             warnings = (*index.warnings, *self._val_warnings) if split == "val" else index.warnings
             return SplitIndex(split, index.files, refused, warnings, nbytes)
         outer = tuple((name, reason) for where, name, reason in self._refused if where == split)
-        listing_bytes, self._index_bytes = self._index_bytes, 0
+        listing_bytes, self._index_bytes = self._index_bytes or 0, 0
         if split == "val":
             by_class = self._val_files()
             chosen = {wnid: tuple(by_class.get(wnid, ())) for wnid in wnids}
             val_bytes = listing_bytes + 30 * sum(len(files) for files in by_class.values())
             refused = outer + tuple(self._val_refused)
             return SplitIndex("val", chosen, refused, tuple(self._val_warnings), val_bytes)
-        rows: dict[str, list[tuple[str, int, int, int, int, int]]] = {wnid: [] for wnid in wnids}
-        for info in self._split_members("train"):
-            parts = _in_cls_loc(info.filename)[1:]
-            if len(parts) == 2 and parts[0] in rows:
-                rows[parts[0]].append(info.row())
+        rows = {wnid: self._group("train", wnid).rows() for wnid in wnids}
         args = [(str(self.path), rows[wnid]) for wnid in wnids]
         outputs = (
             runner(locate_members, args) if runner and len(args) > 1 else [locate_members(*a) for a in args]

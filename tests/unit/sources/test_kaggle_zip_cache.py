@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import zipfile
 from pathlib import Path
 
@@ -39,11 +40,24 @@ def _listing(src: KaggleZipSource) -> tuple:
     return rows, sorted(src._refused), src._read_text("LOC_val_solution.csv")
 
 
+def _cache_header(cached: Path) -> tuple[dict, bytes]:
+    """The cache's JSON header and its sections (zip_index: magic, version, header length, header, sections)."""
+    data = cached.read_bytes()
+    magic, version, length = struct.unpack_from("<8sII", data)
+    assert magic == b"IPZIPDIR" and version == 1
+    return json.loads(data[16 : 16 + length]), data[16 + length :]
+
+
+def _write_cache(cached: Path, doc: dict, sections: bytes) -> None:
+    head = json.dumps(doc).encode()
+    cached.write_bytes(struct.pack("<8sII", b"IPZIPDIR", 1, len(head)) + head + sections)
+
+
 def _no_parsing(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the central directory was parsed again")
 
-    monkeypatch.setattr(kaggle.zipfile, "ZipFile", refuse)
+    monkeypatch.setattr(kaggle.zip_index, "read_central_directory", refuse)
 
 
 def test_the_central_directory_is_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
@@ -68,10 +82,9 @@ def test_a_changed_zip_or_a_tampered_cache_is_parsed_again(tmp_path, monkeypatch
         with pytest.raises(AssertionError, match="parsed again"):
             KaggleZipSource(tmp_path, cache).members()
     assert _listing(KaggleZipSource(tmp_path, cache)) == first  # and written again
-    head, _, rest = cached.read_bytes().partition(b"\n")
-    doc = json.loads(head)
-    doc["sections"]["train"][0] = -5  # a malformed section start
-    cached.write_bytes(json.dumps(doc).encode() + b"\n" + rest)
+    doc, rest = _cache_header(cached)
+    doc["groups"]["train/n01440764"][0] = -5  # a malformed section start
+    _write_cache(cached, doc, rest)
     with monkeypatch.context() as patch:
         _no_parsing(patch)
         with pytest.raises(AssertionError, match="parsed again"):
