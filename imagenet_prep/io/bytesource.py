@@ -6,6 +6,7 @@ An HTTP Range or object-store source plugs in behind the same two members (``siz
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import stat
@@ -32,8 +33,9 @@ class FileByteSource:
     counts the bytes actually returned by this instance's reads (callers report it in their results).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, nofollow: bool = False) -> None:
         self.path = Path(path)
+        self.nofollow = nofollow  # a folder source's image: a link swapped in after planning is not followed
         self._fd: int | None = None
         self._size: int | None = None
         self.bytes_read = 0
@@ -43,9 +45,17 @@ class FileByteSource:
             try:
                 # Non-blocking: a FIFO swapped in after planning opens at once (and is refused below) instead
                 # of waiting for a writer; the flag changes nothing for a regular file.
-                fd = os.open(
-                    self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
-                )
+                flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+                if self.nofollow:
+                    flags |= getattr(os, "O_NOFOLLOW", 0)
+                try:
+                    fd = os.open(self.path, flags)
+                except OSError as exc:
+                    if self.nofollow and exc.errno == errno.ELOOP:
+                        raise MemberError(
+                            f"{self.path} is a link (swapped in after planning?): not followed, not read."
+                        ) from None
+                    raise
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode):
                     os.close(fd)

@@ -15,11 +15,12 @@ import io
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..io.bytesource import FileByteSource, is_remote
 from ..io.tar import name_problem
 from ..records import ByteLocation, SourceFile, WorkUnit
 from ..taxonomy import classes
@@ -68,14 +69,17 @@ def _leaves(entry: os.DirEntry[str], real_root: str) -> bool:
 
 def list_image_files(
     folder: str, root: str | None = None
-) -> tuple[list[tuple[str, int]], list[tuple[str, str]], int]:
+) -> tuple[list[tuple[str, int]], list[tuple[str, str]], int, dict[str, str]]:
     """Worker-friendly listing of one folder: (name, size) of its image files in name order, refusals
-    (name, reason), and how many non-image or hidden files were ignored. With ``root`` (the source folder), a
-    file whose real path is outside it (through a link to the file, or to its folder) is refused."""
+    (name, reason), how many non-image or hidden files were ignored, and the links kept (name -> the real
+    path they lead to: the worker reads that path, and refuses any link it meets, so a file swapped for a link
+    after planning is never followed). With ``root`` (the source folder), a file whose real path is outside
+    it (through a link to the file, or to its folder) is refused."""
     real_root = os.path.realpath(root) if root is not None else None
     folder_outside = real_root is not None and not _inside(os.path.realpath(folder), real_root)
     files: list[tuple[str, int]] = []
     refused: list[tuple[str, str]] = []
+    links: dict[str, str] = {}
     ignored = 0
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -100,14 +104,22 @@ def list_image_files(
                     problem = "not a regular file" if not stat.S_ISDIR(st.st_mode) else "folder"
         if problem is None:
             files.append((name, st.st_size))
+            if entry.is_symlink():
+                links[name] = os.path.realpath(entry.path)
         else:
             refused.append((name, problem))
-    return files, refused, ignored
+    return files, refused, ignored, links
 
 
-def folder_files(folder: Path, listing: Iterable[tuple[str, int]]) -> tuple[SourceFile, ...]:
+def folder_files(
+    folder: Path, listing: Iterable[tuple[str, int]], links: Mapping[str, str] | None = None
+) -> tuple[SourceFile, ...]:
+    """The files of a folder listing; a link is located at the real path it leads to (see list_image_files)."""
+    links = links or {}
     return tuple(
-        SourceFile(name, os.path.splitext(name)[0], ByteLocation(str(folder / name), 0, size))
+        SourceFile(
+            name, os.path.splitext(name)[0], ByteLocation(links.get(name) or str(folder / name), 0, size)
+        )
         for name, size in listing
     )
 
@@ -120,6 +132,10 @@ class FileReader(LocationReader):
         super().__init__(unit)
 
     def read(self, location: ByteLocation, name: str | None = None) -> bytes:
+        if location.locator not in self._files and not is_remote(location.locator):
+            # Never through a link: the plan located links at their real paths, so a link here was swapped in
+            # after planning (O_NOFOLLOW; non-blocking and regular files only, as every local read).
+            self._files[location.locator] = FileByteSource(location.locator, nofollow=True)
         try:
             return super().read(location, name)
         finally:

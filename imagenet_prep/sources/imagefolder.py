@@ -101,7 +101,7 @@ class ImageFolderSource(SourceBase):
         if self._val_flat is not None:
             return self._val_flat
         val_dir = self._split_dir("val")
-        listing, _refused, _ignored = list_image_files(str(val_dir), str(self.folder))
+        listing, _refused, _ignored, _links = list_image_files(str(val_dir), str(self.folder))
         names = [name for name, _size in listing]
         by_key = {val_key(name): name for name in names}
         keys = [key for key in by_key if key is not None]
@@ -163,8 +163,8 @@ class ImageFolderSource(SourceBase):
         files: dict[str, tuple[SourceFile, ...]] = {}
         refused: list[tuple[str, str]] = []
         ignored = 0
-        for wnid, (listing, refusals, skipped) in zip(wnids, listings, strict=True):
-            files[wnid] = folder_files(root / wnid, listing)
+        for wnid, (listing, refusals, skipped, links) in zip(wnids, listings, strict=True):
+            files[wnid] = folder_files(root / wnid, listing, links)
             refused.extend((f"{split}/{wnid}/{name}", reason) for name, reason in refusals)
             ignored += skipped
         warnings = [f"{split}: {ignored} hidden or non-image files were ignored."] if ignored else []
@@ -173,10 +173,10 @@ class ImageFolderSource(SourceBase):
     def _index_flat_val(self, wnids: Sequence[str]) -> SplitIndex:
         by_class = self._flat_val_labels()
         val_dir = self.folder / "val"
-        listing, refusals, _ignored = list_image_files(str(val_dir), str(self.folder))
+        listing, refusals, _ignored, links = list_image_files(str(val_dir), str(self.folder))
         sizes = dict(listing)
         files = {
-            wnid: folder_files(val_dir, [(name, sizes[name]) for name in by_class.get(wnid, ())])
+            wnid: folder_files(val_dir, [(name, sizes[name]) for name in by_class.get(wnid, ())], links)
             for wnid in wnids
         }
         refused = tuple((f"val/{name}", reason) for name, reason in refusals)

@@ -163,8 +163,11 @@ class KaggleFolderSource(_KaggleLabels):
     def _val_files(self) -> dict[str, list[SourceFile]]:
         if self._val is None:
             val_dir = self._dir("val")
-            listing, refusals, _ignored = list_image_files(str(val_dir), str(self.folder))
-            located = [(name, ByteLocation(str(val_dir / name), 0, size)) for name, size in listing]
+            listing, refusals, _ignored, links = list_image_files(str(val_dir), str(self.folder))
+            located = [
+                (name, ByteLocation(links.get(name) or str(val_dir / name), 0, size))
+                for name, size in listing
+            ]
             labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in listing])
             self._val, refused = _val_by_class(located, labels)
             self._val_refused = [(f"val/{n}", r) for n, r in refusals] + refused
@@ -189,8 +192,8 @@ class KaggleFolderSource(_KaggleLabels):
         )
         files: dict[str, tuple[SourceFile, ...]] = {}
         refused: list[tuple[str, str]] = []
-        for wnid, (listing, refusals, _ignored) in zip(wnids, listings, strict=True):
-            files[wnid] = folder_files(root / wnid, listing)
+        for wnid, (listing, refusals, _ignored, links) in zip(wnids, listings, strict=True):
+            files[wnid] = folder_files(root / wnid, listing, links)
             refused.extend((f"train/{wnid}/{name}", reason) for name, reason in refusals)
         return SplitIndex("train", files, tuple(refused))
 

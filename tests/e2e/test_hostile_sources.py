@@ -78,6 +78,38 @@ def test_a_class_folder_linked_out_of_the_tree_is_refused_file_by_file(layouts, 
     assert len(refused) == 2 and record["counts"]["train"]["images"] == 4
 
 
+@pytest.mark.parametrize("layout", ["imagefolder", "kaggle"])
+def test_a_file_swapped_for_a_link_after_planning_is_a_recorded_skip_never_followed(
+    layouts, tmp_path, monkeypatch, layout
+):
+    """Planned as a regular file, swapped for a link to a real image outside the tree before the worker opens
+    it: following it would build another file's bytes under this name (rc 0). A planned link inside the tree
+    (a subset made of links) is still read."""
+    from imagenet_prep.build import orchestrator
+
+    src = tmp_path / "src"
+    shutil.copytree(layouts[layout].root, src, symlinks=True)
+    train = src / "train" if layout == "imagefolder" else src / "ILSVRC/Data/CLS-LOC/train"
+    wnid = sorted(p.name for p in train.iterdir())[0]
+    first, second = sorted((train / wnid).iterdir())[:2]
+    (train / wnid / f"{wnid}_901.JPEG").symlink_to(second)  # planned link inside the tree: read
+    outside = tmp_path / "elsewhere.JPEG"
+    outside.write_bytes(second.read_bytes())  # a real image: followed, it would be built as `first`
+    planned = orchestrator.make_plan
+
+    def plan_then_swap(*args, **kwargs):
+        plan = planned(*args, **kwargs)
+        first.unlink()
+        first.symlink_to(outside)
+        return plan
+
+    monkeypatch.setattr(orchestrator, "make_plan", plan_then_swap)
+    record = build_allowing_skips(src, tmp_path / "out", splits="train")
+    why = [r for f, r in reasons(record).items() if f.endswith(first.name)]
+    assert why and "link" in why[0], reasons(record)
+    assert record["counts"]["train"]["images"] == 3 * 2 + 1 - 1
+
+
 # ----------------------------------------------------------------------------------------------- parquet
 def _rewrite_paths(path: Path, change: dict[int, str], null_image: int | None = None) -> None:
     """Rename rows (``{w}`` in a new name is the row's own wnid, so its label still agrees)."""
