@@ -119,13 +119,21 @@ class DaskExecutor(Executor):
         self.cluster: Any = None
         self._futures: list[Any] = []
         if self.scheduler.startswith("local:"):
-            self.cluster = distributed.LocalCluster(
-                n_workers=int(self.scheduler.partition(":")[2]),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=50,  # CRITICAL only: the CLI owns the terminal
-            )
+            try:
+                self.cluster = distributed.LocalCluster(
+                    n_workers=int(self.scheduler.partition(":")[2]),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=50,  # CRITICAL only: the CLI owns the terminal
+                )
+            except Exception as exc:  # noqa: BLE001 - a worker process died while starting (killed, no memory)
+                detail = (str(exc).splitlines() or [""])[0][:200].rstrip(".")
+                raise BuildError(
+                    f"The local Dask cluster (--scheduler {self.scheduler}) could not start its workers "
+                    f"({type(exc).__name__}: {detail}; a worker process was killed or ran out of memory?). "
+                    "Nothing was built: run the same command again."
+                ) from None
             address = self.cluster.scheduler_address
         else:
             address = self.scheduler

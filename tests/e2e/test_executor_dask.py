@@ -169,3 +169,58 @@ def test_a_kill_9_of_the_cli_leaves_no_cluster_process_behind_and_the_same_comma
     finished = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert finished.returncode == 0, finished.stderr
     assert snapshot(out) == reference
+
+
+def _cluster_workers(cli_pid: int) -> list[int]:
+    """The LocalCluster's worker processes: the CLI's children started by multiprocessing's spawn."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == cli_pid and b"spawn_main" in command and fields[0] not in ("Z", "X"):
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.parametrize("when", ["starting", "mid-build"])
+def test_a_local_cluster_worker_killed_leaves_no_traceback_and_a_rerun_gives_the_same_bytes(
+    release, reference, tmp_path, when
+):
+    """``--scheduler local:2``, one worker process killed with -9 while the cluster starts, or mid-build: the
+    build finishes (the unit runs again elsewhere) or fails in one line, never a traceback on stderr; the
+    same command then gives the bytes of an uninterrupted build."""
+    import subprocess
+
+    out = tmp_path / "out"
+    options = ["--resize", "shorter", "--size", "64", "--executor", "dask", "--scheduler", "local:2", "-q"]
+    command = build_argv(release.root, out, *options)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    killed: list[int] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not killed and time.monotonic() < deadline and proc.poll() is None:
+            written = sum(1 for _ in (out / "train").rglob("*.JPEG")) if (out / "train").is_dir() else 0
+            workers = _cluster_workers(proc.pid)
+            if workers and (when == "starting" or written >= 5):
+                os.kill(workers[0], signal.SIGKILL)
+                killed.append(workers[0])
+            else:
+                time.sleep(0.01)
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert killed, "no cluster worker was seen"
+    assert "Traceback" not in stderr, stderr
+    if proc.returncode != 0:
+        assert len(stderr.strip().splitlines()) == 1, stderr
+    else:
+        assert snapshot(out) == reference
+    again = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    assert snapshot(out) == reference
