@@ -486,6 +486,16 @@ OPTIONS: tuple[Option, ...] = (
         "allow_skips", "run-only", "Exit 0 even when bad images were skipped.", boolean, False, cli_type=bool
     ),
     _option(
+        "remote_min_rate",
+        "run-only",
+        "Remote sources: a read slower than this many bytes/s over 30 s fails the build in one line (as fetch "
+        "--min-rate; default 1024, or IMAGENET_PREP_HTTP_MIN_RATE; 0: no minimum).",
+        _unset_is_none(_bounded(0, 10**12)),
+        False,
+        cli_type=int,
+        record="when-set",
+    ),
+    _option(
         "overwrite",
         "run-only",
         "Replace a tree built with another config.",

@@ -63,6 +63,9 @@ class BuildConfig:
     image: ImageOptions = field(default_factory=ImageOptions)
     workers: int = 0  # 0 = all cores
     allow_skips: bool = False
+    remote_min_rate: int | None = (
+        None  # bytes/s of a remote read (run-only); None: the environment, else 1024
+    )
     overwrite: bool = False
     wordnet: Path | None = None
     output: str = "imagefolder"  # a name in outputs.WRITERS

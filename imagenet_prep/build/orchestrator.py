@@ -208,6 +208,10 @@ def build_into(
         executor: Executor | None = None
         work_dirs: list[str] = []  # the folders this run's workers write into (temp files are cleaned there)
         try:
+            if config.remote_min_rate is not None:  # before any worker starts: they inherit it
+                from ..io.http import set_min_rate
+
+                set_min_rate(config.remote_min_rate)
             executor = make_executor(config.executor, config.worker_count, scheduler=config.scheduler)
             executor.expect(config.images_at_most())  # an engine may start its workers while we plan
             plan = make_plan(config, runner=executor.map, writer=writer)
@@ -255,7 +259,7 @@ def build_into(
                 remove_temp_files(out, work_dirs)
             if on_plan is not None:
                 on_plan(plan, sum(len(unit.samples) for unit in todo))
-            job = UnitJob(str(out), config.image, writer)
+            job = UnitJob(str(out), config.image, writer, config.remote_min_rate)
             for unit_result in executor.run_units(todo, job, progress):
                 results[unit_result.unit_id] = unit_result
             executor.close()

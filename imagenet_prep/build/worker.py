@@ -27,9 +27,16 @@ class UnitJob:
     out: str
     image: ImageOptions
     writer: Writer
+    remote_min_rate: int | None = (
+        None  # --remote-min-rate: set in whichever process runs a unit (a Dask worker)
+    )
 
     def run(self, unit: WorkUnit, tick: Callable[[], None] | None = None) -> UnitResult:
         """Run ``unit`` (see :func:`run_unit`): what an executor calls, so executors import no worker."""
+        if self.remote_min_rate is not None:
+            from ..io.http import set_min_rate
+
+            set_min_rate(self.remote_min_rate)
         return run_unit(unit, self, tick)
 
 

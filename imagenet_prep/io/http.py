@@ -229,9 +229,19 @@ MIN_READ = 513
 _PIN_RE = re.compile(r"^(etag|lm)=(.*)$")
 #: The overall minimum transfer rate of a remote read (bytes/s, once ``RATE_WINDOW`` seconds have passed), like
 #: ``fetch --min-rate``: the read timeout alone lets a server that drips a byte now and then hold a build for
-#: ever. ``IMAGENET_PREP_HTTP_MIN_RATE`` / ``IMAGENET_PREP_HTTP_RATE_WINDOW`` override them (0 turns it off).
+#: ever. The build option ``--remote-min-rate`` sets it (``set_min_rate``); without it
+#: ``IMAGENET_PREP_HTTP_MIN_RATE`` does; ``IMAGENET_PREP_HTTP_RATE_WINDOW`` sets the window (0 turns it off).
 MIN_RATE = 1024
 RATE_WINDOW = 30.0
+MIN_RATE_ENV = "IMAGENET_PREP_HTTP_MIN_RATE"
+
+
+def set_min_rate(rate: float | None) -> None:
+    """The build's ``--remote-min-rate`` (None: not given, the environment or the default stands). Kept in the
+    environment, so the worker processes this process starts (a pool, a LocalCluster) read the same; a remote
+    Dask worker gets it with each unit (``build.worker.UnitJob``)."""
+    if rate is not None:
+        os.environ[MIN_RATE_ENV] = str(int(rate))
 
 
 def _env_number(name: str, default: float) -> float:
@@ -247,7 +257,7 @@ class _Rate:
     time spent waiting on the server counts (a stream kept open between a reader's reads is not slow)."""
 
     def __init__(self) -> None:
-        self.minimum = _env_number("IMAGENET_PREP_HTTP_MIN_RATE", MIN_RATE)
+        self.minimum = _env_number(MIN_RATE_ENV, MIN_RATE)
         self.window = _env_number("IMAGENET_PREP_HTTP_RATE_WINDOW", RATE_WINDOW)
         self.waited = 0.0
         self.received = 0
@@ -268,8 +278,9 @@ class _Rate:
         if self.minimum and elapsed > self.window and self.received < self.minimum * elapsed:
             return (
                 f"the server sent {self.received} bytes in {elapsed:.0f} s, under the minimum rate of "
-                f"{self.minimum:g} bytes/s (IMAGENET_PREP_HTTP_MIN_RATE, over IMAGENET_PREP_HTTP_RATE_WINDOW="
-                f"{self.window:g} s): a stalled or throttled server. Run the same command again later."
+                f"{self.minimum:g} bytes/s (--remote-min-rate, or IMAGENET_PREP_HTTP_MIN_RATE; over "
+                f"IMAGENET_PREP_HTTP_RATE_WINDOW={self.window:g} s): a stalled or throttled server. Run the same "
+                "command again later, or lower --remote-min-rate."
             )
         return None
 

@@ -198,3 +198,30 @@ def test_the_spool_stays_within_its_bound_and_a_build_is_right_either_way(
     monkeypatch.setenv("IMAGENET_PREP_SPOOL_MAX", "lots")
     with pytest.raises(UsageError, match="IMAGENET_PREP_SPOOL_MAX"):
         spool.spool_limit()
+
+
+def test_remote_min_rate_is_a_build_option_a_dripping_source_ends_in_one_line(release, files, tmp_path):
+    """--remote-min-rate (bytes/s, as fetch --min-rate): a server dripping a byte a second ends the build within
+    the window plus one pause, exit 1, in one line naming the URL and the option. The option wins over the
+    environment (IMAGENET_PREP_HTTP_MIN_RATE=0 would turn the minimum off); the window stays an environment
+    setting (2 s here instead of 30 s)."""
+    import os
+    import subprocess
+    import time
+
+    from support import build_argv
+
+    env = {**os.environ, "IMAGENET_PREP_HTTP_MIN_RATE": "0", "IMAGENET_PREP_HTTP_RATE_WINDOW": "2"}
+    with ArchiveServer(files) as running:
+        running.faults.drip_seconds = 1.0
+        argv = build_argv(
+            running.url, tmp_path / "out", "--subset", "imagenette", "--remote-min-rate", "1024"
+        )
+        started = time.monotonic()
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        elapsed = time.monotonic() - started
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode in (1, 2) and len(lines) == 1, done.stderr
+    assert "--remote-min-rate" in lines[0] and running.url.split("//")[1].rstrip("/") in lines[0], lines[0]
+    assert "Traceback" not in done.stderr
+    assert elapsed < 2 + 1 + 20, elapsed  # the window, one pause; slack for start-up on a loaded machine

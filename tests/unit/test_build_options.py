@@ -61,6 +61,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
     "verify": {"verify": False},
     "workers": {"workers": 2},
     "allow_skips": {"allow_skips": True},
+    "remote_min_rate": {"remote_min_rate": 4096},
     "overwrite": {"overwrite": True},
     "wordnet": {"wordnet": "/usr/share/wordnet"},
     "output": {"output": "wds"},
@@ -131,6 +132,7 @@ def test_every_config_field_is_declared_once():
         "shard_index",
         "allow_skips",
         "overwrite",
+        "remote_min_rate",  # a deadline for remote reads: never the bytes
     }
 
 
@@ -319,6 +321,8 @@ def test_fingerprint_and_record_are_what_they_were(tmp_path):
             assert record.pop("min_shards") == config.min_shards
         for key in ("images", "allow_missing", "ignore_list_labels"):  # recorded when set (image lists)
             assert record.pop(key, None) == (getattr(config, key) or None)
+        if config.remote_min_rate is not None:  # a newer run-only option, recorded only when set
+            assert record.pop("remote_min_rate") == config.remote_min_rate
         assert record == before
         assert set(settings_of(config, ["n01440764"])) >= {
             "splits",
