@@ -126,6 +126,9 @@ class DaskExecutor(Executor):
                     processes=True,
                     dashboard_address=None,
                     silence_logs=50,  # CRITICAL only: the CLI owns the terminal
+                    # Its HTTP server (health checks) on a free port: the default 8787 held by another cluster
+                    # on this machine printed "Port 8787 is already in use" on the CLI's stderr.
+                    scheduler_kwargs={"dashboard_address": ":0"},
                 )
             except Exception as exc:  # noqa: BLE001 - a worker process died while starting (killed, no memory)
                 detail = (str(exc).splitlines() or [""])[0][:200].rstrip(".")
