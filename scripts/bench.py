@@ -24,7 +24,9 @@ Example:
 
     python scripts/bench.py --images 2000 --runs 3 --workers 2 --out bench-out/
 
-Results go to OUT/results.json; a summary is printed.
+Results go to OUT/results.json; a summary is printed. ``--quick`` instead runs one short pass with a figure for
+each performance item (OUT/results-quick.json; see docs/performance.md, "Quick bench"); ``--sources``,
+``--winter21``, ``--outputs``, ``--generative``, ``--scale`` and ``--remote`` run one section each.
 """
 
 from __future__ import annotations
@@ -706,23 +708,14 @@ def bench_sources(args: argparse.Namespace, out: Path) -> int:
     folder = ensure_layouts(out / "sources-release", spec, SOURCE_LAYOUTS)
     work = out / f"sources-runs-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     work.mkdir()
-    options = ImageOptions(**WORKLOADS["shorter-256"])
-    counter = iter(range(1_000_000))
-
-    def one(layout: str) -> dict[str, Any]:
-        dest = work / f"{next(counter):03d}-{layout}"
-        record = run_build(folder / layout, dest, options, args.workers)
-        record["per_s"] = record["images"] / record["seconds"]
-        return record
-
-    for layout in SOURCE_LAYOUTS:  # warm-up (untimed): index caches, page cache, imports
-        one(layout)
-    runs: list[dict[str, Any]] = []
-    for r in range(args.runs):
-        order = SOURCE_LAYOUTS[r % len(SOURCE_LAYOUTS) :] + SOURCE_LAYOUTS[: r % len(SOURCE_LAYOUTS)]
-        record = {layout: one(layout) for layout in order}
-        runs.append(record)
-        print(f"run {r + 1}/{args.runs}: " + ", ".join(f"{k} {v['per_s']:.0f}/s" for k, v in record.items()))
+    runs = interleaved(
+        layout_builds(folder, SOURCE_LAYOUTS, args.workers),
+        work,
+        args.runs,
+        lambda r, record: print(
+            f"run {r + 1}/{args.runs}: " + ", ".join(f"{k} {v['per_s']:.0f}/s" for k, v in record.items())
+        ),
+    )
     ratios = {
         layout: median([run_[layout]["per_s"] / run_["ilsvrc"]["per_s"] for run_ in runs])
         for layout in SOURCE_LAYOUTS
@@ -965,6 +958,15 @@ def interleaved(
     return results
 
 
+def layout_builds(folder: Path, layouts: tuple[str, ...], workers: int) -> dict[str, Variant]:
+    """A shorter-256 build of ``folder/<layout>`` for each layout (the same images in each)."""
+    options = ImageOptions(**SHORTER_256)
+    return {
+        layout: (lambda dest, layout=layout: run_build(folder / layout, dest, options, workers))
+        for layout in layouts
+    }
+
+
 def _speed(runs: list[dict], a: str, b: str) -> float | None:
     """Median over runs of a's images per second over b's (a's speed as a multiple of b's)."""
     return median([run_[a]["per_s"] / run_[b]["per_s"] for run_ in runs])
@@ -1185,11 +1187,7 @@ def _full_release_script() -> Any:
 
 def quick_streamed(folder: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Item 3: the blurred release (one stream per split) against the official tars, same images, shorter-256."""
-    options = ImageOptions(**SHORTER_256)
-    variants: dict[str, Variant] = {
-        layout: (lambda dest, layout=layout: run_build(folder / layout, dest, options, args.workers))
-        for layout in QUICK_LAYOUTS
-    }
+    variants = layout_builds(folder, QUICK_LAYOUTS, args.workers)
     runs = interleaved(variants, work, args.runs)
     return {
         "images": runs[0]["ilsvrc"]["images"],
