@@ -459,7 +459,8 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "resizer",
         "image",
-        "Resize engine: {resizers} (default pillow; fast is SIMD: pip install 'imagenet-prep[fast]').",
+        "Resize engine: {resizers} (default pillow; fast is SIMD: pip install 'imagenet-prep[fast]'; auto: "
+        "fast when it is installed, else pillow; build.json records the engine used).",
         _enum("Resizer", "resizer"),
         True,
     ),

@@ -24,7 +24,9 @@ Example:
 
     python scripts/bench.py --images 2000 --runs 3 --workers 2 --out bench-out/
 
-Results go to OUT/results.json; a summary is printed.
+Results go to OUT/results.json; a summary is printed. ``--quick`` instead runs one short pass with a figure for
+each performance item (OUT/results-quick.json; see docs/performance.md, "Quick bench"); ``--sources``,
+``--winter21``, ``--outputs``, ``--generative``, ``--scale`` and ``--remote`` run one section each.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import dataclasses
 import datetime
 import gzip
 import io
+import itertools
 import json
 import multiprocessing
 import os
@@ -47,6 +50,7 @@ import sys
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -77,6 +81,7 @@ TARGET_FAST = 1.5
 PSNR_SAMPLE = 300  # images compared for the fast resizer's PSNR
 SLOW_CREATE_MS = 0.15  # clean: 0.02-0.05 ms per file here; minutes after deleting thousands: 0.3-1 ms
 VAL_PER_CLASS = 5
+REPO = Path(__file__).resolve().parent.parent
 SUBSET_CLASSES = 100
 
 
@@ -89,6 +94,20 @@ def ensure_release(folder: Path, spec: SampleSpec) -> Path:
         return folder
     write_sample(folder, spec, overwrite=True)
     stamp.write_text(wanted)
+    return folder
+
+
+def ensure_layouts(folder: Path, spec: SampleSpec, layouts: tuple[str, ...]) -> Path:
+    """The same sample release in ``layouts`` (``folder/<layout>``), written once; reused while its spec
+    matches (stored beside it)."""
+    from imagenet_prep.sample.repack import write_layouts
+
+    stamp = folder / "bench-spec.json"
+    wanted = json.dumps({**asdict(spec), "version": __version__, "layouts": layouts}, sort_keys=True)
+    if not (stamp.exists() and stamp.read_text() == wanted):
+        shutil.rmtree(folder, ignore_errors=True)
+        write_layouts(folder, spec, layouts)
+        stamp.write_text(wanted)
     return folder
 
 
@@ -335,10 +354,11 @@ def _build_config(release: Path, out: Path, options: ImageOptions, workers: int,
     return BuildConfig(source=release, out=out, workers=workers, image=options, **extra)
 
 
-def run_build(release: Path, out: Path, options: ImageOptions, workers: int) -> dict[str, Any]:
+def run_build(release: Path, out: Path, options: ImageOptions, workers: int, **extra: Any) -> dict[str, Any]:
+    """The library's build (``extra``: other config keys, e.g. an output), timed with its CPU and worker RSS."""
     with WorkerWatcher() as watcher, CpuMeter() as meter:
         started = time.perf_counter()
-        result = build(_build_config(release, out, options, workers), progress=lambda n: None)
+        result = build(_build_config(release, out, options, workers, **extra), progress=lambda n: None)
         seconds = time.perf_counter() - started
     record = json.loads((out / "build.json").read_text())
     return {
@@ -447,14 +467,16 @@ def create_cost_ms(folder: Path, dirs: int = 40, per_dir: int = 5) -> float:
     return (time.perf_counter() - started) / (dirs * per_dir) * 1000
 
 
-def fast_psnr(blob: Path, offsets: list[int], options: ImageOptions) -> dict[str, float]:
+def fast_psnr(
+    blob: Path, offsets: list[int], options: ImageOptions, sample: int = PSNR_SAMPLE
+) -> dict[str, float]:
     """PSNR of the fast resizer's pixels against Pillow's (same decode, before encoding) over a sample."""
     import numpy as np
 
     fast = dataclasses.replace(options, resizer="fast")
     values = []
     with open(blob, "rb") as handle:
-        for index in range(0, len(offsets) - 1, max(1, (len(offsets) - 1) // PSNR_SAMPLE)):
+        for index in range(0, len(offsets) - 1, max(1, (len(offsets) - 1) // sample)):
             handle.seek(offsets[index])
             data = handle.read(offsets[index + 1] - offsets[index])
             images = []
@@ -682,33 +704,18 @@ def bench_sources(args: argparse.Namespace, out: Path) -> int:
     spec = SampleSpec(
         classes=args.classes, train_per_class=train_per_class, val_per_class=VAL_PER_CLASS, realistic=True
     )
-    folder = out / "sources-release"
-    stamp = folder / "bench-spec.json"
-    wanted = json.dumps({**asdict(spec), "version": __version__}, sort_keys=True)
-    if not (stamp.exists() and stamp.read_text() == wanted):
-        shutil.rmtree(folder, ignore_errors=True)
-        print(f"sample release in {len(SOURCE_LAYOUTS)} layouts ...", flush=True)
-        write_layouts(folder, spec, SOURCE_LAYOUTS)
-        stamp.write_text(wanted)
+    print(f"sample release in {len(SOURCE_LAYOUTS)} layouts ...", flush=True)
+    folder = ensure_layouts(out / "sources-release", spec, SOURCE_LAYOUTS)
     work = out / f"sources-runs-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     work.mkdir()
-    options = ImageOptions(**WORKLOADS["shorter-256"])
-    counter = iter(range(1_000_000))
-
-    def one(layout: str) -> dict[str, Any]:
-        dest = work / f"{next(counter):03d}-{layout}"
-        record = run_build(folder / layout, dest, options, args.workers)
-        record["per_s"] = record["images"] / record["seconds"]
-        return record
-
-    for layout in SOURCE_LAYOUTS:  # warm-up (untimed): index caches, page cache, imports
-        one(layout)
-    runs: list[dict[str, Any]] = []
-    for r in range(args.runs):
-        order = SOURCE_LAYOUTS[r % len(SOURCE_LAYOUTS) :] + SOURCE_LAYOUTS[: r % len(SOURCE_LAYOUTS)]
-        record = {layout: one(layout) for layout in order}
-        runs.append(record)
-        print(f"run {r + 1}/{args.runs}: " + ", ".join(f"{k} {v['per_s']:.0f}/s" for k, v in record.items()))
+    runs = interleaved(
+        layout_builds(folder, SOURCE_LAYOUTS, args.workers),
+        work,
+        args.runs,
+        lambda r, record: print(
+            f"run {r + 1}/{args.runs}: " + ", ".join(f"{k} {v['per_s']:.0f}/s" for k, v in record.items())
+        ),
+    )
     ratios = {
         layout: median([run_[layout]["per_s"] / run_["ilsvrc"]["per_s"] for run_ in runs])
         for layout in SOURCE_LAYOUTS
@@ -914,6 +921,399 @@ def bench_winter21(args: argparse.Namespace, out: Path) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------- quick (issue 25)
+# --quick: one figure for each of the performance items in one short run (<= 2 minutes here once the sample
+# releases exist; they are written once into OUT and reused).
+QUICK_IMAGES = 400
+QUICK_PLAN_SCALE = 0.1  # of the full release: ~133,000 members in the real 1000 class tars + val
+QUICK_PSNR_SAMPLE = 60
+QUICK_LAYOUTS = ("ilsvrc", "blurred")
+SQUARE_64 = WORKLOADS["square-64"]
+Variant = Callable[[Path], dict[str, Any]]
+
+
+def interleaved(
+    variants: dict[str, Variant], work: Path, runs: int, report: Callable[[int, dict], None] | None = None
+) -> list[dict[str, dict[str, Any]]]:
+    """One untimed warm-up of each variant (imports, forkserver, index and page caches), then ``runs`` runs of
+    all of them, the order rotating from run to run so that they share a busy machine's noise; each variant
+    gets a fresh folder in ``work`` and its record an images-per-second ``per_s``."""
+    counter = itertools.count()
+    names = list(variants)
+
+    def one(name: str) -> dict[str, Any]:
+        record = variants[name](work / f"{next(counter):03d}-{name}")
+        record["per_s"] = record["images"] / record["seconds"]
+        return record
+
+    for name in names:
+        one(name)
+    results = []
+    for r in range(runs):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        record = {name: one(name) for name in order}
+        results.append(record)
+        if report is not None:
+            report(r, record)
+    return results
+
+
+def layout_builds(folder: Path, layouts: tuple[str, ...], workers: int) -> dict[str, Variant]:
+    """A shorter-256 build of ``folder/<layout>`` for each layout (the same images in each)."""
+    options = ImageOptions(**SHORTER_256)
+    return {
+        layout: (lambda dest, layout=layout: run_build(folder / layout, dest, options, workers))
+        for layout in layouts
+    }
+
+
+def _speed(runs: list[dict], a: str, b: str) -> float | None:
+    """Median over runs of a's images per second over b's (a's speed as a multiple of b's)."""
+    return median([run_[a]["per_s"] / run_[b]["per_s"] for run_ in runs])
+
+
+def _cpu(runs: list[dict], a: str, b: str) -> float | None:
+    """The same in CPU time per image (b's over a's), which other processes on the machine barely move."""
+    if any(run_[v].get("cpu") is None for run_ in runs for v in (a, b)):
+        return None
+    return median(
+        [(run_[b]["cpu"] / run_[b]["images"]) / (run_[a]["cpu"] / run_[a]["images"]) for run_ in runs]
+    )
+
+
+def run_floor_in(python: str, blob: Path, offsets: list[int], workload: str, workers: int) -> dict[str, Any]:
+    """The floor in another interpreter (e.g. a venv where Pillow-SIMD replaces Pillow): the same images, the
+    same pool size, timed there by the same code (this script, ``--floor-child``)."""
+    return _child(python, {"blob": str(blob), "offsets": offsets, "workload": workload, "workers": workers})
+
+
+def build_in(python: str, release: Path, out: Path, workload: str, workers: int) -> dict[str, Any]:
+    """The library's build in another interpreter (``--floor-child``), timed there as ``run_build`` times it."""
+    spec = {"release": str(release), "out": str(out), "workload": workload, "workers": workers}
+    return _child(python, spec)
+
+
+def pixels_in(python: str, blob: Path, offsets: list[int], workload: str, sample: int) -> dict[str, float]:
+    """PSNR of another interpreter's decoded and resized pixels (before encoding) against this one's, over a
+    sample of the images: what replacing Pillow there changes in the output."""
+    import numpy as np
+
+    picks = list(range(0, len(offsets) - 1, max(1, (len(offsets) - 1) // sample)))
+    theirs = _child(python, {"blob": str(blob), "offsets": offsets, "workload": workload, "pixels": picks})
+    options = ImageOptions(**WORKLOADS[workload])
+    values, data = [], blob.read_bytes()
+    for index, (size, raw) in zip(picks, theirs["pixels"], strict=True):
+        mine = _pixels(data[offsets[index] : offsets[index + 1]], options)
+        if mine is None:
+            continue
+        assert mine.size == tuple(size), (index, mine.size, size)
+        mse = float(((np.asarray(mine, float) - np.frombuffer(bytes.fromhex(raw), np.uint8).reshape(
+            size[1], size[0], -1)) ** 2).mean())  # fmt: skip
+        values.append(99.0 if mse == 0 else float(10 * np.log10(255**2 / mse)))
+    return {"min": min(values), "median": statistics.median(values), "images": len(values),
+            "pillow": theirs["pillow"]}  # fmt: skip
+
+
+def _pixels(data: bytes, options: ImageOptions) -> Image.Image | None:
+    im = Image.open(io.BytesIO(data))
+    out = target_size(im.size[0], im.size[1], options)
+    return None if out is None else imaging._decode_resized(im, out, options)
+
+
+def _child(python: str, spec: dict[str, Any]) -> dict[str, Any]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    done = subprocess.run(
+        [python, str(Path(__file__).resolve()), "--floor-child", json.dumps(spec)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"{python} --floor-child failed: {done.stderr.strip().splitlines()[-3:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def floor_child(text: str) -> int:
+    """``--floor-child SPEC``: the floor, the build (``release``) or some images' pixels (``pixels``) in this
+    interpreter."""
+    spec = json.loads(text)
+    options = ImageOptions(**WORKLOADS[spec["workload"]])
+    if "pixels" in spec:
+        data, offsets, pixels = Path(spec["blob"]).read_bytes(), spec["offsets"], []
+        for index in spec["pixels"]:
+            im = _pixels(data[offsets[index] : offsets[index + 1]], options)
+            pixels.append((im.size, im.tobytes().hex()) if im is not None else (None, ""))
+        print(json.dumps({"pixels": pixels, "pillow": Image.__version__}))
+        return 0
+    if "release" in spec:
+        record = run_build(Path(spec["release"]), Path(spec["out"]), options, spec["workers"])
+    else:
+        record = run_floor(Path(spec["blob"]), spec["offsets"], options, spec["workers"])
+    print(json.dumps({**record, "pillow": Image.__version__}))
+    return 0
+
+
+def quick_images(folder: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Items 1 and 4: the builds against the floor (square-64 ImageFolder and wds, the CLI at shorter-256),
+    the fast resizer's build and floor against the stock floor, and Pillow-SIMD's floor (--simd-python)."""
+    release = folder / "ilsvrc"
+    work.mkdir(parents=True)
+    blob = work / "images.bin"
+    offsets = write_blob(release, blob)
+    s256, s64 = ImageOptions(**SHORTER_256), ImageOptions(**SQUARE_64)
+    fast256 = dataclasses.replace(s256, resizer="fast")
+    cli_env = cli_environment(None if args.cli_no_bytecode else args.out.resolve() / "bytecode-cache")
+    variants: dict[str, Variant] = {
+        "imagefolder-64": lambda dest: run_build(release, dest, s64, args.workers),
+        "wds-64": lambda dest: run_build(
+            release, dest, s64, args.workers, output="wds", shard_size=SHARD_SAMPLES
+        ),
+        "floor-64": lambda dest: run_floor(blob, offsets, s64, args.workers),
+        "cli-256": lambda dest: run_cli(release, dest, s256, args.workers, cli_env),
+        "floor-256": lambda dest: run_floor(blob, offsets, s256, args.workers),
+    }
+    fast = imaging.fast_resizer_available()
+    if fast:
+        variants["fast-256"] = lambda dest: run_build(release, dest, fast256, args.workers)
+        variants["floor-fast-256"] = lambda dest: run_floor(blob, offsets, fast256, args.workers)
+    if args.simd_python:
+        for name in ("256", "64"):
+            workload = {"256": "shorter-256", "64": "square-64"}[name]
+            variants[f"floor-simd-{name}"] = lambda dest, w=workload: run_floor_in(
+                args.simd_python, blob, offsets, w, args.workers
+            )
+        variants["build-simd-256"] = lambda dest: build_in(
+            args.simd_python, release, dest, "shorter-256", args.workers
+        )
+    runs = interleaved(variants, work, args.runs)
+    figures: dict[str, Any] = {
+        "images": len(offsets) - 1,
+        "mean_image_kb": round(offsets[-1] / (len(offsets) - 1) / 1024, 1),
+        "img_per_s": {name: median([run_[name]["per_s"] for run_ in runs]) for name in variants},
+        "imagefolder-64/floor": _speed(runs, "imagefolder-64", "floor-64"),
+        "wds-64/floor": _speed(runs, "wds-64", "floor-64"),
+        "cli-256/floor": _speed(runs, "cli-256", "floor-256"),
+        "cpu imagefolder-64/floor": _cpu(runs, "imagefolder-64", "floor-64"),
+        "cpu wds-64/floor": _cpu(runs, "wds-64", "floor-64"),
+        "cpu cli-256/floor": _cpu(runs, "cli-256", "floor-256"),
+    }
+    fast_figures: dict[str, Any] = {"available": fast}
+    if fast:
+        fast_figures["fast build/stock floor"] = _speed(runs, "fast-256", "floor-256")
+        fast_figures["fast floor/stock floor"] = _speed(runs, "floor-fast-256", "floor-256")
+        fast_figures["cpu fast build/stock floor"] = _cpu(runs, "fast-256", "floor-256")
+        fast_figures["cpu fast floor/stock floor"] = _cpu(runs, "floor-fast-256", "floor-256")
+        fast_figures["psnr db"] = fast_psnr(blob, offsets, s256, QUICK_PSNR_SAMPLE)
+    if args.simd_python:
+        fast_figures["pillow-simd floor/stock floor 256"] = _speed(runs, "floor-simd-256", "floor-256")
+        fast_figures["pillow-simd floor/stock floor 64"] = _speed(runs, "floor-simd-64", "floor-64")
+        fast_figures["pillow-simd build/stock floor 256"] = _speed(runs, "build-simd-256", "floor-256")
+        for key, (a, b) in {
+            "cpu pillow-simd floor/stock floor 256": ("floor-simd-256", "floor-256"),
+            "cpu pillow-simd floor/stock floor 64": ("floor-simd-64", "floor-64"),
+            "cpu pillow-simd build/stock floor 256": ("build-simd-256", "floor-256"),
+        }.items():
+            fast_figures[key] = _cpu(runs, a, b)
+        fast_figures["pillow-simd psnr db"] = pixels_in(
+            args.simd_python, blob, offsets, "shorter-256", QUICK_PSNR_SAMPLE
+        )
+    figures["other cores busy"] = median([v["other_cores"] for run_ in runs for v in run_.values()])
+    return {"per_image": figures, "fast_path": fast_figures, "runs": runs}
+
+
+def quick_planning(out: Path, workers: int, scale: float) -> dict[str, Any]:
+    """Item 2 at a reduced scale, measured by scripts/make_full_release.py's own functions (fresh processes):
+    a cold index + plan, a warm plan, the Imagenette plan; projected to the full release's member count."""
+    full = _full_release_script()
+    release = out / f"plan-release-{scale:g}"
+    stamp = release / "bench-spec.json"
+    wanted = json.dumps({"scale": scale, "version": __version__})
+    if not (stamp.exists() and stamp.read_text() == wanted):
+        shutil.rmtree(release, ignore_errors=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # its progress lines: the bench prints its own table
+            full.write_release(release, scale)
+        stamp.write_text(wanted)
+    # Measured from a small helper process, not from here: Linux hands a process's peak RSS (ru_maxrss) on to
+    # the programs its children exec, so a plan child forked from this process (hundreds of MB by now) would
+    # report this process's peak as its own.
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE_PLANS, full.__file__, str(release), str(workers), str(out / "plan-cache")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"planning measurement failed: {done.stderr.strip().splitlines()[-3:]}")
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    members = measured["cold-index"]["images"]
+    factor = (full.TRAIN_IMAGES + full.VAL_IMAGES) / members
+    # The projection: the Imagenette plan (10 classes) stands for the fixed part (interpreter, imports, the index
+    # header), the rest grows with the member count.
+    fixed = measured["imagenette"]
+    results: dict[str, Any] = {"release": str(release), "scale": scale, "members": members, "factor": factor}
+    for key, value in measured.items():
+        grows = key != "imagenette"
+        results[key] = {
+            "seconds": value["seconds"],
+            "cpu": value.get("cpu"),  # when the script's child reports it
+            "rss_mb": value["rss_mb"],
+            "projected_seconds": fixed["seconds"] + (value["seconds"] - fixed["seconds"]) * factor
+            if grows else value["seconds"],
+            "projected_rss_mb": fixed["rss_mb"] + max(0.0, value["rss_mb"] - fixed["rss_mb"]) * factor
+            if grows else value["rss_mb"],
+        }  # fmt: skip
+    return results
+
+
+_MEASURE_PLANS = """
+import importlib.util, json, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("make_full_release", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+only = ["cold", "warm", "imagenette"]
+print(json.dumps(module.measure(Path(sys.argv[2]), int(sys.argv[3]), cache_dir=Path(sys.argv[4]), only=only)))
+"""
+
+
+def _full_release_script() -> Any:
+    """scripts/make_full_release.py as a module (its measurements are reused, not copied)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent / "make_full_release.py"
+    spec = importlib.util.spec_from_file_location("make_full_release", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def quick_streamed(folder: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Item 3: the blurred release (one stream per split) against the official tars, same images, shorter-256."""
+    variants = layout_builds(folder, QUICK_LAYOUTS, args.workers)
+    runs = interleaved(variants, work, args.runs)
+    return {
+        "images": runs[0]["ilsvrc"]["images"],
+        "workers": args.workers,
+        "img_per_s": {name: median([run_[name]["per_s"] for run_ in runs]) for name in variants},
+        "blurred/official": _speed(runs, "blurred", "ilsvrc"),
+        "cpu blurred/official": _cpu(runs, "blurred", "ilsvrc"),
+        "other cores busy": median([v["other_cores"] for run_ in runs for v in run_.values()]),
+    }
+
+
+def bench_quick(args: argparse.Namespace, out: Path) -> int:
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    n_classes = max(2, min(args.classes, args.images // 10))
+    train_per_class = max(1, -(-(args.images - n_classes * VAL_PER_CLASS) // n_classes))
+    spec = SampleSpec(
+        classes=n_classes, train_per_class=train_per_class, val_per_class=VAL_PER_CLASS, realistic=True
+    )
+    folder = ensure_layouts(out / "quick-release", spec, QUICK_LAYOUTS)
+    work = out / f"quick-runs-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    work.mkdir()
+    create_ms = create_cost_ms(work / "probe")
+    images = quick_images(folder, work / "images", args)
+    planning = quick_planning(out, args.workers, args.plan_scale)
+    streamed = quick_streamed(folder, work / "streamed", args)
+    results = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "pillow": Image.__version__,
+        },
+        "workers": args.workers,
+        "runs": args.runs,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "file_create_ms": round(create_ms, 3),
+        "seconds": None,
+        "per_image": images["per_image"],
+        "planning": planning,
+        "streamed": streamed,
+        "fast_path": images["fast_path"],
+        "raw_runs": images["runs"],
+    }
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(results, indent=2) + "\n"
+    (out / f"results-quick-{work.name.removeprefix('quick-runs-')}.json").write_text(text)
+    (out / "results-quick.json").write_text(text)
+    print_quick(results)
+    if not args.keep:
+        shutil.rmtree(work)
+    return 0
+
+
+def print_quick(results: dict[str, Any]) -> None:
+    img, plan, stream, fast = (
+        results["per_image"],
+        results["planning"],
+        results["streamed"],
+        results["fast_path"],
+    )
+
+    def x(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}x"
+
+    print(
+        f"quick bench {results['date']}: {img['images']} images ({img['mean_image_kb']} KB mean), "
+        f"{results['workers']} workers, {results['runs']} runs (medians), {results['seconds']} s; load average "
+        f"{results['load_before']:.2f} before, {results['load_after']:.2f} after"
+    )
+    rows = [
+        (
+            "1",
+            "ImageFolder square-64 / floor",
+            x(img["imagefolder-64/floor"]),
+            x(img["cpu imagefolder-64/floor"]),
+        ),
+        ("1", "wds square-64 / floor", x(img["wds-64/floor"]), x(img["cpu wds-64/floor"])),
+        ("1", "CLI shorter-256 / floor", x(img["cli-256/floor"]), x(img["cpu cli-256/floor"])),
+    ]
+    for key, label in (("cold-index", "cold index + plan"), ("warm-plan", "warm plan"),
+                       ("imagenette", "Imagenette plan")):  # fmt: skip
+        entry = plan[key]
+        rows.append((
+            "2", f"{label} ({plan['members']:,} members)",
+            f"{entry['seconds']:.2f} s {entry['rss_mb']:.0f} MB",
+            f"full: ~{entry['projected_seconds']:.1f} s ~{entry['projected_rss_mb']:.0f} MB",
+        ))  # fmt: skip
+    rows.append(("3", f"blurred / official tars, {stream['workers']} workers", x(stream["blurred/official"]),
+                 x(stream["cpu blurred/official"])))  # fmt: skip
+    if fast["available"]:
+        psnr = fast["psnr db"]
+        rows.append(
+            (
+                "4",
+                "fast build shorter-256 / stock floor",
+                x(fast["fast build/stock floor"]),
+                f"{x(fast['cpu fast build/stock floor'])} (PSNR vs Pillow min {psnr['min']:.1f} dB)",
+            )
+        )
+        rows.append(("4", "fast floor / stock floor", x(fast["fast floor/stock floor"]),
+                     x(fast["cpu fast floor/stock floor"])))  # fmt: skip
+    else:
+        rows.append(("4", "fast resizer", "not installed", "pip install 'imagenet-prep[fast]'"))
+    if "pillow-simd psnr db" in fast:
+        psnr = fast["pillow-simd psnr db"]
+        simd = f"Pillow {psnr['pillow']}"
+        for what, key in (("floor / stock floor, 256", "floor/stock floor 256"),
+                          ("floor / stock floor, 64", "floor/stock floor 64"),
+                          ("build / stock floor, 256", "build/stock floor 256")):  # fmt: skip
+            note = x(fast[f"cpu pillow-simd {key}"])
+            if key == "floor/stock floor 256":
+                note += f" (PSNR vs this Pillow min {psnr['min']:.1f} dB)"
+            rows.append(("4", f"{simd} {what}", x(fast[f"pillow-simd {key}"]), note))
+    print(f"{'item':<5}{'figure':<44}{'value':>18}  {'CPU time / note'}")
+    for item, label, value, note in rows:
+        print(f"{item:<5}{label:<44}{value:>18}  {note}")
+    print(
+        f"planning: a generated release at scale {plan['scale']:g} in {plan['release']} (kept for the next run); "
+        f"'full' projects it to {plan['factor'] * plan['members']:,.0f} members (the Imagenette plan taken "
+        "as the fixed part)"
+    )
+
+
 # -------------------------------------------------------------------------------------------- main
 def median(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
@@ -926,7 +1326,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Example: python scripts/bench.py --images 2000 --runs 3 --workers 2 --out bench-out/",
     )
     parser.add_argument(
-        "--images", type=int, default=2000, help="images in the sample release (default 2000)"
+        "--images",
+        type=int,
+        help=f"images in the sample release (default 2000; with --quick {QUICK_IMAGES})",
     )
     parser.add_argument(
         "--classes",
@@ -1003,6 +1405,27 @@ def main(argv: list[str] | None = None) -> int:
         "realistic image sizes (bytes transferred, with and without the spool)",
     )
     parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one short run (<= 2 minutes on 2 cores once its releases exist) with a figure for each "
+        "performance item: square-64 ImageFolder and wds builds and the shorter-256 CLI against the floor; "
+        "cold, warm and Imagenette planning on a generated release (--plan-scale) projected to full scale; "
+        "blurred vs the official tars; the fast resizer (and --simd-python) against the stock floor",
+    )
+    parser.add_argument(
+        "--plan-scale",
+        type=float,
+        default=QUICK_PLAN_SCALE,
+        help=f"with --quick: the planning release's size, a fraction of the full one (default {QUICK_PLAN_SCALE})",
+    )
+    parser.add_argument(
+        "--simd-python",
+        metavar="PYTHON",
+        help="with --quick: also time the floor in this interpreter (e.g. a venv where Pillow-SIMD replaces "
+        "Pillow), on the same images with the same workers, and its pixels against this one's",
+    )
+    parser.add_argument("--floor-child", help=argparse.SUPPRESS)  # run_floor_in's child
+    parser.add_argument(
         "--max-wait",
         type=float,
         default=360,
@@ -1010,6 +1433,12 @@ def main(argv: list[str] | None = None) -> int:
         f"(> {SLOW_CREATE_MS} ms per file; default 360, 0 = do not wait)",
     )
     args = parser.parse_args(argv)
+    if args.floor_child:
+        return floor_child(args.floor_child)
+    if args.images is None:
+        args.images = QUICK_IMAGES if args.quick else 2000
+    if not 0 < args.plan_scale <= 1:
+        parser.error("--plan-scale is a fraction of the full release: more than 0, at most 1")
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown or args.runs < 1 or args.workers < 1 or args.images < args.classes:
@@ -1027,6 +1456,8 @@ def main(argv: list[str] | None = None) -> int:
         (out / "results-scale.json").write_text(json.dumps(scale, indent=2) + "\n")
         print(json.dumps(scale, indent=2))
         return 0
+    if args.quick:
+        return bench_quick(args, out)
     if args.sources:
         return bench_sources(args, out)
     if args.winter21:

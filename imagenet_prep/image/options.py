@@ -68,10 +68,13 @@ class Resizer(str, Enum):
     the same filter definitions as Pillow's (bicubic = Catmull-Rom, a = -0.5; the support widened when
     shrinking), ~8x faster than Pillow's resize at 500x375 -> 341x256, and within ``FAST_MIN_PSNR_DB`` of
     Pillow's pixels (rounding differences: ~54 dB measured). ``hamming`` and ``nearest`` have no equivalent
-    there and use Pillow's. Install with ``pip install 'imagenet-prep[fast]'``."""
+    there and use Pillow's. Install with ``pip install 'imagenet-prep[fast]'``. ``auto``: the fastest engine
+    this machine has for these options (:func:`auto_resizer`); it is resolved when the options are made, so a
+    config, build.json and a repair command only ever hold the concrete engine (output bytes depend on it)."""
 
     PILLOW = "pillow"
     FAST = "fast"
+    AUTO = "auto"
 
 
 _FAST_PACKAGE = "cykooz-resizer"
@@ -86,6 +89,21 @@ def fast_resizer_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+#: The filters the fast resizer has an equivalent of (the others run Pillow's resize under ``fast``).
+FAST_FILTERS = frozenset(
+    {ResampleFilter.BICUBIC, ResampleFilter.BILINEAR, ResampleFilter.LANCZOS, ResampleFilter.BOX}
+)
+
+
+def auto_resizer(resize: ResizeMode, filter: ResampleFilter) -> Resizer:
+    """The engine ``--resizer auto`` stands for: ``fast`` when its package loads and it would run (a resize
+    with one of its filters), else ``pillow``. A published pipeline (adm, downsampled) and ``--resize none``
+    resize nothing with it, so they resolve to ``pillow``: build.json then names the engine that ran."""
+    if resize in (ResizeMode.NONE, ResizeMode.ADM, ResizeMode.DOWNSAMPLED) or filter not in FAST_FILTERS:
+        return Resizer.PILLOW
+    return Resizer.FAST if fast_resizer_available() else Resizer.PILLOW
 
 
 def valid_values(enum: type[Enum]) -> str:
@@ -124,6 +142,8 @@ class ImageOptions:
         object.__setattr__(self, "format", coerce_enum(OutputFormat, self.format, "output format"))
         object.__setattr__(self, "filter", coerce_enum(ResampleFilter, self.filter, "resample filter"))
         object.__setattr__(self, "resizer", coerce_enum(Resizer, self.resizer, "resizer"))
+        if self.resizer is Resizer.AUTO:  # resolved here, once: every later stage sees the engine that runs
+            object.__setattr__(self, "resizer", auto_resizer(self.resize, self.filter))
         if self.resize in (ResizeMode.ADM, ResizeMode.DOWNSAMPLED):
             if self.resizer is Resizer.FAST:
                 raise UsageError(

@@ -137,3 +137,50 @@ def test_grayscale_and_floor_use_the_fast_path_too():
     assert psnr(decoded(result.data), decoded(reference.data)) >= 40  # after JPEG encoding both
     floor = floor_process(gray, ImageOptions(size=100, resizer="fast"))
     assert floor == result.data  # the benchmark floor runs the same operations
+
+
+# --resizer auto: resolved when the options are made, so nothing downstream (config, build.json, repair) holds it.
+@needs_fast
+def test_auto_is_fast_where_the_package_loads():
+    options = ImageOptions(resizer="auto")
+    assert options.resizer is Resizer.FAST
+    data = jpeg(photo(500, 375, seed=6))
+    assert process_image(data, options) == process_image(data, ImageOptions(resizer="fast"))
+
+
+def test_auto_is_pillow_where_the_package_does_not_load(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cykooz_resizer", None)  # makes `import cykooz_resizer` fail
+    assert ImageOptions(resizer="auto").resizer is Resizer.PILLOW  # no error: auto never needs the extra
+    assert ImageOptions(resizer="AUTO", resize="square", size=64).resizer is Resizer.PILLOW
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"resize": "adm", "size": 64},  # a published pipeline: Pillow's calls, pixel for pixel
+        {"resize": "downsampled", "size": 32, "filter": "box"},
+        {"resize": "none", "size": None},  # nothing is resized
+        {"filter": "hamming"},  # no fast equivalent: Pillow's resize runs
+        {"filter": "nearest"},
+    ],
+)
+def test_auto_names_pillow_where_pillow_does_the_work(options):
+    assert ImageOptions(**options, resizer="auto").resizer is Resizer.PILLOW
+
+
+def test_auto_knows_the_filters_the_fast_path_has():
+    from imagenet_prep.image.options import FAST_FILTERS
+
+    assert set(imaging._FAST_FILTERS) == FAST_FILTERS
+
+
+@needs_fast
+def test_a_config_with_auto_records_the_concrete_engine(tmp_path):
+    from imagenet_prep.config import build_config, command_words
+
+    config = build_config({}, {"source": tmp_path, "out": tmp_path / "out", "resizer": "auto"})
+    assert config.image.resizer is Resizer.FAST
+    recorded = config.to_dict()
+    assert recorded["resizer"] == "fast"
+    words = command_words(recorded, tmp_path / "out")
+    assert "auto" not in words and words[words.index("--resizer") + 1] == "fast"
