@@ -10,11 +10,12 @@ beside the archive, or in the tool's cache folder; keyed by the archive's size +
 when loaded, a malformed cache is rebuilt): a warm plan reads nothing. So every class's image count is known
 before classes are selected (the ImageNet-21K-P recipe keeps classes with more than 500 images).
 
-**Build: stream-ordered units, one forward cursor per worker process.** Units are runs of
-``SEQUENCE_CHUNK`` samples of a split in stream order (the few left over form the split's FIRST unit, so all
-others are the same size). Each worker process keeps one decompressing cursor open from unit to unit
-(``streamed.cursor_for``): a unit after the cursor's position continues from there, decompressing and discarding
-what the other workers read; a unit before it restarts the stream from its start. The local executor hands out
+**Build: stream-ordered units, one forward cursor per worker thread** (sources/streamed.py, shared with the
+hf-tar and face-blurred streams). Units are runs of ``SEQUENCE_CHUNK`` samples of a split in stream order (the
+few left over form the split's FIRST unit, so all others are the same size). Each worker keeps one
+decompressing cursor open from unit to unit (``streamed.cursor_for``): a unit after the cursor's position
+continues from there, decompressing and discarding what the other workers read; a unit before it restarts the
+stream from its start. The local executor hands out
 units of equal size in plan order (stream order; the short first unit last), so each worker decompresses the
 archive about once per split it builds: with W workers the archive is inflated W times in all, in parallel
 (zlib inflates several hundred MB/s, far faster than images are decoded, resized and encoded). No image bytes
