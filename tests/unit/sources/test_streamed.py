@@ -58,6 +58,14 @@ def _samples(locator: str, listed, headers) -> list[Sample]:
     ]
 
 
+def _listed(tmp_path: Path, members: dict[str, bytes]) -> tuple[Path, list, list[int], list[Sample]]:
+    """A train_blurred.tar.gz of ``members``, its listing, header offsets and samples."""
+    path = _tar_gz(tmp_path / "train_blurred.tar.gz", members)
+    listed, refused, _nbytes, headers = list_stream(str(path))
+    assert not refused and [m[0] for m in listed] == list(members)
+    return path, listed, headers, _samples(str(path), listed, headers)
+
+
 def _sample(locator: str, offset: int) -> Sample:
     return Sample(
         "train", f"k{offset}", WNID, 0, f"k{offset}.jpg", ByteLocation(locator, offset, 10, STREAM, None)
@@ -83,10 +91,7 @@ def test_a_stream_is_cut_in_stream_order_into_units_of_the_same_size_the_short_o
 @pytest.mark.parametrize("long_names", [False, True])
 def test_the_cursor_reader_reads_any_order_and_later_units_continue_the_same_cursor(tmp_path, long_names):
     members = _members(40, long_names)
-    path = _tar_gz(tmp_path / "train_blurred.tar.gz", members)
-    listed, refused, _nbytes, headers = list_stream(str(path))
-    assert not refused and [m[0] for m in listed] == list(members)
-    samples = _samples(str(path), listed, headers)
+    path, _listed_, _headers, samples = _listed(tmp_path, members)
     try:
         units = group_in_stream_chunks("train", samples, 16)
         assert [len(chosen) for _, chosen in units] == [8, 16, 16]
@@ -109,8 +114,7 @@ def test_the_cursor_reader_reads_any_order_and_later_units_continue_the_same_cur
 
 
 def test_a_listing_that_does_not_match_the_stream_fails_the_unit_in_one_line(tmp_path):
-    path = _tar_gz(tmp_path / "train_blurred.tar.gz", _members(6))
-    listed, _refused, _nbytes, headers = list_stream(str(path))
+    path, listed, headers, _samples_ = _listed(tmp_path, _members(6))
     name, offset, size = listed[3]
     try:
         for lie in (
@@ -138,9 +142,7 @@ def test_a_listing_that_does_not_match_the_stream_fails_the_unit_in_one_line(tmp
 
 def test_a_member_above_the_cap_is_a_recorded_skip_and_is_never_read(tmp_path):
     members = _members(5)
-    path = _tar_gz(tmp_path / "train_blurred.tar.gz", members)
-    listed, _refused, _nbytes, headers = list_stream(str(path))
-    samples = _samples(str(path), listed, headers)
+    _path, listed, _headers, samples = _listed(tmp_path, members)
     big = max(range(5), key=lambda i: listed[i][2])
     cap = listed[big][2] - 1
     try:
@@ -158,10 +160,7 @@ def test_a_member_above_the_cap_is_a_recorded_skip_and_is_never_read(tmp_path):
 
 
 def test_a_cut_stream_fails_the_unit_in_one_line(tmp_path):
-    members = _members(30)
-    path = _tar_gz(tmp_path / "train_blurred.tar.gz", members)
-    listed, _refused, _nbytes, headers = list_stream(str(path))
-    samples = _samples(str(path), listed, headers)
+    path, _listed_, _headers, samples = _listed(tmp_path, _members(30))
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     try:
         with pytest.raises(ArchiveError) as caught:
