@@ -3,7 +3,8 @@
 (``val_blurred/<wnid>/ILSVRC2012_val_%08d.jpg``: val is already in class folders). ``.jpg`` mostly, ``.JPEG``
 accepted too: the key is the stem, so outputs carry the canonical names.
 
-Each archive is a gzip stream: listed once (cached) and read in one streamed unit (sources/streamed.py); the
+Each archive is a gzip stream: listed once (cached), cut into units of 250 images in stream order and read
+through each worker's forward cursor, so a split's one stream is built on every core (sources/streamed.py); the
 layout name ``blurred`` in build.json records the variant. The release lacks about a hundred images of the
 original one: a missing image is never an error. For val, when the archive holds (nearly) the full 50,000,
 the images of the chosen classes that the bundled labels expect but the archive lacks are listed in a warning;

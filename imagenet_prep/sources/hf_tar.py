@@ -4,8 +4,9 @@
 Members may sit at the archive root or in folders (unconfirmed which: the base name is used).
 
 gzip cannot seek: each shard is listed once by streaming it (cached, see sources/streamed.py; shards in
-parallel threads) and read in one unit per shard (units run in parallel). A build of some classes still reads
-every shard whole: the plan warns, and build.json's bytes_read shows it. ``test_images.tar.gz`` is ignored.
+parallel threads), cut into units of 250 images in stream order and read through each worker's forward cursor.
+A build of some classes still reads every shard whole: the plan warns, and build.json's bytes_read shows it.
+``test_images.tar.gz`` is ignored.
 """
 
 from __future__ import annotations

@@ -1,15 +1,23 @@
 """Streamed tar.gz archives (Hugging Face shards, the face-blurred release, the tar.gz inside the older Kaggle
-zip): gzip cannot seek, so a stream is read from its start, in order.
+zip, winter21_whole.tar.gz): gzip cannot seek, so a stream is read from its start, in order.
 
 - Listing: :func:`list_stream` reads a whole stream once and returns each regular member's name, the offset
-  of its data in the *decompressed* tar and its size (names and types checked with io/tar.py's policy).
-  :class:`StreamListing` caches that beside the archive (or in the cache folder), keyed by size + mtime_ns,
-  like the tar index.
-- Reading: a sample's ``ByteLocation`` is ``(locator, offset in the decompressed tar, size, "tar.gz")``. A unit
-  holds the samples of one stream (:func:`group_by_stream`); :class:`StreamReader` streams it with tarfile
-  and yields the unit's samples as the stream reaches them (out-of-order samples are held until asked for),
-  and stops as soon as the last one is read. ``bytes_read`` counts compressed bytes read from disk, so a
-  subset's build.json shows that whole shards were read.
+  of its data in the *decompressed* tar, its size and the offset of its tar header (names and types checked
+  with io/tar.py's policy). :class:`StreamListing` caches that beside the archive (or in the cache folder),
+  keyed by size + mtime_ns, like the tar index.
+- Reading (hf-tar, blurred, winter21): a sample's ``ByteLocation`` is ``(locator, offset in the decompressed
+  tar, size, "tar.gz", header offset)``. A stream's samples are cut into units of ``STREAM_CHUNK`` samples in
+  stream order (:func:`group_in_stream_chunks`; the cut depends on the listing only, never on --workers), so
+  a stream is built by every worker at once. Each worker thread keeps one forward :class:`StreamCursor` open
+  from unit to unit (:func:`cursor_for`): a unit after the cursor continues from there, inflating and
+  discarding what the other workers read; a unit before it restarts the stream. With W workers a stream is
+  inflated W times in all, in parallel: inflating costs ~0.3 ms per 110 KB image, decoding, resizing and
+  encoding it 5-8 ms, so this holds up to several workers (beyond, the inflation of the others' images is
+  what a worker spends its time on). :class:`CursorReader` checks each member's tar header against the
+  listing before its bytes are used, and never reads above the member-size cap.
+- The Kaggle zip's nested tar.gz keeps one unit per stream, read by :class:`StreamReader` with ``tarfile``.
+  ``bytes_read`` counts compressed bytes read from disk, so a subset's build.json shows that whole streams
+  were read.
 - A locator ``<zip>!/<member>`` names a tar.gz stored (or deflated) inside a zip.
 """
 
@@ -20,6 +28,7 @@ import gzip
 import io
 import os
 import tarfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -29,16 +38,21 @@ from typing import Any, BinaryIO, ClassVar
 
 from ..errors import ArchiveError, InputError, MemberError
 from ..io.bytesource import FileByteSource, RangeView
-from ..io.tar import member_problem
+from ..io.tar import MAX_HEADER_CHAIN, member_header_problem, member_problem
 from ..io.tar_index import IndexedArchive, refusals_ok
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
-from .base import Runner, SourceBase, SourceRecord, SplitIndex
+from .base import SEQUENCE_CHUNK, Runner, SourceBase, SourceRecord, SplitIndex
 
 STREAM = "tar.gz"  # ByteLocation.compression of a member of a streamed tar.gz
 ZIP_SEP = "!/"
 _BUFFER = 1 << 20
 _LOCAL_HEADER = 30
 _FIX = "re-download it; a gzip stream cut short cannot be read past the cut"
+_CHUNK = 1 << 20  # bytes inflated per step when a cursor skips
+_LOOK_BACK = 64 << 10  # tarfile reads a byte or a header just before where it last read
+_UNBOUNDED = 1 << 62  # the inflated length is unknown until the end (gzip's ISIZE is modulo 4 GiB)
+#: samples per unit of a streamed archive (a split's stream cut in stream order): as ``SEQUENCE_CHUNK``
+STREAM_CHUNK = SEQUENCE_CHUNK
 
 
 def split_locator(locator: str) -> tuple[str, str | None]:
@@ -117,10 +131,283 @@ def damaged_stream(locator: str, exc: BaseException) -> ArchiveError:
     return ArchiveError(f"The stream {locator} {what}; {_FIX}.")
 
 
-def list_stream(locator: str) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]], int]:
+class StreamCursor:
+    """The decompressed bytes of a tar.gz as a forward-only :class:`~imagenet_prep.io.bytesource.ByteSource`:
+    a read ahead of the position decompresses and discards up to it; a read a little behind is served from a
+    short look-back; a read further behind restarts the stream from its start (counted in ``restarts``)."""
+
+    def __init__(self, locator: str) -> None:
+        self.locator = locator
+        self.restarts = 0
+        self._done_bytes = 0
+        self._open()
+
+    def _open(self) -> None:
+        self.stream, self.source = open_stream(self.locator)
+        self.pos = 0
+        self._tail = bytearray()  # the bytes just before pos (at least _LOOK_BACK of them, when read)
+
+    @property
+    def bytes_read(self) -> int:
+        """Compressed bytes read from disk (all passes)."""
+        return self._done_bytes + self.source.bytes_read
+
+    @property
+    def size(self) -> int:
+        return _UNBOUNDED
+
+    def _remember(self, data: bytes) -> None:
+        if len(data) >= _LOOK_BACK:
+            self._tail = bytearray(memoryview(data)[-_LOOK_BACK:])
+        else:
+            self._tail += data
+            if len(self._tail) > 2 * _LOOK_BACK:  # trimmed now and then: amortised, not 64 KiB per read
+                del self._tail[:-_LOOK_BACK]
+
+    def _read(self, size: int) -> bytes:
+        try:
+            data = self.stream.read(size)
+        except STREAM_ERRORS as exc:
+            raise damaged_stream(self.locator, exc) from None
+        self.pos += len(data)
+        return data
+
+    def reachable(self, offset: int) -> bool:
+        """Whether ``offset`` can be read without restarting the stream."""
+        return offset >= self.pos - len(self._tail)
+
+    def restart(self) -> None:
+        self._done_bytes += self.source.bytes_read
+        self._close()
+        self._open()
+        self.restarts += 1
+
+    def skip_to(self, offset: int) -> None:
+        while self.pos < offset:
+            chunk = self._read(min(offset - self.pos, _CHUNK))
+            if not chunk:
+                break
+            self._remember(chunk)  # every chunk: the look-back must be the bytes just before pos
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` of the decompressed stream (fewer only at its end)."""
+        if size <= 0 or offset < 0:
+            return b""
+        if not self.reachable(offset):
+            self.restart()
+        head = b""
+        if offset < self.pos:
+            start = len(self._tail) - (self.pos - offset)
+            head = bytes(self._tail[start : start + size])
+            if len(head) == size:
+                return head
+        self.skip_to(offset)
+        data = self._read(size - len(head))
+        self._remember(data)
+        return head + data if head else data
+
+    def drain(self) -> None:
+        """Read to the end: a cut or damaged stream (a bad CRC, a missing trailer) raises here."""
+        while chunk := self._read(_CHUNK):
+            self._remember(chunk)
+
+    def _close(self) -> None:
+        for closer in (self.stream.close, self.source.close):
+            with contextlib.suppress(Exception):
+                closer()
+
+    def close(self) -> None:
+        self._done_bytes += self.source.bytes_read
+        self._close()
+
+
+# ------------------------------------------------------------------------------------------ cursors
+_LOCAL = threading.local()  # per thread of a worker process: the stream it read last, kept for its next unit
+
+
+def _forget_inherited_cursors() -> None:
+    """In a forked worker: open cursors of its own (an inherited open file shares its offset with the parent's)."""
+    global _LOCAL
+    _LOCAL = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_cursors)
+
+
+def _cursors() -> dict[str, StreamCursor]:
+    if not hasattr(_LOCAL, "cursors"):
+        _LOCAL.cursors = {}
+    return _LOCAL.cursors
+
+
+def cursor_for(locator: str, offset: int) -> StreamCursor:
+    """This thread's cursor on ``locator``, positioned at or before ``offset`` (restarted if it is past it).
+    One per thread, on one stream at a time: a Dask worker with several threads runs units side by side."""
+    cursors = _cursors()
+    cursor = cursors.get(locator)
+    if cursor is None:
+        close_cursors()
+        cursor = cursors[locator] = StreamCursor(locator)
+    elif not cursor.reachable(offset):
+        cursor.restart()
+    return cursor
+
+
+def close_cursors(locator: str | None = None) -> None:
+    """Close the cursor this thread keeps between units (one open file at most; tests, long-lived processes), or
+    only the one on ``locator``."""
+    cursors = _cursors()
+    for name in [name for name in cursors if locator is None or name == locator]:
+        cursors.pop(name).close()
+
+
+def group_in_stream_chunks(
+    split: str, samples: Sequence[Sample], chunk: int | None = None
+) -> list[tuple[str, Sequence[Sample]]]:
+    """Each stream's samples in stream order, cut into units of ``chunk`` samples (``STREAM_CHUNK``); the
+    remainder is a stream's FIRST unit, so every later one has the same size (the local executor runs the
+    largest first, keeping plan order among equals: stream order) and the short one, run last, restarts the
+    stream only for its short prefix. Ids: ``<split>-<stream>`` for a stream of one unit, else
+    ``<split>-<stream>-<n>``. The cut depends on the samples only, never on the number of workers."""
+    size = chunk or STREAM_CHUNK
+    by_stream: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_stream.setdefault(sample.location.locator, []).append(sample)
+    units: list[tuple[str, Sequence[Sample]]] = []
+    for locator, chosen in sorted(by_stream.items()):
+        ordered = sorted(chosen, key=lambda s: s.location.offset)
+        name = stream_unit_id(split, locator)
+        if len(ordered) <= size:
+            units.append((name, tuple(ordered)))
+            continue
+        first = len(ordered) % size or size
+        bounds = [0, *range(first, len(ordered), size), len(ordered)]
+        units.extend(
+            (f"{name}-{i:05d}", tuple(ordered[start:end]))
+            for i, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False))
+        )
+    return units
+
+
+class _HeaderBytes:
+    """A tar header chain read from the stream, as the ByteSource ``member_header_problem`` checks."""
+
+    def __init__(self, start: int, data: bytes) -> None:
+        self.start, self.data = start, data
+
+    @property
+    def size(self) -> int:
+        return self.start + len(self.data)
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        return self.data[offset - self.start : offset - self.start + size]
+
+
+class CursorReader:
+    """A unit's (sample, bytes), read forward through this thread's cursor on each stream: the samples are read
+    in (stream, offset) order; one the stream reaches before its turn in the unit is held until then (none in
+    stream-ordered units; a shard writer's shuffled unit holds up to its own source bytes). Each member's tar
+    header is checked against the listing first; a member above the member-size cap is not read."""
+
+    #: what to do when the listing does not match the stream (a subclass names its own cache)
+    stale: ClassVar[str] = (
+        "delete its listing cache (<archive>.index.json beside it, or archive-index/ in the tool's cache "
+        "folder) and run the same command again."
+    )
+    #: a member above the cap: a recorded skip (True), or the unit fails (False)
+    skip_oversized: ClassVar[bool] = True
+
+    def __init__(self, unit: WorkUnit) -> None:
+        self.unit = unit
+        self._cursor: StreamCursor | None = None
+        self._start_bytes = 0
+        self._bytes = 0
+
+    @property
+    def bytes_read(self) -> int:
+        if self._cursor is None:
+            return self._bytes
+        return self._bytes + self._cursor.bytes_read - self._start_bytes
+
+    def _use(self, locator: str, offset: int) -> StreamCursor:
+        if self._cursor is not None and self._cursor.locator == locator and self._cursor.reachable(offset):
+            return self._cursor
+        self._leave()
+        cursor = self._cursor = cursor_for(locator, offset)
+        self._start_bytes = cursor.bytes_read
+        return cursor
+
+    def _leave(self) -> None:
+        if self._cursor is not None:
+            self._bytes += self._cursor.bytes_read - self._start_bytes
+            self._cursor = None
+
+    def _read(self, sample: Sample) -> bytes | MemberError:
+        where = sample.location
+        cap = self.unit.max_member_size
+        if where.size > cap:
+            message = (
+                f"{where.locator}: {sample.name} is {where.size:,} bytes, above the member-size cap of {cap:,} "
+                "bytes (--max-member-size); it is not read."
+            )
+            if self.skip_oversized:
+                return MemberError(message)
+            raise ArchiveError(message)
+        header = where.header_offset if where.header_offset is not None else where.offset
+        if header > where.offset or where.offset - header > MAX_HEADER_CHAIN:
+            raise ArchiveError(
+                f"{where.locator}: the index gives a bad header offset for {sample.name}; {self.stale}"
+            )
+        cursor = self._use(where.locator, header)
+        chain = cursor.read_at(header, where.offset - header)
+        if where.header_offset is not None:
+            problem = member_header_problem(
+                _HeaderBytes(header, chain), header, where.offset, where.size, sample.name
+            )
+            if problem is not None:
+                raise ArchiveError(
+                    f"{where.locator}: the tar header at offset {header} (decompressed) does not match the index "
+                    f"for {sample.name} ({problem}); {self.stale}"
+                )
+        data = cursor.read_at(where.offset, where.size)
+        if len(data) != where.size:
+            raise ArchiveError(
+                f"{where.locator} ends before {sample.name} ({len(data)} of {where.size} bytes): the archive "
+                f"changed or was cut; {self.stale}"
+            )
+        return data
+
+    def __iter__(self) -> Iterator[tuple[Sample, bytes | MemberError]]:
+        samples = self.unit.samples
+        order = sorted(
+            range(len(samples)), key=lambda i: (samples[i].location.locator, samples[i].location.offset)
+        )
+        held: dict[int, bytes | MemberError] = {}
+        reading = iter(order)
+        for position, sample in enumerate(samples):
+            data = held.pop(position, None)
+            while data is None:
+                index = next(reading)
+                got = self._read(samples[index])
+                if index == position:
+                    data = got
+                else:
+                    held[index] = got
+            yield sample, data
+
+    def close(self) -> None:
+        self._leave()  # the cursor stays open for this thread's next unit (cursor_for)
+
+
+def list_stream(
+    locator: str,
+) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]], int, list[int]]:
     """Worker side: every regular member of a tar.gz stream as (name, data offset, size), refusals
-    (name, reason), and the compressed bytes read. Folders are skipped; a cut or damaged stream raises."""
+    (name, reason), the compressed bytes read, and each member's header offset (its tar header chain starts
+    there: a reader checks it before using the member's bytes). Folders are skipped; a cut or damaged stream
+    raises."""
     members: list[tuple[str, int, int]] = []
+    headers: list[int] = []
     refused: list[tuple[str, str]] = []
     names: set[str] = set()
     stream, source = open_stream(locator)
@@ -133,6 +420,7 @@ def list_stream(locator: str) -> tuple[list[tuple[str, int, int]], list[tuple[st
                 problem = member_problem(info, name, names, flat=False)
                 if problem is None:
                     members.append((name, info.offset_data, info.size))
+                    headers.append(info.offset)
                 else:
                     refused.append((name, problem))
         while stream.read(_BUFFER):  # the rest (tar padding, gzip trailer): a cut stream raises here
@@ -142,7 +430,7 @@ def list_stream(locator: str) -> tuple[list[tuple[str, int, int]], list[tuple[st
     finally:
         stream.close()
         source.close()
-    return members, refused, source.bytes_read
+    return members, refused, source.bytes_read, headers
 
 
 class StreamListing(IndexedArchive):
@@ -158,10 +446,12 @@ class StreamListing(IndexedArchive):
         self.locator = str(path) if member is None else f"{path}{ZIP_SEP}{member}"
         self.members: list[tuple[str, int, int]] | None = None
         self.refused: list[tuple[str, str]] = []
+        self.headers: list[int] = []  # each member's header offset (parallel to ``members``)
         cached = self._load_cache()
         if cached is not None:
             self.members = [tuple(m) for m in cached["members"]]
             self.refused = [tuple(r) for r in cached["refused"]]
+            self.headers = list(cached["headers"])
 
     def _schema_ok(self, data: dict) -> bool:
         # Offsets are in the decompressed stream: whole, non-negative numbers; anything else is rebuilt.
@@ -176,11 +466,33 @@ class StreamListing(IndexedArchive):
                 for m in members
             )
             and refusals_ok(data.get("refused"))
+            and _headers_ok(data.get("headers"), members)
         )
 
-    def set(self, members: list[tuple[str, int, int]], refused: list[tuple[str, str]]) -> None:
-        self.members, self.refused = list(members), list(refused)
-        self._write_cache({"members": [list(m) for m in members], "refused": [list(r) for r in refused]})
+    def set(
+        self, members: list[tuple[str, int, int]], refused: list[tuple[str, str]], headers: list[int]
+    ) -> None:
+        self.members, self.refused, self.headers = list(members), list(refused), list(headers)
+        self._write_cache(
+            {
+                "members": [list(m) for m in members],
+                "refused": [list(r) for r in refused],
+                "headers": list(headers),
+            }
+        )
+
+
+def _headers_ok(headers: object, members: list) -> bool:
+    """One header offset per member, a whole number of 512-byte blocks at most 64 KiB before its data (a
+    listing written before header offsets were recorded has none: it is listed again)."""
+    return (
+        isinstance(headers, list)
+        and len(headers) == len(members)
+        and all(
+            type(h) is int and 0 <= h < m[1] and (m[1] - h) % 512 == 0 and m[1] - h <= MAX_HEADER_CHAIN
+            for h, m in zip(headers, members, strict=True)
+        )
+    )
 
 
 def list_streams(listings: Sequence[StreamListing]) -> int:
@@ -193,8 +505,8 @@ def list_streams(listings: Sequence[StreamListing]) -> int:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outputs = list(pool.map(lambda listing: list_stream(listing.locator), todo))
     total = 0
-    for listing, (members, refused, nbytes) in zip(todo, outputs, strict=True):
-        listing.set(members, refused)
+    for listing, (members, refused, nbytes, headers) in zip(todo, outputs, strict=True):
+        listing.set(members, refused, headers)
         total += nbytes
     return total
 
@@ -307,17 +619,18 @@ class StreamReader:
 
 def listing_files(
     listing: StreamListing, parse: Callable[[str], tuple[str, str] | str]
-) -> tuple[dict[str, list[tuple[str, str, int, int]]], list[tuple[str, str]]]:
-    """Sort a stream's members into classes: ``parse(name)`` gives (wnid, key) or a refusal reason."""
-    by_class: dict[str, list[tuple[str, str, int, int]]] = {}
+) -> tuple[dict[str, list[tuple[str, str, int, int, int]]], list[tuple[str, str]]]:
+    """Sort a stream's members into classes, as (name, key, offset, size, header offset): ``parse(name)``
+    gives (wnid, key) or a refusal reason."""
+    by_class: dict[str, list[tuple[str, str, int, int, int]]] = {}
     refused = list(listing.refused)
-    for name, offset, size in listing.members or ():
+    for (name, offset, size), header in zip(listing.members or (), listing.headers, strict=True):
         parsed = parse(name)
         if isinstance(parsed, str):
             refused.append((name, parsed))
             continue
         wnid, key = parsed
-        by_class.setdefault(wnid, []).append((name, key, offset, size))
+        by_class.setdefault(wnid, []).append((name, key, offset, size, header))
     return by_class, refused
 
 
@@ -334,8 +647,9 @@ def stream_index(
         shard = Path(listing.locator).name
         refused.extend((f"{split}/{shard}/{name}", reason) for name, reason in refusals)
         for wnid in wnids:
-            for name, key, offset, size in by_class.get(wnid, ()):
-                files[wnid].append(SourceFile(name, key, ByteLocation(listing.locator, offset, size, STREAM)))
+            for name, key, offset, size, header in by_class.get(wnid, ()):
+                location = ByteLocation(listing.locator, offset, size, STREAM, header)
+                files[wnid].append(SourceFile(name, key, location))
     warnings = []
     if len(set(wnids)) < len(all_classes):
         total = sum(os.path.getsize(listing.path) for listing in listings)
@@ -358,6 +672,8 @@ class StreamedSource(SourceBase):
     kind: ClassVar[str] = ""
     #: added to the split in build.json's sources
     role_suffix: ClassVar[str] = ""
+    #: samples per unit (each stream cut in stream order; the grouping runs in the parent)
+    UNIT_SIZE: ClassVar[int] = STREAM_CHUNK
 
     def __init__(self, folder: Path, cache_dir: Path | None = None) -> None:
         super().__init__(folder, cache_dir)
@@ -419,7 +735,7 @@ class StreamedSource(SourceBase):
         return f"{split}/{name}"
 
     def group(self, split: str, samples: Sequence[Sample]) -> list[tuple[str, Sequence[Sample]]]:
-        return group_by_stream(split, samples)
+        return group_in_stream_chunks(split, samples, self.UNIT_SIZE)
 
     def records(self) -> list[SourceRecord]:
         return [
@@ -428,6 +744,12 @@ class StreamedSource(SourceBase):
             for path in self.streams[split]
         ]
 
+    def close(self) -> None:
+        super().close()
+        for paths in self.streams.values():  # units read in this thread (a dry run, one worker) left a cursor
+            for path in paths:
+                close_cursors(str(path))
+
     @classmethod
-    def open_unit(cls, unit: WorkUnit) -> StreamReader:
-        return StreamReader(unit)
+    def open_unit(cls, unit: WorkUnit) -> CursorReader:
+        return CursorReader(unit)

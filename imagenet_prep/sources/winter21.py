@@ -10,11 +10,12 @@ beside the archive, or in the tool's cache folder; keyed by the archive's size +
 when loaded, a malformed cache is rebuilt): a warm plan reads nothing. So every class's image count is known
 before classes are selected (the ImageNet-21K-P recipe keeps classes with more than 500 images).
 
-**Build: stream-ordered units, one forward cursor per worker process.** Units are runs of
-``SEQUENCE_CHUNK`` samples of a split in stream order (the few left over form the split's FIRST unit, so all
-others are the same size). Each worker process keeps one decompressing cursor open from unit to unit
-(:func:`_cursor_for`): a unit after the cursor's position continues from there, decompressing and discarding
-what the other workers read; a unit before it restarts the stream from its start. The local executor hands out
+**Build: stream-ordered units, one forward cursor per worker thread** (sources/streamed.py, shared with the
+hf-tar and face-blurred streams). Units are runs of ``SEQUENCE_CHUNK`` samples of a split in stream order (the
+few left over form the split's FIRST unit, so all others are the same size). Each worker keeps one
+decompressing cursor open from unit to unit (``streamed.cursor_for``): a unit after the cursor's position
+continues from there, decompressing and discarding what the other workers read; a unit before it restarts the
+stream from its start. The local executor hands out
 units of equal size in plan order (stream order; the short first unit last), so each worker decompresses the
 archive about once per split it builds: with W workers the archive is inflated W times in all, in parallel
 (zlib inflates several hundred MB/s, far faster than images are decoded, resized and encoded). No image bytes
@@ -32,119 +33,23 @@ unit instead of mislabelling).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import tarfile
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from ..errors import ArchiveError, InputError
 from ..io.bytesource import RangeView, is_remote
-from ..io.tar import ClassTar, TarMember, member_header_problem, name_problem, scan_tar, type_problem
+from ..io.tar import ClassTar, TarMember, name_problem, scan_tar, type_problem
 from ..io.tar_index import MemberColumns, TrainArchive
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from .base import SEQUENCE_CHUNK, Runner, SplitIndex
 from .imagenet21k import WINTER21_TAR_GZ, WholeArchiveSource
-from .streamed import STREAM, STREAM_ERRORS, damaged_stream, open_stream
+from .streamed import _UNBOUNDED, STREAM, CursorReader, StreamCursor, close_cursors
 
 # winter21_whole/n01440764.tar (the top folder's name is not checked; a class tar at the top is accepted too)
 _OUTER_RE = re.compile(r"^(?:[^/]+/)?(n\d{8})\.tar$")
-_CHUNK = 1 << 20  # bytes decompressed per step when skipping
-_LOOK_BACK = 64 << 10  # tarfile reads a byte or a header just before where it last read
-_UNBOUNDED = 1 << 62  # the decompressed length is unknown until the end (gzip's ISIZE is modulo 4 GiB)
-
-
-class _Cursor:
-    """The decompressed bytes of a tar.gz as a forward-only :class:`~imagenet_prep.io.bytesource.ByteSource`:
-    a read ahead of the position decompresses and discards up to it; a read a little behind is served from a
-    short look-back; a read further behind restarts the stream from its start (counted in ``restarts``)."""
-
-    def __init__(self, locator: str) -> None:
-        self.locator = locator
-        self.restarts = 0
-        self._done_bytes = 0
-        self._open()
-
-    def _open(self) -> None:
-        self.stream, self.source = open_stream(self.locator)
-        self.pos = 0
-        self._tail = bytearray()  # the bytes just before pos (at least _LOOK_BACK of them, when read)
-
-    @property
-    def bytes_read(self) -> int:
-        """Compressed bytes read from disk (all passes)."""
-        return self._done_bytes + self.source.bytes_read
-
-    @property
-    def size(self) -> int:
-        return _UNBOUNDED
-
-    def _remember(self, data: bytes) -> None:
-        if len(data) >= _LOOK_BACK:
-            self._tail = bytearray(memoryview(data)[-_LOOK_BACK:])
-        else:
-            self._tail += data
-            if len(self._tail) > 2 * _LOOK_BACK:  # trimmed now and then: amortised, not 64 KiB per read
-                del self._tail[:-_LOOK_BACK]
-
-    def _read(self, size: int) -> bytes:
-        try:
-            data = self.stream.read(size)
-        except STREAM_ERRORS as exc:
-            raise damaged_stream(self.locator, exc) from None
-        self.pos += len(data)
-        return data
-
-    def reachable(self, offset: int) -> bool:
-        """Whether ``offset`` can be read without restarting the stream."""
-        return offset >= self.pos - len(self._tail)
-
-    def restart(self) -> None:
-        self._done_bytes += self.source.bytes_read
-        self._close()
-        self._open()
-        self.restarts += 1
-
-    def skip_to(self, offset: int) -> None:
-        while self.pos < offset:
-            chunk = self._read(min(offset - self.pos, _CHUNK))
-            if not chunk:
-                break
-            self._remember(chunk)  # every chunk: the look-back must be the bytes just before pos
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes at ``offset`` of the decompressed stream (fewer only at its end)."""
-        if size <= 0 or offset < 0:
-            return b""
-        if not self.reachable(offset):
-            self.restart()
-        head = b""
-        if offset < self.pos:
-            start = len(self._tail) - (self.pos - offset)
-            head = bytes(self._tail[start : start + size])
-            if len(head) == size:
-                return head
-        self.skip_to(offset)
-        data = self._read(size - len(head))
-        self._remember(data)
-        return head + data if head else data
-
-    def drain(self) -> None:
-        """Read to the end: a cut or damaged stream (a bad CRC, a missing trailer) raises here."""
-        while chunk := self._read(_CHUNK):
-            self._remember(chunk)
-
-    def _close(self) -> None:
-        for closer in (self.stream.close, self.source.close):
-            with contextlib.suppress(Exception):
-                closer()
-
-    def close(self) -> None:
-        self._done_bytes += self.source.bytes_read
-        self._close()
 
 
 # ------------------------------------------------------------------------------------------------ index
@@ -156,7 +61,7 @@ def index_stream(
     """One pass over the archive: class tars (wnid -> ClassTar, offsets in the decompressed stream), refused
     outer members, each class's images and refusals (the class-tar scan's own), the decompressed size, and the
     compressed bytes read. A cut or damaged stream, or a stream that is no tar, raises ArchiveError."""
-    cursor = _Cursor(locator)
+    cursor = StreamCursor(locator)
     classes: dict[str, ClassTar] = {}
     refused: list[tuple[str, str]] = []
     members: dict[str, tuple[tuple[TarMember, ...], list]] = {}
@@ -325,135 +230,17 @@ def group_in_stream_order(
 
 
 # ----------------------------------------------------------------------------------------------- reader
-_LOCAL = threading.local()  # per thread of a worker process: the stream it read last, kept for its next unit
-
-
-def _forget_inherited_cursors() -> None:
-    """In a forked worker: open cursors of its own (an inherited open file shares its offset with the parent's)."""
-    global _LOCAL
-    _LOCAL = threading.local()
-
-
-os.register_at_fork(after_in_child=_forget_inherited_cursors)
-
-
-def _cursors() -> dict[str, _Cursor]:
-    if not hasattr(_LOCAL, "cursors"):
-        _LOCAL.cursors = {}
-    return _LOCAL.cursors
-
-
-def _cursor_for(locator: str, offset: int) -> _Cursor:
-    """This thread's cursor on ``locator``, positioned at or before ``offset`` (restarted if it is past it).
-    One per thread: a Dask worker with several threads runs units side by side."""
-    cursors = _cursors()
-    cursor = cursors.get(locator)
-    if cursor is None:
-        close_cursors()
-        cursor = cursors[locator] = _Cursor(locator)
-    elif not cursor.reachable(offset):
-        cursor.restart()
-    return cursor
-
-
-def close_cursors(locator: str | None = None) -> None:
-    """Close the cursor this thread keeps between units (one open file at most; tests, long-lived processes), or
-    only the one on ``locator``."""
-    cursors = _cursors()
-    for name in [name for name in cursors if locator is None or name == locator]:
-        cursors.pop(name).close()
-
-
-class _HeaderBytes:
-    """A tar header chain read from the stream, as the ByteSource ``member_header_problem`` checks."""
-
-    def __init__(self, start: int, data: bytes) -> None:
-        self.start, self.data = start, data
-
-    @property
-    def size(self) -> int:
-        return self.start + len(self.data)
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        return self.data[offset - self.start : offset - self.start + size]
-
-
-class Winter21Reader:
-    """A unit's (sample, bytes), read forward through this process's cursor: the stream is read in offset
-    order; a sample the stream reaches before its turn in the unit is held until then (none in stream-ordered
-    units). Each member's tar header is checked against the index first; reads are capped."""
-
-    def __init__(self, unit: WorkUnit) -> None:
-        self.unit = unit
-        self._start_bytes: int | None = None
-        self._cursor: _Cursor | None = None
-        self._bytes = 0
-
-    @property
-    def bytes_read(self) -> int:
-        if self._cursor is None or self._start_bytes is None:
-            return self._bytes
-        return self._bytes + self._cursor.bytes_read - self._start_bytes
-
-    def _read(self, cursor: _Cursor, sample: Sample) -> bytes:
-        where = sample.location
-        cap = self.unit.max_member_size
-        if where.size > cap:
-            raise ArchiveError(
-                f"{where.locator}: {sample.name} is {where.size:,} bytes, above the member-size cap of {cap:,} "
-                "bytes (--max-member-size); it is not read."
-            )
-        header = where.header_offset if where.header_offset is not None else where.offset
-        if header > where.offset or where.offset - header > 64 * 1024:
-            raise ArchiveError(
-                f"{where.locator}: the index gives a bad header offset for {sample.name}; {_STALE}"
-            )
-        chain = cursor.read_at(header, where.offset - header)
-        if where.header_offset is not None:
-            problem = member_header_problem(
-                _HeaderBytes(header, chain), header, where.offset, where.size, sample.name
-            )
-            if problem is not None:
-                raise ArchiveError(
-                    f"{where.locator}: the tar header at offset {header} (decompressed) does not match the index for "
-                    f"{sample.name} ({problem}); {_STALE}"
-                )
-        data = cursor.read_at(where.offset, where.size)
-        if len(data) != where.size:
-            raise ArchiveError(
-                f"{where.locator} ends before {sample.name} ({len(data)} of {where.size} bytes): the archive "
-                f"changed or was cut; {_STALE}"
-            )
-        return data
-
-    def __iter__(self) -> Iterator[tuple[Sample, bytes]]:
-        samples = self.unit.samples
-        if not samples:
-            return
-        by_offset = sorted(range(len(samples)), key=lambda i: samples[i].location.offset)
-        first = samples[by_offset[0]].location
-        cursor = self._cursor = _cursor_for(first.locator, first.header_offset or first.offset)
-        self._start_bytes = cursor.bytes_read
-        held: dict[int, bytes] = {}
-        reading = iter(by_offset)
-        for position, sample in enumerate(samples):
-            data = held.pop(position, None)
-            while data is None:
-                index = next(reading)
-                got = self._read(cursor, samples[index])
-                if index == position:
-                    data = got
-                else:
-                    held[index] = got
-            yield sample, data
-
-    def close(self) -> None:
-        if self._cursor is not None and self._start_bytes is not None:
-            self._bytes += self._cursor.bytes_read - self._start_bytes
-        self._cursor = None  # kept open for this thread's next unit (_cursor_for)
 
 
 _STALE = (
     "delete its index cache (winter21_whole.tar.gz.index.json beside it, or archive-index/ in the tool's cache "
     "folder) and run the same command again; if it persists, check the archive with `imagenet-prep verify`."
 )
+
+
+class Winter21Reader(CursorReader):
+    """A unit's (sample, bytes), read forward through this thread's cursor (sources/streamed.py): each image's tar
+    header is checked against the index first; an image above the member-size cap fails the unit."""
+
+    stale: ClassVar[str] = _STALE
+    skip_oversized: ClassVar[bool] = False

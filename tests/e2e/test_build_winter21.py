@@ -29,7 +29,7 @@ from imagenet_prep.plan.recipes import c_sorted
 from imagenet_prep.records import WorkUnit
 from imagenet_prep.sample.imagenet21k import write_winter21
 from imagenet_prep.sample.registry import write_layout
-from imagenet_prep.sources import detect_layouts, open_source
+from imagenet_prep.sources import detect_layouts, open_source, streamed
 from imagenet_prep.sources import winter21 as w21
 from imagenet_prep.taxonomy.imagenet21k import label_space
 
@@ -191,7 +191,7 @@ def test_the_reader_reads_any_order_and_checks_each_header(release):
     assert reader.bytes_read > 0
     # A later unit behind this process's cursor (past its 64 KiB look-back) restarts the stream; one ahead of it
     # continues from where the cursor is.
-    cursor = w21._cursors()[str(root / "winter21_whole.tar.gz")]
+    cursor = streamed._cursors()[str(root / "winter21_whole.tar.gz")]
     assert samples[-1].location.offset - samples[2].location.offset > 64 << 10
     restarts = cursor.restarts
     for part in (samples[-5:], samples[:3], samples[3:6]):
@@ -283,7 +283,7 @@ def test_the_cursor_reads_forward_looks_back_a_little_and_restarts_further_back(
     data = random.Random(5).randbytes(3 << 20)
     path = tmp_path / "blob.gz"
     path.write_bytes(gzip.compress(data, compresslevel=1, mtime=0))
-    cursor = w21._Cursor(str(path))
+    cursor = streamed.StreamCursor(str(path))
     try:
         reads = [
             (0, 70_000),  # fills the look-back

@@ -172,6 +172,44 @@ def test_kill_9_mid_build_then_resume_gives_the_same_tree_for_a_streamed_source(
     assert cli("check", str(out), "--decode").returncode == 0
 
 
+# The CLI in a subprocess, with the streamed layouts' units of 7 samples (250 in a real build): the miniature's
+# streams are then cut into several units each.
+_SMALL_UNITS = (
+    "import runpy, sys; from imagenet_prep.sources import streamed; streamed.StreamedSource.UNIT_SIZE = 7; "
+    "sys.argv[0] = 'imagenet-prep'; runpy.run_module('imagenet_prep', run_name='__main__')"
+)
+
+
+def test_a_stream_cut_into_units_gives_the_same_units_and_tree_with_any_worker_count_and_resumes_after_kill_9(
+    layouts, reference, tmp_path
+):
+    def argv(out: Path, workers: int) -> list[str]:
+        return [
+            sys.executable, "-c", _SMALL_UNITS, "build", "--source", str(layouts["blurred"].root), "--out",
+            str(out), "--resize", "square", "--size", "32", "--workers", str(workers), "--json",
+        ]  # fmt: skip
+
+    units = {}
+    for workers in (1, 2):
+        done = subprocess.run(
+            argv(tmp_path / f"w{workers}", workers), capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        record = json.loads((tmp_path / f"w{workers}" / "build.json").read_text())
+        units[workers] = record["units"]["total"]
+        assert tree(tmp_path / f"w{workers}") == reference["full"]
+    # 48 train images in one stream, 24 val in another: 7 + 4 units, whatever the worker count.
+    assert units == {1: 11, 2: 11}
+    out = tmp_path / "killed"
+    killed = kill_after_first_unit(argv(out, 2), out, units=11)
+    assert killed and not (out / "build.json").exists()
+    done = subprocess.run(argv(out, 2), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert 1 <= summary["units"]["already_built"] < 11  # units finished before the kill are not read again
+    assert tree(out) == reference["full"]
+
+
 def test_blurred_release_lists_the_val_images_it_lacks(layouts, tmp_path, monkeypatch):
     import gzip
     import io
