@@ -113,10 +113,11 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                 unit_cpu[1] += system_end - system
 
         worker.UnitJob.run = timed_run  # type: ignore[method-assign]
-
         config = BuildConfig(
             source=Path(args.release), out=Path(args.out), workers=1, image=options, output=args.variant
         )
+        if args.loop:
+            return _loop(args, config, build, worker, run)
         profiler = None
         if args.profile_to:
             import cProfile
@@ -142,6 +143,43 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         "unit_sys": unit_cpu[1],
         "load": os.getloadavg()[0],
     }
+
+
+def _loop(args: argparse.Namespace, config: Any, build: Any, worker: Any, run: Any) -> dict[str, Any]:
+    """Build once (capturing the units), then time the same units again and again, each repetition followed by
+    the floor on the same images' bytes (read beforehand): best of ``--loop`` repetitions each, in this one
+    process, so both share the machine's noise. The per-image path's overhead, without the plan or the finish."""
+    from imagenet_prep.image.process import floor_process
+    from imagenet_prep.sources import source_class
+
+    captured: list[tuple[Any, Any]] = []
+
+    def capture(self: Any, unit: Any, tick: Any = None) -> Any:
+        captured.append((self, unit))
+        return run(self, unit, tick)
+
+    worker.UnitJob.run = capture
+    build(config, progress=lambda n: None)
+    worker.UnitJob.run = run
+    pieces = []
+    for _job, unit in captured:
+        reader = source_class(unit.source).open_unit(unit)
+        pieces.extend(data for _, data in reader)
+        reader.close()
+    options = config.image
+    best_unit = best_floor = float("inf")
+    for _ in range(args.loop):
+        started = _usage()
+        for job, unit in captured:
+            run(job, unit)
+        ended = _usage()
+        best_unit = min(best_unit, sum(ended) - sum(started))
+        started = _usage()
+        for data in pieces:
+            floor_process(data, options)
+        ended = _usage()
+        best_floor = min(best_floor, sum(ended) - sum(started))
+    return {"images": len(pieces), "unit_cpu": best_unit, "floor_cpu": best_floor, "load": os.getloadavg()[0]}
 
 
 def _per(result: dict[str, Any], scope: str = "", part: str = "") -> float:
@@ -180,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run folders")
     parser.add_argument("--profile", help="WORKLOAD:VARIANT: one cProfile'd build, top functions printed")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--loop",
+        type=int,
+        default=0,
+        help="N: per variant, one process times the build's units N times and the floor on the same bytes N "
+        "times, alternating, and reports the best of each (the per-image overhead with the least noise)",
+    )
     # child-only
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
@@ -206,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         counter += 1
         child_argv = ["--workload", workload, "--variant", variant, "--release", str(release)]
         child_argv += ["--blob", str(blob), "--out", str(runs_dir / f"{counter}-{code}-{variant}-{workload}")]
+        if args.loop:
+            child_argv += ["--loop", str(args.loop)]
         if profile_to:
             child_argv += ["--profile-to", profile_to]
         return _spawn(Path(codes[code]), child_argv)
@@ -219,6 +266,21 @@ def main(argv: list[str] | None = None) -> int:
             import pstats
 
             pstats.Stats(stats_path).sort_stats("tottime").print_stats(args.top)
+            return 0
+        if args.loop:
+            for workload in args.workloads.split(","):
+                for variant in args.variants.split(","):
+                    if variant == "floor":
+                        continue
+                    for code in codes:
+                        got = measure(workload, variant, code)
+                        unit, floor = got["unit_cpu"] / got["images"], got["floor_cpu"] / got["images"]
+                        print(
+                            f"{workload:12} {variant:12} {code:8} units {unit * 1000:.3f} ms/img floor "
+                            f"{floor * 1000:.3f} ms/img overhead {(unit - floor) * 1e6:.0f} us/img "
+                            f"floor/units {floor / unit:.3f} load {got['load']:.2f}",
+                            flush=True,
+                        )
             return 0
         cells = [
             (workload, variant, code)
