@@ -77,8 +77,9 @@ def member_header_problem(
     source: ByteSource, header_offset: int, data_offset: int, size: int, name: str
 ) -> str | None:
     """Why the tar header chain at ``header_offset`` does not describe a regular member ``name`` of ``size`` bytes
-    whose data starts at ``data_offset`` (None: it does). One small read and a parse by tarfile; the name may be
-    the member's full path or its last part(s) (``name`` is what the index recorded)."""
+    whose data starts at ``data_offset`` (None: it does). One small read; a plain header is parsed here, anything
+    else by tarfile (the same answers). The name may be the member's full path or its last part(s) (``name`` is
+    what the index recorded)."""
     length = data_offset - header_offset
     if not _BLOCK <= length <= MAX_HEADER_CHAIN or length % _BLOCK:
         return f"no tar header ends at offset {data_offset}"
