@@ -53,14 +53,13 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
     try:
         try:
             for sample, data in reader:
-                file_label = f"{unit.split}/{sample.name}"
                 result = (
                     ImageFailure(str(data), "unreadable")
                     if isinstance(data, MemberError)
                     else process_image(data, job.image, sample.name)
                 )
                 if isinstance(result, ImageFailure):
-                    skipped.append(ImageIssue(file_label, result.reason))
+                    skipped.append(ImageIssue(f"{unit.split}/{sample.name}", result.reason))
                 else:
                     if sample.boxes or sample.extra:
                         # Annotations: boxes reach the writer in OUTPUT pixels; the row carries them and extras.
@@ -74,7 +73,7 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
                         rows.append(unit_writer.add(sample, result))
                     enlarged += result.enlarged
                     if result.repairs:
-                        repaired.append(ImageIssue(file_label, ", ".join(result.repairs)))
+                        repaired.append(ImageIssue(f"{unit.split}/{sample.name}", ", ".join(result.repairs)))
                 if tick is not None:
                     tick()
             unit_writer.commit()

@@ -77,14 +77,24 @@ def member_header_problem(
     source: ByteSource, header_offset: int, data_offset: int, size: int, name: str
 ) -> str | None:
     """Why the tar header chain at ``header_offset`` does not describe a regular member ``name`` of ``size`` bytes
-    whose data starts at ``data_offset`` (None: it does). One small read and a parse by tarfile; the name may be
-    the member's full path or its last part(s) (``name`` is what the index recorded)."""
+    whose data starts at ``data_offset`` (None: it does). One small read; a plain header is parsed here, anything
+    else by tarfile (the same answers). The name may be the member's full path or its last part(s) (``name`` is
+    what the index recorded)."""
     length = data_offset - header_offset
     if not _BLOCK <= length <= MAX_HEADER_CHAIN or length % _BLOCK:
         return f"no tar header ends at offset {data_offset}"
     chain = source.read_at(header_offset, length)
     if len(chain) != length:
         return "the archive ends before the member's header"
+    if length == _BLOCK:
+        plain = _plain_file_header(chain)  # the usual header, without tarfile (~10x cheaper per image)
+        if plain is not None:
+            found, found_size = plain
+            if found != name and not found.endswith("/" + name):
+                return f"the header there names {found!r}"
+            if found_size != size:
+                return f"the header there gives {found_size} bytes, the index {size}"
+            return None
     info: tarfile.TarInfo | None
     try:
         if length == _BLOCK:  # the usual case (ustar/GNU): the member's own header, parsed directly
@@ -227,6 +237,29 @@ _PLAIN_FIELDS = re.compile(  # 100..157: mode, uid, gid, size, mtime, checksum; 
 _PLAIN_DEVICES = re.compile(rb"(?:[0-7]{7}[\0 ]|\0{8}){2}")  # 329..345: devmajor, devminor
 _ZERO_BLOCK = bytes(_BLOCK)
 _FILTER_DEST = "/nonexistent-imagenet-prep-dest"  # where tarfile's data filter pretends to extract to
+
+
+def _plain_file_header(block: bytes) -> tuple[str, int] | None:
+    """(name, size) of a plain regular-file header (the fast path's definition above: tarfile reads it the same
+    way), with a leading ``./`` dropped; None for anything else (a folder, a bad or signed checksum, base-256
+    numbers, a ustar prefix...), which tarfile then judges."""
+    fields = _PLAIN_FIELDS.fullmatch(block, 100, 157)
+    if (
+        fields is None
+        or block[156] == 0x35
+        or block[345]
+        or _PLAIN_DEVICES.fullmatch(block, 329, 345) is None
+    ):
+        return None
+    view = memoryview(block)
+    total = (zlib.adler32(view[:256]) & 0xFFFF) + (zlib.adler32(view[256:]) & 0xFFFF) - 2
+    if total - sum(view[148:156]) + 256 != int(fields[2], 8):
+        return None
+    end = block.find(0, 0, 100)
+    name = block[: end if end >= 0 else 100].decode(tarfile.ENCODING, "surrogateescape")
+    if name.endswith("/"):
+        return None  # NUL type and a trailing '/': a folder to tarfile
+    return (name[2:] if name.startswith("./") else name), int(fields[1], 8)
 
 
 def _scan_plain(

@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
@@ -61,7 +63,35 @@ def shard_name(unit_id: str) -> str:
 
 
 def member_header(name: str, size: int) -> bytes:
-    """A deterministic tar header: ustar (GNU long-name blocks only for a name over 100 bytes)."""
+    """A deterministic tar header: ustar (GNU long-name blocks only for a name over 100 bytes). The usual case
+    patches the name, size and checksum into a header tarfile made once (the same bytes as tarfile's ``tobuf``,
+    ~10x cheaper: a shard writes three headers per image)."""
+    encoded = name.encode("utf-8")
+    if len(encoded) > 100 or not 0 <= size < _MAX_USTAR_SIZE:
+        return _tarfile_header(name, size)
+    block = bytearray(_ustar_template())
+    block[: len(encoded)] = encoded
+    block[124:135] = b"%011o" % size
+    view = memoryview(block)  # the checksum (field counted as spaces): the unsigned byte sum, via adler32
+    total = (zlib.adler32(view[:256]) & 0xFFFF) + (zlib.adler32(view[256:]) & 0xFFFF) - 2
+    view.release()
+    block[148:155] = b"%06o\0" % total
+    return bytes(block)
+
+
+_MAX_USTAR_SIZE = 8**11  # the 12-byte octal size field's limit; larger members take tarfile's path
+
+
+@cache
+def _ustar_template() -> bytes:
+    """tarfile's ustar header of an empty name and size 0, its checksum field as spaces (the mode, owner, time,
+    magic and device fields exactly as this Python's tarfile writes them)."""
+    block = bytearray(_tarfile_header("", 0))
+    block[148:156] = b" " * 8
+    return bytes(block)
+
+
+def _tarfile_header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     info.mtime = 0

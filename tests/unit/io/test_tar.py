@@ -429,3 +429,44 @@ def test_train_archive_that_holds_no_class_tars(tmp_path, release):
         TrainArchive(release.val_tar, cache_dir=tmp_path).classes()
     with pytest.raises(ArchiveError, match="n99999999 is not in"):
         TrainArchive(release.train_tar, cache_dir=tmp_path).members("n99999999")
+
+
+# ----------------------------------------------------------------------- the worker's header check
+def _header_check(data: bytes, header_at: int, name: str, size: int) -> str | None:
+    from imagenet_prep.io.tar import member_header_problem
+
+    return member_header_problem(MemoryBytes(data), header_at, header_at + 512, size, name)
+
+
+def test_the_header_check_s_fast_path_answers_as_tarfile_does(monkeypatch):
+    """``member_header_problem`` parses a plain header itself (the worker checks one per image); every single-byte
+    change of a header, its checksum fixed or not, gets the answer the tarfile path gives for it."""
+    from imagenet_prep.io import tar as tar_module
+
+    good = b"x" * 700
+    for fmt in (tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT):
+        data = _tar_bytes([_file("n01440764_1.JPEG", b"a" * 30), _file("./n01440764_22.JPEG", good)], fmt)
+        at = 1024  # the second header
+        fast_taken = 0
+        for where in range(512):
+            for value in (0, 0x20, 0x2F, 0x30, 0x35, 0x38, 0xFF):
+                for fix in (False, True):
+                    header = bytearray(data[at : at + 512])
+                    header[where] = value
+                    if fix:
+                        header[148:156] = b" " * 8
+                        header[148:156] = b"%06o\0 " % sum(header)
+                    mutated = data[:at] + bytes(header) + data[at + 512 :]
+                    for name, size in (
+                        ("n01440764_22.JPEG", 700),
+                        ("n01440764_2.JPEG", 700),
+                        ("22.JPEG", 699),
+                    ):
+                        got = _header_check(mutated, at, name, size)
+                        with monkeypatch.context() as patched:
+                            patched.setattr(tar_module, "_plain_file_header", lambda block: None)
+                            want = _header_check(mutated, at, name, size)
+                        assert got == want, (fmt, where, value, fix, name, size)
+                    fast_taken += tar_module._plain_file_header(bytes(header)) is not None
+        assert fast_taken > 2000  # most changes (fields a regular member's check does not read) stay fast
+        assert _header_check(data, at, "n01440764_22.JPEG", 700) is None
