@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs", type=int, default=3, help="interleaved runs; medians are reported (default 3)"
     )
+    parser.add_argument(
+        "--full-runs",
+        type=int,
+        help="runs that also build the full release (default: every run; the short list build is the noisy one)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="--workers of every build (default 2)")
     parser.add_argument(
         "--code",
@@ -124,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work", type=Path, help="folder for the run outputs (default: beside the release)")
     parser.add_argument("--json", type=Path, help="also write the results there")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the run outputs (default: deleted at the end)"
+    )
     args = parser.parse_args(argv)
     ensure_release(args.release, args.scale, args.list)
     codes = [code.resolve() for code in args.code] if args.code else [Path(os.environ.get("PYTHONPATH", "."))]
@@ -134,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     _last_child_usage()
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {str(c): {n: [] for n in variants} for c in codes}
     try:
+        full_runs = args.runs if args.full_runs is None else args.full_runs
         for run in range(args.runs):
             shift = run % len(jobs)
             for index, (code, name) in enumerate(jobs[shift:] + jobs[:shift]):
+                if name == "full" and run >= full_runs:
+                    continue
                 out = work / f"run{run}-{index}-{name}"
                 got = run_build(code, args.release, out, args.workers, variants[name])
                 runs[str(code)][name].append(got)
@@ -146,22 +157,22 @@ def main(argv: list[str] | None = None) -> int:
                     f"(other cores busy: {got['other_cores']:.1f})",
                     flush=True,
                 )
+        summary = {code: summarise(by_name) for code, by_name in runs.items()}
+        for code, figures in summary.items():
+            print(f"\n{code}:")
+            for key, value in figures.items():
+                print(f"  {key:<34} {value}")
+        if args.json:
+            args.json.write_text(json.dumps({"runs": runs, "summary": summary}, indent=1) + "\n")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    summary = {code: summarise(by_name) for code, by_name in runs.items()}
-    for code, figures in summary.items():
-        print(f"\n{code}:")
-        for key, value in figures.items():
-            print(f"  {key:<34} {value}")
-    if args.json:
-        args.json.write_text(json.dumps({"runs": runs, "summary": summary}, indent=1) + "\n")
+        if not args.keep:  # (deleting 100,000s of files takes minutes here: the results are out first)
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
 def summarise(by_name: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Medians over runs of the list's share of the full build's time, CPU and bytes, per image share."""
-    pairs = list(zip(by_name["list"], by_name["full"], strict=True))
-    one, full = pairs[0]
+    """The list's share of the full build's time and CPU (the median of each), per image share; bytes read."""
+    one, full = by_name["list"][0], by_name["full"][0]
     image_share = one["images"] / full["images"]
 
     def median(values: list[float]) -> float:
@@ -174,21 +185,17 @@ def summarise(by_name: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "index bytes read list / full": f"{one['index_bytes']:,} / {full['index_bytes']:,}",
     }
     for what in ("wall", "cpu"):
-        shares = [a[what] / b[what] for a, b in pairs]
+        listed = median([r[what] for r in by_name["list"]])
+        whole = median([r[what] for r in by_name["full"]])
+        share = listed / whole
         # The real release: the same list build; the full build costs the measured cost per added image more.
-        per_image = [(b[what] - a[what]) / (b["images"] - a["images"]) for a, b in pairs]
-        projected = [
-            a[what] / (a[what] + slope * (REAL_TRAIN_IMAGES - a["images"]))
-            for (a, _), slope in zip(pairs, per_image, strict=True)
-        ]
-        figures[f"{what}: list s / full s (medians)"] = (
-            f"{median([a[what] for a, _ in pairs])} / {median([b[what] for _, b in pairs])}"
-        )
-        figures[f"{what}: list share"] = (
-            f"{median(shares):.2%} (cost per image {median(shares) / image_share:.2f}x)"
-        )
+        per_image = (whole - listed) / (full["images"] - one["images"])
+        projected = listed / (listed + per_image * (REAL_TRAIN_IMAGES - one["images"]))
+        real_share = one["images"] / REAL_TRAIN_IMAGES
+        figures[f"{what}: list s / full s (medians)"] = f"{listed} / {whole}"
+        figures[f"{what}: list share"] = f"{share:.2%} (cost per image {share / image_share:.2f}x)"
         figures[f"{what}: projected share, real release"] = (
-            f"{median(projected):.2%} (cost per image {median(projected) / (one['images'] / REAL_TRAIN_IMAGES):.2f}x)"
+            f"{projected:.2%} (cost per image {projected / real_share:.2f}x)"
         )
     figures["other cores busy (median)"] = median([r["other_cores"] for rs in by_name.values() for r in rs])
     return figures
