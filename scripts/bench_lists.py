@@ -120,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="runs that also build the full release (default: every run; the short list build is the noisy one)",
     )
+    parser.add_argument(
+        "--per-unit",
+        action="store_true",
+        help="instead: the fixed cost of a unit, from two lists of 1,000 of the list's images, one in each of "
+        "1,000 classes against all of each class's images in as few classes (the same images' cost)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="--workers of every build (default 2)")
     parser.add_argument(
         "--code",
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or args.release.parent / f"{args.release.name}-runs"
     work.mkdir(parents=True, exist_ok=True)
     variants = {"list": ["--images", args.list], "full": ["--splits", "train"]}
+    if args.per_unit:
+        variants = per_unit_lists(args.list, work)
     jobs = [(code, name) for code in codes for name in variants]
     _last_child_usage()
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {str(c): {n: [] for n in variants} for c in codes}
@@ -157,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"(other cores busy: {got['other_cores']:.1f})",
                     flush=True,
                 )
-        summary = {code: summarise(by_name) for code, by_name in runs.items()}
+        summary = {
+            code: (per_unit if args.per_unit else summarise)(by_name) for code, by_name in runs.items()
+        }
         for code, figures in summary.items():
             print(f"\n{code}:")
             for key, value in figures.items():
@@ -168,6 +178,38 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:  # (deleting 100,000s of files takes minutes here: the results are out first)
             shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def per_unit_lists(image_list: str, work: Path) -> dict[str, list[str]]:
+    """Two --images files of 1,000 images each: one per class over 1,000 classes ("spread"), and every image of
+    as few classes ("packed"); their difference is 1,000 units' fixed cost against ~80."""
+    from imagenet_prep.taxonomy.image_lists import load_spec
+
+    by_class: dict[str, list[str]] = {}
+    for listed in load_spec(image_list):
+        for image in listed.images:
+            if image.source_split == "train" and image.wnid is not None:
+                by_class.setdefault(image.wnid, []).append(image.key)
+    spread = [keys[0] for _, keys in sorted(by_class.items())][:1000]
+    packed = [key for _, keys in sorted(by_class.items()) for key in keys][: len(spread)]
+    files = {}
+    for name, keys in (("spread", spread), ("packed", packed)):
+        files[name] = work / f"{name}.txt"
+        files[name].write_text("".join(f"{key}.JPEG\n" for key in keys))
+    return {name: ["--images", str(path)] for name, path in files.items()}
+
+
+def per_unit(by_name: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The fixed cost of a unit: (spread - packed) / (units of spread - units of packed), medians."""
+    spread, packed = by_name["spread"], by_name["packed"]
+    units = spread[0]["units"] - packed[0]["units"]
+    figures: dict[str, Any] = {"units spread / packed": f"{spread[0]['units']} / {packed[0]['units']}"}
+    for what in ("wall", "cpu"):
+        a = statistics.median(r[what] for r in spread)
+        b = statistics.median(r[what] for r in packed)
+        figures[f"{what}: spread s / packed s"] = f"{a:.3f} / {b:.3f}"
+        figures[f"{what}: ms per unit"] = round((a - b) / units * 1000, 3)
+    return figures
 
 
 def summarise(by_name: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
