@@ -242,7 +242,7 @@ def build_into(
             results: dict[str, UnitResult] = {}
             todo: list[WorkUnit] = []
             rebuilt = 0
-            markers = marker_names(out)  # one listing: a fresh build of 1,000 units opens no 1,000 absent files
+            markers = marker_names(out)  # one listing, not an absent file opened per unit of a fresh build
             for unit in mine:
                 previous = read_marker(out, unit) if f"{unit.unit_id}.json" in markers else None
                 # A writer whose files live elsewhere (an object store) says itself whether they are intact.
