@@ -6,8 +6,6 @@ units kept (real CLI processes, a real pool)."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,18 +19,6 @@ from imagenet_prep.sample import SampleSpec, write_sample
 SPEC = SampleSpec(classes=60, train_per_class=3, val_per_class=1, seed=23)
 OPTIONS = ("--resize", "shorter", "--size", "24", "--quiet")
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module", autouse=True)
-def private_tmpdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A killed build leaves Python's multiprocessing socket folder (pymp-*) in $TMPDIR: keep those here."""
-    saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("tmpdir"))
-    yield
-    if saved is None:
-        del os.environ["TMPDIR"]
-    else:
-        os.environ["TMPDIR"] = saved
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +51,10 @@ def test_many_small_units_give_the_in_process_tree_and_a_marker_each(release, re
     assert snapshot(out) == reference
 
 
-def test_killed_mid_way_then_resumed_gives_the_same_bytes(release, reference, tmp_path):
+def test_killed_mid_way_then_resumed_gives_the_same_bytes(release, reference, tmp_path, monkeypatch):
+    # A killed build leaves Python's multiprocessing socket folder (pymp-*) in $TMPDIR: keep it here.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     out = tmp_path / "out"
     argv = build_argv(release.root, out, "--workers", "2", *OPTIONS)
     killed = kill_after_first_unit(argv, out, units=61)
