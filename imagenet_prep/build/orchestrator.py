@@ -40,6 +40,7 @@ from .state import (
     STATE_DIR,
     assign_shards,
     managed_folders,
+    marker_names,
     missing_units,
     output_lock,
     prepare_out,
@@ -245,8 +246,9 @@ def build_into(
             results: dict[str, UnitResult] = {}
             todo: list[WorkUnit] = []
             rebuilt = 0
+            markers = marker_names(out)  # one listing, not an absent file opened per unit of a fresh build
             for unit in mine:
-                previous = read_marker(out, unit)
+                previous = read_marker(out, unit) if f"{unit.unit_id}.json" in markers else None
                 # A writer whose files live elsewhere (an object store) says itself whether they are intact.
                 if previous is not None and writer.files_intact(out, previous):
                     results[unit.unit_id] = previous

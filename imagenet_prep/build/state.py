@@ -60,10 +60,12 @@ def write_error(exc: OSError, out: Path) -> BuildError | InputError:
 
 # ------------------------------------------------------------------------------------------------ markers
 def marker_path(out: Path | str, unit_id: str) -> Path:
-    return Path(out) / STATE_DIR / "done" / f"{unit_id}.json"
+    # One Path from one string: three joins cost ~0.1 ms, paid per unit (twice in a worker).
+    return Path(f"{os.fspath(out)}/{STATE_DIR}/done/{unit_id}.json")
 
 
-def write_marker(out: Path | str, unit: WorkUnit, result: UnitResult) -> None:
+def write_marker(out: Path | str, unit: WorkUnit, result: UnitResult) -> Path:
+    """Write ``unit``'s done marker (atomically); returns its path."""
     payload = {
         "unit": unit.unit_id,
         "fingerprint": unit.fingerprint,
@@ -77,12 +79,14 @@ def write_marker(out: Path | str, unit: WorkUnit, result: UnitResult) -> None:
         # The files the unit committed and their sizes: a re-run stats them and redoes the unit on a mismatch.
         "files": dict(result.files),
     }
+    path = marker_path(out, unit.unit_id)
     try:
-        write_text_atomic(marker_path(out, unit.unit_id), json.dumps(payload, separators=(",", ":")))
+        write_text_atomic(path, json.dumps(payload, separators=(",", ":")))
     except OSError as exc:
         if exc.errno in DISK_FULL_ERRNOS:
             raise disk_full(out, f"unit {unit.unit_id}") from None
         raise BuildError(f"Unit {unit.unit_id}: cannot write its done marker: {exc.strerror}.") from None
+    return path
 
 
 def _row_fields(row: ManifestRow) -> dict[str, Any]:
@@ -92,6 +96,14 @@ def _row_fields(row: ManifestRow) -> dict[str, Any]:
         if value != ():
             values[name] = value
     return values
+
+
+def marker_names(out: Path) -> set[str]:
+    """The file names in the done-marker folder (empty when there is none): which markers exist, in one listing."""
+    try:
+        return set(os.listdir(Path(out) / STATE_DIR / "done"))
+    except OSError:
+        return set()
 
 
 def read_marker(out: Path, unit: WorkUnit) -> UnitResult | None:
@@ -146,11 +158,6 @@ def managed_folders(out: Path, work_dirs: Sequence[str]) -> list[Path]:
             if parts[:end] != (".",):
                 folders[out.joinpath(*parts[:end])] = None
     return list(folders)
-
-
-def _through_link(out: Path, rel: str) -> bool:
-    """Whether ``out/rel`` is, or lies under, a link below OUT."""
-    return any(folder.is_symlink() for folder in managed_folders(out, [rel]))
 
 
 # --------------------------------------------------------------------------------------------------- lock
@@ -427,16 +434,37 @@ def remove_temp_files(out: Path, dirs: Sequence[str]) -> int:
     maps, manifests, build.json) and the state folders (state.json, done markers). A folder that is (or lies
     under) a link is skipped: the cleaner never follows a link."""
     removed = 0
+    links: dict[str, bool] = {}  # folder below OUT -> whether it is a link: each asked once (1,000 class
+    # folders share one split folder; a Path and two lstats per folder and level cost ~0.2 ms a unit)
+    root = os.fspath(out)
     for rel in (".", STATE_DIR, f"{STATE_DIR}/done", *dirs):
-        folder = out / rel
-        if _through_link(out, rel) or not folder.is_dir():
+        parts = [part for part in rel.split("/") if part not in ("", ".")]
+        if _under_link(root, parts, links):
             continue  # never through a link: its target is not ours
-        with os.scandir(folder) as entries:
+        try:
+            entries = os.scandir(os.path.join(root, *parts))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
             for entry in entries:
                 if entry.name.startswith(TMP_MARK) and not entry.is_dir(follow_symlinks=False):
-                    Path(entry.path).unlink(missing_ok=True)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
                     removed += 1
     return removed
+
+
+def _under_link(root: str, parts: list[str], links: dict[str, bool]) -> bool:
+    """Whether ``root/parts[0]/.../parts[-1]`` is, or lies under, a link below ``root`` (memoised in ``links``)."""
+    path = root
+    for part in parts:
+        path = f"{path}/{part}"
+        link = links.get(path)
+        if link is None:
+            link = links[path] = os.path.islink(path)
+        if link:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------- static shards, plan state

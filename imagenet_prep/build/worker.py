@@ -17,7 +17,7 @@ from ..io.atomic import DISK_FULL_ERRNOS
 from ..outputs.base import Writer, written_files
 from ..records import ImageIssue, ManifestRow, UnitResult, WorkUnit
 from ..sources import source_class
-from .state import disk_full, marker_path, write_marker
+from .state import disk_full, write_marker
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def run_unit(unit: WorkUnit, job: UnitJob, tick: Callable[[], None] | None = Non
         enlarged,
         written_files(unit_writer),
     )
-    write_marker(job.out, unit, unit_result)
+    marker = write_marker(job.out, unit, unit_result)
     # A writer whose output lives elsewhere (an object store) publishes the marker there too.
-    unit_writer.published(marker_path(job.out, unit.unit_id))
+    unit_writer.published(marker)
     return unit_result
