@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 TRAIN_IMAGES = 1_281_167
+LIST_RUNS = ("simclr-1pct", "simclr-10pct")  # --only NAME: plan --images NAME from the warm index
 VAL_IMAGES = 50_000
 MIN_PER_CLASS = 732
 FULL_PER_CLASS = 1300
@@ -168,8 +169,11 @@ try:
 finally:
     executor.close()
 seconds = time.perf_counter() - t
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "rss_mb": rss, "images": images, "units": len(plan.units)}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's workers (closed above)
+cpu = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": usage.ru_maxrss / 1024, "images": images,
+                  "units": len(plan.units)}))
 """
 
 
@@ -231,13 +235,19 @@ def measure(
         if done.returncode != 0:
             raise SystemExit(f"{label} failed: {done.stderr.strip().splitlines()[-1:]}")
         result = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{label:<12} {result['seconds']:6.2f} s  parent RSS {result['rss_mb']:6.0f} MB  "
+        cpu = f"  CPU {result['cpu']:6.2f} s" if "cpu" in result else ""
+        print(f"{label:<12} {result['seconds']:6.2f} s{cpu}  parent RSS {result['rss_mb']:6.0f} MB  "
               f"{result['images']:,} images in {result['units']} units", flush=True)  # fmt: skip
         return result
 
     if only is not None:  # --only: these measurements, in order (the cache is wiped before "cold")
-        runs = {"cold": ("cold-index", {}), "warm": ("warm-plan", {}), "imagenette": ("imagenette", {})}
-        runs["imagenette"][1]["subset"] = "imagenette"
+        runs: dict[str, tuple[str, dict]] = {
+            "cold": ("cold-index", {}),
+            "warm": ("warm-plan", {}),
+            "imagenette": ("imagenette", {"subset": "imagenette"}),
+        }
+        for listed in LIST_RUNS:  # an image list's plan (a release written with --include-list NAME)
+            runs[listed] = (listed, {"images": listed, "allow_missing": True})
         results = {}
         for name in only:
             if name == "scan":
@@ -273,9 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["cold", "warm", "imagenette", "scan"],
-        help="with --measure-only: just these measurements, in order (repeatable; cold wipes --cache-dir; scan: "
-        "CPU per tar header, the plain-header scan vs tarfile's, in this process)",
+        choices=["cold", "warm", "imagenette", *LIST_RUNS, "scan"],
+        help="with --measure-only: just these measurements, in order (repeatable; cold wipes --cache-dir; "
+        "simclr-1pct / simclr-10pct: plan that --images list (release written with --include-list "
+        "simclr-10pct); scan: CPU per tar header, the plain-header scan vs tarfile's, in this process)",
     )
     parser.add_argument(
         "--include-list",

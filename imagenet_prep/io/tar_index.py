@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError
-from .atomic import write_bytes_atomic
+from .atomic import atomic_file, write_bytes_atomic
 from .bytesource import FileByteSource, is_remote, open_byte_source
 from .paths import cache_dir as _tool_cache_dir
 from .tar import ClassTar, TarMember, index_class_tar, scan_tar
@@ -178,7 +178,9 @@ class IndexedArchive:
         doc = {"format": CACHE_FORMAT, "kind": self._KIND, "archive": self.path.name, **self._key, **payload}
         return self._write_cache_bytes(json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode())
 
-    def _write_cache_bytes(self, data: bytes) -> Path | None:
+    def _write_cache_bytes(self, data: bytes | Sequence[bytes]) -> Path | None:
+        """Write the cache (``data``, or its parts in order: a whole-set index is ~60 MB of sections, written
+        one by one rather than joined into one more copy first)."""
         for candidate in cache_path_candidates(self._cache_id, self.cache_dir, self._SUFFIX):
             folder = candidate.parent
             try:
@@ -186,7 +188,12 @@ class IndexedArchive:
                     folder.mkdir(parents=True, exist_ok=True)
                 elif not os.access(folder, os.W_OK):
                     continue
-                write_bytes_atomic(candidate, data)
+                if isinstance(data, bytes):
+                    write_bytes_atomic(candidate, data)
+                else:
+                    with atomic_file(candidate) as file:
+                        for part in data:
+                            file.write(part)
             except OSError:
                 continue
             self.cache_path = candidate
@@ -219,6 +226,7 @@ class MemberColumns:
     offsets: array  # array("q")
     sizes: array
     header_offsets: array  # -1: none known
+    header_gap: int | None = None  # when every header is this many bytes before its data (checked)
 
     @property
     def names(self) -> list[str]:
@@ -264,6 +272,13 @@ def _le_ints(data: bytes | memoryview) -> array:
     return values
 
 
+def _split_section(data: bytes, count: int) -> MemberColumns:
+    """A section this process made (or has checked) as columns, without checking it again."""
+    arrays = _le_ints(memoryview(data)[: 24 * count])
+    text = data[24 * count :].decode("utf-8")
+    return MemberColumns(text, arrays[:count], arrays[count : 2 * count], arrays[2 * count :])
+
+
 def _decode_section(data: bytes, count: int, start: int, end: int) -> MemberColumns | None:
     """A section's members if it is well-formed for a tar spanning [start, end) of the archive, else None."""
     fixed = 24 * count
@@ -281,16 +296,20 @@ def _decode_section(data: bytes, count: int, start: int, end: int) -> MemberColu
         return None  # not ``count`` non-empty names
     if not count and text:
         return None
-    if count and not (
+    if not count:
+        return MemberColumns(text, offsets, sizes, headers)
+    gaps = array("q", map(operator.sub, offsets, headers))  # each header before its data
+    if not (
         min(headers) >= start
         and min(sizes) >= 0
         and min(offsets) >= 0
         and max(map(operator.add, offsets, sizes)) <= end
-        and all(map(operator.lt, headers, offsets))
+        and min(gaps) > 0
         and not any(map((511).__and__, offsets))  # a tar's data starts on a 512-byte block
     ):
         return None
-    return MemberColumns(text, offsets, sizes, headers)
+    gap = gaps[0] if gaps.count(gaps[0]) == count else None  # plain headers: all 512 bytes before
+    return MemberColumns(text, offsets, sizes, headers, gap)
 
 
 def _sections_ok(table: object, limit: int) -> bool:
@@ -373,7 +392,7 @@ class _SectionedArchive(IndexedArchive):
         doc = {"format": CACHE_FORMAT, "kind": self._KIND, "archive": self.path.name, **self._key, **payload}
         doc["sections"] = table
         head = json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
-        written = self._write_cache_bytes(b"".join([head, *(data for data, _ in sections.values())]))
+        written = self._write_cache_bytes([head, *(data for data, _ in sections.values())])
         if written is not None:
             try:
                 st = os.stat(written)
@@ -441,6 +460,9 @@ class TrainArchive(_SectionedArchive):
         self._classes: dict[str, ClassTar] | None = None
         self._outer_refused: list[tuple[str, str]] = []
         self._columns: dict[str, MemberColumns] = {}  # indexed in this session, not yet saved
+        # indexed in this session by a pool worker, as the cache section it made (bytes, count): ~45 bytes an
+        # image in the parent until saved, instead of a record per image (a cold whole-set index)
+        self._encoded: dict[str, tuple[bytes, int]] = {}
         self._members: dict[str, tuple[TarMember, ...]] = {}  # members() asked for (API callers)
         self._inner_refused: dict[str, list[tuple[str, str]]] = {}
         cached = self._load_header()
@@ -506,6 +528,8 @@ class TrainArchive(_SectionedArchive):
         """The images of one class as columns (from the cache, or built from that class tar's headers)."""
         if wnid in self._columns:
             return self._columns[wnid]
+        if wnid in self._encoded:
+            return _split_section(*self._encoded[wnid])
         classes = self.classes()
         if wnid in self._sections and wnid in classes:
             tar = classes[wnid]
@@ -534,6 +558,21 @@ class TrainArchive(_SectionedArchive):
         if wnid not in self.classes():
             raise ArchiveError(f"The class {wnid} is not in {self.path}.")
         self._columns[wnid] = MemberColumns.of(members)
+        self._encoded.pop(wnid, None)
+        self._members.pop(wnid, None)
+        self._sections.pop(wnid, None)
+        self._inner_refused[wnid] = list(refused or [])
+        self._dirty = True
+
+    def add_section(
+        self, wnid: str, data: bytes, count: int, refused: list[tuple[str, str]] | None = None
+    ) -> None:
+        """Merge an inner index a worker sent as its cache section (:meth:`MemberColumns.encode` of its
+        members, ``count`` of them): kept as those bytes until :meth:`save` writes them."""
+        if wnid not in self.classes():
+            raise ArchiveError(f"The class {wnid} is not in {self.path}.")
+        self._encoded[wnid] = (data, count)
+        self._columns.pop(wnid, None)
         self._members.pop(wnid, None)
         self._sections.pop(wnid, None)
         self._inner_refused[wnid] = list(refused or [])
@@ -546,11 +585,11 @@ class TrainArchive(_SectionedArchive):
 
     def has_members(self, wnid: str) -> bool:
         """Whether the inner index of ``wnid`` is already known (so :meth:`members` reads nothing)."""
-        return wnid in self._columns or wnid in self._sections
+        return wnid in self._columns or wnid in self._encoded or wnid in self._sections
 
     def indexed_wnids(self) -> tuple[str, ...]:
         """Classes whose inner index is known (from this session or the cache)."""
-        return tuple(sorted({*self._columns, *self._sections}))
+        return tuple(sorted({*self._columns, *self._encoded, *self._sections}))
 
     @property
     def refused(self) -> list[tuple[str, str]]:
@@ -581,6 +620,8 @@ class TrainArchive(_SectionedArchive):
             if wnid in self._columns:
                 columns = self._columns[wnid]
                 sections[wnid] = (columns.encode(), len(columns.offsets))
+            elif wnid in self._encoded:
+                sections[wnid] = self._encoded[wnid]
             elif wnid in self._sections:
                 read = self._read_section(wnid)  # copied only if well-formed
                 if read is not None and _decode_section(read[0], read[1], tar.offset, tar.offset + tar.size):
@@ -597,6 +638,7 @@ class TrainArchive(_SectionedArchive):
         written = self._write_sections(payload, sections)
         if written is not None and self._cache_file is not None:
             self._columns.clear()
+            self._encoded.clear()
         return written
 
 

@@ -89,6 +89,14 @@ def choose_positions(keys: Sequence[str], count: int | None, seed: int, split: s
     return [picked[i] for i in natural_order([keys[p] for p in picked])]
 
 
+def choose_kept(files: PackedFiles, count: int | None, seed: int, split: str, wnid: str) -> list[int]:
+    """:func:`choose_positions` over a class's kept files (:func:`kept_files`): when they are known to be in
+    the natural order of their keys already and all are taken, that order (what sorting them again gives)."""
+    if files.key_ordered and (count is None or count >= len(files)):
+        return list(range(len(files)))
+    return choose_positions(files.keys(), count, seed, split, wnid)
+
+
 def choose(names: Iterable[str], count: int | None, seed: int, split: str, wnid: str) -> list[str]:
     """The seeded per-class choice documented in the module docstring."""
     listed = list(names)
@@ -158,8 +166,12 @@ def kept_files(
         return _unique_keys(
             source, split, wnid, _within_cap(source, split, wnid, files, cap, refused), refused
         )
-    names = files.names()
     sizes = files.sizes
+    if max(sizes, default=0) <= cap:
+        fast = _kept_by_key_numbers(files)
+        if fast is not None:
+            return fast
+    names = files.names()
     above = [row for row, size in enumerate(sizes) if size > cap] if max(sizes, default=0) > cap else []
     for row in above:
         refused.append(
@@ -182,6 +194,34 @@ def kept_files(
             unique.append(row)
         ordered = unique
     return files.take(ordered)
+
+
+def _kept_by_key_numbers(files: PackedFiles) -> PackedFiles | None:
+    """:func:`kept_files` of a class within the cap whose names are their keys + one suffix without a digit,
+    the keys sharing one shape (``n01440764_`` + a number): the natural order of the names is then that of
+    the keys' numbers, and keys with distinct numbers cannot clash (they casefold to the one head and tail
+    around their distinct digits). The same files in the same order, from one list of numbers (no name or
+    casefolded key per file); None when that does not hold."""
+    suffix = files.name_suffix()
+    if not len(files) or suffix is None or any(c.isdigit() for c in suffix):
+        return None
+    numbers = _shared_shape_numbers(files.keys())
+    if numbers is None or len(set(numbers)) != len(numbers):
+        return None
+    ordered = sorted(range(len(numbers)), key=numbers.__getitem__)
+    kept = files.take(ordered)
+    kept.key_ordered = True
+    return kept
+
+
+def listed_only(
+    files: dict[str, SourceFile] | PackedFiles, keys: set[str] | frozenset[str]
+) -> dict[str, SourceFile] | PackedFiles:
+    """A class's kept files (:func:`kept_files`) whose keys are in ``keys`` (an image list's), in their order."""
+    if isinstance(files, PackedFiles):
+        rows = [row for row, key in enumerate(files.keys()) if key in keys]
+        return files if len(rows) == len(files) else files.take(rows)
+    return {key: file for key, file in files.items() if key in keys}
 
 
 def as_records(files: dict[str, SourceFile] | PackedFiles) -> dict[str, SourceFile]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support import tars
 
-from imagenet_prep.columns import PackedFiles, SampleTable
+from imagenet_prep.columns import PackedFiles, SampleRows, SampleTable
 from imagenet_prep.config import BuildConfig, build_config
 from imagenet_prep.io import tar_index
 from imagenet_prep.plan import make_plan
@@ -229,16 +229,21 @@ def test_the_dry_run_reads_the_plan_from_its_columns(release, tmp_path):
     from imagenet_prep.columns import sample_bytes, sample_locators
 
     plan = _plan(release, tmp_path / "cache")
-    assert any(isinstance(u.samples, SampleTable) for u in plan.units)  # columns and tuples both met
-    assert any(isinstance(u.samples, tuple) for u in plan.units)
+    # train: a class table a unit; val (classes interleaved in storage order): row columns; and the same
+    # units holding tuples of Samples
+    assert any(isinstance(u.samples, SampleTable) for u in plan.units)
+    assert any(isinstance(u.samples, SampleRows) for u in plan.units)
+    tupled = [WorkUnit(u.split, u.unit_id, u.source, tuple(u.samples)) for u in plan.units]
+    assert [u.fingerprint for u in tupled] == [u.fingerprint for u in plan.units]
     flat = [sample for unit in plan.units for sample in unit.samples]
-    for unit in plan.units:
-        assert sample_bytes(unit.samples) == sum(s.location.size for s in unit.samples) > 0
-        assert sample_locators(unit.samples) == {s.location.locator for s in unit.samples}
-    for count in (1, 5, 7, len(flat) - 1, len(flat), len(flat) + 3):
-        step = len(flat) / count
-        expected = flat if count >= len(flat) else [flat[int(i * step + step / 2)] for i in range(count)]
-        assert _spread(plan.units, count) == expected
+    for units in (plan.units, tupled):
+        for unit in units:
+            assert sample_bytes(unit.samples) == sum(s.location.size for s in unit.samples) > 0
+            assert sample_locators(unit.samples) == {s.location.locator for s in unit.samples}
+        for count in (1, 5, 7, len(flat) - 1, len(flat), len(flat) + 3):
+            step = len(flat) / count
+            expected = flat if count >= len(flat) else [flat[int(i * step + step / 2)] for i in range(count)]
+            assert _spread(units, count) == expected
 
 
 def test_a_builds_wordnet_holds_for_its_lookups_only(tmp_path):
