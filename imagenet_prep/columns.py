@@ -220,6 +220,10 @@ class PackedFiles(_Rows[SourceFile]):
     def keys(self) -> list[str]:
         return _unpack_strings(self._keys, self._key_ends, len(self))
 
+    def joined_keys(self) -> str | None:
+        """The keys joined by "\n" when they are packed that way (none holds one), else None."""
+        return self._keys if self._key_ends is None else None
+
     def folded_keys(self) -> list[str]:
         """The keys, casefolded."""
         return (

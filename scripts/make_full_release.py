@@ -153,7 +153,7 @@ def write_release(dest: Path, scale: float = 1.0, include: list[str] | None = No
 
 
 _PLAN_CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
 t = time.perf_counter()
 from imagenet_prep.config import build_config
@@ -163,17 +163,29 @@ options = json.loads(sys.argv[1])
 cache_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else None
 config = build_config({}, options)
 executor = make_executor("local", config.worker_count)
+
+def cpu_now():
+    # this process, its reaped children, and the pool's live workers (forkserver children are not ours,
+    # so rusage never counts them): read from /proc before the pool closes
+    usage, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+    for process in (getattr(getattr(executor, "pool", None), "_processes", None) or {}).values():
+        try:
+            fields = open(f"/proc/{process.pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
 try:
     plan = make_plan(config, runner=executor.map, cache_dir=cache_dir)
     images = sum(len(u.samples) for u in plan.units)
+    cpu = cpu_now()
 finally:
     executor.close()
 seconds = time.perf_counter() - t
-usage = resource.getrusage(resource.RUSAGE_SELF)
-children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's workers (closed above)
-cpu = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
-print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": usage.ru_maxrss / 1024, "images": images,
-                  "units": len(plan.units)}))
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": rss, "images": images, "units": len(plan.units)}))
 """
 
 

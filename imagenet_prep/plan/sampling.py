@@ -12,6 +12,8 @@ refusals, order and draws as the record path).
 
 from __future__ import annotations
 
+import itertools
+import operator
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -46,14 +48,19 @@ def _shared_shape_numbers(names: Sequence[str]) -> list[int] | None:
     """Each name's number when all are ``head + digits + tail`` with the head and tail of the first (the head
     is empty or ends in a non-digit, the tail holds no digit, the digits are ASCII): natural_key then
     orders them by that number alone. None otherwise."""
-    shape = _SHAPE_RE.fullmatch(names[0])
+    lines = "\n" + "\n".join(names) + "\n"
+    if lines.count("\n") != len(names) + 1:  # a name holding "\n"
+        return None
+    return _joined_shape_numbers(names[0], lines, len(names))
+
+
+def _joined_shape_numbers(first: str, lines: str, count: int) -> list[int] | None:
+    """:func:`_shared_shape_numbers` of ``count`` names (the first is ``first``) joined as ``lines``: each one
+    between two "\n", none holding one."""
+    shape = _SHAPE_RE.fullmatch(first)
     if shape is None:
         return None
     head, _, tail = shape.groups()
-    count = len(names)
-    lines = "\n" + "\n".join(names) + "\n"
-    if lines.count("\n") != count + 1:  # a name holding "\n"
-        return None
     if (head and lines.count("\n" + head) != count) or (tail and lines.count(tail + "\n") != count):
         return None
     # Every line starts with the head and ends with the tail: what is left of each must be ASCII digits.
@@ -205,11 +212,19 @@ def _kept_by_key_numbers(files: PackedFiles) -> PackedFiles | None:
     suffix = files.name_suffix()
     if not len(files) or suffix is None or any(c.isdigit() for c in suffix):
         return None
-    numbers = _shared_shape_numbers(files.keys())
-    if numbers is None or len(set(numbers)) != len(numbers):
+    joined = files.joined_keys()
+    if joined is None:
+        numbers = _shared_shape_numbers(files.keys())
+    else:
+        numbers = _joined_shape_numbers(joined.partition("\n")[0], f"\n{joined}\n", len(files))
+    if numbers is None:
         return None
-    ordered = sorted(range(len(numbers)), key=numbers.__getitem__)
-    kept = files.take(ordered)
+    if all(map(operator.lt, numbers, itertools.islice(numbers, 1, None))):
+        kept = files  # ascending already (a release written in order): distinct, and in natural order
+    else:
+        if len(set(numbers)) != len(numbers):
+            return None
+        kept = files.take(sorted(range(len(numbers)), key=numbers.__getitem__))
     kept.key_ordered = True
     return kept
 

@@ -201,7 +201,7 @@ def test_packed_files_are_the_source_files_they_pack(release, tmp_path):
     )
 
 
-def test_a_format_3_cache_is_indexed_again_and_rewritten_as_format_4(release, tmp_path):
+def test_a_format_3_cache_is_indexed_again_and_rewritten_in_the_current_format(release, tmp_path):
     cache = tmp_path / "cache"
     train = release / "ILSVRC2012_img_train.tar"
     with tar_index.TrainArchive(train, cache_dir=cache) as archive:
@@ -217,9 +217,68 @@ def test_a_format_3_cache_is_indexed_again_and_rewritten_as_format_4(release, tm
         assert not archive.has_members(wnid)  # not misread
         assert archive.members(wnid) == members and archive.source.bytes_read > 0
         archive.save()
-    assert path.read_bytes().split(b"\n", 1)[0].startswith(b'{"format":4')
+    assert path.read_bytes().split(b"\n", 1)[0].startswith(b'{"format":%d' % tar_index.CACHE_FORMAT)
     with tar_index.TrainArchive(train, cache_dir=cache) as archive:
         assert archive.members(wnid) == members and archive.source.bytes_read == 0
+
+
+def test_a_format_4_cache_is_indexed_again_and_rewritten_with_header_gaps(release, tmp_path):
+    """Format 4 stored every header offset and [start, length, count] per section; format 5 stores a gap for
+    sections whose headers all sit one gap before their data. A format 4 cache is not misread: each class is
+    indexed again, and the rewritten cache stores the gap (512 for plain headers), with the same members."""
+    cache = tmp_path / "cache"
+    train = release / "ILSVRC2012_img_train.tar"
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        wnids = list(archive.classes())[:3]
+        members = {wnid: archive.members(wnid) for wnid in wnids}
+        path = archive.save()
+    assert path is not None and tar_index.CACHE_FORMAT == 5
+    tar_index.write_cache_document(path, tar_index.read_cache_document(path))  # every header offset stored
+    line, _, body = path.read_bytes().partition(b"\n")
+    header = json.loads(line)
+    header["format"] = 4
+    header["sections"] = {name: entry[:3] for name, entry in header["sections"].items()}  # format 4's layout
+    path.write_bytes(json.dumps(header).encode() + b"\n" + body)
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        assert not any(archive.has_members(wnid) for wnid in wnids)  # not misread
+        assert {wnid: archive.members(wnid) for wnid in wnids} == members
+        assert archive.source.bytes_read > 0
+        archive.save()
+    rewritten = json.loads(path.read_bytes().partition(b"\n")[0])
+    assert rewritten["format"] == 5 and {entry[3] for entry in rewritten["sections"].values()} == {512}
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        assert {wnid: archive.members(wnid) for wnid in wnids} == members
+        assert archive.source.bytes_read == 0
+
+
+def test_a_section_of_stored_header_offsets_reads_like_one_with_a_gap(release, tmp_path):
+    """The same members whether a section stores each header offset (gap 0) or the gap; a gap that would put
+    a header before its tar's start, or a section too short for its columns, is malformed (indexed again)."""
+    cache = tmp_path / "cache"
+    train = release / "ILSVRC2012_img_train.tar"
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        wnid = next(iter(archive.classes()))
+        tar = archive.classes()[wnid]
+        members = archive.members(wnid)
+    columns = tar_index.MemberColumns.of(members)
+    data, count, gap = columns.section()
+    assert gap == 512 and len(data) == 16 * count + len(columns.text.encode())
+    stored = tar_index._le_bytes(columns.offsets + columns.sizes + columns.header_offsets)
+    stored += columns.text.encode()
+    for section in ((data, count, gap), (stored, count, 0)):
+        decoded = tar_index._decode_section(*section, tar.offset, tar.offset + tar.size)
+        assert decoded is not None and decoded.members() == members
+    assert tar_index._decode_section(data, count, gap, tar.offset + 1, tar.offset + tar.size) is None
+    assert (
+        tar_index._decode_section(data, count, tar.offset + 4096, tar.offset, tar.offset + tar.size) is None
+    )
+    assert (
+        tar_index._decode_section(data[: 16 * count - 8], count, gap, tar.offset, tar.offset + tar.size)
+        is None
+    )
+    last = max(m.offset + m.size for m in members)  # data past an end before the last member's: refused
+    assert tar_index._decode_section(data, count, gap, tar.offset, last) is not None
+    assert tar_index._decode_section(data, count, gap, tar.offset, last - 1) is None
 
 
 def test_the_dry_run_reads_the_plan_from_its_columns(release, tmp_path):
