@@ -234,7 +234,7 @@ def listed_only(
 ) -> dict[str, SourceFile] | PackedFiles:
     """A class's kept files (:func:`kept_files`) whose keys are in ``keys`` (an image list's), in their order."""
     if isinstance(files, PackedFiles):
-        rows = [row for row, key in enumerate(files.keys()) if key in keys]
+        rows = list(itertools.compress(range(len(files)), map(keys.__contains__, files.keys())))  # C loops
         return files if len(rows) == len(files) else files.take(rows)
     return {key: file for key, file in files.items() if key in keys}
 

@@ -83,6 +83,25 @@ def test_blank_lines_and_comments_are_ignored_and_line_numbers_kept():
     assert [(i.key, i.line) for i in images] == [("n01440764_1", 3), ("ILSVRC2012_val_00000293", 5)]
 
 
+def test_bare_train_names_parse_as_every_other_line_does():
+    """parse_lines reads a bare train file name (most lines of the SimCLR lists) in one regex: the same image
+    as parse_line makes of it, beside lines that take the full parse (padded, commented, labelled, paths)."""
+    lines = [
+        "n01440764_10026.JPEG",
+        " n01440764_10027.JPEG",
+        "n01440764_3.JPEG # c",
+        "n01440764_4.JPEG 0",
+        "train/n01440764/n01440764_5.JPEG",
+        "n01440764_6.jpeg",
+        "n01440764_7.JPEG.JPEG",
+        "ILSVRC2012_val_00000001.JPEG",
+    ]
+    images = parse_lines("\n".join(lines), "list.txt")
+    assert images == [parse_line(line.split("#")[0].strip(), n) for n, line in enumerate(lines, 1)]
+    assert [image.key for image in images[:2]] == ["n01440764_10026", "n01440764_10027"]
+    assert images[0].wnid is images[4].wnid is images[3].wnid  # one string per class
+
+
 @pytest.mark.parametrize(
     ("line", "says"),
     [
