@@ -284,3 +284,36 @@ def test_inspect_shows_a_lists_counts_per_split_and_class(tmp_path):
     listed = CliRunner().invoke(app, ["inspect", "--images", f"test={mine}", "--json"])
     report = json.loads(listed.output)
     assert report["splits"]["test"]["per_class"] == {"n01440764": 2, classes.val_labels()[0]: 1}
+
+
+def test_a_lists_plan_holds_only_the_listed_files_and_counts_classes_by_all(release, tmp_path, monkeypatch):
+    """Memory in proportion to the list: each class is cut down to its listed files as the index is read, so
+    what the list selection gets (and the plan holds) is the listed files only, from either source split.
+    --min-images still counts every file a class holds, and the plan is the one the whole index gave."""
+    from imagenet_prep.plan import listed as listed_module
+    from imagenet_prep.plan import make as make_module
+
+    seen: dict[str, int] = {}
+    select = listed_module.select
+
+    def spy(lists, out_splits, files, *args, **kwargs):
+        for split, by_class in files.items():
+            seen[split] = sum(len(kept) for kept in by_class.values())
+        return select(lists, out_splits, files, *args, **kwargs)
+
+    names = {w: list(n) for w, n in release.train_files.items()}
+    train = [ns[0] for ns in names.values()]  # one image a class, each class holds 6
+    val = list(release.val_files)[:2]
+    spec = str(_write(tmp_path, "list.txt", [*train, *val]))
+    monkeypatch.setattr(listed_module, "select", spy)
+    plan = _plan(release, tmp_path / "cut", images=spec, min_images=5)
+    assert seen == {"train": len(train), "val": len(val)}
+    monkeypatch.setattr(make_module, "listed_only", lambda files, keys: files)  # the whole index, as before
+    seen.clear()
+    whole = _plan(release, tmp_path / "whole", images=spec, min_images=5)
+    assert seen == {"train": 6 * len(names), "val": len(release.val_files)}
+    assert [(u.unit_id, u.fingerprint) for u in plan.units] == [
+        (u.unit_id, u.fingerprint) for u in whole.units
+    ]
+    assert plan.counts == whole.counts and plan.record == whole.record and plan.warnings == whole.warnings
+    assert set(plan.counts["train"]) == set(names)  # 1 listed image a class, but 6 held: none dropped
