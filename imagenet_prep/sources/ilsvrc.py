@@ -281,7 +281,8 @@ class IlsvrcSource(SourceBase):
                 if self._val_names_only
                 else [name for name in columns.names if _VAL_NAME_RE.match(name)]
             )
-            self._val_labels = devkit.val_wnids(names, kit)
+            joined = columns.text if self._val_names_only else None
+            self._val_labels = devkit.val_wnids(names, kit, joined)
             archive.save()
         return self._val_labels
 
