@@ -328,7 +328,7 @@ def _decode_section(data: bytes, count: int, gap: int, start: int, end: int) -> 
     low, second = data[0 : 8 * count : 8], data[1 : 8 * count : 8]
     if low.count(0) != count or second.translate(None, _EVEN_BYTES):
         return None
-    if min(sizes) < 0:
+    if max(data[8 * count + 7 : 16 * count : 8], default=0) > 127:  # a size's sign bit (little-endian)
         return None
     first_data = min(offsets)
     if max(offsets) + max(sizes) > end and max(map(operator.add, offsets, sizes)) > end:

@@ -12,7 +12,9 @@ refusals, order and draws as the record path).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import operator
 import random
 import re
@@ -70,6 +72,9 @@ def _joined_shape_numbers(first: str, lines: str, count: int) -> list[int] | Non
         return None
     if "\n\n" in digits or digits.startswith("\n") or digits.endswith("\n"):
         return None  # an empty number
+    if "\n0" not in digits and not digits.startswith("0"):  # no leading zero: the numbers as JSON, in C
+        with contextlib.suppress(ValueError):
+            return json.loads(f"[{digits.replace(chr(10), ',')}]")
     return list(map(int, digits.split("\n")))
 
 

@@ -323,3 +323,37 @@ def test_a_builds_wordnet_holds_for_its_lookups_only(tmp_path):
     with pytest.raises(WordNetError):
         select_classes(BuildConfig(source=tmp_path, out=tmp_path / "o", under="dog", wordnet=empty), every)
     assert len(synsets.imagenet_leaves("dog")) == 118
+
+
+def test_kept_files_of_keys_only_columns_are_those_of_records():
+    """kept_files on a class of keys-only columns (names = key + .JPEG: the numbers' fast path, in order or
+    not) keeps the files, order and refusals of the record path; ties, clashes and other shapes take the
+    general path with the same result."""
+    from imagenet_prep.plan.sampling import kept_files
+
+    class Labels:
+        def member_label(self, split, wnid, name):
+            return f"{split}/{wnid}/{name}"
+
+    rng = random.Random(5)
+    numbers = rng.sample(range(1, 60_000), 300)
+    cases = {
+        "shuffled": [f"n01440764_{n}" for n in numbers],
+        "in order": [f"n01440764_{n}" for n in sorted(numbers)],
+        "ties": [f"n01440764_{n}" for n in (7, 10, 3)] + ["n01440764_007", "n01440764_010"],
+        "case clash": ["n01440764_1", "N01440764_1", "n01440764_2"],
+        "other shape": ["a1b2", "a1b10", "a2b1"],
+    }
+    for what, keys in cases.items():
+        offsets = [4096 + 2048 * i for i in range(len(keys))]
+        columns = PackedFiles.with_suffix(
+            "t.tar", "\n".join(keys), ".JPEG", offsets, [100 + i for i in range(len(keys))], header_gap=512
+        )
+        records = tuple(columns)
+        got_refused: list = []
+        want_refused: list = []
+        got = kept_files(Labels(), "train", "n01440764", columns, 10**6, got_refused)  # type: ignore[arg-type]
+        want = kept_files(Labels(), "train", "n01440764", records, 10**6, want_refused)  # type: ignore[arg-type]
+        assert isinstance(got, PackedFiles) and tuple(got) == tuple(want.values()), what
+        assert got_refused == want_refused, what
+        assert got.key_ordered == (what in ("shuffled", "in order")), what
