@@ -80,41 +80,77 @@ class _Rows(Sequence[_Row]):
 class PackedFiles(_Rows[SourceFile]):
     """The files of one class as columns: names and keys (each packed into one string), offsets, sizes and
     (for tar members) header offsets; every file's bytes are in the one file or URL ``locator``. A
-    Sequence of SourceFiles (stored bytes, no compression), made on access."""
+    Sequence of SourceFiles (stored bytes, no compression), made on access.
+
+    When every name is its key + one suffix (``n01440764_10026`` + ``.JPEG``), only the keys are stored
+    (``names`` None and ``name_suffix`` given, see :meth:`with_suffix`): a whole-set plan holds 1.28M keys,
+    not 1.28M names besides."""
 
     __slots__ = (
-        "header_offsets",
         "locator",
         "offsets",
         "sizes",
+        "_header_gap",
+        "_header_offsets",
         "_key_ends",
         "_keys",
         "_name_ends",
+        "_name_suffix",
         "_names",
+        "key_ordered",
     )
 
     def __init__(
         self,
         locator: str,
-        names: Sequence[str] | tuple[str, array | None],
+        names: Sequence[str] | tuple[str, array | None] | None,
         keys: Sequence[str] | tuple[str, array | None],
         offsets: Any,
         sizes: Any,
         header_offsets: Any = None,
+        name_suffix: str | None = None,
+        header_gap: int | None = None,
     ) -> None:
         self.locator = locator
-        self._names, self._name_ends = names if isinstance(names, tuple) else _pack_strings(names)
+        # True when the rows are known to be in the natural order of their keys, as the plan sorts them
+        # (plan.sampling.kept_files sets it; so the draw need not sort them again)
+        self.key_ordered = False
+        self._names: str | None
+        self._name_ends: array | None
+        self._name_suffix: str | None
+        if names is None:  # every name is its key + name_suffix
+            if name_suffix is None:
+                raise ValueError("PackedFiles: no names and no name suffix")
+            self._names, self._name_ends, self._name_suffix = None, None, name_suffix
+        else:
+            self._names, self._name_ends = names if isinstance(names, tuple) else _pack_strings(names)
+            self._name_suffix = None
         self._keys, self._key_ends = keys if isinstance(keys, tuple) else _pack_strings(keys)
         self.offsets = ints(offsets)
         self.sizes = ints(sizes)
-        self.header_offsets = None if header_offsets is None else ints(header_offsets)
+        # header_gap: every file's tar header starts that many bytes before its data (a plain 512-byte header),
+        # so the header offsets are not stored (8 bytes an image) but made from the offsets when asked for
+        self._header_gap = header_gap
+        self._header_offsets = None if header_offsets is None else ints(header_offsets)
+        if header_gap is not None and header_offsets is not None:
+            raise ValueError("PackedFiles: header offsets and a header gap")
         count = len(self.offsets)
         for text, ends in ((self._names, self._name_ends), (self._keys, self._key_ends)):
+            if text is None:
+                continue
             found = len(ends) if ends is not None else (text.count("\n") + 1 if text or count else 0)
             if len(self.sizes) != count or found != count:
                 raise ValueError("PackedFiles: columns of different lengths")
-        if self.header_offsets is not None and len(self.header_offsets) != len(self.offsets):
+        if self._header_offsets is not None and len(self._header_offsets) != len(self.offsets):
             raise ValueError("PackedFiles: columns of different lengths")
+
+    @property
+    def header_offsets(self) -> array | None:
+        """Each file's tar header offset (None: no file has one)."""
+        if self._header_gap is not None:
+            gap = self._header_gap
+            return array("q", [offset - gap for offset in self.offsets])
+        return self._header_offsets
 
     @classmethod
     def of(cls, files: Sequence[SourceFile]) -> PackedFiles | None:
@@ -148,11 +184,45 @@ class PackedFiles(_Rows[SourceFile]):
         """From names and keys already joined by "\n" (none of them holding one)."""
         return cls(locator, (names, None), (keys, None), offsets, sizes, header_offsets)
 
+    @classmethod
+    def with_suffix(
+        cls,
+        locator: str,
+        keys: str,
+        suffix: str,
+        offsets: Any,
+        sizes: Any,
+        header_offsets: Any = None,
+        header_gap: int | None = None,
+    ) -> PackedFiles:
+        """From keys joined by "\n" (none holding one), each file's name being its key + ``suffix``."""
+        return cls(
+            locator,
+            None,
+            (keys, None),
+            offsets,
+            sizes,
+            header_offsets,
+            name_suffix=suffix,
+            header_gap=header_gap,
+        )
+
     def names(self) -> list[str]:
+        if self._names is None:
+            suffix = self._name_suffix or ""
+            if not len(self):
+                return []
+            if self._key_ends is None and "\n" not in suffix:
+                return (self._keys.replace("\n", suffix + "\n") + suffix).split("\n")
+            return [key + suffix for key in self.keys()]
         return _unpack_strings(self._names, self._name_ends, len(self))
 
     def keys(self) -> list[str]:
         return _unpack_strings(self._keys, self._key_ends, len(self))
+
+    def joined_keys(self) -> str | None:
+        """The keys joined by "\n" when they are packed that way (none holds one), else None."""
+        return self._keys if self._key_ends is None else None
 
     def folded_keys(self) -> list[str]:
         """The keys, casefolded."""
@@ -165,6 +235,8 @@ class PackedFiles(_Rows[SourceFile]):
     def name_suffix(self) -> str | None:
         """What every name adds to its key (``n01440764_10026.JPEG``: ``.JPEG``), or None when the names are
         not all their key + one text. String operations over the packed columns, no string per file."""
+        if self._names is None:
+            return self._name_suffix if len(self) else None
         if not len(self) or self._name_ends is not None or self._key_ends is not None:
             return None
         names, keys = self._names, self._keys
@@ -184,15 +256,18 @@ class PackedFiles(_Rows[SourceFile]):
         picked = list(rows)
         if len(picked) == len(self) and picked == list(range(len(self))):
             return self
-        names, keys = self.names(), self.keys()
-        offsets, sizes, headers = self.offsets, self.sizes, self.header_offsets
+        keys = self.keys()
+        names = None if self._names is None else self.names()
+        offsets, sizes, headers = self.offsets, self.sizes, self._header_offsets
         return PackedFiles(
             self.locator,
-            [names[i] for i in picked],
+            None if names is None else [names[i] for i in picked],
             [keys[i] for i in picked],
             array("q", [offsets[i] for i in picked]),
             array("q", [sizes[i] for i in picked]),
             None if headers is None else array("q", [headers[i] for i in picked]),
+            name_suffix=self._name_suffix,
+            header_gap=self._header_gap,
         )
 
     def locations(self) -> Iterator[ByteLocation]:
@@ -206,11 +281,14 @@ class PackedFiles(_Rows[SourceFile]):
         return len(self.offsets)
 
     def _row(self, index: int) -> SourceFile:
-        name, key = self.names()[index], self.keys()[index]  # O(n): iterate for more than a few
-        header = None if self.header_offsets is None else int(self.header_offsets[index])
-        location = ByteLocation(
-            self.locator, int(self.offsets[index]), int(self.sizes[index]), header_offset=header
-        )
+        key = self.keys()[index]  # O(n): iterate for more than a few
+        name = key + (self._name_suffix or "") if self._names is None else self.names()[index]
+        offset = int(self.offsets[index])
+        if self._header_gap is not None:
+            header: int | None = offset - self._header_gap
+        else:
+            header = None if self._header_offsets is None else int(self._header_offsets[index])
+        location = ByteLocation(self.locator, offset, int(self.sizes[index]), header_offset=header)
         return SourceFile(name, key, location)
 
     def __iter__(self) -> Iterator[SourceFile]:
@@ -284,6 +362,56 @@ class SampleTable(_Rows[Sample]):
             for offset in block.files.offsets.tolist()
         ]
         return sorted(range(len(keys)), key=keys.__getitem__)
+
+    def storage_chunks(self, chunk: int) -> list[SampleRows]:
+        """The samples in storage order (:meth:`storage_order`), cut every ``chunk`` samples, each piece as
+        SampleRows (the same samples as the tuple of them, the same fingerprint): a flat archive's units
+        (val: 50,000 images from 1000 classes interleaved) without a Sample per image."""
+        order = self.storage_order()
+        if not order:
+            return []
+        suffixes = {block.files.name_suffix() for block in self.blocks}
+        suffix = next(iter(suffixes)) if len(suffixes) == 1 else None
+        source_of = array("i")
+        keys: list[str] = []
+        names: list[str] = []
+        offsets, sizes, headers = array("q"), array("q"), array("q")
+        has_headers = any(block.files.header_offsets is not None for block in self.blocks)
+        for number, block in enumerate(self.blocks):
+            files = block.files
+            count = len(files)
+            source_of.extend(array("i", [number]) * count)
+            keys += files.keys()
+            if suffix is None:
+                names += files.names()
+            offsets.extend(files.offsets)
+            sizes.extend(files.sizes)
+            if has_headers:
+                held = files.header_offsets
+                headers.extend(held if held is not None else array("q", [-1]) * count)
+        pieces = []
+        for start in range(0, len(order), chunk):
+            rows = order[start : start + chunk]
+            used: dict[int, int] = {}  # block -> its index in this piece's sources
+            for row in rows:
+                used.setdefault(source_of[row], len(used))
+            sources = [
+                (self.blocks[b].files.locator, self.blocks[b].wnid, self.blocks[b].label) for b in used
+            ]
+            pieces.append(
+                SampleRows(
+                    self.split,
+                    sources,
+                    array("i", [used[source_of[row]] for row in rows]),
+                    [keys[row] for row in rows],
+                    array("q", [offsets[row] for row in rows]),
+                    array("q", [sizes[row] for row in rows]),
+                    array("q", [headers[row] for row in rows]) if has_headers else None,
+                    None if suffix is not None else [names[row] for row in rows],
+                    suffix or "",
+                )
+            )
+        return pieces
 
     def take(self, positions: Sequence[int]) -> SampleTable:
         """The samples at ``positions`` (in that order), as a table of compact blocks."""

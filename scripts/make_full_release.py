@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 TRAIN_IMAGES = 1_281_167
+LIST_RUNS = ("simclr-1pct", "simclr-10pct")  # --only NAME: plan --images NAME from the warm index
 VAL_IMAGES = 50_000
 MIN_PER_CLASS = 732
 FULL_PER_CLASS = 1300
@@ -152,7 +153,7 @@ def write_release(dest: Path, scale: float = 1.0, include: list[str] | None = No
 
 
 _PLAN_CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
 t = time.perf_counter()
 from imagenet_prep.config import build_config
@@ -162,14 +163,29 @@ options = json.loads(sys.argv[1])
 cache_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else None
 config = build_config({}, options)
 executor = make_executor("local", config.worker_count)
+
+def cpu_now():
+    # this process, its reaped children, and the pool's live workers (forkserver children are not ours,
+    # so rusage never counts them): read from /proc before the pool closes
+    usage, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+    for process in (getattr(getattr(executor, "pool", None), "_processes", None) or {}).values():
+        try:
+            fields = open(f"/proc/{process.pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
 try:
     plan = make_plan(config, runner=executor.map, cache_dir=cache_dir)
     images = sum(len(u.samples) for u in plan.units)
+    cpu = cpu_now()
 finally:
     executor.close()
 seconds = time.perf_counter() - t
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "rss_mb": rss, "images": images, "units": len(plan.units)}))
+print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": rss, "images": images, "units": len(plan.units)}))
 """
 
 
@@ -231,13 +247,19 @@ def measure(
         if done.returncode != 0:
             raise SystemExit(f"{label} failed: {done.stderr.strip().splitlines()[-1:]}")
         result = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{label:<12} {result['seconds']:6.2f} s  parent RSS {result['rss_mb']:6.0f} MB  "
+        cpu = f"  CPU {result['cpu']:6.2f} s" if "cpu" in result else ""
+        print(f"{label:<12} {result['seconds']:6.2f} s{cpu}  parent RSS {result['rss_mb']:6.0f} MB  "
               f"{result['images']:,} images in {result['units']} units", flush=True)  # fmt: skip
         return result
 
     if only is not None:  # --only: these measurements, in order (the cache is wiped before "cold")
-        runs = {"cold": ("cold-index", {}), "warm": ("warm-plan", {}), "imagenette": ("imagenette", {})}
-        runs["imagenette"][1]["subset"] = "imagenette"
+        runs: dict[str, tuple[str, dict]] = {
+            "cold": ("cold-index", {}),
+            "warm": ("warm-plan", {}),
+            "imagenette": ("imagenette", {"subset": "imagenette"}),
+        }
+        for listed in LIST_RUNS:  # an image list's plan (a release written with --include-list NAME)
+            runs[listed] = (listed, {"images": listed, "allow_missing": True})
         results = {}
         for name in only:
             if name == "scan":
@@ -273,9 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["cold", "warm", "imagenette", "scan"],
-        help="with --measure-only: just these measurements, in order (repeatable; cold wipes --cache-dir; scan: "
-        "CPU per tar header, the plain-header scan vs tarfile's, in this process)",
+        choices=["cold", "warm", "imagenette", *LIST_RUNS, "scan"],
+        help="with --measure-only: just these measurements, in order (repeatable; cold wipes --cache-dir; "
+        "simclr-1pct / simclr-10pct: plan that --images list (release written with --include-list "
+        "simclr-10pct); scan: CPU per tar header, the plain-header scan vs tarfile's, in this process)",
     )
     parser.add_argument(
         "--include-list",

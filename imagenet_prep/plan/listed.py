@@ -55,6 +55,12 @@ def source_splits(lists: Sequence[ImageList], out_splits: Sequence[str], offered
     return [split for split in ("train", "val") if split in wanted]
 
 
+def listed_keys(lists: Sequence[ImageList]) -> set[str]:
+    """Every key the lists name: the plan keeps only the files with one of them, class by class, as it reads
+    the index (a superset of what :func:`select` takes, which looks up listed keys only)."""
+    return {image.key for listed in lists for image in listed.images}
+
+
 def _label_of(wnid: str, built: dict[str, int]) -> int:
     return classes.by_wnid(wnid).index if classes.is_imagenet1k(wnid) else built[wnid]
 
@@ -76,10 +82,10 @@ def select(
     left out; otherwise it is missing (the source does not hold its class)."""
     chosen = set(wnids)
     # source split -> wnid -> key -> [(output split, line, origin)]
-    wanted: dict[str, dict[str, dict[str, list[tuple[str, ListedImage, str]]]]] = {}
+    wanted: dict[str, dict[str, dict[str, Any]]] = {}  # ... -> key -> an _Entry, or a list of them
     missing: list[tuple[str, ListedImage]] = []
     outside = duplicates = 0
-    seen: set[tuple[str, str]] = set()
+    seen: dict[str, set[str]] = {}  # output split -> keys taken (a set per split: no tuple per line)
     owners: dict[str, dict[str, str]] = {}  # source split -> key -> wnid (splits whose names carry no class)
     disagree: list[str] = []
     for listed in lists:
@@ -118,13 +124,16 @@ def select(
                 if problem:
                     disagree.append(f"{listed.origin} line {image.line}: {problem}")
             target = out or split
-            if (target, image.key) in seen:
+            taken = seen.setdefault(target, set())
+            if image.key in taken:
                 duplicates += 1
                 continue
-            seen.add((target, image.key))
-            wanted.setdefault(split, {}).setdefault(wnid, {}).setdefault(image.key, []).append(
-                (target, image, listed.origin)
-            )
+            taken.add(image.key)
+            by_key = wanted.setdefault(split, {}).setdefault(wnid, {})
+            entry = (target, image, listed.origin)
+            held = by_key.get(image.key)
+            # one entry as itself (most keys: one output split); a list only for a key in several
+            by_key[image.key] = entry if held is None else [*_entries(held), entry]
     if disagree:
         raise InputError(
             f"{len(disagree)} line(s) of the image list disagree with the source's classes: "
@@ -200,7 +209,7 @@ def _disagreement(image: ListedImage, wnid: str, built_labels: dict[str, int]) -
 
 
 def _take(
-    wanted: dict[str, dict[str, dict[str, list[tuple[str, ListedImage, str]]]]],
+    wanted: dict[str, dict[str, dict[str, Any]]],
     files: dict[str, dict[str, Any]],
     out_splits: Sequence[str],
 ) -> tuple[dict[str, dict[str, Any]], list[tuple[str, ListedImage]]]:
@@ -213,10 +222,10 @@ def _take(
             kept = files[split].get(wnid, {})
             rows: dict[str, list[int]] = {}
             for row, key in enumerate(_keys(kept)):
-                for target, _, _ in keys.pop(key, ()):
+                for target, _, _ in _entries(keys.pop(key, [])):
                     rows.setdefault(target, []).append(row)
-            for entries in keys.values():
-                missing += [(origin, image) for _, image, origin in entries]
+            for held in keys.values():
+                missing += [(origin, image) for _, image, origin in _entries(held)]
             for target, chosen in rows.items():
                 part = kept.take(chosen) if isinstance(kept, PackedFiles) else _records(kept, chosen)
                 _merge(found[target], wnid, part)
@@ -225,6 +234,14 @@ def _take(
             for wnid in split_files:
                 by_class.setdefault(wnid, {})
     return found, missing
+
+
+_Entry = tuple[str, ListedImage, str]  # (output split, the line, the list's origin)
+
+
+def _entries(held: _Entry | list[_Entry]) -> list[_Entry]:
+    """A listed key's entries: :func:`select` keeps a lone one as itself."""
+    return held if isinstance(held, list) else [held]
 
 
 def _records(kept: dict[str, SourceFile], rows: list[int]) -> dict[str, SourceFile]:

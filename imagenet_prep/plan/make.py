@@ -26,7 +26,7 @@ from ..records import ClassSet, Sample, SourceFile, WorkUnit
 from ..sources import Source, open_source
 from ..sources.base import Runner
 from .recipes import derive_val, keep_classes, recipe_record, split_rule
-from .sampling import as_records, choose, choose_positions, kept_files
+from .sampling import as_records, choose, choose_kept, kept_files, listed_only
 from .selection import choose_classes, class_space, label_space_of, wordnet_of
 
 if TYPE_CHECKING:
@@ -112,10 +112,15 @@ def make_plan(
     warnings = notes + warnings
 
     # Index the splits the source holds; then drop small classes and derive val (a recipe / --holdout).
-    index = _index(config, source, read_splits, wnids, runner)
+    listed_keys = None
+    if lists and rule is None:  # each class keeps only the files the lists name (memory: the list's)
+        from .listed import listed_keys as keys_of
+
+        listed_keys = keys_of(lists)
+    index = _index(config, source, read_splits, wnids, runner, listed_keys)
     files = index.files
     min_images = config.min_images if rule is None else rule[2]
-    sizes = {wnid: sum(len(files[split][wnid]) for split in read_splits) for wnid in wnids}
+    sizes = {wnid: sum(index.sizes[split][wnid] for split in read_splits) for wnid in wnids}
     wnids, dropped = keep_classes(wnids, sizes, min_images)
     warnings += dropped
     where = {"train": "the archive", "val": "the validation archive"}
@@ -239,22 +244,33 @@ class _Index:
     warnings: dict[str, list[str]]
     refused: dict[str, list[tuple[str, str]]]
     bytes_read: int = 0
+    sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> wnid -> files kept (all)
 
 
 def _index(
-    config: BuildConfig, source: Source, splits: Sequence[str], wnids: Sequence[str], runner: Runner | None
+    config: BuildConfig,
+    source: Source,
+    splits: Sequence[str],
+    wnids: Sequence[str],
+    runner: Runner | None,
+    listed_keys: set[str] | None = None,
 ) -> _Index:
-    """Index ``splits`` for the chosen classes; each class keeps the files within the cap and without clashes."""
+    """Index ``splits`` for the chosen classes; each class keeps the files within the cap and without clashes
+    (``sizes`` counts them), and with ``listed_keys`` (an image list's) only those of them: a class is read,
+    checked and cut down one at a time, so a plan never holds the whole index."""
     found = _Index({}, {}, {})
     for split in splits:
         index = source.index(split, wnids, runner)
         found.bytes_read += index.bytes_read
         found.warnings[split] = list(index.warnings)
         refused = found.refused[split] = list(index.refused)
-        found.files[split] = {
-            wnid: kept_files(source, split, wnid, index.files.get(wnid, ()), config.max_member_size, refused)
-            for wnid in wnids
-        }
+        split_files: dict[str, dict[str, SourceFile] | PackedFiles] = {}
+        sizes = found.sizes[split] = {}
+        for wnid in wnids:
+            kept = kept_files(source, split, wnid, index.files.get(wnid, ()), config.max_member_size, refused)
+            sizes[wnid] = len(kept)
+            split_files[wnid] = kept if listed_keys is None else listed_only(kept, listed_keys)
+        found.files[split] = split_files
     return found
 
 
@@ -281,7 +297,7 @@ def _draw(
         offered += len(by_key)
         label = label_of[wnid]
         if columns and isinstance(by_key, PackedFiles):
-            positions = choose_positions(by_key.keys(), per_class, config.seed, split, wnid)
+            positions = choose_kept(by_key, per_class, config.seed, split, wnid)
             blocks.append(SampleBlock(wnid, label, by_key.take(positions)))
             counts[wnid] = len(positions)
         else:

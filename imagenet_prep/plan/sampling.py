@@ -12,6 +12,10 @@ refusals, order and draws as the record path).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
+import operator
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -46,14 +50,19 @@ def _shared_shape_numbers(names: Sequence[str]) -> list[int] | None:
     """Each name's number when all are ``head + digits + tail`` with the head and tail of the first (the head
     is empty or ends in a non-digit, the tail holds no digit, the digits are ASCII): natural_key then
     orders them by that number alone. None otherwise."""
-    shape = _SHAPE_RE.fullmatch(names[0])
+    lines = "\n" + "\n".join(names) + "\n"
+    if lines.count("\n") != len(names) + 1:  # a name holding "\n"
+        return None
+    return _joined_shape_numbers(names[0], lines, len(names))
+
+
+def _joined_shape_numbers(first: str, lines: str, count: int) -> list[int] | None:
+    """:func:`_shared_shape_numbers` of ``count`` names (the first is ``first``) joined as ``lines``: each one
+    between two "\n", none holding one."""
+    shape = _SHAPE_RE.fullmatch(first)
     if shape is None:
         return None
     head, _, tail = shape.groups()
-    count = len(names)
-    lines = "\n" + "\n".join(names) + "\n"
-    if lines.count("\n") != count + 1:  # a name holding "\n"
-        return None
     if (head and lines.count("\n" + head) != count) or (tail and lines.count(tail + "\n") != count):
         return None
     # Every line starts with the head and ends with the tail: what is left of each must be ASCII digits.
@@ -63,6 +72,9 @@ def _shared_shape_numbers(names: Sequence[str]) -> list[int] | None:
         return None
     if "\n\n" in digits or digits.startswith("\n") or digits.endswith("\n"):
         return None  # an empty number
+    if "\n0" not in digits and not digits.startswith("0"):  # no leading zero: the numbers as JSON, in C
+        with contextlib.suppress(ValueError):
+            return json.loads(f"[{digits.replace(chr(10), ',')}]")
     return list(map(int, digits.split("\n")))
 
 
@@ -87,6 +99,14 @@ def choose_positions(keys: Sequence[str], count: int | None, seed: int, split: s
     rng = random.Random(f"{seed}:{split}:{wnid}")
     picked = rng.sample(ordered, count)  # the same draws as from the sorted keys: sample() picks by position
     return [picked[i] for i in natural_order([keys[p] for p in picked])]
+
+
+def choose_kept(files: PackedFiles, count: int | None, seed: int, split: str, wnid: str) -> list[int]:
+    """:func:`choose_positions` over a class's kept files (:func:`kept_files`): when they are known to be in
+    the natural order of their keys already and all are taken, that order (what sorting them again gives)."""
+    if files.key_ordered and (count is None or count >= len(files)):
+        return list(range(len(files)))
+    return choose_positions(files.keys(), count, seed, split, wnid)
 
 
 def choose(names: Iterable[str], count: int | None, seed: int, split: str, wnid: str) -> list[str]:
@@ -158,8 +178,12 @@ def kept_files(
         return _unique_keys(
             source, split, wnid, _within_cap(source, split, wnid, files, cap, refused), refused
         )
-    names = files.names()
     sizes = files.sizes
+    if max(sizes, default=0) <= cap:
+        fast = _kept_by_key_numbers(files)
+        if fast is not None:
+            return fast
+    names = files.names()
     above = [row for row, size in enumerate(sizes) if size > cap] if max(sizes, default=0) > cap else []
     for row in above:
         refused.append(
@@ -182,6 +206,42 @@ def kept_files(
             unique.append(row)
         ordered = unique
     return files.take(ordered)
+
+
+def _kept_by_key_numbers(files: PackedFiles) -> PackedFiles | None:
+    """:func:`kept_files` of a class within the cap whose names are their keys + one suffix without a digit,
+    the keys sharing one shape (``n01440764_`` + a number): the natural order of the names is then that of
+    the keys' numbers, and keys with distinct numbers cannot clash (they casefold to the one head and tail
+    around their distinct digits). The same files in the same order, from one list of numbers (no name or
+    casefolded key per file); None when that does not hold."""
+    suffix = files.name_suffix()
+    if not len(files) or suffix is None or any(c.isdigit() for c in suffix):
+        return None
+    joined = files.joined_keys()
+    if joined is None:
+        numbers = _shared_shape_numbers(files.keys())
+    else:
+        numbers = _joined_shape_numbers(joined.partition("\n")[0], f"\n{joined}\n", len(files))
+    if numbers is None:
+        return None
+    if all(map(operator.lt, numbers, itertools.islice(numbers, 1, None))):
+        kept = files  # ascending already (a release written in order): distinct, and in natural order
+    else:
+        if len(set(numbers)) != len(numbers):
+            return None
+        kept = files.take(sorted(range(len(numbers)), key=numbers.__getitem__))
+    kept.key_ordered = True
+    return kept
+
+
+def listed_only(
+    files: dict[str, SourceFile] | PackedFiles, keys: set[str] | frozenset[str]
+) -> dict[str, SourceFile] | PackedFiles:
+    """A class's kept files (:func:`kept_files`) whose keys are in ``keys`` (an image list's), in their order."""
+    if isinstance(files, PackedFiles):
+        rows = list(itertools.compress(range(len(files)), map(keys.__contains__, files.keys())))  # C loops
+        return files if len(rows) == len(files) else files.take(rows)
+    return {key: file for key, file in files.items() if key in keys}
 
 
 def as_records(files: dict[str, SourceFile] | PackedFiles) -> dict[str, SourceFile]:

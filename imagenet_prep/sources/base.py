@@ -265,13 +265,8 @@ def group_in_storage_order(
 ) -> list[tuple[str, Sequence[Sample]]]:
     """Units of ``chunk`` samples in storage order (file, then offset): contiguous reads for a flat archive
     (``<split>-0000``, ``<split>-0001``, ...)."""
-    if isinstance(samples, SampleTable):  # classes interleave in storage order: these units hold Samples
-        listed = list(samples)
-        ordered = [listed[i] for i in samples.storage_order()]
-        return [
-            (f"{split}-{start // chunk:04d}", tuple(ordered[start : start + chunk]))
-            for start in range(0, len(ordered), chunk)
-        ]
+    if isinstance(samples, SampleTable):  # classes interleave in storage order: row columns (SampleRows)
+        return [(f"{split}-{number:04d}", rows) for number, rows in enumerate(samples.storage_chunks(chunk))]
     ordered = sorted(samples, key=lambda s: (s.location.locator, s.location.offset))
     return [
         (f"{split}-{start // chunk:04d}", tuple(ordered[start : start + chunk]))

@@ -56,6 +56,7 @@ SYNSET_FIELDS = (
     "num_train_images",
 )
 _VAL_NAME_RE = re.compile(r"^ILSVRC2012_val_(\d{8})\.JPEG$")
+_ALL_VAL_NAMES_RE = re.compile(r"(?:ILSVRC2012_val_\d{8}\.JPEG\n)*ILSVRC2012_val_\d{8}\.JPEG")  # joined by \n
 _GET_DEVKIT = (
     f"put {DEVKIT_TAR} in the source folder (`imagenet-prep fetch --dest DIR --only devkit` downloads it)"
 )
@@ -373,12 +374,16 @@ def compare_with_bundled(devkit: Devkit) -> list[str]:
     return warnings
 
 
-def val_wnids(val_member_names: Iterable[str], devkit: Devkit | None) -> dict[str, str]:
+def val_wnids(
+    val_member_names: Iterable[str], devkit: Devkit | None, joined: str | None = None
+) -> dict[str, str]:
     """Label validation files: file name -> wnid.
 
     With a devkit, line k of its ground truth labels ``ILSVRC2012_val_{k:08d}.JPEG``. Without one, the bundled
     50,000 labels are used only when the names are exactly the real val archive's 50,000; anything else needs
-    the devkit (a mirror or re-packed archive could number files differently).
+    the devkit (a mirror or re-packed archive could number files differently). ``joined``: the names joined
+    by "\n", every one ``ILSVRC2012_val_<8 digits>.JPEG`` (checked by the caller): read with a few string
+    operations instead of one by one.
     """
     names = list(val_member_names)
     if devkit is None:
@@ -393,6 +398,16 @@ def val_wnids(val_member_names: Iterable[str], devkit: Devkit | None) -> dict[st
         )
     truth = devkit.val_ground_truth
     ids = devkit.id_to_wnid
+    if joined is None and names:
+        text = "\n".join(names)
+        joined = text if _ALL_VAL_NAMES_RE.fullmatch(text) else None  # every name valid: one regex
+    if names and joined is not None:  # C loops
+        digits = joined.replace("ILSVRC2012_val_", "").replace(".JPEG", "")
+        numbers = list(map(int, digits.split("\n")))
+        if min(numbers) >= 1 and max(numbers) <= len(truth):
+            lines = map(truth.__getitem__, map((-1).__add__, numbers))
+            wnids = list(map(ids.__getitem__, lines))
+            return dict(zip(names, wnids, strict=True))
     out: dict[str, str] = {}
     for name in names:
         match = _VAL_NAME_RE.match(name)

@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, TRAIN_TAR, VAL_TAR
 from ..io.bytesource import is_remote, open_byte_source
 from ..io.tar import ClassTar, TarMember, index_class_tar
-from ..io.tar_index import MemberColumns, TrainArchive, ValArchive
+from ..io.tar_index import MemberColumns, Section, TrainArchive, ValArchive
 from ..records import ByteLocation, Sample, SourceFile
 from . import devkit
 from .base import (
@@ -77,6 +77,15 @@ def index_class_columns(path: str, class_tar: ClassTar) -> _ClassReply:
     return _ClassReply(*index_class(path, class_tar))
 
 
+def index_class_section(path: str, class_tar: ClassTar) -> tuple[Section, list[tuple[str, str]], int]:
+    """:func:`index_class` for a process pool indexing into the archive's cache: the members as the cache
+    section they become (``MemberColumns.section``: ~40 bytes an image, one bytes object to pickle), the
+    refusals and the header bytes read. The parent keeps the section as it came until it writes
+    the cache (``TrainArchive.add_section``): no record per image, no list of names, ever crosses over."""
+    members, refused, nbytes = index_class(path, class_tar)
+    return MemberColumns.of(members).section(), refused, nbytes
+
+
 def _location(path: str, member: TarMember) -> ByteLocation:
     # header_offset: the worker checks the member's tar header before trusting the index (stale or altered).
     return ByteLocation(path, member.offset, member.size, header_offset=member.header_offset)
@@ -101,11 +110,11 @@ def index_class_tars(
     uncached = [wnid for wnid in wnids if not archive.has_members(wnid)]
     inner_bytes = 0
     if runner is not None and len(uncached) > 1:
-        # (members, refused, bytes read), like index_class's own result (see _ClassReply).
-        outputs: list = runner(index_class_columns, [(path, class_tars[wnid]) for wnid in uncached])
-        for wnid, (members, refused, nbytes) in zip(uncached, outputs, strict=True):
-            archive.add_members(wnid, members, refused)
+        outputs: list = runner(index_class_section, [(path, class_tars[wnid]) for wnid in uncached])
+        for wnid, (section, refused, nbytes) in zip(uncached, outputs, strict=True):
+            archive.add_section(wnid, section, refused)
             inner_bytes += nbytes
+        del outputs
     archive.save()
     files = _ClassFiles(archive, path, wnids)
     refused = tuple((f"{refusal_prefix}{name}", reason) for name, reason in archive.refused_for(wnids))
@@ -137,7 +146,7 @@ def _stems_joined(text: str, count: int) -> str | None:
 def packed_files(path: str, columns: MemberColumns) -> Sequence[SourceFile]:
     """A class's members as PackedFiles (keys: the stems of their names)."""
     count = len(columns.offsets)
-    if count and min(columns.header_offsets) < 0:  # a member without a header offset
+    if count and not columns.header_gap and min(columns.header_offsets) < 0:  # one without a header offset
         return _files(path, columns.members())
     keys = _stems_joined(columns.text, count)
     if keys is None:
@@ -145,9 +154,14 @@ def packed_files(path: str, columns: MemberColumns) -> Sequence[SourceFile]:
         return PackedFiles(
             path, names, [_stem(n) for n in names], columns.offsets, columns.sizes, columns.header_offsets
         )
-    return PackedFiles.joined(
-        path, columns.text, keys, columns.offsets, columns.sizes, columns.header_offsets
-    )
+    # every name is its key + the one extension: only the keys are kept (names are made when asked for)
+    first = columns.text.partition("\n")[0]
+    suffix = first[first.rfind(".") :]
+    if columns.header_gap:  # every header the same distance before its data: not stored
+        return PackedFiles.with_suffix(
+            path, keys, suffix, columns.offsets, columns.sizes, header_gap=columns.header_gap
+        )
+    return PackedFiles.with_suffix(path, keys, suffix, columns.offsets, columns.sizes, columns.header_offsets)
 
 
 class _ClassFiles(Mapping[str, Sequence[SourceFile]]):
@@ -173,6 +187,7 @@ class _ClassFiles(Mapping[str, Sequence[SourceFile]]):
 
 
 _VAL_NAME_RE = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
+_ALL_VAL_NAMES_RE = re.compile(r"(?:ILSVRC2012_val_\d{8}\.JPEG\n)*ILSVRC2012_val_\d{8}\.JPEG")  # joined by \n
 _NOT_VAL = "not an ILSVRC2012 validation image name (ILSVRC2012_val_<8 digits>.JPEG): not labelled, not built"
 
 
@@ -192,6 +207,7 @@ class IlsvrcSource(SourceBase):
         self._train: TrainArchive | None = None
         self._val: ValArchive | None = None
         self._val_labels: dict[str, str] | None = None
+        self._val_names_only = False  # every val member is named ILSVRC2012_val_<8 digits>.JPEG
         self._val_warnings: list[str] = []
 
     @classmethod
@@ -257,8 +273,16 @@ class IlsvrcSource(SourceBase):
             if kit is not None:
                 self._val_warnings = devkit.compare_with_bundled(kit)
             # Only validation image names are labelled: a stray member (a README) is refused, not fatal.
-            names = [name for name in archive.columns().names if _VAL_NAME_RE.match(name)]
-            self._val_labels = devkit.val_wnids(names, kit)
+            columns = archive.columns()
+            # every member a validation image name (one regex over them all), or those that are
+            self._val_names_only = bool(columns.text and _ALL_VAL_NAMES_RE.fullmatch(columns.text))
+            names = (
+                columns.names
+                if self._val_names_only
+                else [name for name in columns.names if _VAL_NAME_RE.match(name)]
+            )
+            joined = columns.text if self._val_names_only else None
+            self._val_labels = devkit.val_wnids(names, kit, joined)
             archive.save()
         return self._val_labels
 
@@ -285,27 +309,39 @@ class IlsvrcSource(SourceBase):
         strays: list[tuple[str, str]] = []
         columns = archive.columns()
         names = columns.names
-        for row, name in enumerate(names):
-            wnid = labels.get(name)
-            if wnid is None:
-                strays.append((name, _NOT_VAL))
-            elif wnid in chosen:
+        of_name = list(map(labels.get, names))
+        if None in of_name:
+            strays = [(name, _NOT_VAL) for name, wnid in zip(names, of_name, strict=True) if wnid is None]
+        for row, wnid in enumerate(of_name):
+            if wnid in chosen:
                 rows[wnid].append(row)
         files: dict[str, Sequence[SourceFile]] = {}
+        all_headers, offsets, sizes = columns.header_offsets, columns.offsets, columns.sizes
+        gap = columns.header_gap
         for wnid, picked in rows.items():
             held = [names[row] for row in picked]
-            headers = [columns.header_offsets[row] for row in picked]
+            headers = [all_headers[row] for row in picked]
             if picked and min(headers) < 0:  # a member without a header offset: plain records
                 members = columns.members()
                 files[wnid] = _files(path, [members[row] for row in picked])
                 continue
+            if gap and self._val_names_only:
+                # every name ILSVRC2012_val_<8 digits>.JPEG behind a plain header: keys only (name = key +
+                # .JPEG), and the header gap (see packed_files)
+                keys = [name[:-5] for name in held]
+                files[wnid] = PackedFiles(
+                    path,
+                    None,
+                    keys,
+                    [offsets[row] for row in picked],
+                    [sizes[row] for row in picked],
+                    name_suffix=".JPEG",
+                    header_gap=gap,
+                )
+                continue
+            keys = [_stem(name) for name in held]
             files[wnid] = PackedFiles(
-                path,
-                held,
-                [_stem(name) for name in held],
-                [columns.offsets[row] for row in picked],
-                [columns.sizes[row] for row in picked],
-                headers,
+                path, held, keys, [offsets[row] for row in picked], [sizes[row] for row in picked], headers
             )
         refused = tuple((f"val/{name}", reason) for name, reason in [*archive.refused, *strays])
         return SplitIndex(

@@ -42,7 +42,7 @@ from typing import ClassVar
 from ..errors import ArchiveError, InputError
 from ..io.bytesource import RangeView, is_remote
 from ..io.tar import ClassTar, TarMember, name_problem, scan_tar, type_problem
-from ..io.tar_index import MemberColumns, TrainArchive
+from ..io.tar_index import MemberColumns, Section, TrainArchive
 from ..records import ByteLocation, Sample, SourceFile, WorkUnit
 from .base import SEQUENCE_CHUNK, Runner, SplitIndex
 from .imagenet21k import WINTER21_TAR_GZ, WholeArchiveSource
@@ -152,7 +152,7 @@ class Winter21Archive(TrainArchive):
             raise ArchiveError(f"The index of {self.path} lacks the class {wnid}: delete its index cache.")
         return super().members(wnid)
 
-    def _write_sections(self, payload: dict, sections: dict[str, tuple[bytes, int]]) -> Path | None:
+    def _write_sections(self, payload: dict, sections: dict[str, Section]) -> Path | None:
         return super()._write_sections({**payload, "stream_size": self.stream_size}, sections)
 
 

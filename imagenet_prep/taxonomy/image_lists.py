@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -47,6 +48,9 @@ SOURCE_SPLITS = ("train", "val")
 _WNID_RE = re.compile(r"n\d{8}")
 _TRAIN_NAME_RE = re.compile(r"(n\d{8})_\d+")
 _VAL_NAME_RE = re.compile(r"ILSVRC2012_val_\d{8}")
+# A line that is a bare train file name (most lines of the SimCLR lists: n01440764_10026.JPEG); parse_line
+# gives it key = the name without .JPEG, source split train, the class of its prefix, no label.
+_PLAIN_TRAIN_LINE_RE = re.compile(r"(n\d{8})_\d+\.JPEG")
 
 
 @dataclass(frozen=True, slots=True)  # slots: a 10% list holds 128,116 of these
@@ -186,7 +190,13 @@ def parse_lines(text: str, origin: str) -> list[ListedImage]:
     """Every image line of a list (see the module docstring); an InputError naming the file and line of the
     first line that is not one."""
     found: list[ListedImage] = []
+    plain = _PLAIN_TRAIN_LINE_RE.fullmatch
+    intern = sys.intern
     for number, raw in enumerate(text.splitlines(), 1):
+        train = plain(raw)
+        if train is not None:  # what parse_line makes of a bare train file name, in one regex
+            found.append(ListedImage(raw[:-5], "train", intern(train.group(1)), None, number))
+            continue
         line = raw.split("#", 1)[0].strip() if "#" in raw else raw.strip()
         if line:
             found.append(parse_line(line, number, origin))
@@ -214,7 +224,9 @@ def parse_line(line: str, number: int, origin: str = "the list") -> ListedImage:
     train = _TRAIN_NAME_RE.fullmatch(key)
     if train is not None:
         split: str | None = "train"
-        wnid = train.group(1)
+        wnid: str | None = sys.intern(
+            train.group(1)
+        )  # one string per class, not per line (a 10% list: 128,116 lines)
         if folder_wnid is not None and folder_wnid != wnid:
             raise InputError(
                 f"{origin} line {number}: {words[0]} lies in folder {folder_wnid} but its name is of class "

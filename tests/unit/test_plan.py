@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support import tars
 
-from imagenet_prep.columns import PackedFiles, SampleTable
+from imagenet_prep.columns import PackedFiles, SampleRows, SampleTable
 from imagenet_prep.config import BuildConfig, build_config
 from imagenet_prep.io import tar_index
 from imagenet_prep.plan import make_plan
@@ -201,7 +201,7 @@ def test_packed_files_are_the_source_files_they_pack(release, tmp_path):
     )
 
 
-def test_a_format_3_cache_is_indexed_again_and_rewritten_as_format_4(release, tmp_path):
+def test_a_format_3_cache_is_indexed_again_and_rewritten_in_the_current_format(release, tmp_path):
     cache = tmp_path / "cache"
     train = release / "ILSVRC2012_img_train.tar"
     with tar_index.TrainArchive(train, cache_dir=cache) as archive:
@@ -217,9 +217,68 @@ def test_a_format_3_cache_is_indexed_again_and_rewritten_as_format_4(release, tm
         assert not archive.has_members(wnid)  # not misread
         assert archive.members(wnid) == members and archive.source.bytes_read > 0
         archive.save()
-    assert path.read_bytes().split(b"\n", 1)[0].startswith(b'{"format":4')
+    assert path.read_bytes().split(b"\n", 1)[0].startswith(b'{"format":%d' % tar_index.CACHE_FORMAT)
     with tar_index.TrainArchive(train, cache_dir=cache) as archive:
         assert archive.members(wnid) == members and archive.source.bytes_read == 0
+
+
+def test_a_format_4_cache_is_indexed_again_and_rewritten_with_header_gaps(release, tmp_path):
+    """Format 4 stored every header offset and [start, length, count] per section; format 5 stores a gap for
+    sections whose headers all sit one gap before their data. A format 4 cache is not misread: each class is
+    indexed again, and the rewritten cache stores the gap (512 for plain headers), with the same members."""
+    cache = tmp_path / "cache"
+    train = release / "ILSVRC2012_img_train.tar"
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        wnids = list(archive.classes())[:3]
+        members = {wnid: archive.members(wnid) for wnid in wnids}
+        path = archive.save()
+    assert path is not None and tar_index.CACHE_FORMAT == 5
+    tar_index.write_cache_document(path, tar_index.read_cache_document(path))  # every header offset stored
+    line, _, body = path.read_bytes().partition(b"\n")
+    header = json.loads(line)
+    header["format"] = 4
+    header["sections"] = {name: entry[:3] for name, entry in header["sections"].items()}  # format 4's layout
+    path.write_bytes(json.dumps(header).encode() + b"\n" + body)
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        assert not any(archive.has_members(wnid) for wnid in wnids)  # not misread
+        assert {wnid: archive.members(wnid) for wnid in wnids} == members
+        assert archive.source.bytes_read > 0
+        archive.save()
+    rewritten = json.loads(path.read_bytes().partition(b"\n")[0])
+    assert rewritten["format"] == 5 and {entry[3] for entry in rewritten["sections"].values()} == {512}
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        assert {wnid: archive.members(wnid) for wnid in wnids} == members
+        assert archive.source.bytes_read == 0
+
+
+def test_a_section_of_stored_header_offsets_reads_like_one_with_a_gap(release, tmp_path):
+    """The same members whether a section stores each header offset (gap 0) or the gap; a gap that would put
+    a header before its tar's start, or a section too short for its columns, is malformed (indexed again)."""
+    cache = tmp_path / "cache"
+    train = release / "ILSVRC2012_img_train.tar"
+    with tar_index.TrainArchive(train, cache_dir=cache) as archive:
+        wnid = next(iter(archive.classes()))
+        tar = archive.classes()[wnid]
+        members = archive.members(wnid)
+    columns = tar_index.MemberColumns.of(members)
+    data, count, gap = columns.section()
+    assert gap == 512 and len(data) == 16 * count + len(columns.text.encode())
+    stored = tar_index._le_bytes(columns.offsets + columns.sizes + columns.header_offsets)
+    stored += columns.text.encode()
+    for section in ((data, count, gap), (stored, count, 0)):
+        decoded = tar_index._decode_section(*section, tar.offset, tar.offset + tar.size)
+        assert decoded is not None and decoded.members() == members
+    assert tar_index._decode_section(data, count, gap, tar.offset + 1, tar.offset + tar.size) is None
+    assert (
+        tar_index._decode_section(data, count, tar.offset + 4096, tar.offset, tar.offset + tar.size) is None
+    )
+    assert (
+        tar_index._decode_section(data[: 16 * count - 8], count, gap, tar.offset, tar.offset + tar.size)
+        is None
+    )
+    last = max(m.offset + m.size for m in members)  # data past an end before the last member's: refused
+    assert tar_index._decode_section(data, count, gap, tar.offset, last) is not None
+    assert tar_index._decode_section(data, count, gap, tar.offset, last - 1) is None
 
 
 def test_the_dry_run_reads_the_plan_from_its_columns(release, tmp_path):
@@ -229,16 +288,21 @@ def test_the_dry_run_reads_the_plan_from_its_columns(release, tmp_path):
     from imagenet_prep.columns import sample_bytes, sample_locators
 
     plan = _plan(release, tmp_path / "cache")
-    assert any(isinstance(u.samples, SampleTable) for u in plan.units)  # columns and tuples both met
-    assert any(isinstance(u.samples, tuple) for u in plan.units)
+    # train: a class table a unit; val (classes interleaved in storage order): row columns; and the same
+    # units holding tuples of Samples
+    assert any(isinstance(u.samples, SampleTable) for u in plan.units)
+    assert any(isinstance(u.samples, SampleRows) for u in plan.units)
+    tupled = [WorkUnit(u.split, u.unit_id, u.source, tuple(u.samples)) for u in plan.units]
+    assert [u.fingerprint for u in tupled] == [u.fingerprint for u in plan.units]
     flat = [sample for unit in plan.units for sample in unit.samples]
-    for unit in plan.units:
-        assert sample_bytes(unit.samples) == sum(s.location.size for s in unit.samples) > 0
-        assert sample_locators(unit.samples) == {s.location.locator for s in unit.samples}
-    for count in (1, 5, 7, len(flat) - 1, len(flat), len(flat) + 3):
-        step = len(flat) / count
-        expected = flat if count >= len(flat) else [flat[int(i * step + step / 2)] for i in range(count)]
-        assert _spread(plan.units, count) == expected
+    for units in (plan.units, tupled):
+        for unit in units:
+            assert sample_bytes(unit.samples) == sum(s.location.size for s in unit.samples) > 0
+            assert sample_locators(unit.samples) == {s.location.locator for s in unit.samples}
+        for count in (1, 5, 7, len(flat) - 1, len(flat), len(flat) + 3):
+            step = len(flat) / count
+            expected = flat if count >= len(flat) else [flat[int(i * step + step / 2)] for i in range(count)]
+            assert _spread(units, count) == expected
 
 
 def test_a_builds_wordnet_holds_for_its_lookups_only(tmp_path):
@@ -259,3 +323,37 @@ def test_a_builds_wordnet_holds_for_its_lookups_only(tmp_path):
     with pytest.raises(WordNetError):
         select_classes(BuildConfig(source=tmp_path, out=tmp_path / "o", under="dog", wordnet=empty), every)
     assert len(synsets.imagenet_leaves("dog")) == 118
+
+
+def test_kept_files_of_keys_only_columns_are_those_of_records():
+    """kept_files on a class of keys-only columns (names = key + .JPEG: the numbers' fast path, in order or
+    not) keeps the files, order and refusals of the record path; ties, clashes and other shapes take the
+    general path with the same result."""
+    from imagenet_prep.plan.sampling import kept_files
+
+    class Labels:
+        def member_label(self, split, wnid, name):
+            return f"{split}/{wnid}/{name}"
+
+    rng = random.Random(5)
+    numbers = rng.sample(range(1, 60_000), 300)
+    cases = {
+        "shuffled": [f"n01440764_{n}" for n in numbers],
+        "in order": [f"n01440764_{n}" for n in sorted(numbers)],
+        "ties": [f"n01440764_{n}" for n in (7, 10, 3)] + ["n01440764_007", "n01440764_010"],
+        "case clash": ["n01440764_1", "N01440764_1", "n01440764_2"],
+        "other shape": ["a1b2", "a1b10", "a2b1"],
+    }
+    for what, keys in cases.items():
+        offsets = [4096 + 2048 * i for i in range(len(keys))]
+        columns = PackedFiles.with_suffix(
+            "t.tar", "\n".join(keys), ".JPEG", offsets, [100 + i for i in range(len(keys))], header_gap=512
+        )
+        records = tuple(columns)
+        got_refused: list = []
+        want_refused: list = []
+        got = kept_files(Labels(), "train", "n01440764", columns, 10**6, got_refused)  # type: ignore[arg-type]
+        want = kept_files(Labels(), "train", "n01440764", records, 10**6, want_refused)  # type: ignore[arg-type]
+        assert isinstance(got, PackedFiles) and tuple(got) == tuple(want.values()), what
+        assert got_refused == want_refused, what
+        assert got.key_ordered == (what in ("shuffled", "in order")), what

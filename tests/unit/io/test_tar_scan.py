@@ -19,7 +19,7 @@ from imagenet_prep.io.bytesource import FileByteSource
 from imagenet_prep.io.tar import TarMember, scan_tar
 from imagenet_prep.io.tar_index import TrainArchive, ValArchive, read_cache_document
 from imagenet_prep.sample import SampleSpec, write_sample
-from imagenet_prep.sources.ilsvrc import index_class, index_class_columns
+from imagenet_prep.sources.ilsvrc import index_class, index_class_columns, index_class_section
 
 
 def _info(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
@@ -290,3 +290,24 @@ def test_the_pool_reply_unpickles_into_index_class_s_result(release):
         assert b"TarMember" not in wire  # columns, not records, cross the process boundary
         members, refused, nbytes = reply  # a runner that ran it in-process hands over the reply itself
         assert (members, refused, nbytes) == want
+
+
+def test_the_pool_sends_each_class_as_its_cache_section(release, tmp_path):
+    """A cold index in a pool: each worker sends its class as the cache section it becomes (one bytes
+    object, no name list, no record per member); the parent keeps those bytes and writes them as they came.
+    The cache, the members and the plan's columns are those of a class indexed in this process."""
+    train = TrainArchive(release.train_tar, cache_dir=tmp_path / "pool")
+    here = TrainArchive(release.train_tar, cache_dir=tmp_path / "here")
+    for wnid, class_tar in train.classes().items():
+        reply = index_class_section(str(release.train_tar), class_tar)
+        wire = pickle.dumps(reply)
+        assert b"TarMember" not in wire and b"array" not in wire  # bytes, not records or columns
+        (data, count, gap), refused, nbytes = pickle.loads(wire)
+        assert gap == 512 and count == 5 and refused == [] and nbytes >= 512 * count
+        train.add_section(wnid, (data, count, gap), refused)
+        assert train.has_members(wnid) and train.members(wnid) == here.members(wnid)
+    assert train.unsaved
+    assert read_cache_document(train.save()) == read_cache_document(here.save())  # type: ignore[arg-type]
+    again = TrainArchive(release.train_tar, cache_dir=tmp_path / "pool")
+    assert all(again.members(wnid) == here.members(wnid) for wnid in here.classes())
+    assert again.source.bytes_read == 0  # read from the cache the sections made

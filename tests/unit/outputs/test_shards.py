@@ -150,7 +150,8 @@ SIZES = [ShardSize(1, False), ShardSize(4, False), ShardSize(9, False), ShardSiz
 def test_the_release_has_what_the_comparison_needs(captured):
     train, val = captured["train"], captured["val"]
     assert all(isinstance(group, SampleTable) for _, group in train)  # columns from the plan
-    assert all(isinstance(group, tuple) for _, group in val)  # val in storage order: Samples
+    assert all(isinstance(group, SampleRows) for _, group in val)  # val in storage order: row columns
+    assert all(isinstance(group, tuple) for _, group in _scrambled(val, 1))  # and Samples, scrambled
     keys = [(sample.wnid, sample.key) for _, group in train for sample in group]
     naturals = [(wnid, _natural_ref(key)) for wnid, key in keys]
     assert len(set(naturals)) <= len(keys) - 4  # the ties made it in (_010 / _10, _07 / _7, twice)

@@ -83,6 +83,25 @@ def test_blank_lines_and_comments_are_ignored_and_line_numbers_kept():
     assert [(i.key, i.line) for i in images] == [("n01440764_1", 3), ("ILSVRC2012_val_00000293", 5)]
 
 
+def test_bare_train_names_parse_as_every_other_line_does():
+    """parse_lines reads a bare train file name (most lines of the SimCLR lists) in one regex: the same image
+    as parse_line makes of it, beside lines that take the full parse (padded, commented, labelled, paths)."""
+    lines = [
+        "n01440764_10026.JPEG",
+        " n01440764_10027.JPEG",
+        "n01440764_3.JPEG # c",
+        "n01440764_4.JPEG 0",
+        "train/n01440764/n01440764_5.JPEG",
+        "n01440764_6.jpeg",
+        "n01440764_7.JPEG.JPEG",
+        "ILSVRC2012_val_00000001.JPEG",
+    ]
+    images = parse_lines("\n".join(lines), "list.txt")
+    assert images == [parse_line(line.split("#")[0].strip(), n) for n, line in enumerate(lines, 1)]
+    assert [image.key for image in images[:2]] == ["n01440764_10026", "n01440764_10027"]
+    assert images[0].wnid is images[4].wnid is images[3].wnid  # one string per class
+
+
 @pytest.mark.parametrize(
     ("line", "says"),
     [
@@ -265,3 +284,36 @@ def test_inspect_shows_a_lists_counts_per_split_and_class(tmp_path):
     listed = CliRunner().invoke(app, ["inspect", "--images", f"test={mine}", "--json"])
     report = json.loads(listed.output)
     assert report["splits"]["test"]["per_class"] == {"n01440764": 2, classes.val_labels()[0]: 1}
+
+
+def test_a_lists_plan_holds_only_the_listed_files_and_counts_classes_by_all(release, tmp_path, monkeypatch):
+    """Memory in proportion to the list: each class is cut down to its listed files as the index is read, so
+    what the list selection gets (and the plan holds) is the listed files only, from either source split.
+    --min-images still counts every file a class holds, and the plan is the one the whole index gave."""
+    from imagenet_prep.plan import listed as listed_module
+    from imagenet_prep.plan import make as make_module
+
+    seen: dict[str, int] = {}
+    select = listed_module.select
+
+    def spy(lists, out_splits, files, *args, **kwargs):
+        for split, by_class in files.items():
+            seen[split] = sum(len(kept) for kept in by_class.values())
+        return select(lists, out_splits, files, *args, **kwargs)
+
+    names = {w: list(n) for w, n in release.train_files.items()}
+    train = [ns[0] for ns in names.values()]  # one image a class, each class holds 6
+    val = list(release.val_files)[:2]
+    spec = str(_write(tmp_path, "list.txt", [*train, *val]))
+    monkeypatch.setattr(listed_module, "select", spy)
+    plan = _plan(release, tmp_path / "cut", images=spec, min_images=5)
+    assert seen == {"train": len(train), "val": len(val)}
+    monkeypatch.setattr(make_module, "listed_only", lambda files, keys: files)  # the whole index, as before
+    seen.clear()
+    whole = _plan(release, tmp_path / "whole", images=spec, min_images=5)
+    assert seen == {"train": 6 * len(names), "val": len(release.val_files)}
+    assert [(u.unit_id, u.fingerprint) for u in plan.units] == [
+        (u.unit_id, u.fingerprint) for u in whole.units
+    ]
+    assert plan.counts == whole.counts and plan.record == whole.record and plan.warnings == whole.warnings
+    assert set(plan.counts["train"]) == set(names)  # 1 listed image a class, but 6 held: none dropped

@@ -187,6 +187,21 @@ def test_val_labels_with_devkit_reject_unknown_names(devkit):
         val_wnids(["ILSVRC2012_val_00050001.JPEG"], devkit)
 
 
+def test_val_labels_of_names_read_together_are_those_read_one_by_one(devkit):
+    """Names that are all ILSVRC2012_val_<8 digits>.JPEG are labelled with a few string operations (joined,
+    or passed joined by the caller): the same labels as one by one, the same errors out of range."""
+    names = [f"ILSVRC2012_val_{n:08d}.JPEG" for n in (50000, 1, 7, 12345, 2)]
+    one_by_one = {name: val_wnids([name], devkit)[name] for name in names}
+    assert val_wnids(names, devkit) == val_wnids(names, devkit, "\n".join(names)) == one_by_one
+    assert list(val_wnids(names, devkit)) == names
+    mixed = [*names, "ILSVRC2012_val_00000003.jpeg"]
+    with pytest.raises(InputError, match="ILSVRC2012_val_<8 digits>"):
+        val_wnids(mixed, devkit)
+    far = [*names, "ILSVRC2012_val_00050001.JPEG"]
+    with pytest.raises(InputError, match="no line 50001"):
+        val_wnids(far, devkit, "\n".join(far))
+
+
 # ------------------------------------------------------------------------------------------ bad devkits
 def test_missing_or_broken_devkits(tmp_path, release):
     with pytest.raises(DevkitError, match="does not exist"):
