@@ -1158,11 +1158,12 @@ def quick_planning(out: Path, workers: int, scale: float) -> dict[str, Any]:
     results: dict[str, Any] = {"release": str(release), "scale": scale, "members": members, "factor": factor}
     for key, value in measured.items():
         grows = key != "imagenette"
+        # At a tiny scale a whole-set plan can time below the Imagenette one (noise): its growing part is >= 0.
         results[key] = {
             "seconds": value["seconds"],
             "cpu": value.get("cpu"),  # when the script's child reports it
             "rss_mb": value["rss_mb"],
-            "projected_seconds": fixed["seconds"] + (value["seconds"] - fixed["seconds"]) * factor
+            "projected_seconds": fixed["seconds"] + max(0.0, value["seconds"] - fixed["seconds"]) * factor
             if grows else value["seconds"],
             "projected_rss_mb": fixed["rss_mb"] + max(0.0, value["rss_mb"] - fixed["rss_mb"]) * factor
             if grows else value["rss_mb"],

@@ -230,17 +230,17 @@ from pathlib import Path
 from imagenet_prep.build.state import output_lock
 from imagenet_prep.errors import OutputLockedError
 from imagenet_prep.io import http
-from imagenet_prep.sources import winter21
+from imagenet_prep.sources import streamed
 
 out = Path(sys.argv[1])
 http.session_for("http://127.0.0.1:9/archive.tar")  # a keep-alive session (no request made)
-winter21._cursors()["archive"] = object()  # a kept cursor (an open file in real use)
+streamed._cursors()["archive"] = object()  # a kept cursor (an open file in real use)
 to_parent, from_child = os.pipe()
 to_child, from_parent = os.pipe()
 with output_lock(out):
     pid = os.fork()
     if pid == 0:  # a worker, as a fork pool makes it
-        seen = {"sessions": len(http._SESSIONS), "cursors": len(winter21._cursors())}
+        seen = {"sessions": len(http._SESSIONS), "cursors": len(streamed._cursors())}
         os.write(from_child, json.dumps(seen).encode())
         os.read(to_child, 1)  # alive until the parent has tried the lock again
         os._exit(0)
