@@ -224,6 +224,39 @@ def test_a_damaged_deflate_stream_is_a_recorded_skip_not_a_failed_build(layouts,
     assert len(record["skipped"]) == 1 and record["counts"]["val"]["images"] == 2
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        pytest.param(0, b"PK\x00\x00", id="signature"),
+        pytest.param(-6, b"X", id="name"),  # in the base name (from its end)
+        pytest.param(14, b"\x00\x00\x00\x00", id="crc"),
+    ],
+)
+def test_a_local_header_damaged_after_planning_is_a_recorded_skip_naming_the_member(
+    layouts, tmp_path, field, value
+):
+    # Planning reads no local header: the worker checks it when it reads the member. The zip is damaged in
+    # place with its mtime kept, after a dry run cached its central directory (the cache stays valid).
+    src = tmp_path / "src"
+    shutil.copytree(layouts["kaggle-zip"].root, src)
+    planned = build(src, tmp_path / "dry", "--splits", "train", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    victim = _members(src / ZIP, "/train/")[0]
+    base = victim.filename.rsplit("/", 1)[1]
+    st = os.stat(src / ZIP)
+    with open(src / ZIP, "r+b") as file:
+        file.seek(victim.header_offset + (field if field >= 0 else 30 + len(victim.filename) + field))
+        file.write(value)
+    os.utime(src / ZIP, ns=(st.st_atime_ns, st.st_mtime_ns))
+    record = build_allowing_skips(src, tmp_path / "out", splits="train")
+    why = {f: r for f, r in reasons(record).items() if f.endswith(base)}
+    assert list(why) == [f"train/{base}"], reasons(record)
+    assert "local header" in next(iter(why.values())) and base in next(iter(why.values()))
+    assert len(record["skipped"]) == 1 and record["counts"]["train"]["images"] == 5
+    refused = build(src, tmp_path / "strict", "--splits", "train")  # without --allow-skips: no traceback
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr and base in refused.stderr
+
+
 def test_zip_members_over_the_cap_by_declared_size_are_refused_at_planning(layouts, tmp_path):
     src = tmp_path / "src"
     shutil.copytree(layouts["kaggle-zip"].root, src)
