@@ -29,9 +29,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from ..columns import PackedFiles
 from ..errors import ArchiveError, InputError, MemberError
 from ..io.bytesource import open_byte_source
-from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from ..records import (
+    ZIP_DEFLATED_AT_HEADER,
+    ZIP_STORED_AT_HEADER,
+    ByteLocation,
+    Sample,
+    SourceFile,
+    WorkUnit,
+)
 from ..taxonomy import classes
 from . import zip_index
 from .base import (
@@ -234,11 +242,6 @@ def _classify(name: str) -> tuple[str, str] | None:
     return ("text", base) if base in _TEXT_NAMES else None
 
 
-#: A zip member's location before its local header is read: ``offset`` is where the LOCAL header starts (from
-#: the central directory; planning reads no local header), ``size`` the compressed size. The worker reads the
-#: header when it reads the member (ZipMemberReader), checks it and finds the data after it.
-ZIP_STORED_AT_HEADER = "zip-stored"
-ZIP_DEFLATED_AT_HEADER = "zip-deflate"
 _LOCAL = struct.Struct("<4s5H3L2H")  # local file header (30 bytes)
 _DATA_DESCRIPTOR = 0x8
 
@@ -277,6 +280,27 @@ def local_header_problem(head: bytes, location: ByteLocation, name: str) -> str 
         if size != 0xFFFFFFFF and size != location.raw_size:
             return "its local header gives another size"
     return None
+
+
+def _packed(path: str, members: ZipMembers) -> Sequence[SourceFile]:
+    """A train class's members as PackedFiles (columns; keys: the stems of their base names), each located at
+    its local header (no read); a name per file only when they do not share one extension."""
+    if not len(members):
+        return ()
+    bases = [name.rsplit("/", 1)[-1] for name in members.names()]
+    stems = [os.path.splitext(base)[0] for base in bases]
+    suffix = bases[0][len(stems[0]) :]
+    same = all(len(base) - len(stem) == len(suffix) for base, stem in zip(bases, stems, strict=True))
+    same = same and all(base.endswith(suffix) for base in bases)
+    return PackedFiles(
+        path,
+        None if same else bases,
+        stems,
+        members.offsets,
+        members.compressed,
+        name_suffix=suffix if same else None,
+        zip_columns=(members.methods, members.sizes, members.crcs),
+    )
 
 
 class ZipMemberReader(LocationReader):
@@ -358,12 +382,12 @@ class KaggleZipSource(_KaggleLabels):
             self._directory.save(listing)
         return listing
 
-    def _group(self, split: str, name: str) -> ZipMembers:
+    def _group(self, split: str, name: str, keep: bool = True) -> ZipMembers:
         try:
-            return self.listing().group(split, name)
+            return self.listing().group(split, name, keep)
         except DamagedCache:  # a cached section failed its checks: parse the zip again, rewrite the cache
             self._listing = self._parse()
-            return self._listing.group(split, name)
+            return self._listing.group(split, name, keep)
 
     @property
     def _refused(self) -> list[tuple[str, str, str]]:
@@ -516,13 +540,7 @@ class KaggleZipSource(_KaggleLabels):
         # No local header is read here: each location is the member's local header (from the central
         # directory); the worker reads and checks it when it reads the member (ZipMemberReader).
         path = str(self.path)
-        files: dict[str, tuple[SourceFile, ...]] = {}
-        for wnid in wnids:
-            members = self._group("train", wnid)
-            files[wnid] = tuple(
-                SourceFile(base, os.path.splitext(base)[0], zip_location(path, row))
-                for base, row in zip(map(os.path.basename, members.names()), members.rows(), strict=True)
-            )
+        files = {wnid: _packed(path, self._group("train", wnid, keep=False)) for wnid in wnids}
         return SplitIndex("train", files, outer, bytes_read=listing_bytes)
 
     def member_label(self, split: str, wnid: str, name: str) -> str:

@@ -242,13 +242,17 @@ class ZipListing:
         head = f"{split}/"
         return [key[len(head) :] for key in self.counts if key.startswith(head)]
 
-    def group(self, split: str, name: str) -> ZipMembers:
+    def group(self, split: str, name: str, keep: bool = True) -> ZipMembers:
+        """A group's members; a group read from the cache is kept for the next call unless ``keep`` is False
+        (a plan packs each train class once: not keeping them holds one class's names at a time, not 1.3M)."""
         key = f"{split}/{name}"
         members = self._groups.get(key)
         if members is None:
             if key not in self.counts or self._load is None:
                 return ZipMembers(b"", array("q"), array("q"), array("q"), b"", array("I"))
-            members = self._groups[key] = self._load(key)
+            members = self._load(key)
+            if keep:
+                self._groups[key] = members
         return members
 
     def split(self, split: str) -> list[ZipEntry]:
@@ -646,7 +650,8 @@ class ZipDirectory:
         at = 0
         sections = []
         for key in listing.counts:
-            members = listing.group(*key.split("/", 1))
+            split, _, name = key.partition("/")
+            members = listing.group(split, name)
             parts = members.section()
             crc = 0
             length = 0

@@ -269,6 +269,28 @@ def test_zip_members_over_the_cap_by_declared_size_are_refused_at_planning(layou
     assert any("member-size cap" in r for r in refused.values()), record
 
 
+def test_a_train_member_over_the_cap_by_declared_size_is_refused_at_planning(layouts, tmp_path):
+    # Train members are planned as columns: the cap still sees the declared (inflated) size.
+    src = tmp_path / "src"
+    shutil.copytree(layouts["kaggle-zip"].root, src)
+    victim = _members(src / ZIP, "/train/")[0]
+    with zipfile.ZipFile(src / ZIP) as old, zipfile.ZipFile(tmp_path / ZIP, "w") as new:
+        for info in old.infolist():
+            method = zipfile.ZIP_DEFLATED if info.filename == victim.filename else info.compress_type
+            new.writestr(info.filename, old.read(info), compress_type=method, compresslevel=9)
+    shutil.move(tmp_path / ZIP, src / ZIP)
+    deflated = _members(src / ZIP, victim.filename)[0]
+    cap = deflated.file_size - 1
+    assert deflated.compress_type == zipfile.ZIP_DEFLATED and deflated.compress_size <= cap
+    record = build_allowing_skips(src, tmp_path / "out", splits="train", max_member_size=cap)
+    refused = {e["member"]: e["reason"] for e in record["refused_members"]}
+    base = victim.filename.rsplit("/", 1)[1]
+    assert any(m.endswith(base) and "member-size cap" in r for m, r in refused.items()), record
+    assert record["counts"]["train"]["images"] == 6 - sum(
+        1 for i in _members(src / ZIP, "/train/") if "/Data/" in i.filename and i.file_size > cap
+    )
+
+
 def test_overlapping_zip_entries_are_refused(layouts, tmp_path):
     src = tmp_path / "src"
     shutil.copytree(layouts["kaggle-zip"].root, src)
