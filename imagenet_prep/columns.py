@@ -228,6 +228,7 @@ class PackedFiles(_Rows[SourceFile]):
         sizes: Any,
         header_offsets: Any = None,
         header_gap: int | None = None,
+        zip_columns: tuple[bytes | bytearray, array, array] | None = None,
     ) -> PackedFiles:
         """From keys joined by "\n" (none holding one), each file's name being its key + ``suffix``."""
         return cls(
@@ -239,6 +240,7 @@ class PackedFiles(_Rows[SourceFile]):
             header_offsets,
             name_suffix=suffix,
             header_gap=header_gap,
+            zip_columns=zip_columns,
         )
 
     def names(self) -> list[str]:

@@ -68,6 +68,7 @@ from .common import (
     val_key,
     wnid_dirs,
 )
+from .ilsvrc import _stems_joined
 from .streamed import (
     STREAM,
     ZIP_SEP,
@@ -287,6 +288,17 @@ def _packed(path: str, members: ZipMembers) -> Sequence[SourceFile]:
     its local header (no read); a name per file only when they do not share one extension."""
     if not len(members):
         return ()
+    zip_columns = (members.methods, members.sizes, members.crcs)
+    text = members.names_blob.decode("utf-8")
+    folder = text[: text.partition("\n")[0].rfind("/") + 1]
+    if folder and text.count("\n" + folder) == len(members) - 1:  # one folder: its base names, joined
+        keys = _stems_joined(text.replace("\n" + folder, "\n")[len(folder) :], len(members))
+        if keys is not None:  # every base name is its key + one extension: keys only
+            first = text.partition("\n")[0]
+            suffix = first[first.rfind(".") :]
+            return PackedFiles.with_suffix(
+                path, keys, suffix, members.offsets, members.compressed, zip_columns=zip_columns
+            )
     bases = [name.rsplit("/", 1)[-1] for name in members.names()]
     stems = [os.path.splitext(base)[0] for base in bases]
     suffix = bases[0][len(stems[0]) :]
@@ -299,7 +311,7 @@ def _packed(path: str, members: ZipMembers) -> Sequence[SourceFile]:
         members.offsets,
         members.compressed,
         name_suffix=suffix if same else None,
-        zip_columns=(members.methods, members.sizes, members.crcs),
+        zip_columns=zip_columns,
     )
 
 

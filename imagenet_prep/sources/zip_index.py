@@ -53,6 +53,15 @@ _MAX_HEADER = 256 << 20
 _FULL = 0xFFFFFFFF
 # Names a build could never have kept: '..' or hidden parts, absolute, control characters, backslashes.
 _UNSAFE = re.compile(r"(^|/)\.|^/|[\x00-\x09\x0b-\x1f\x7f\\]", re.MULTILINE)
+_UNSAFE_CHAR = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\\]")
+
+
+def _unsafe_names(text: str) -> bool:
+    """``_UNSAFE.search(text)`` for names joined by "\n", as substring tests and one character class (C
+    speed: the MULTILINE alternatives cost ~2 s over a whole set's 1.3M names)."""
+    lines = "\n" + text
+    return "\n." in lines or "/." in lines or "\n/" in lines or _UNSAFE_CHAR.search(text) is not None
+
 
 #: name -> (split, group) for a member the caller keeps, None for one it never reads (neither kept nor checked).
 #: split "text" marks a label file (group: its base name; its refusals count under "val").
@@ -632,7 +641,7 @@ class ZipDirectory:
             text = members.names_blob.decode("utf-8")
         except UnicodeDecodeError:
             return None
-        if _UNSAFE.search(text):
+        if _unsafe_names(text):
             return None
         names = text.split("\n")
         split, _, group = key.partition("/")
