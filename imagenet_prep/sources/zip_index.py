@@ -15,7 +15,8 @@ A command that only lists (``splits``, the train classes) reads the header alone
 when its group is used: its CRC-32, its length, every offset and size inside the zip, the methods, and every name
 (the name policy, and the caller's ``classify`` must put it in this very group). A stale header counts as absent;
 a damaged section raises ``DamagedCache`` and the caller parses the zip again and rewrites the cache.
-Workers still check each member's local header and its CRC-32 when reading.
+Planning reads no local header: a member's location is its local header's offset; workers read and check that
+header (name, method, sizes, CRC-32) and the data's CRC-32 when reading (sources/kaggle.py, ZipMemberReader).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class ZipEntry:
         self.CRC = CRC
 
     def row(self) -> tuple[str, int, int, int, int, int]:
-        """(name, header offset, compressed size, size, method, CRC-32): what ``kaggle.locate_members`` takes."""
+        """(name, header offset, compressed size, size, method, CRC-32): what ``kaggle.zip_location`` takes."""
         return (
             self.filename,
             self.header_offset,
