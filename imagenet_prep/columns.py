@@ -12,7 +12,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from .records import ByteLocation, FingerprintRow, Sample, SourceFile, feed_fingerprint
+from .records import (
+    ZIP_DEFLATED_AT_HEADER,
+    ZIP_STORED_AT_HEADER,
+    ByteLocation,
+    FingerprintRow,
+    Sample,
+    SourceFile,
+    feed_fingerprint,
+)
 
 
 # ------------------------------------------------------------------------------------------------ columns
@@ -82,6 +90,10 @@ class PackedFiles(_Rows[SourceFile]):
     (for tar members) header offsets; every file's bytes are in the one file or URL ``locator``. A
     Sequence of SourceFiles (stored bytes, no compression), made on access.
 
+    Zip members (``zip_columns``: a method byte, a declared size and a CRC-32 per file) are located at their
+    local header (``offset``; ``size`` the compressed size): their locations say ``ZIP_*_AT_HEADER``, and the
+    zip's reader finds the data after checking that header.
+
     When every name is its key + one suffix (``n01440764_10026`` + ``.JPEG``), only the keys are stored
     (``names`` None and ``name_suffix`` given, see :meth:`with_suffix`): a whole-set plan holds 1.28M keys,
     not 1.28M names besides."""
@@ -97,6 +109,7 @@ class PackedFiles(_Rows[SourceFile]):
         "_name_ends",
         "_name_suffix",
         "_names",
+        "_zip",
         "key_ordered",
     )
 
@@ -110,8 +123,11 @@ class PackedFiles(_Rows[SourceFile]):
         header_offsets: Any = None,
         name_suffix: str | None = None,
         header_gap: int | None = None,
+        zip_columns: tuple[bytes | bytearray, array, array] | None = None,
     ) -> None:
         self.locator = locator
+        # (methods, declared sizes, CRC-32s) of zip members, or None
+        self._zip = None if zip_columns is None else (bytes(zip_columns[0]), *zip_columns[1:])
         # True when the rows are known to be in the natural order of their keys, as the plan sorts them
         # (plan.sampling.kept_files sets it; so the draw need not sort them again)
         self.key_ordered = False
@@ -143,6 +159,24 @@ class PackedFiles(_Rows[SourceFile]):
                 raise ValueError("PackedFiles: columns of different lengths")
         if self._header_offsets is not None and len(self._header_offsets) != len(self.offsets):
             raise ValueError("PackedFiles: columns of different lengths")
+        if self._zip is not None and any(len(column) != count for column in self._zip):
+            raise ValueError("PackedFiles: columns of different lengths")
+
+    @property
+    def is_zip(self) -> bool:
+        """True when the files are zip members located at their local headers (see the class docstring)."""
+        return self._zip is not None
+
+    def declared_sizes(self) -> array:
+        """Each file's size as the member-size cap sees it: the larger of its stored and declared sizes (a
+        deflated zip member inflates to its declared size), else its size."""
+        if self._zip is None:
+            return self.sizes
+        return array("q", map(max, self.sizes, self._zip[1]))
+
+    def _zip_location(self, offset: int, size: int, method: int, raw: int, crc: int) -> ByteLocation:
+        compression = ZIP_DEFLATED_AT_HEADER if method == 8 else ZIP_STORED_AT_HEADER
+        return ByteLocation(self.locator, offset, size, compression, raw_size=raw, crc32=crc)
 
     @property
     def header_offsets(self) -> array | None:
@@ -194,6 +228,7 @@ class PackedFiles(_Rows[SourceFile]):
         sizes: Any,
         header_offsets: Any = None,
         header_gap: int | None = None,
+        zip_columns: tuple[bytes | bytearray, array, array] | None = None,
     ) -> PackedFiles:
         """From keys joined by "\n" (none holding one), each file's name being its key + ``suffix``."""
         return cls(
@@ -205,6 +240,7 @@ class PackedFiles(_Rows[SourceFile]):
             header_offsets,
             name_suffix=suffix,
             header_gap=header_gap,
+            zip_columns=zip_columns,
         )
 
     def names(self) -> list[str]:
@@ -268,9 +304,24 @@ class PackedFiles(_Rows[SourceFile]):
             None if headers is None else array("q", [headers[i] for i in picked]),
             name_suffix=self._name_suffix,
             header_gap=self._header_gap,
+            zip_columns=None
+            if self._zip is None
+            else (
+                bytes(self._zip[0][i] for i in picked),
+                array("q", [self._zip[1][i] for i in picked]),
+                array("I", [self._zip[2][i] for i in picked]),
+            ),
         )
 
     def locations(self) -> Iterator[ByteLocation]:
+        if self._zip is not None:
+            methods, raws, crcs = self._zip
+            zipped = zip(
+                self.offsets.tolist(), self.sizes.tolist(), methods, raws.tolist(), crcs.tolist(), strict=True
+            )
+            for offset, size, method, raw, crc in zipped:
+                yield self._zip_location(offset, size, method, raw, crc)
+            return
         headers = (
             self.header_offsets.tolist() if self.header_offsets is not None else [None] * len(self.offsets)
         )
@@ -284,6 +335,12 @@ class PackedFiles(_Rows[SourceFile]):
         key = self.keys()[index]  # O(n): iterate for more than a few
         name = key + (self._name_suffix or "") if self._names is None else self.names()[index]
         offset = int(self.offsets[index])
+        if self._zip is not None:
+            methods, raws, crcs = self._zip
+            where = self._zip_location(
+                offset, int(self.sizes[index]), methods[index], int(raws[index]), int(crcs[index])
+            )
+            return SourceFile(name, key, where)
         if self._header_gap is not None:
             header: int | None = offset - self._header_gap
         else:

@@ -38,6 +38,13 @@ class ByteLocation:
     crc32: int | None = None
 
 
+#: A zip member's ``compression`` while its location is its LOCAL header (``offset``; ``size`` the compressed
+#: size): the zip's reader reads and checks that header, then reads (and inflates) the data after it. Planning
+#: takes these locations from the central directory alone (no local header read per image).
+ZIP_STORED_AT_HEADER = "zip-stored"
+ZIP_DEFLATED_AT_HEADER = "zip-deflate"
+
+
 #: The largest archive member a build reads (bytes): far above any real ImageNet image (the largest is ~15 MB),
 #: far below what would let one hostile member exhaust a worker's memory. ``--max-member-size`` changes it.
 DEFAULT_MAX_MEMBER_SIZE = 64 << 20

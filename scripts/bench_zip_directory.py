@@ -2,16 +2,19 @@
 names (train and val images, test images, the XML annotations, the LOC_* files; every member stored and empty,
 so the zip is ~0.4 GB), then time a fresh process listing it (what every command does first: ``splits``,
 ``missing``, the train classes) without a cache (the first parse, which writes the cache) and with it (a no-op
-re-run). Reports wall time, CPU time (user + sys) and peak RSS of each; runs against whatever
+re-run). With ``--plan``, also a whole-set ``build --dry-run`` (train and val planned from the cached directory:
+what a no-op re-run costs before it finds every unit done), CPU and peak RSS counted over the process and its
+workers. Reports wall time, CPU time (user + sys) and peak RSS of each; runs against whatever
 ``imagenet_prep`` PYTHONPATH selects, so the same command measures the code before and after a change.
 
-Example: python scripts/bench_zip_directory.py --zip /tmp/hard26-zip --runs 3
+Example: python scripts/bench_zip_directory.py --zip /tmp/hard26-zip --runs 3 --plan
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import struct
@@ -146,12 +149,31 @@ def _run(folder: Path, cache: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _plan(folder: Path, cache: Path) -> dict:
+    """A fresh whole-set ``build --dry-run`` (planning from the cached directory), in a child process."""
+    out = folder / "dry-out"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "IMAGENET_PREP_CACHE": str(cache)}
+    argv = [sys.executable, "-m", "imagenet_prep", "build", "--source", str(folder), "--out", str(out)]
+    started = time.perf_counter()
+    pid = subprocess.Popen(
+        [*argv, "--dry-run", "--workers", "2", "--quiet"], env=env, stdout=subprocess.DEVNULL
+    ).pid
+    _pid, status, usage = os.wait4(pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"build --dry-run failed (status {status})")
+    # ru_maxrss of wait4: the largest of the process and the children it waited for (its workers)
+    return {"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--zip", type=Path, help="scratch folder for the zip (kept and reused)")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--plan", action="store_true", help="also time a whole-set build --dry-run")
     parser.add_argument("--list", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.list:
@@ -174,6 +196,12 @@ def main() -> int:
             print(
                 f"run {run}: {what}: {result['seconds']:.2f} s wall, {result['cpu']:.2f} s CPU, "
                 f"{result['rss_mb']:.0f} MB peak RSS ({result['classes']} train classes, splits {result['splits']})"
+            )
+        if args.plan:
+            plan = _plan(folder, cache)
+            print(
+                f"run {run}: whole-set build --dry-run: {plan['seconds']:.2f} s wall, {plan['cpu']:.2f} s CPU, "
+                f"{plan['rss_mb']:.0f} MB peak RSS"
             )
     return 0
 

@@ -252,7 +252,7 @@ class _SplitColumns:
         suffixes: set[str | None] = set()
         for _, group in groups:  # first: does every sample fit, and is every name its key + one suffix?
             if isinstance(group, SampleTable):
-                if group.split != split:
+                if group.split != split or any(block.files.is_zip for block in group.blocks):
                     return None
                 for block in group.blocks:
                     headers, sizes = block.files.header_offsets, block.files.sizes

@@ -178,7 +178,7 @@ def kept_files(
         return _unique_keys(
             source, split, wnid, _within_cap(source, split, wnid, files, cap, refused), refused
         )
-    sizes = files.sizes
+    sizes = files.declared_sizes()  # a zip member's declared (inflated) size counts
     if max(sizes, default=0) <= cap:
         fast = _kept_by_key_numbers(files)
         if fast is not None:
@@ -186,9 +186,7 @@ def kept_files(
     names = files.names()
     above = [row for row, size in enumerate(sizes) if size > cap] if max(sizes, default=0) > cap else []
     for row in above:
-        refused.append(
-            (source.member_label(split, wnid, names[row]), _cap_reason(int(files.sizes[row]), cap))
-        )
+        refused.append((source.member_label(split, wnid, names[row]), _cap_reason(int(sizes[row]), cap)))
     rows = [row for row, size in enumerate(sizes) if size <= cap] if above else list(range(len(names)))
     kept_names = [names[row] for row in rows] if above else names
     ordered = [rows[i] for i in natural_order(kept_names)]

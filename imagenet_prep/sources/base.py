@@ -265,7 +265,8 @@ def group_in_storage_order(
 ) -> list[tuple[str, Sequence[Sample]]]:
     """Units of ``chunk`` samples in storage order (file, then offset): contiguous reads for a flat archive
     (``<split>-0000``, ``<split>-0001``, ...)."""
-    if isinstance(samples, SampleTable):  # classes interleave in storage order: row columns (SampleRows)
+    # classes interleave in storage order: row columns (SampleRows; they hold no zip member's columns)
+    if isinstance(samples, SampleTable) and not any(block.files.is_zip for block in samples.blocks):
         return [(f"{split}-{number:04d}", rows) for number, rows in enumerate(samples.storage_chunks(chunk))]
     ordered = sorted(samples, key=lambda s: (s.location.locator, s.location.offset))
     return [

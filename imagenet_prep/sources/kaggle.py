@@ -8,9 +8,10 @@ wnid order is an error naming the first differing line; other descriptions are a
 val is labelled by the bundled labels only when it holds exactly the real 50,000 names. ``test/`` is ignored.
 
 The zip (``imagenet-object-localization-challenge.zip``) is never extracted. Either it holds the tree itself:
-each member's data offset comes from its local header (read in the planning workers for the chosen classes
-only), and a worker reads each image with one positioned read (a deflated member is inflated, never past its
-declared size: a zip bomb is refused). Or (the older download) it holds
+planning reads no local header (a member's location is its local header's offset, from the cached central
+directory); a worker reads and checks each member's local header (name, method, sizes, CRC-32: a damaged one is a
+recorded skip), then its data with one positioned read (a deflated member is inflated, never past its declared
+size: a zip bomb is refused). Or (the older download) it holds
 ``imagenet_object_localization_patched2019.tar.gz``: that gzip stream cannot seek, so it is listed once
 (cached) and each split is read in one streamed unit (sources/streamed.py).
 
@@ -20,15 +21,25 @@ and members whose declared size is absurd are refused with a reason (io/tar.py's
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import struct
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import ArchiveError, InputError
-from ..io.bytesource import FileByteSource
-from ..records import ByteLocation, Sample, SourceFile, WorkUnit
+from ..columns import PackedFiles
+from ..errors import ArchiveError, InputError, MemberError
+from ..io.bytesource import open_byte_source
+from ..records import (
+    ZIP_DEFLATED_AT_HEADER,
+    ZIP_STORED_AT_HEADER,
+    ByteLocation,
+    Sample,
+    SourceFile,
+    WorkUnit,
+)
 from ..taxonomy import classes
 from . import zip_index
 from .base import (
@@ -57,6 +68,7 @@ from .common import (
     val_key,
     wnid_dirs,
 )
+from .ilsvrc import _stems_joined
 from .streamed import (
     STREAM,
     ZIP_SEP,
@@ -65,7 +77,6 @@ from .streamed import (
     group_by_stream,
     list_streams,
     stream_index,
-    zip_data_offset,
 )
 from .zip_index import DamagedCache, ZipDirectory, ZipEntry, ZipListing, ZipMembers
 
@@ -232,29 +243,107 @@ def _classify(name: str) -> tuple[str, str] | None:
     return ("text", base) if base in _TEXT_NAMES else None
 
 
-def locate_members(
-    path: str, rows: Sequence[tuple[str, int, int, int, int, int]]
-) -> tuple[list[tuple[str, ByteLocation]], list[tuple[str, str]]]:
-    """Worker side: the data offsets of zip members (name, header offset, compressed size, size, method,
-    CRC-32), from their local headers; the CRC-32 travels with the location and is checked on every read."""
-    out: list[tuple[str, ByteLocation]] = []
-    refused: list[tuple[str, str]] = []
-    with FileByteSource(path) as source:
-        for name, header_offset, compress_size, file_size, method, crc in rows:
-            info = zipfile.ZipInfo(name)
-            info.header_offset = header_offset
-            try:
-                start = zip_data_offset(source, info)
-            except ArchiveError:
-                refused.append((name, "its local header is missing or damaged"))
-                continue
-            if start + compress_size > source.size:
-                refused.append((name, "truncated: the zip ends before its data"))
-                continue
-            compression = "deflate" if method == zipfile.ZIP_DEFLATED else None
-            location = ByteLocation(path, start, compress_size, compression, raw_size=file_size, crc32=crc)
-            out.append((name, location))
-    return out, refused
+_LOCAL = struct.Struct("<4s5H3L2H")  # local file header (30 bytes)
+_DATA_DESCRIPTOR = 0x8
+
+
+def zip_location(path: str, row: tuple[str, int, int, int, int, int]) -> ByteLocation:
+    """Where a member (``ZipEntry.row()``: name, header offset, compressed size, size, method, CRC-32) is, with
+    no read: the CRC-32 and the declared size travel with the location and are checked on every read."""
+    _name, header_offset, compress_size, file_size, method, crc = row
+    compression = ZIP_DEFLATED_AT_HEADER if method == zipfile.ZIP_DEFLATED else ZIP_STORED_AT_HEADER
+    return ByteLocation(path, header_offset, compress_size, compression, raw_size=file_size, crc32=crc)
+
+
+def local_header_problem(head: bytes, location: ByteLocation, name: str) -> str | None:
+    """Why the local header ``head`` (30 bytes + its name) does not describe the member at ``location`` called
+    ``name`` (its full name, or its base name after a "/"), or None."""
+    if len(head) < _LOCAL.size or head[:4] != b"PK\x03\x04":
+        return "no local header where the central directory puts it"
+    _sig, _version, flags, method, _time, _date, crc, compressed, size, name_len, _extra = _LOCAL.unpack_from(
+        head
+    )
+    stored = head[_LOCAL.size : _LOCAL.size + name_len]
+    try:
+        text = stored.decode("utf-8" if flags & 0x800 else "cp437")
+    except UnicodeDecodeError:
+        text = ""
+    if len(stored) != name_len or not (text == name or text.endswith("/" + name)):
+        return "its local header names another member"
+    expected = zipfile.ZIP_DEFLATED if location.compression == ZIP_DEFLATED_AT_HEADER else zipfile.ZIP_STORED
+    if method != expected:
+        return "its local header gives another compression method"
+    if not flags & _DATA_DESCRIPTOR:  # else the sizes and CRC-32 follow the data (0 here)
+        if crc != location.crc32:
+            return "its local header gives another CRC-32"
+        if compressed != 0xFFFFFFFF and compressed != location.size:
+            return "its local header gives another compressed size"
+        if size != 0xFFFFFFFF and size != location.raw_size:
+            return "its local header gives another size"
+    return None
+
+
+def _packed(path: str, members: ZipMembers) -> Sequence[SourceFile]:
+    """A train class's members as PackedFiles (columns; keys: the stems of their base names), each located at
+    its local header (no read); a name per file only when they do not share one extension."""
+    if not len(members):
+        return ()
+    zip_columns = (members.methods, members.sizes, members.crcs)
+    text = members.names_blob.decode("utf-8")
+    folder = text[: text.partition("\n")[0].rfind("/") + 1]
+    if folder and text.count("\n" + folder) == len(members) - 1:  # one folder: its base names, joined
+        keys = _stems_joined(text.replace("\n" + folder, "\n")[len(folder) :], len(members))
+        if keys is not None:  # every base name is its key + one extension: keys only
+            first = text.partition("\n")[0]
+            suffix = first[first.rfind(".") :]
+            return PackedFiles.with_suffix(
+                path, keys, suffix, members.offsets, members.compressed, zip_columns=zip_columns
+            )
+    bases = [name.rsplit("/", 1)[-1] for name in members.names()]
+    stems = [os.path.splitext(base)[0] for base in bases]
+    suffix = bases[0][len(stems[0]) :]
+    same = all(len(base) - len(stem) == len(suffix) for base, stem in zip(bases, stems, strict=True))
+    same = same and all(base.endswith(suffix) for base in bases)
+    return PackedFiles(
+        path,
+        None if same else bases,
+        stems,
+        members.offsets,
+        members.compressed,
+        name_suffix=suffix if same else None,
+        zip_columns=zip_columns,
+    )
+
+
+class ZipMemberReader(LocationReader):
+    """The zip's unit reader: a member located at its local header (``zip_location``) is read after that header
+    was checked against the central directory (signature, name, method, sizes, CRC-32); a damaged header is a
+    recorded skip for that member (MemberError), never a traceback."""
+
+    def read(self, location: ByteLocation, name: str | None = None) -> bytes:
+        if location.compression not in (ZIP_STORED_AT_HEADER, ZIP_DEFLATED_AT_HEADER):
+            return super().read(location, name)
+        source = self._files.get(location.locator)
+        if source is None:
+            source = self._files[location.locator] = open_byte_source(location.locator)
+        at = location.offset
+        head = source.read_at(at, _LOCAL.size)
+        name_len = int.from_bytes(head[26:28], "little") if len(head) == _LOCAL.size else 0
+        if name_len:
+            head += source.read_at(at + _LOCAL.size, name_len)
+        self.bytes_read += len(head)
+        problem = local_header_problem(head, location, name or "")
+        if problem is None:
+            start = at + _LOCAL.size + name_len + int.from_bytes(head[28:30], "little")
+            if start + location.size > source.size:
+                problem = "truncated: the zip ends before its data"
+        if problem is not None:
+            raise MemberError(
+                f"{location.locator}: the member {name} at offset {at} is not read ({problem}): the zip is "
+                "damaged; re-download it."
+            )
+        compression = "deflate" if location.compression == ZIP_DEFLATED_AT_HEADER else None
+        return super().read(dataclasses.replace(location, offset=start, compression=compression), name)
 
 
 class KaggleZipSource(_KaggleLabels):
@@ -305,12 +394,12 @@ class KaggleZipSource(_KaggleLabels):
             self._directory.save(listing)
         return listing
 
-    def _group(self, split: str, name: str) -> ZipMembers:
+    def _group(self, split: str, name: str, keep: bool = True) -> ZipMembers:
         try:
-            return self.listing().group(split, name)
+            return self.listing().group(split, name, keep)
         except DamagedCache:  # a cached section failed its checks: parse the zip again, rewrite the cache
             self._listing = self._parse()
-            return self._listing.group(split, name)
+            return self._listing.group(split, name, keep)
 
     @property
     def _refused(self) -> list[tuple[str, str, str]]:
@@ -338,12 +427,9 @@ class KaggleZipSource(_KaggleLabels):
             )
         # Read by its local header (no second parse of the central directory), inflated within its declared
         # size and checked against its CRC-32, as a worker reads an image.
-        located, refused = locate_members(str(self.path), [info.row()])
-        reader = LocationReader(WorkUnit("val", "labels", self.layout, (), MAX_TEXT))
+        reader = ZipMemberReader(WorkUnit("val", "labels", self.layout, (), MAX_TEXT))
         try:
-            if not located:
-                raise ArchiveError(refused[0][1])
-            data = reader.read(located[0][1])
+            data = reader.read(zip_location(str(self.path), info.row()), info.filename)
         except ArchiveError as exc:  # MemberError too: a lying CRC-32, a damaged stream
             raise ArchiveError(
                 f"{name} inside {self.path} cannot be read ({exc}); re-download the zip."
@@ -415,11 +501,11 @@ class KaggleZipSource(_KaggleLabels):
 
     def _val_files(self) -> dict[str, list[SourceFile]]:
         if self._val is None:
-            located, refused = locate_members(str(self.path), self._group("val", "").rows())
-            labels, self._val_warnings = self._val_labels([val_key(n) or n for n, _ in located])
-            pairs = [("/".join(_in_cls_loc(n)[1:]), loc) for n, loc in located]
-            self._val, more = _val_by_class(pairs, labels)
-            self._val_refused = [(f"val/{n}", r) for n, r in refused] + more
+            path = str(self.path)
+            rows = self._group("val", "").rows()
+            labels, self._val_warnings = self._val_labels([val_key(row[0]) or row[0] for row in rows])
+            pairs = [("/".join(_in_cls_loc(row[0])[1:]), zip_location(path, row)) for row in rows]
+            self._val, self._val_refused = _val_by_class(pairs, labels)
         return self._val
 
     def classes(self, split: str) -> tuple[str, ...]:
@@ -461,24 +547,13 @@ class KaggleZipSource(_KaggleLabels):
         if split == "val":
             by_class = self._val_files()
             chosen = {wnid: tuple(by_class.get(wnid, ())) for wnid in wnids}
-            val_bytes = listing_bytes + 30 * sum(len(files) for files in by_class.values())
             refused = outer + tuple(self._val_refused)
-            return SplitIndex("val", chosen, refused, tuple(self._val_warnings), val_bytes)
-        rows = {wnid: self._group("train", wnid).rows() for wnid in wnids}
-        args = [(str(self.path), rows[wnid]) for wnid in wnids]
-        outputs = (
-            runner(locate_members, args) if runner and len(args) > 1 else [locate_members(*a) for a in args]
-        )
-        files: dict[str, tuple[SourceFile, ...]] = {}
-        refused_list = list(outer)
-        for wnid, (located, refusals) in zip(wnids, outputs, strict=True):
-            files[wnid] = tuple(
-                SourceFile(os.path.basename(name), os.path.splitext(os.path.basename(name))[0], loc)
-                for name, loc in located
-            )
-            refused_list.extend((f"train/{n}", r) for n, r in refusals)
-        nbytes = listing_bytes + 30 * sum(len(r) for r in rows.values())  # + one local header per image
-        return SplitIndex("train", files, tuple(refused_list), bytes_read=nbytes)
+            return SplitIndex("val", chosen, refused, tuple(self._val_warnings), listing_bytes)
+        # No local header is read here: each location is the member's local header (from the central
+        # directory); the worker reads and checks it when it reads the member (ZipMemberReader).
+        path = str(self.path)
+        files = {wnid: _packed(path, self._group("train", wnid, keep=False)) for wnid in wnids}
+        return SplitIndex("train", files, outer, bytes_read=listing_bytes)
 
     def member_label(self, split: str, wnid: str, name: str) -> str:
         return f"train/{wnid}/{name}" if split == "train" else f"val/{name}"
@@ -495,4 +570,4 @@ class KaggleZipSource(_KaggleLabels):
     def open_unit(cls, unit: WorkUnit) -> LocationReader | StreamReader:
         if unit.samples and ZIP_SEP in unit.samples[0].location.locator:
             return StreamReader(unit)
-        return LocationReader(unit)
+        return ZipMemberReader(unit)

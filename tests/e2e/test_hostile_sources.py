@@ -224,6 +224,39 @@ def test_a_damaged_deflate_stream_is_a_recorded_skip_not_a_failed_build(layouts,
     assert len(record["skipped"]) == 1 and record["counts"]["val"]["images"] == 2
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        pytest.param(0, b"PK\x00\x00", id="signature"),
+        pytest.param(-6, b"X", id="name"),  # in the base name (from its end)
+        pytest.param(14, b"\x00\x00\x00\x00", id="crc"),
+    ],
+)
+def test_a_local_header_damaged_after_planning_is_a_recorded_skip_naming_the_member(
+    layouts, tmp_path, field, value
+):
+    # Planning reads no local header: the worker checks it when it reads the member. The zip is damaged in
+    # place with its mtime kept, after a dry run cached its central directory (the cache stays valid).
+    src = tmp_path / "src"
+    shutil.copytree(layouts["kaggle-zip"].root, src)
+    planned = build(src, tmp_path / "dry", "--splits", "train", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    victim = _members(src / ZIP, "/train/")[0]
+    base = victim.filename.rsplit("/", 1)[1]
+    st = os.stat(src / ZIP)
+    with open(src / ZIP, "r+b") as file:
+        file.seek(victim.header_offset + (field if field >= 0 else 30 + len(victim.filename) + field))
+        file.write(value)
+    os.utime(src / ZIP, ns=(st.st_atime_ns, st.st_mtime_ns))
+    record = build_allowing_skips(src, tmp_path / "out", splits="train")
+    why = {f: r for f, r in reasons(record).items() if f.endswith(base)}
+    assert list(why) == [f"train/{base}"], reasons(record)
+    assert "local header" in next(iter(why.values())) and base in next(iter(why.values()))
+    assert len(record["skipped"]) == 1 and record["counts"]["train"]["images"] == 5
+    refused = build(src, tmp_path / "strict", "--splits", "train")  # without --allow-skips: no traceback
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr and base in refused.stderr
+
+
 def test_zip_members_over_the_cap_by_declared_size_are_refused_at_planning(layouts, tmp_path):
     src = tmp_path / "src"
     shutil.copytree(layouts["kaggle-zip"].root, src)
@@ -234,6 +267,28 @@ def test_zip_members_over_the_cap_by_declared_size_are_refused_at_planning(layou
     record = build_allowing_skips(src, tmp_path / "out", splits="val", max_member_size=cap)
     refused = {e["member"]: e["reason"] for e in record["refused_members"]}
     assert any("member-size cap" in r for r in refused.values()), record
+
+
+def test_a_train_member_over_the_cap_by_declared_size_is_refused_at_planning(layouts, tmp_path):
+    # Train members are planned as columns: the cap still sees the declared (inflated) size.
+    src = tmp_path / "src"
+    shutil.copytree(layouts["kaggle-zip"].root, src)
+    victim = _members(src / ZIP, "/train/")[0]
+    with zipfile.ZipFile(src / ZIP) as old, zipfile.ZipFile(tmp_path / ZIP, "w") as new:
+        for info in old.infolist():
+            method = zipfile.ZIP_DEFLATED if info.filename == victim.filename else info.compress_type
+            new.writestr(info.filename, old.read(info), compress_type=method, compresslevel=9)
+    shutil.move(tmp_path / ZIP, src / ZIP)
+    deflated = _members(src / ZIP, victim.filename)[0]
+    cap = deflated.file_size - 1
+    assert deflated.compress_type == zipfile.ZIP_DEFLATED and deflated.compress_size <= cap
+    record = build_allowing_skips(src, tmp_path / "out", splits="train", max_member_size=cap)
+    refused = {e["member"]: e["reason"] for e in record["refused_members"]}
+    base = victim.filename.rsplit("/", 1)[1]
+    assert any(m.endswith(base) and "member-size cap" in r for m, r in refused.items()), record
+    assert record["counts"]["train"]["images"] == 6 - sum(
+        1 for i in _members(src / ZIP, "/train/") if "/Data/" in i.filename and i.file_size > cap
+    )
 
 
 def test_overlapping_zip_entries_are_refused(layouts, tmp_path):

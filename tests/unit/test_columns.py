@@ -10,7 +10,15 @@ from array import array
 import pytest
 
 from imagenet_prep.columns import PackedFiles, SampleBlock, SampleRows, SampleTable
-from imagenet_prep.records import ByteLocation, Sample, SourceFile, WorkUnit
+from imagenet_prep.records import (
+    ZIP_DEFLATED_AT_HEADER,
+    ZIP_STORED_AT_HEADER,
+    ByteLocation,
+    Sample,
+    SourceFile,
+    WorkUnit,
+)
+from imagenet_prep.sources.base import group_in_storage_order
 
 LOCATOR = "/data/ILSVRC2012_img_train.tar"
 
@@ -106,3 +114,64 @@ def test_storage_chunks_are_the_samples_in_storage_order_as_rows(chunk):
             assert ours.fingerprint == theirs.fingerprint
             assert len(piece.sources) == len({(s.wnid, s.location.locator) for s in want})  # only its own
     assert SampleTable("val", []).storage_chunks(3) == []
+
+
+def _zip_files() -> list[SourceFile]:
+    """Zip members located at their local headers: one stored, one deflated (larger declared size), one
+    deflated that grew (compressed larger than declared)."""
+    rows = [(30, 500, 500, 0, 0x1234), (600, 200, 900, 8, 0xFFFFFFFF), (900, 120, 100, 8, 7)]
+    return [
+        SourceFile(
+            f"n01440764_{i}.JPEG",
+            f"n01440764_{i}",
+            ByteLocation(
+                LOCATOR,
+                at,
+                size,
+                ZIP_DEFLATED_AT_HEADER if method == 8 else ZIP_STORED_AT_HEADER,
+                raw_size=raw,
+                crc32=crc,
+            ),
+        )
+        for i, (at, size, raw, method, crc) in enumerate(rows)
+    ]
+
+
+def _zip_packed(files: list[SourceFile]) -> PackedFiles:
+    return PackedFiles(
+        LOCATOR,
+        None,
+        [f.key for f in files],
+        [f.location.offset for f in files],
+        [f.location.size for f in files],
+        name_suffix=".JPEG",
+        zip_columns=(
+            bytes(8 if f.location.compression == ZIP_DEFLATED_AT_HEADER else 0 for f in files),
+            array("q", [f.location.raw_size or 0 for f in files]),
+            array("I", [f.location.crc32 or 0 for f in files]),
+        ),
+    )
+
+
+def test_zip_columns_hold_the_same_members_and_fingerprint_as_records():
+    files = _zip_files()
+    packed = _zip_packed(files)
+    assert packed.is_zip and packed == tuple(files) and [packed[i] for i in range(3)] == files
+    assert list(packed.declared_sizes()) == [500, 900, 120]  # the cap sees the larger size
+    for rows in ([2, 0], [1], []):
+        taken = packed.take(rows)
+        assert taken == tuple(files[r] for r in rows) and (taken.is_zip or not rows)
+    assert pickle.loads(pickle.dumps(packed)) == tuple(files)
+    table = SampleTable("train", [SampleBlock("n01440764", 0, packed)])
+    samples = tuple(Sample("train", f.key, "n01440764", 0, f.name, f.location) for f in files)
+    assert table == samples
+    ours = WorkUnit("train", "train-n01440764", "kaggle-zip", table)
+    assert ours.fingerprint == WorkUnit("train", "train-n01440764", "kaggle-zip", samples).fingerprint
+
+
+def test_a_table_of_zip_columns_is_cut_in_storage_order_as_samples_not_rows():
+    files = _zip_files()
+    table = SampleTable("val", [SampleBlock("n01440764", 0, _zip_packed(files[::-1]))])
+    units = group_in_storage_order("val", table, chunk=2)
+    assert [type(samples) for _, samples in units] == [tuple, tuple]  # SampleRows would drop the zip columns
+    assert [s.location for _, samples in units for s in samples] == [f.location for f in files]
