@@ -61,6 +61,14 @@ def _patch_central_size(path: Path, name: str, size: int) -> None:
     path.write_bytes(bytes(data))
 
 
+def _patch_local_size(path: Path, name: str, size: int) -> None:
+    """Make ``name``'s local header (what the worker checks against the directory) declare the same size."""
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"PK\x03\x04", 0, data.find(name.encode()))
+    data[at + 22 : at + 26] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
 def test_zip_members_with_unsafe_names_links_and_absurd_sizes_are_refused(layouts, tmp_path):
     src = tmp_path / "src"
     shutil.copytree(layouts["kaggle-zip"].root, src)
@@ -94,9 +102,23 @@ def test_a_member_inflating_past_its_declared_size_fails_its_unit_in_one_line(la
     name = sorted(n for n in zipfile.ZipFile(src / ZIP).namelist() if "/val/" in n)[
         0
     ]  # val members are deflated
+    # Both headers declare 100 bytes (a consistent bomb): the inflate bound is what stops it.
     _patch_central_size(src / ZIP, name.rsplit("/", 1)[1], 100)
+    _patch_local_size(src / ZIP, name.rsplit("/", 1)[1], 100)
     line = one_line(build(src, tmp_path / "out", "--splits", "val"), 1)
     assert "inflates to more than 100 bytes" in line and "zip bomb" in line
+
+
+def test_a_member_whose_local_header_disagrees_with_the_directory_is_a_recorded_skip(layouts, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(layouts["kaggle-zip"].root, src)
+    name = sorted(n for n in zipfile.ZipFile(src / ZIP).namelist() if "/val/" in n)[0].rsplit("/", 1)[1]
+    _patch_central_size(
+        src / ZIP, name, 100
+    )  # the directory alone says 100: the worker's header check sees it
+    record = build_allowing_skips(src, tmp_path / "out", splits="val")
+    [skip] = [entry for entry in record["skipped"] if name in str(entry)]
+    assert "local header gives another size" in str(skip)
 
 
 def test_a_truncated_gzip_shard_is_a_one_line_error(layouts, tmp_path):
