@@ -239,27 +239,39 @@ _ZERO_BLOCK = bytes(_BLOCK)
 _FILTER_DEST = "/nonexistent-imagenet-prep-dest"  # where tarfile's data filter pretends to extract to
 
 
-def _plain_file_header(block: bytes) -> tuple[str, int] | None:
-    """(name, size) of a plain regular-file header (the fast path's definition above: tarfile reads it the same
-    way), with a leading ``./`` dropped; None for anything else (a folder, a bad or signed checksum, base-256
-    numbers, a ustar prefix...), which tarfile then judges."""
+def header_byte_sum(block: bytes | bytearray) -> int:
+    """The unsigned byte sum of a 512-byte tar header, in C: adler32's low half is 1 + the byte sum mod 65521,
+    exact for half a block (at most 256 * 255)."""
+    with memoryview(block) as view:
+        return (zlib.adler32(view[:256]) & 0xFFFF) + (zlib.adler32(view[256:]) & 0xFFFF) - 2
+
+
+def _plain_header(block: bytes) -> tuple[str, int, bool] | None:
+    """(name as stored, size, is a folder) of a plain header: ustar/GNU fields in octal, no ustar prefix, no
+    device numbers, a right checksum; None for anything else (tarfile then judges it)."""
     fields = _PLAIN_FIELDS.fullmatch(block, 100, 157)
-    if (
-        fields is None
-        or block[156] == 0x35
-        or block[345]
-        or _PLAIN_DEVICES.fullmatch(block, 329, 345) is None
-    ):
+    # Not plain; or a ustar prefix (tarfile joins it to the name). Linkname, magic, version, uname and gname
+    # (157..329) are not read for a regular member.
+    if fields is None or block[345] or _PLAIN_DEVICES.fullmatch(block, 329, 345) is None:
         return None
-    view = memoryview(block)
-    total = (zlib.adler32(view[:256]) & 0xFFFF) + (zlib.adler32(view[256:]) & 0xFFFF) - 2
-    if total - sum(view[148:156]) + 256 != int(fields[2], 8):
-        return None
+    # The checksum: the byte sum with its own 8 bytes counted as spaces.
+    if header_byte_sum(block) - sum(block[148:156]) + 256 != int(fields[2], 8):
+        return None  # a bad (or signed) checksum: tarfile decides
     end = block.find(0, 0, 100)
     name = block[: end if end >= 0 else 100].decode(tarfile.ENCODING, "surrogateescape")
-    if name.endswith("/"):
-        return None  # NUL type and a trailing '/': a folder to tarfile
-    return (name[2:] if name.startswith("./") else name), int(fields[1], 8)
+    folder = block[156] == 0x35 or (block[156] == 0 and name.endswith("/"))  # '5', or NUL and a '/'
+    return name, int(fields[1], 8), folder
+
+
+def _plain_file_header(block: bytes) -> tuple[str, int] | None:
+    """(name, size) of a plain regular-file header (:func:`_plain_header`: tarfile reads it the same way), with
+    a leading ``./`` dropped; None for anything else (a folder, a name ending in '/', ...), which tarfile then
+    judges."""
+    plain = _plain_header(block)
+    if plain is None or plain[2] or plain[0].endswith("/"):
+        return None
+    name, size, _ = plain
+    return (name[2:] if name.startswith("./") else name), size
 
 
 def _scan_plain(
@@ -269,10 +281,7 @@ def _scan_plain(
     as soon as anything else turns up (the caller then scans the whole tar with tarfile)."""
     if getattr(tarfile, "data_filter", None) is not None and os.path.lexists(_FILTER_DEST):
         return None  # the filter's verdicts would depend on what is there: let it judge every member
-    match_fields = _PLAIN_FIELDS.fullmatch
-    match_devices = _PLAIN_DEVICES.fullmatch
     read_at = source.read_at
-    encoding = tarfile.ENCODING
     members: list[TarMember] = []
     refused: list[tuple[str, str]] = []
     names: set[str] = set()
@@ -285,22 +294,12 @@ def _scan_plain(
             return None
         if block == _ZERO_BLOCK:
             return members, refused  # the end-of-archive marker (tarfile stops there too)
-        fields = match_fields(block, 100, 157)
-        # Not plain; or a ustar prefix (tarfile joins it to the name). Linkname, magic, version, uname and
-        # gname (157..329) are not read for a regular member.
-        if fields is None or block[345] or match_devices(block, 329, 345) is None:
+        plain = _plain_header(block)
+        if plain is None:
             return None
-        # The checksum: the byte sum with its own 8 bytes counted as spaces. adler32's low half is 1 + the byte
-        # sum mod 65521, exact for a half block (at most 256 * 255).
-        view = memoryview(block)
-        total = (zlib.adler32(view[:256]) & 0xFFFF) + (zlib.adler32(view[256:]) & 0xFFFF) - 2
-        if total - sum(view[148:156]) + 256 != int(fields[2], 8):
-            return None  # a bad (or signed) checksum: tarfile decides
-        size = int(fields[1], 8)
+        name, size, folder = plain
         data = pos + _BLOCK
-        end = block.find(0, 0, 100)
-        name = block[: end if end >= 0 else 100].decode(encoding, "surrogateescape")
-        if block[156] == 0x35 or (block[156] == 0 and name.endswith("/")):  # a folder ('5', or NUL and a '/')
+        if folder:
             name = name.rstrip("/")
             if name.startswith("./"):
                 name = name[2:]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 from ..io.atomic import write_bytes_atomic, write_text_atomic
+from ..io.tar import header_byte_sum
 from ..records import ManifestRow, Sample, UnitResult, WorkUnit
 from .base import CheckReport, Problems, WriterContext
 from .imagefolder_check import NotRegularFile, open_regular
@@ -72,10 +72,9 @@ def member_header(name: str, size: int) -> bytes:
     block = bytearray(_ustar_template())
     block[: len(encoded)] = encoded
     block[124:135] = b"%011o" % size
-    view = memoryview(block)  # the checksum (field counted as spaces): the unsigned byte sum, via adler32
-    total = (zlib.adler32(view[:256]) & 0xFFFF) + (zlib.adler32(view[256:]) & 0xFFFF) - 2
-    view.release()
-    block[148:155] = b"%06o\0" % total
+    block[148:155] = b"%06o\0" % header_byte_sum(
+        block
+    )  # the checksum field counted as spaces (the template's)
     return bytes(block)
 
 
