@@ -148,8 +148,17 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 def _loop(args: argparse.Namespace, config: Any, build: Any, worker: Any, run: Any) -> dict[str, Any]:
     """Build once (capturing the units), then time the same units again and again, each repetition followed by
     the floor on the same images' bytes (read beforehand): best of ``--loop`` repetitions each, in this one
-    process, so both share the machine's noise. The per-image path's overhead, without the plan or the finish."""
-    from imagenet_prep.image.process import floor_process
+    process, so both share the machine's noise. The per-image path's overhead, without the plan or the finish.
+
+    Each repetition writes into a fresh copy of OUT's folders (no file of an earlier repetition is replaced:
+    replacing frees inodes, and on a journal-less ext4 creating files next to recently freed inodes is slow).
+    The parts, each timed alone over the same units: ``read`` (the source's reader: header check and read,
+    each image's bytes dropped as the next comes) and ``process`` (``process_image`` on the bytes in memory,
+    against the floor's ``floor_process``); what the whole unit costs beyond those two is the writer, the
+    manifest rows and the done marker."""
+    import dataclasses
+
+    from imagenet_prep.image.process import floor_process, process_image
     from imagenet_prep.sources import source_class
 
     captured: list[tuple[Any, Any]] = []
@@ -161,25 +170,48 @@ def _loop(args: argparse.Namespace, config: Any, build: Any, worker: Any, run: A
     worker.UnitJob.run = capture
     build(config, progress=lambda n: None)
     worker.UnitJob.run = run
-    pieces = []
+    samples, pieces = [], []
     for _job, unit in captured:
         reader = source_class(unit.source).open_unit(unit)
-        pieces.extend(data for _, data in reader)
+        for sample, data in reader:
+            samples.append(sample)
+            pieces.append(data)
         reader.close()
     options = config.image
-    best_unit = best_floor = float("inf")
-    for _ in range(args.loop):
+    first_out = Path(captured[0][0].out)
+    best = {"unit": float("inf"), "floor": float("inf"), "read": float("inf"), "process": float("inf")}
+
+    def timed(part: str, work: Any) -> None:
         started = _usage()
-        for job, unit in captured:
-            run(job, unit)
+        work()
         ended = _usage()
-        best_unit = min(best_unit, sum(ended) - sum(started))
-        started = _usage()
-        for data in pieces:
-            floor_process(data, options)
-        ended = _usage()
-        best_floor = min(best_floor, sum(ended) - sum(started))
-    return {"images": len(pieces), "unit_cpu": best_unit, "floor_cpu": best_floor, "load": os.getloadavg()[0]}
+        best[part] = min(best[part], sum(ended) - sum(started))
+
+    def read_all() -> None:
+        for _job, unit in captured:
+            reader = source_class(unit.source).open_unit(unit)
+            for _ in reader:
+                pass
+            reader.close()
+
+    for repetition in range(args.loop):
+        out = first_out.parent / f"{first_out.name}-loop{repetition}"
+        shutil.copytree(first_out, out, ignore=lambda folder, names: [
+            name for name in names if not os.path.isdir(os.path.join(folder, name))])  # fmt: skip
+        jobs = [(dataclasses.replace(job, out=str(out)), unit) for job, unit in captured]
+        timed("unit", lambda jobs=jobs: [run(job, unit) for job, unit in jobs])
+        timed("floor", lambda: [floor_process(data, options) for data in pieces])
+        timed("read", read_all)
+        timed("process", lambda: [process_image(data, options, sample.name)
+                                  for sample, data in zip(samples, pieces, strict=True)])  # fmt: skip
+    return {
+        "images": len(pieces),
+        "unit_cpu": best["unit"],
+        "floor_cpu": best["floor"],
+        "read_cpu": best["read"],
+        "process_cpu": best["process"],
+        "load": os.getloadavg()[0],
+    }
 
 
 def _per(result: dict[str, Any], scope: str = "", part: str = "") -> float:
@@ -275,10 +307,21 @@ def main(argv: list[str] | None = None) -> int:
                     for code in codes:
                         got = measure(workload, variant, code)
                         unit, floor = got["unit_cpu"] / got["images"], got["floor_cpu"] / got["images"]
+                        parts = ""
+                        if "read_cpu" in got:  # this script's own loop (older copies report no parts)
+                            read, process = (
+                                got["read_cpu"] / got["images"],
+                                got["process_cpu"] / got["images"],
+                            )
+                            rest = unit - read - process
+                            parts = (
+                                f" [read {read * 1e6:.0f} us, process-floor {(process - floor) * 1e6:.0f} us, "
+                                f"write+rows+marker {rest * 1e6:.0f} us]"
+                            )
                         print(
                             f"{workload:12} {variant:12} {code:8} units {unit * 1000:.3f} ms/img floor "
                             f"{floor * 1000:.3f} ms/img overhead {(unit - floor) * 1e6:.0f} us/img "
-                            f"floor/units {floor / unit:.3f} load {got['load']:.2f}",
+                            f"floor/units {floor / unit:.3f}{parts} load {got['load']:.2f}",
                             flush=True,
                         )
             return 0
