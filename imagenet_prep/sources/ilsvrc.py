@@ -138,9 +138,14 @@ def _stems_joined(text: str, count: int) -> str | None:
     if not 0 < dot < len(first) - 1 or "." in extension[1:]:
         return None
     lines = text + "\n"
-    if lines.count(extension + "\n") != count or ("\n" + lines).count("\n" + extension + "\n"):
-        return None  # a name without that extension, or a name that is only the extension
-    return lines.replace(extension + "\n", "\n")[:-1]
+    # Each extension + "\n" ends at one of the ``count`` "\n": the replace removed one from every name exactly
+    # when the length dropped by that much (no separate count: one pass less).
+    stems = lines.replace(extension + "\n", "\n")
+    if len(stems) != len(lines) - count * len(extension):
+        return None  # a name without that extension
+    if stems[0] == "\n" or "\n\n" in stems:
+        return None  # a name that is only the extension
+    return stems[:-1]
 
 
 def packed_files(path: str, columns: MemberColumns) -> Sequence[SourceFile]:
@@ -159,9 +164,17 @@ def packed_files(path: str, columns: MemberColumns) -> Sequence[SourceFile]:
     suffix = first[first.rfind(".") :]
     if columns.header_gap:  # every header the same distance before its data: not stored
         return PackedFiles.with_suffix(
-            path, keys, suffix, columns.offsets, columns.sizes, header_gap=columns.header_gap
+            path,
+            keys,
+            suffix,
+            columns.offsets,
+            columns.sizes,
+            header_gap=columns.header_gap,
+            largest=columns.largest,
         )
-    return PackedFiles.with_suffix(path, keys, suffix, columns.offsets, columns.sizes, columns.header_offsets)
+    return PackedFiles.with_suffix(
+        path, keys, suffix, columns.offsets, columns.sizes, columns.header_offsets, largest=columns.largest
+    )
 
 
 class _ClassFiles(Mapping[str, Sequence[SourceFile]]):
