@@ -466,6 +466,7 @@ class SampleTable(_Rows[Sample]):
             order = sorted(range(len(offsets)), key=offsets.__getitem__)  # stable, as storage_order
         else:
             order = self.storage_order()
+        of_block = [(block.files.locator, block.wnid, block.label) for block in self.blocks]
         pieces = []
         for start in range(0, len(order), chunk):
             rows = order[start : start + chunk]
@@ -474,9 +475,7 @@ class SampleTable(_Rows[Sample]):
             used = dict.fromkeys(blocks_of)  # block -> its index in this piece's sources, first seen first
             for index, b in enumerate(used):
                 used[b] = index
-            sources = [
-                (self.blocks[b].files.locator, self.blocks[b].wnid, self.blocks[b].label) for b in used
-            ]
+            sources = list(map(of_block.__getitem__, used))
             pieces.append(
                 SampleRows(
                     self.split,
@@ -527,11 +526,16 @@ class SampleTable(_Rows[Sample]):
 
 
 def _gatherer(rows: Sequence[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    """A function giving ``[values[row] for row in rows]`` (a tuple; ``rows`` not empty), looped in C."""
-    if len(rows) == 1:
-        only = rows[0]
-        return lambda values: (values[only],)
+    """A function giving ``[values[row] for row in rows]`` (as a tuple), looped in C."""
+    if len(rows) < 2:
+        picked = tuple(rows)
+        return lambda values: tuple(values[row] for row in picked)
     return operator.itemgetter(*rows)
+
+
+def gather(values: Sequence[Any], rows: Sequence[int]) -> list[Any]:
+    """``[values[row] for row in rows]``, looped in C (``operator.itemgetter``)."""
+    return list(_gatherer(rows)(values))
 
 
 def _strings_between(joined: str, ends: array, start: int, end: int) -> list[str]:

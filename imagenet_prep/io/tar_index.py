@@ -339,9 +339,14 @@ def _decode_section(data: bytes, count: int, gap: int, start: int, end: int) -> 
         return None
     if data[8 * count + 7 : 16 * count : 8].translate(None, _LOW_HALF):  # a size's sign bit (little-endian)
         return None
-    first_data = min(offsets)
+    # A scan lists a tar's members in archive order: then its first and last offsets are the extremes (one
+    # pass that compares, instead of a min and a max); any other order is still checked with min and max.
+    if all(map(operator.lt, offsets, itertools.islice(offsets, 1, None))):
+        first_data, last_data = offsets[0], offsets[-1]
+    else:
+        first_data, last_data = min(offsets), max(offsets)
     largest = max(sizes)
-    if max(offsets) + largest > end and max(map(operator.add, offsets, sizes)) > end:
+    if last_data + largest > end and max(map(operator.add, offsets, sizes)) > end:
         return None  # data past the tar's end
     if gap:  # every header gap bytes before its data: within the tar, before the data
         if first_data - gap < start:

@@ -35,3 +35,23 @@ def test_a_negative_size_or_data_past_the_end_is_refused():
     )
     # a size large enough to wrap an int64 sum is still past the end
     assert tar_index._decode_section(*_section(offsets, [2**62, 10], names), START, END) is None
+
+
+def test_offsets_out_of_archive_order_are_checked_at_their_extremes():
+    """Members in archive order are checked at their first and last offsets; in any other order the smallest
+    and the largest offset are found and checked all the same."""
+    names = ["a.JPEG", "b.JPEG", "c.JPEG"]
+    inside = [START + 4096, START + 512, START + 8192]
+    columns = tar_index._decode_section(*_section(inside, [1, 2, 3], names), START, END)
+    assert columns is not None and list(columns.offsets) == inside
+    before_start = [START + 4096, START, START + 8192]  # its header would sit before the tar's start
+    assert tar_index._decode_section(*_section(before_start, [1, 2, 3], names), START, END) is None
+    past_end = [
+        START + 4096,
+        END - 512,
+        START + 8192,
+    ]  # the largest offset in the middle, its data past the end
+    assert tar_index._decode_section(*_section(past_end, [1, 600, 3], names), START, END) is None
+    assert tar_index._decode_section(*_section(past_end, [1, 512, 3], names), START, END) is not None
+    tied = [START + 512, START + 512]  # not strictly ascending: the min/max path
+    assert tar_index._decode_section(*_section(tied, [1, 1], names[:2]), START, END) is not None
