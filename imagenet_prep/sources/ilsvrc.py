@@ -333,7 +333,10 @@ class IlsvrcSource(SourceBase):
         # every name ILSVRC2012_val_<8 digits>.JPEG behind a plain header: keys only (name = key + .JPEG), and
         # the header gap (see packed_files); each class's columns gathered in C (operator.itemgetter)
         keys_only = bool(gap and self._val_names_only)
-        all_keys = columns.text.replace(".JPEG\n", "\n")[:-5].split("\n") if keys_only else []
+        all_keys: list[str] = []
+        if keys_only:  # the keys instead of the names (not both at once: 50,000 strings each)
+            del names, of_name
+            all_keys = columns.text.replace(".JPEG\n", "\n")[:-5].split("\n")
         all_headers = columns.header_offsets if not keys_only else None
         for wnid, picked in rows.items():
             if all_headers is None:  # the section check put every header (offset - gap) within the tar
