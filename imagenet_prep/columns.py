@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -106,6 +107,7 @@ class PackedFiles(_Rows[SourceFile]):
         "_header_offsets",
         "_key_ends",
         "_keys",
+        "_largest",
         "_name_ends",
         "_name_suffix",
         "_names",
@@ -124,8 +126,11 @@ class PackedFiles(_Rows[SourceFile]):
         name_suffix: str | None = None,
         header_gap: int | None = None,
         zip_columns: tuple[bytes | bytearray, array, array] | None = None,
+        largest: int | None = None,
     ) -> None:
         self.locator = locator
+        # max(sizes) when the source knows it already (a checked cache section): one pass less for the cap
+        self._largest = largest
         # (methods, declared sizes, CRC-32s) of zip members, or None
         self._zip = None if zip_columns is None else (bytes(zip_columns[0]), *zip_columns[1:])
         # True when the rows are known to be in the natural order of their keys, as the plan sorts them
@@ -173,6 +178,12 @@ class PackedFiles(_Rows[SourceFile]):
         if self._zip is None:
             return self.sizes
         return array("q", map(max, self.sizes, self._zip[1]))
+
+    def largest_declared(self) -> int:
+        """The largest of :meth:`declared_sizes` (0 without files)."""
+        if self._zip is None and self._largest is not None:
+            return self._largest
+        return max(self.declared_sizes(), default=0)
 
     def _zip_location(self, offset: int, size: int, method: int, raw: int, crc: int) -> ByteLocation:
         compression = ZIP_DEFLATED_AT_HEADER if method == 8 else ZIP_STORED_AT_HEADER
@@ -229,8 +240,10 @@ class PackedFiles(_Rows[SourceFile]):
         header_offsets: Any = None,
         header_gap: int | None = None,
         zip_columns: tuple[bytes | bytearray, array, array] | None = None,
+        largest: int | None = None,
     ) -> PackedFiles:
-        """From keys joined by "\n" (none holding one), each file's name being its key + ``suffix``."""
+        """From keys joined by "\n" (none holding one), each file's name being its key + ``suffix``
+        (``largest``: max(sizes), when known)."""
         return cls(
             locator,
             None,
@@ -241,6 +254,7 @@ class PackedFiles(_Rows[SourceFile]):
             name_suffix=suffix,
             header_gap=header_gap,
             zip_columns=zip_columns,
+            largest=largest,
         )
 
     def names(self) -> list[str]:
@@ -289,6 +303,8 @@ class PackedFiles(_Rows[SourceFile]):
 
     def take(self, rows: Sequence[int]) -> PackedFiles:
         """The files at ``rows``, in that order (self when that is every file in order)."""
+        if isinstance(rows, range) and rows == range(len(self)):
+            return self
         picked = list(rows)
         if len(picked) == len(self) and picked == list(range(len(self))):
             return self
@@ -423,9 +439,9 @@ class SampleTable(_Rows[Sample]):
     def storage_chunks(self, chunk: int) -> list[SampleRows]:
         """The samples in storage order (:meth:`storage_order`), cut every ``chunk`` samples, each piece as
         SampleRows (the same samples as the tuple of them, the same fingerprint): a flat archive's units
-        (val: 50,000 images from 1000 classes interleaved) without a Sample per image."""
-        order = self.storage_order()
-        if not order:
+        (val: 50,000 images from 1000 classes interleaved) without a Sample per image. The columns are
+        gathered with ``operator.itemgetter`` (a loop in C, not a Python loop per row)."""
+        if not self.blocks:
             return []
         suffixes = {block.files.name_suffix() for block in self.blocks}
         suffix = next(iter(suffixes)) if len(suffixes) == 1 else None
@@ -446,25 +462,30 @@ class SampleTable(_Rows[Sample]):
             if has_headers:
                 held = files.header_offsets
                 headers.extend(held if held is not None else array("q", [-1]) * count)
+        if len({block.files.locator for block in self.blocks}) == 1:  # one file: the offsets order it
+            order = sorted(range(len(offsets)), key=offsets.__getitem__)  # stable, as storage_order
+        else:
+            order = self.storage_order()
+        of_block = [(block.files.locator, block.wnid, block.label) for block in self.blocks]
         pieces = []
         for start in range(0, len(order), chunk):
             rows = order[start : start + chunk]
-            used: dict[int, int] = {}  # block -> its index in this piece's sources
-            for row in rows:
-                used.setdefault(source_of[row], len(used))
-            sources = [
-                (self.blocks[b].files.locator, self.blocks[b].wnid, self.blocks[b].label) for b in used
-            ]
+            gather = _gatherer(rows)
+            blocks_of = gather(source_of)
+            used = dict.fromkeys(blocks_of)  # block -> its index in this piece's sources, first seen first
+            for index, b in enumerate(used):
+                used[b] = index
+            sources = list(map(of_block.__getitem__, used))
             pieces.append(
                 SampleRows(
                     self.split,
                     sources,
-                    array("i", [used[source_of[row]] for row in rows]),
-                    [keys[row] for row in rows],
-                    array("q", [offsets[row] for row in rows]),
-                    array("q", [sizes[row] for row in rows]),
-                    array("q", [headers[row] for row in rows]) if has_headers else None,
-                    None if suffix is not None else [names[row] for row in rows],
+                    array("i", map(used.__getitem__, blocks_of)),
+                    list(gather(keys)),  # a list: a tuple would read as (joined, ends)
+                    array("q", gather(offsets)),
+                    array("q", gather(sizes)),
+                    array("q", gather(headers)) if has_headers else None,
+                    None if suffix is not None else list(gather(names)),
                     suffix or "",
                 )
             )
@@ -502,6 +523,19 @@ class SampleTable(_Rows[Sample]):
             files.keys(),
             itertools.repeat(""),
         )
+
+
+def _gatherer(rows: Sequence[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """A function giving ``[values[row] for row in rows]`` (as a tuple), looped in C."""
+    if len(rows) < 2:
+        picked = tuple(rows)
+        return lambda values: tuple(values[row] for row in picked)
+    return operator.itemgetter(*rows)
+
+
+def gather(values: Sequence[Any], rows: Sequence[int]) -> list[Any]:
+    """``[values[row] for row in rows]``, looped in C (``operator.itemgetter``)."""
+    return list(_gatherer(rows)(values))
 
 
 def _strings_between(joined: str, ends: array, start: int, end: int) -> list[str]:

@@ -223,22 +223,31 @@ class IndexedArchive:
 # malformed section counts as absent: that class is indexed again and the cache rewritten).
 Section = tuple[bytes, int, int]  # (the section's bytes, its member count, its header gap)
 _EVEN_BYTES = bytes(range(0, 256, 2))
+_LOW_HALF = bytes(range(128))  # the high byte of a non-negative little-endian int64
 
 
 class MemberColumns:
     """The members of one class tar (or of the val tar) as columns. ``header_gap``: every header starts this
     many bytes before its data (then the header offsets are made from the offsets when asked for)."""
 
-    __slots__ = ("_headers", "header_gap", "offsets", "sizes", "text")
+    __slots__ = ("_headers", "header_gap", "largest", "offsets", "sizes", "text")
 
     def __init__(
-        self, text: str, offsets: array, sizes: array, header_offsets: array | None, header_gap: int = 0
+        self,
+        text: str,
+        offsets: array,
+        sizes: array,
+        header_offsets: array | None,
+        header_gap: int = 0,
+        largest: int | None = None,
     ) -> None:
         self.text = text  # the names joined by "\n"
         self.offsets = offsets  # array("q")
         self.sizes = sizes
         self._headers = header_offsets  # -1: none known; None with a header gap
         self.header_gap = header_gap
+        # max(sizes) when the section check found it (the plan's member-size cap then needs no pass of its own)
+        self.largest = largest
 
     @property
     def header_offsets(self) -> array:
@@ -328,17 +337,25 @@ def _decode_section(data: bytes, count: int, gap: int, start: int, end: int) -> 
     low, second = data[0 : 8 * count : 8], data[1 : 8 * count : 8]
     if low.count(0) != count or second.translate(None, _EVEN_BYTES):
         return None
-    if max(data[8 * count + 7 : 16 * count : 8], default=0) > 127:  # a size's sign bit (little-endian)
+    if data[8 * count + 7 : 16 * count : 8].translate(None, _LOW_HALF):  # a size's sign bit (little-endian)
         return None
-    first_data = min(offsets)
-    if max(offsets) + max(sizes) > end and max(map(operator.add, offsets, sizes)) > end:
+    # A scan lists a tar's members in archive order: then its first and last offsets are the extremes (one
+    # pass that compares, instead of a min and a max); any other order is still checked with min and max.
+    if all(map(operator.lt, offsets, itertools.islice(offsets, 1, None))):
+        first_data, last_data = offsets[0], offsets[-1]
+    else:
+        first_data, last_data = min(offsets), max(offsets)
+    largest = max(sizes)
+    if last_data + largest > end and max(map(operator.add, offsets, sizes)) > end:
         return None  # data past the tar's end
     if gap:  # every header gap bytes before its data: within the tar, before the data
-        return MemberColumns(text, offsets, sizes, None, gap) if first_data - gap >= start else None
+        if first_data - gap < start:
+            return None
+        return MemberColumns(text, offsets, sizes, None, gap, largest)
     assert headers is not None
     if not (min(headers) >= start and first_data >= 0 and all(map(operator.lt, headers, offsets))):
         return None
-    return MemberColumns(text, offsets, sizes, headers, 0)
+    return MemberColumns(text, offsets, sizes, headers, 0, largest)
 
 
 def _sections_ok(table: object, limit: int) -> bool:

@@ -44,6 +44,7 @@ def natural_key(name: str) -> tuple:
 
 # Every name one fixed text, a number, one fixed text (n01440764_10026.JPEG): the natural order is the number's.
 _SHAPE_RE = re.compile(r"(.*\D|)([0-9]+)(\D*)", re.DOTALL)
+_DIGIT_LINES = b"0123456789\n"
 
 
 def _shared_shape_numbers(names: Sequence[str]) -> list[int] | None:
@@ -63,12 +64,20 @@ def _joined_shape_numbers(first: str, lines: str, count: int) -> list[int] | Non
     if shape is None:
         return None
     head, _, tail = shape.groups()
-    if (head and lines.count("\n" + head) != count) or (tail and lines.count(tail + "\n") != count):
-        return None
-    # Every line starts with the head and ends with the tail: what is left of each must be ASCII digits.
+    # Every line must start with the head and end with the tail. Each "\n" + head starts at one of the
+    # ``count`` first "\n" (and each tail + "\n" ends at one of the last ``count``), so the replace removed
+    # ``count`` of each exactly when the length dropped by that much (no separate count: one pass less).
     digits = lines.replace("\n" + head, "\n") if head else lines
-    digits = (digits.replace(tail + "\n", "\n") if tail else digits)[1:-1]
-    if not digits.isascii() or not digits.replace("\n", "").isdigit():
+    if len(digits) != len(lines) - count * len(head):
+        return None
+    if tail:
+        shorter = len(digits) - count * len(tail)
+        digits = digits.replace(tail + "\n", "\n")
+        if len(digits) != shorter:
+            return None
+    digits = digits[1:-1]
+    # what is left of each line must be ASCII digits (isascii is O(1); the bytes' delete runs in C)
+    if not digits.isascii() or digits.encode().translate(None, _DIGIT_LINES):
         return None
     if "\n\n" in digits or digits.startswith("\n") or digits.endswith("\n"):
         return None  # an empty number
@@ -101,11 +110,12 @@ def choose_positions(keys: Sequence[str], count: int | None, seed: int, split: s
     return [picked[i] for i in natural_order([keys[p] for p in picked])]
 
 
-def choose_kept(files: PackedFiles, count: int | None, seed: int, split: str, wnid: str) -> list[int]:
+def choose_kept(files: PackedFiles, count: int | None, seed: int, split: str, wnid: str) -> Sequence[int]:
     """:func:`choose_positions` over a class's kept files (:func:`kept_files`): when they are known to be in
-    the natural order of their keys already and all are taken, that order (what sorting them again gives)."""
+    the natural order of their keys already and all are taken, that order (what sorting them again gives),
+    as a range (``PackedFiles.take`` of every row in order is then the files themselves, with no list made)."""
     if files.key_ordered and (count is None or count >= len(files)):
-        return list(range(len(files)))
+        return range(len(files))
     return choose_positions(files.keys(), count, seed, split, wnid)
 
 
@@ -178,13 +188,14 @@ def kept_files(
         return _unique_keys(
             source, split, wnid, _within_cap(source, split, wnid, files, cap, refused), refused
         )
-    sizes = files.declared_sizes()  # a zip member's declared (inflated) size counts
-    if max(sizes, default=0) <= cap:
+    largest = files.largest_declared()  # a zip member's declared (inflated) size counts
+    if largest <= cap:
         fast = _kept_by_key_numbers(files)
         if fast is not None:
             return fast
+    sizes = files.declared_sizes()
     names = files.names()
-    above = [row for row, size in enumerate(sizes) if size > cap] if max(sizes, default=0) > cap else []
+    above = [row for row, size in enumerate(sizes) if size > cap] if largest > cap else []
     for row in above:
         refused.append((source.member_label(split, wnid, names[row]), _cap_reason(int(sizes[row]), cap)))
     rows = [row for row, size in enumerate(sizes) if size <= cap] if above else list(range(len(names)))

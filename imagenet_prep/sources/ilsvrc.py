@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from ..columns import PackedFiles
+from ..columns import PackedFiles, gather
 from ..errors import InputError
 from ..fetch.catalog import DEVKIT_DIR, DEVKIT_TAR, TRAIN_TAR, VAL_TAR
 from ..io.bytesource import is_remote, open_byte_source
@@ -138,9 +138,14 @@ def _stems_joined(text: str, count: int) -> str | None:
     if not 0 < dot < len(first) - 1 or "." in extension[1:]:
         return None
     lines = text + "\n"
-    if lines.count(extension + "\n") != count or ("\n" + lines).count("\n" + extension + "\n"):
-        return None  # a name without that extension, or a name that is only the extension
-    return lines.replace(extension + "\n", "\n")[:-1]
+    # Each extension + "\n" ends at one of the ``count`` "\n": the replace removed one from every name exactly
+    # when the length dropped by that much (no separate count: one pass less).
+    stems = lines.replace(extension + "\n", "\n")
+    if len(stems) != len(lines) - count * len(extension):
+        return None  # a name without that extension
+    if stems[0] == "\n" or "\n\n" in stems:
+        return None  # a name that is only the extension
+    return stems[:-1]
 
 
 def packed_files(path: str, columns: MemberColumns) -> Sequence[SourceFile]:
@@ -159,9 +164,17 @@ def packed_files(path: str, columns: MemberColumns) -> Sequence[SourceFile]:
     suffix = first[first.rfind(".") :]
     if columns.header_gap:  # every header the same distance before its data: not stored
         return PackedFiles.with_suffix(
-            path, keys, suffix, columns.offsets, columns.sizes, header_gap=columns.header_gap
+            path,
+            keys,
+            suffix,
+            columns.offsets,
+            columns.sizes,
+            header_gap=columns.header_gap,
+            largest=columns.largest,
         )
-    return PackedFiles.with_suffix(path, keys, suffix, columns.offsets, columns.sizes, columns.header_offsets)
+    return PackedFiles.with_suffix(
+        path, keys, suffix, columns.offsets, columns.sizes, columns.header_offsets, largest=columns.largest
+    )
 
 
 class _ClassFiles(Mapping[str, Sequence[SourceFile]]):
@@ -316,32 +329,41 @@ class IlsvrcSource(SourceBase):
             if wnid in chosen:
                 rows[wnid].append(row)
         files: dict[str, Sequence[SourceFile]] = {}
-        all_headers, offsets, sizes = columns.header_offsets, columns.offsets, columns.sizes
-        gap = columns.header_gap
+        offsets, sizes, gap = columns.offsets, columns.sizes, columns.header_gap
+        # every name ILSVRC2012_val_<8 digits>.JPEG behind a plain header: keys only (name = key + .JPEG), and
+        # the header gap (see packed_files); each class's columns gathered in C (operator.itemgetter)
+        keys_only = bool(gap and self._val_names_only)
+        all_keys: list[str] = []
+        if keys_only:  # the keys instead of the names (not both at once: 50,000 strings each)
+            del names, of_name
+            all_keys = columns.text.replace(".JPEG\n", "\n")[:-5].split("\n")
+        all_headers = columns.header_offsets if not keys_only else None
         for wnid, picked in rows.items():
-            held = [names[row] for row in picked]
-            headers = [all_headers[row] for row in picked]
-            if picked and min(headers) < 0:  # a member without a header offset: plain records
-                members = columns.members()
-                files[wnid] = _files(path, [members[row] for row in picked])
-                continue
-            if gap and self._val_names_only:
-                # every name ILSVRC2012_val_<8 digits>.JPEG behind a plain header: keys only (name = key +
-                # .JPEG), and the header gap (see packed_files)
-                keys = [name[:-5] for name in held]
+            if all_headers is None:  # the section check put every header (offset - gap) within the tar
                 files[wnid] = PackedFiles(
                     path,
                     None,
-                    keys,
-                    [offsets[row] for row in picked],
-                    [sizes[row] for row in picked],
+                    gather(all_keys, picked),
+                    array("q", gather(offsets, picked)),
+                    array("q", gather(sizes, picked)),
                     name_suffix=".JPEG",
                     header_gap=gap,
                 )
                 continue
+            held = gather(names, picked)
+            headers = gather(all_headers, picked)
+            if picked and min(headers) < 0:  # a member without a header offset: plain records
+                members = columns.members()
+                files[wnid] = _files(path, [members[row] for row in picked])
+                continue
             keys = [_stem(name) for name in held]
             files[wnid] = PackedFiles(
-                path, held, keys, [offsets[row] for row in picked], [sizes[row] for row in picked], headers
+                path,
+                held,
+                keys,
+                array("q", gather(offsets, picked)),
+                array("q", gather(sizes, picked)),
+                headers,
             )
         refused = tuple((f"val/{name}", reason) for name, reason in [*archive.refused, *strays])
         return SplitIndex(

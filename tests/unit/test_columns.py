@@ -175,3 +175,46 @@ def test_a_table_of_zip_columns_is_cut_in_storage_order_as_samples_not_rows():
     units = group_in_storage_order("val", table, chunk=2)
     assert [type(samples) for _, samples in units] == [tuple, tuple]  # SampleRows would drop the zip columns
     assert [s.location for _, samples in units for s in samples] == [f.location for f in files]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 100])
+def test_storage_chunks_order_ties_and_several_files_as_sorted_does(chunk):
+    """One file: the rows are ordered by offset alone (ties keep table order, as a stable sort of the samples
+    does); several files: by file, then offset. Either way the pieces are sorted()'s samples, chunked."""
+    a = _files([1, 4, 7], start=4096, wnid="n01440764")
+    b = _files([2, 5], start=4096, wnid="n01443537")  # the same offsets as a's first two: ties
+    other = [
+        SourceFile(f.name, f.key, ByteLocation("/data/other.tar", f.location.offset, f.location.size))
+        for f in _files([9, 8], start=4096, wnid="n01484850")
+    ]
+    one_file = SampleTable(
+        "val", [SampleBlock("n01440764", 0, _compact(a)), SampleBlock("n01443537", 1, _compact(b))]
+    )
+    two_files = SampleTable("val", [*one_file.blocks, SampleBlock("n01484850", 2, PackedFiles.of(other))])
+    for table in (one_file, two_files):
+        ordered = sorted(table, key=lambda s: (s.location.locator, s.location.offset))
+        pieces = table.storage_chunks(chunk)
+        assert [tuple(piece) for piece in pieces] == [
+            tuple(ordered[i : i + chunk]) for i in range(0, len(ordered), chunk)
+        ]
+        assert [s.wnid for s in pieces[0]][:2] == ["n01440764", "n01443537"][: min(chunk, 2)]
+
+
+def test_take_of_every_row_as_a_range_is_the_files_themselves():
+    files = _files([7, 10026, 3])
+    compact = _compact(files)
+    assert compact.take(range(3)) is compact and compact.take([0, 1, 2]) is compact
+    assert compact.take(range(1, 3)) == tuple(files[1:]) and compact.take(range(0)) == ()
+    assert compact.take(range(2, -1, -1)) == tuple(reversed(files))
+
+
+def test_the_largest_declared_size_is_the_given_one_or_the_columns_max():
+    files = _files([7, 10026, 3])
+    compact = _compact(files)
+    assert compact.largest_declared() == max(f.location.size for f in files)
+    given = PackedFiles.with_suffix(
+        LOCATOR, "\n".join(f.key for f in files), ".JPEG", compact.offsets, compact.sizes, header_gap=512,
+        largest=max(compact.sizes),
+    )  # fmt: skip
+    assert given.largest_declared() == compact.largest_declared()
+    assert _compact([]).largest_declared() == 0
