@@ -979,9 +979,21 @@ def layout_builds(folder: Path, layouts: tuple[str, ...], workers: int) -> dict[
     }
 
 
+QUIET_THRESHOLD = 0.25  # --quiet-threshold: other processes' busy cores above which a measurement is "noisy"
+
+
+def _quiet(runs: list[dict], a: str, b: str) -> list[dict]:
+    """The runs in which other processes stayed quiet (at most QUIET_THRESHOLD cores busy) while both a and b
+    were measured, when there are 2 or more of them; else every run."""
+    quiet = [
+        r for r in runs if max(r[a].get("other_cores", 0.0), r[b].get("other_cores", 0.0)) <= QUIET_THRESHOLD
+    ]
+    return quiet if len(quiet) >= 2 else runs
+
+
 def _speed(runs: list[dict], a: str, b: str) -> float | None:
-    """Median over runs of a's images per second over b's (a's speed as a multiple of b's)."""
-    return median([run_[a]["per_s"] / run_[b]["per_s"] for run_ in runs])
+    """Median over the quiet runs of a's images per second over b's (a's speed as a multiple of b's)."""
+    return median([run_[a]["per_s"] / run_[b]["per_s"] for run_ in _quiet(runs, a, b)])
 
 
 def _cpu(runs: list[dict], a: str, b: str) -> float | None:
@@ -989,7 +1001,7 @@ def _cpu(runs: list[dict], a: str, b: str) -> float | None:
     if any(run_[v].get("cpu") is None for run_ in runs for v in (a, b)):
         return None
     return median(
-        [(run_[b]["cpu"] / run_[b]["images"]) / (run_[a]["cpu"] / run_[a]["images"]) for run_ in runs]
+        [(r[b]["cpu"] / r[b]["images"]) / (r[a]["cpu"] / r[a]["images"]) for r in _quiet(runs, a, b)]
     )
 
 
@@ -1488,6 +1500,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(scale, indent=2))
         return 0
     if args.quick:
+        global QUIET_THRESHOLD
+        QUIET_THRESHOLD = args.quiet_threshold
         return bench_quick(args, out)
     if args.sources:
         return bench_sources(args, out)
