@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import cli
+from support import cli, without_package
 from support.tree import tree_hashes
 
 pytest.importorskip("zlib_ng")  # the test extra installs it: the comparison needs both readers
@@ -30,11 +30,7 @@ LAYOUTS = ("hf-tar", "blurred", "winter21", "kaggle-zip-2019")
 def without_zlib_ng(tmp_path_factory) -> dict[str, str]:
     """The environment of a process in which `import zlib_ng` fails (a package of that name that raises
     ImportError, first on the path), whether or not the real one is installed."""
-    shadow = tmp_path_factory.mktemp("shadow")
-    (shadow / "zlib_ng").mkdir()
-    (shadow / "zlib_ng" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
-    path = os.pathsep.join(p for p in (str(shadow), os.environ.get("PYTHONPATH", "")) if p)
-    return {"PYTHONPATH": path}
+    return without_package(tmp_path_factory.mktemp("shadow"), "zlib_ng")
 
 
 def _build(release: Path, out: Path, env: dict[str, str] | None = None) -> dict:

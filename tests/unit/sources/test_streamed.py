@@ -50,14 +50,18 @@ def inflater(request, monkeypatch):
     close_cursors()
 
 
-def _tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+def _tar_bytes(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    path.write_bytes(gzip.compress(buf.getvalue(), compresslevel=1, mtime=0))
+    return buf.getvalue()
+
+
+def _tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+    path.write_bytes(gzip.compress(_tar_bytes(members), compresslevel=1, mtime=0))
     return path
 
 
@@ -215,16 +219,6 @@ def test_the_inflater_in_use_is_named_with_its_version_and_opens_the_streams(tmp
     finally:
         opened.close()
         source.close()
-
-
-def _tar_bytes(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def _damaged(kind: str, tar: bytes) -> tuple[bytes, str, str]:
