@@ -86,7 +86,10 @@ _chosen: list[tuple[str, type[gzip.GzipFile]]] = []  # set on first use
 
 
 def _stdlib_error(exc: Exception) -> Exception:
-    """zlib-ng's error as the stdlib's: ``zlib.error`` (the same zlib texts), and the CRC message in hex."""
+    """zlib-ng's error as the stdlib's: ``zlib.error`` (the same zlib texts; tarfile words a ``zlib.error`` met in
+    a header its own way), and the CRC message in hex. One difference stays: a few stray bytes (fewer than a
+    gzip header) after the last member read as a cut stream ("is truncated") where the stdlib says "Not a
+    gzipped file"; both messages ask for a re-download."""
     if isinstance(exc, gzip.BadGzipFile):
         crc = _STDLIB_CRC.fullmatch(str(exc))
         if crc:
