@@ -36,6 +36,7 @@ from ..outputs.base import UnitSize, WriterContext
 from ..outputs.record import write_build_record
 from ..plan import BuildPlan, make_plan
 from ..records import ImageIssue, UnitResult, WorkUnit
+from ..sources.streamed import STREAM, inflater
 from .state import (
     STATE_DIR,
     assign_shards,
@@ -454,6 +455,10 @@ def _finish(
     seconds = time.perf_counter() - started
     extra = {key: dict(value) if isinstance(value, dict) else value for key, value in plan.record.items()}
     extra["preprocessing"] = preprocessing_record(config.image)  # so a metric on the output traces back to it
+    if any(unit.samples and unit.samples[0].location.compression == STREAM for unit in plan.units):
+        extra["inflater"] = (
+            inflater()
+        )  # what inflated the gzip streams (zlib-ng with the fast extra): speed only
     counters: dict[str, int] = {}
     for result in ordered:
         for name, count in result.counters:

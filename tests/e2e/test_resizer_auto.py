@@ -5,12 +5,11 @@ engine, and run as printed it brings the tree back byte for byte."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
 
 import pytest
-from support import cli, snapshot
+from support import cli, snapshot, without_package
 
 from imagenet_prep.image import fast_resizer_available
 
@@ -29,11 +28,7 @@ def release(tmp_path_factory) -> Path:
 def without_fast(tmp_path_factory) -> dict[str, str]:
     """The environment of a process in which `import cykooz_resizer` fails (a package of that name that raises
     ImportError, first on the path), whether or not the real one is installed."""
-    shadow = tmp_path_factory.mktemp("shadow")
-    (shadow / "cykooz_resizer").mkdir()
-    (shadow / "cykooz_resizer" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
-    path = os.pathsep.join(p for p in (str(shadow), os.environ.get("PYTHONPATH", "")) if p)
-    return {"PYTHONPATH": path}
+    return without_package(tmp_path_factory.mktemp("shadow"), "cykooz_resizer")
 
 
 def _build(release: Path, out: Path, *options: str, env: dict[str, str] | None = None) -> dict:

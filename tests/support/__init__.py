@@ -5,7 +5,7 @@ the test defaults, image bytes, a real HTTP server, hand-made tars and the kill 
 from __future__ import annotations
 
 from support.build import read_manifest, run_build
-from support.cli import build_argv, cli, cli_argv, one_line_error
+from support.cli import build_argv, cli, cli_argv, one_line_error, without_package
 from support.paths import CONFIGS, DATA, REPO, TESTS_DATA
 from support.tree import snapshot
 
@@ -21,4 +21,5 @@ __all__ = [
     "read_manifest",
     "run_build",
     "snapshot",
+    "without_package",
 ]

@@ -65,3 +65,13 @@ def one_line_error(done: subprocess.CompletedProcess, code: int = 2) -> str:
     line = one_line(done, code)
     assert line.startswith("imagenet-prep: error: "), done.stderr
     return line
+
+
+def without_package(shadow: Path, package: str) -> dict[str, str]:
+    """The environment (for ``cli``'s ``env``) of a process in which ``import package`` fails: a package of that
+    name that raises ImportError, written into ``shadow`` and put first on the path, whether or not the real
+    one is installed (an optional extra, absent)."""
+    (shadow / package).mkdir(parents=True)
+    (shadow / package / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    path = os.pathsep.join(p for p in (str(shadow), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path}

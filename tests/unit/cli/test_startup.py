@@ -18,7 +18,7 @@ from imagenet_prep import classes
 
 PROBE = """
 import json, sys
-HEAVY = ("numpy", "PIL", "pyarrow", "dask", "distributed", "fsspec")
+HEAVY = ("numpy", "PIL", "pyarrow", "dask", "distributed", "fsspec", "zlib_ng")
 from imagenet_prep.cli import main
 sys.argv = ["imagenet-prep", *json.loads(sys.argv[1])]
 try:
@@ -84,7 +84,7 @@ def test_leaves_under_dog_come_from_the_bundled_hierarchy() -> None:
 
 SELECT_PROBE = """
 import json, sys
-HEAVY = ("numpy", "PIL", "pyarrow", "dask", "distributed", "fsspec")
+HEAVY = ("numpy", "PIL", "pyarrow", "dask", "distributed", "fsspec", "zlib_ng")
 from pathlib import Path
 from imagenet_prep import classes
 from imagenet_prep.config import BuildConfig
@@ -156,7 +156,7 @@ def test_console_script_help() -> None:
         assert command in result.stdout
 
 
-HEAVY = ("numpy", "PIL", "pyarrow", "dask", "distributed", "fsspec", "nltk")
+HEAVY = ("numpy", "PIL", "pyarrow", "dask", "distributed", "fsspec", "nltk", "zlib_ng")
 
 
 @pytest.mark.parametrize(
