@@ -456,9 +456,8 @@ def _finish(
     extra = {key: dict(value) if isinstance(value, dict) else value for key, value in plan.record.items()}
     extra["preprocessing"] = preprocessing_record(config.image)  # so a metric on the output traces back to it
     if any(unit.samples and unit.samples[0].location.compression == STREAM for unit in plan.units):
-        extra["inflater"] = (
-            inflater()
-        )  # what inflated the gzip streams (zlib-ng with the fast extra): speed only
+        # What inflated the gzip streams (zlib-ng with the fast extra, else the stdlib's): speed only.
+        extra["inflater"] = inflater()
     counters: dict[str, int] = {}
     for result in ordered:
         for name, count in result.counters:
